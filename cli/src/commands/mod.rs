@@ -1,0 +1,144 @@
+//! The `churn` command line: argument definitions and dispatch.
+//!
+//! One file per subcommand; each parses its arguments, builds the adapters
+//! the configuration names, and calls the `churn-service` handler.
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::progress::Progress;
+
+mod context;
+mod demo;
+mod generate;
+mod models;
+mod rescore;
+mod risk_list;
+mod score;
+mod serve;
+mod train;
+
+/// Default model store (after `churn demo`).
+pub const DEFAULT_MODELS: &str = "./churn-data/models";
+/// Default flag store (after `churn demo`).
+pub const DEFAULT_FLAGS: &str = "sqlite://./churn-data/flags.db";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "churn",
+    version,
+    about = "Churn risk scoring: train a model on engagement features, score customers, keep risk lists",
+    long_about = "Churn risk scoring: train a model on engagement features, score customers, keep \
+                  risk lists.\n\nThe same handlers run as AWS Lambda functions (models in S3, flags \
+                  in DynamoDB) and here on your machine (models in a directory, flags in SQLite). \
+                  After `churn demo`, every other command works with no options.",
+    after_help = "Examples:\n  churn demo\n  churn risk-list --band high --limit 20\n  churn train --data customers.csv --id customer_id --label churned\n\nExit codes: 0 success, 1 user error, 2 internal error."
+)]
+pub struct Cli {
+    /// No progress or notes on stderr (results and errors are still printed).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate synthetic data, train, rescore everyone and show the high-risk list.
+    Demo(demo::DemoArgs),
+    /// Write a seeded synthetic engagement table (CSV or Parquet).
+    Generate(generate::GenerateArgs),
+    /// Train a model on a feature table and promote it if it passes the gate.
+    Train(train::TrainArgs),
+    /// Score a feature table with the current model into a CSV file.
+    Score(score::ScoreArgs),
+    /// Score a feature snapshot and write the flags to the flag store.
+    Rescore(rescore::RescoreArgs),
+    /// Show the at-risk customers of a band, most likely to churn first.
+    #[command(name = "risk-list")]
+    RiskList(risk_list::RiskListArgs),
+    /// Serve the score API (the Lambda function's routes) on a local HTTP server.
+    Serve(serve::ServeArgs),
+    /// List, promote and roll back models.
+    Models(models::ModelsArgs),
+}
+
+/// Where models live.
+#[derive(Debug, Clone, Args)]
+pub struct ModelsStoreArg {
+    /// Model store: a directory, or s3://bucket/prefix.
+    #[arg(long = "models", env = "CHURN_MODELS", default_value = DEFAULT_MODELS, value_name = "DIR_OR_S3_URI")]
+    pub models: String,
+}
+
+/// Where flags live.
+#[derive(Debug, Clone, Args)]
+pub struct FlagsStoreArg {
+    /// Flag store: sqlite://FILE or dynamodb://TABLE.
+    #[arg(long = "flags", env = "CHURN_FLAGS", default_value = DEFAULT_FLAGS, value_name = "URI")]
+    pub flags: String,
+}
+
+/// A whole number of at least 1 (counts, limits).
+pub fn positive(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(0) => Err("must be at least 1".to_string()),
+        Ok(n) => Ok(n),
+        Err(_) => Err("expected a whole number".to_string()),
+    }
+}
+
+/// Run the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let progress = Progress::new(cli.quiet);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("could not start the async runtime: {e}"))?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Demo(args) => demo::run(args, progress).await,
+            Command::Generate(args) => generate::run(args, progress).await,
+            Command::Train(args) => train::run(args, progress).await,
+            Command::Score(args) => score::run(args, progress).await,
+            Command::Rescore(args) => rescore::run(args, progress).await,
+            Command::RiskList(args) => risk_list::run(args, progress).await,
+            Command::Serve(args) => serve::run(args, progress).await,
+            Command::Models(args) => models::run(args, progress).await,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_subcommand_has_an_example() {
+        let cli = Cli::command();
+        for sub in cli.get_subcommands() {
+            let help = sub
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            assert!(help.contains("churn "), "{} has no example", sub.get_name());
+            for nested in sub.get_subcommands() {
+                let help = nested
+                    .get_after_help()
+                    .map(|h| h.to_string())
+                    .unwrap_or_default();
+                assert!(
+                    help.contains("churn "),
+                    "{} has no example",
+                    nested.get_name()
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! `churn rescore`: the rescore handler (the scheduled Lambda's) on a snapshot.
+
+use clap::Args;
+
+use churn_service::handlers::rescore::{run_event, RescoreSummary};
+use churn_service::handlers::HandlerError;
+use churn_service::services::Services;
+
+use super::{context, FlagsStoreArg, ModelsStoreArg};
+use crate::output::{self, Table};
+use crate::progress::Progress;
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  churn rescore --data ./churn-data/customers.csv\n  churn rescore --data s3://bucket/snapshots/today/ --models s3://bucket/models --flags dynamodb://churn-flags\n\n\
+Unchanged scores (same band, probability moved less than CHURN_SCORE_EPSILON)\n\
+are not rewritten; rows that fail validation are reported and skipped."
+)]
+pub struct RescoreArgs {
+    /// Feature snapshot: a .csv or .parquet file, or s3://bucket/key (a prefix = all its parts).
+    #[arg(long, value_name = "FILE_OR_URI")]
+    pub data: String,
+    #[command(flatten)]
+    pub models: ModelsStoreArg,
+    #[command(flatten)]
+    pub flags: FlagsStoreArg,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(args: RescoreArgs, progress: Progress) -> anyhow::Result<()> {
+    let config = context::config(Some(&args.models.models), Some(&args.flags.flags))?;
+    // Refuse before the flag store is created when there is nothing to score with.
+    if context::model_store(&config)
+        .await
+        .current_pointer()
+        .await?
+        .is_none()
+    {
+        return Err(context::no_model(&config));
+    }
+    let services = context::services(&config, true).await?;
+    let summary = rescore(&services, &args.data, progress).await?;
+    if args.json {
+        output::print_json(&summary)?;
+    } else {
+        output::print(&render(&summary))?;
+    }
+    write_failures(&summary)
+}
+
+/// Calls the rescore handler (the scheduled Lambda's) on `data`. Shared with `demo`.
+pub async fn rescore(
+    services: &Services,
+    data: &str,
+    progress: Progress,
+) -> anyhow::Result<RescoreSummary> {
+    let step = progress.step(format!("rescoring {data}"));
+    let event = serde_json::json!({ "snapshot": data });
+    let summary = run_event(services, &event).await.map_err(|e| match e {
+        HandlerError::NoModel => context::no_model(&services.config),
+        other => other.into(),
+    })?;
+    step.done(format!(
+        "rescored {} rows with model {} into {}",
+        summary.rows,
+        super::train::short_id(&summary.model_id),
+        context::flags_display(&services.config)
+    ));
+    if summary.failed_rows_count > 0 {
+        eprintln!(
+            "warning: {} rows could not be scored:",
+            summary.failed_rows_count
+        );
+        for f in summary.failed_rows.iter().take(SHOWN_FAILURES) {
+            match &f.part {
+                Some(part) => eprintln!("  {part}: row {}: {}", f.row, f.message),
+                None => eprintln!("  row {}: {}", f.row, f.message),
+            }
+        }
+        let shown = summary.failed_rows.len().min(SHOWN_FAILURES);
+        if summary.failed_rows_count > shown {
+            eprintln!("  ... and {} more", summary.failed_rows_count - shown);
+        }
+    }
+    Ok(summary)
+}
+
+/// Flags the store could not write are an error (exit 2) after the summary.
+pub fn write_failures(summary: &RescoreSummary) -> anyhow::Result<()> {
+    if summary.write_failures_count == 0 {
+        return Ok(());
+    }
+    let first = summary
+        .write_failures
+        .first()
+        .map(|f| format!(" (first: {}: {})", f.customer_id, f.reason))
+        .unwrap_or_default();
+    Err(anyhow::anyhow!(
+        "{} flags could not be written{first}",
+        summary.write_failures_count
+    ))
+}
+
+/// The rescore summary for people.
+pub fn render(s: &RescoreSummary) -> String {
+    let mut t = Table::new(["", "rows"]).right(&[1]);
+    t.row(["read".to_string(), s.rows.to_string()]);
+    t.row(["scored".to_string(), s.scored.to_string()]);
+    t.row(["written".to_string(), s.written.to_string()]);
+    t.row([
+        "unchanged (not rewritten)".to_string(),
+        s.skipped_unchanged.to_string(),
+    ]);
+    t.row([
+        "stale (newer score stored)".to_string(),
+        s.stale_rejected.to_string(),
+    ]);
+    t.row(["newly at risk".to_string(), s.newly_at_risk.to_string()]);
+    t.row(["failed rows".to_string(), s.failed_rows_count.to_string()]);
+    t.row([
+        "write failures".to_string(),
+        s.write_failures_count.to_string(),
+    ]);
+    format!(
+        "snapshot  {}\nmodel     {}\n\n{}",
+        s.snapshot,
+        s.model_id,
+        t.render()
+    )
+}
+
+/// Failed rows listed on stderr (the count is exact).
+const SHOWN_FAILURES: usize = 10;

@@ -1,0 +1,1047 @@
+//! Every `churn` command driven through the built binary: the happy paths
+//! against a small `churn demo` (3,000 customers) and the error cases a new
+//! user runs into (missing file, wrong column, empty model store, bad schema
+//! file, unknown model id, no flag store).
+
+use assert_cmd::Command;
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+const CUSTOMERS: usize = 3000;
+
+/// `churn` run in `dir`, with no store configuration from the environment.
+fn churn(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("churn").unwrap();
+    cmd.current_dir(dir)
+        .env_remove("CHURN_MODELS")
+        .env_remove("CHURN_FLAGS")
+        .env_remove("CHURN_SNAPSHOT")
+        .env_remove("CHURN_BAND_HIGH_SHARE")
+        .env_remove("CHURN_BAND_MEDIUM_SHARE")
+        .env_remove("CHURN_BAND_HIGH_CUTOFF")
+        .env_remove("CHURN_BAND_MEDIUM_CUTOFF");
+    cmd
+}
+
+/// Runs and returns (exit code, stdout, stderr).
+fn run(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// A user error: exit 1 and exactly one sentence on stderr, no backtrace.
+fn assert_user_error(cmd: &mut Command, needle: &str) -> String {
+    let (code, stdout, stderr) = run(cmd.arg("--quiet"));
+    assert_eq!(
+        code, 1,
+        "expected exit 1; stdout: {stdout}\nstderr: {stderr}"
+    );
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "one line expected: {stderr}"
+    );
+    assert!(
+        !stderr.contains("backtrace") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(needle),
+        "stderr does not mention {needle:?}: {stderr}"
+    );
+    stderr
+}
+
+/// A directory where `churn demo --customers 3000` ran with the default
+/// `--dir`, so every other command works there with no options. Shared by
+/// the read-only tests; tests that write use a copy.
+fn demo() -> &'static Path {
+    static DEMO: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DEMO.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let (code, stdout, stderr) =
+            run(churn(dir.path()).args(["demo", "--customers", &CUSTOMERS.to_string()]));
+        assert_eq!(code, 0, "demo failed: {stderr}");
+        assert!(stdout.contains("Top 20 of the high-risk list"), "{stdout}");
+        dir
+    })
+    .path()
+}
+
+/// A private copy of the demo directory for tests that write.
+fn demo_copy() -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(&demo().join("churn-data"), &copy.path().join("churn-data"));
+    copy
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+fn data_csv() -> PathBuf {
+    demo().join("churn-data/customers.csv")
+}
+
+// ---------------------------------------------------------------- demo
+
+#[test]
+fn demo_trains_rescores_and_shows_the_high_risk_list_with_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) =
+        run(churn(dir.path()).args(["demo", "--customers", "2000", "--seed", "7", "--dir", "out"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("promoted  yes"), "{stdout}");
+    assert!(stdout.contains("ROC AUC"));
+    assert!(stdout.contains("== Rescored 2000 customers"), "{stdout}");
+    let list = stdout
+        .split("high-risk list ==")
+        .nth(1)
+        .expect("risk list section");
+    let rows: Vec<&str> = list
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .next()
+                .is_some_and(|n| n.parse::<usize>().is_ok())
+        })
+        .collect();
+    assert_eq!(rows.len(), 20, "{list}");
+    for row in &rows {
+        assert!(row.contains(" high "), "{row}");
+        assert!(row.contains("(typical "), "no reasons: {row}");
+    }
+    // A non-default --dir is spelled out in the suggested next commands.
+    assert!(stdout.contains("--flags sqlite://out/flags.db"), "{stdout}");
+    for file in [
+        "out/customers.csv",
+        "out/flags.db",
+        "out/models/current.json",
+    ] {
+        assert!(dir.path().join(file).exists(), "{file} missing");
+    }
+    // Progress went to stderr as plain lines (not a terminal).
+    assert!(stderr.contains("training on"), "{stderr}");
+
+    // Again on the same --dir: the same data retrained later is the same
+    // model (same id, created_at aside); the stored artifact is kept and
+    // stays the promoted one, its sha256 in current.json.
+    let pointer = |dir: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out/models/current.json")).unwrap())
+            .unwrap()
+    };
+    let first = pointer(dir.path());
+    let id = first["model_id"].as_str().unwrap().to_string();
+    let artifact_path = dir.path().join("out/models").join(&id).join("model.json");
+    let artifact = std::fs::read(&artifact_path).unwrap();
+    let created_at = json(std::str::from_utf8(&artifact).unwrap())["created_at"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!created_at.starts_with("1970"), "{created_at}");
+    let (code, stdout, stderr) =
+        run(churn(dir.path()).args(["demo", "--customers", "2000", "--seed", "7", "--dir", "out"]));
+    assert_eq!(code, 0, "second demo failed: {stderr}");
+    assert!(stdout.contains("promoted  yes"), "{stdout}");
+    let second = pointer(dir.path());
+    assert_eq!(second["model_id"], first["model_id"]);
+    assert_eq!(
+        std::fs::read(&artifact_path).unwrap(),
+        artifact,
+        "never overwritten"
+    );
+    assert_eq!(
+        second["sha256"].as_str().unwrap(),
+        churn_service::model_store::sha256_hex(&artifact)
+    );
+}
+
+#[test]
+fn demo_is_quiet_with_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) =
+        run(churn(dir.path()).args(["--quiet", "demo", "--customers", "1500", "--dir", "d"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stderr, "");
+    assert!(stdout.contains("high-risk list"));
+    assert_user_error(
+        churn(dir.path()).args(["demo", "--customers", "100", "--dir", "t"]),
+        "at least 1000",
+    );
+}
+
+// ---------------------------------------------------------------- generate
+
+#[test]
+fn generate_writes_seeded_csv_and_parquet() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (name, seed) in [("a.csv", "5"), ("b.csv", "5"), ("c.csv", "6")] {
+        let (code, _, stderr) = run(churn(d).args([
+            "generate",
+            "--customers",
+            "500",
+            "--seed",
+            seed,
+            "--out",
+            name,
+        ]));
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let a = std::fs::read_to_string(d.join("a.csv")).unwrap();
+    assert_eq!(a.lines().count(), 501);
+    let header: Vec<&str> = a.lines().next().unwrap().split(',').collect();
+    for col in [
+        "customer_id",
+        "logins_30d",
+        "plan",
+        "region",
+        "nps",
+        "churned",
+    ] {
+        assert!(header.contains(&col), "{col} missing from {header:?}");
+    }
+    assert_eq!(
+        a,
+        std::fs::read_to_string(d.join("b.csv")).unwrap(),
+        "same seed, same table"
+    );
+    assert_ne!(a, std::fs::read_to_string(d.join("c.csv")).unwrap());
+
+    let (code, _, stderr) =
+        run(churn(d).args(["generate", "--customers", "500", "--out", "sub/x.parquet"]));
+    assert_eq!(code, 0, "{stderr}");
+    let bytes = std::fs::read(d.join("sub/x.parquet")).unwrap();
+    assert_eq!(&bytes[..4], b"PAR1");
+
+    assert_user_error(
+        churn(d).args(["generate", "--customers", "5", "--out", "x.txt"]),
+        ".csv or .parquet",
+    );
+    let (code, _, stderr) = run(churn(d).args(["generate", "--customers", "0", "--out", "x.csv"]));
+    assert_eq!(code, 1);
+    assert!(
+        stderr.starts_with("error: invalid value '0' for '--customers"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("at least 1"), "{stderr}");
+}
+
+// ---------------------------------------------------------------- train
+
+#[test]
+fn train_json_reports_model_metrics_and_promotion() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = data_csv();
+    let (code, stdout, stderr) = run(churn(d).args([
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--id",
+        "customer_id",
+        "--label",
+        "churned",
+        "--models",
+        "m",
+        "--json",
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    let report = json(&stdout);
+    let model_id = report["model_id"].as_str().unwrap();
+    assert_eq!(model_id.len(), 64);
+    assert_eq!(report["promoted"], true);
+    let auc = report["metrics"]["roc_auc"].as_f64().unwrap();
+    assert!(auc > 0.7 && auc <= 1.0, "auc {auc}");
+    assert!(
+        report["bands"]["high"].as_f64().unwrap() > report["bands"]["medium"].as_f64().unwrap()
+    );
+    assert_eq!(report["top_coefficients"].as_array().unwrap().len(), 10);
+    assert!(d.join("m").join(model_id).join("model.json").exists());
+
+    // The human report of a second model on the same store names the champion.
+    let (code, stdout, stderr) = run(churn(d).args([
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--models",
+        "m",
+        "--seed",
+        "11",
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("Holdout metrics"), "{stdout}");
+    assert!(stdout.contains("Risk bands"));
+    assert!(stdout.contains("Top coefficients"));
+    assert!(stdout.contains("champion"), "{stdout}");
+    assert!(stdout.contains("promoted  yes") || stdout.contains("promoted  no"));
+}
+
+#[test]
+fn train_with_a_schema_file_and_renamed_columns_then_score_renames_the_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The same data with other id and label names, and labels as yes/no.
+    let text = std::fs::read_to_string(data_csv()).unwrap();
+    let mut lines = text.lines();
+    let header = lines
+        .next()
+        .unwrap()
+        .replace("customer_id", "account")
+        .replace("churned", "cancelled");
+    let mut out = String::from(&header);
+    out.push('\n');
+    for line in lines {
+        let (rest, label) = line.rsplit_once(',').unwrap();
+        out.push_str(&format!(
+            "{rest},{}\n",
+            if label == "1" { "yes" } else { "no" }
+        ));
+    }
+    std::fs::write(d.join("accounts.csv"), out).unwrap();
+    std::fs::write(
+        d.join("schema.toml"),
+        "[columns.region]\nkind = \"ignored\"\n",
+    )
+    .unwrap();
+
+    let (code, stdout, stderr) = run(churn(d).args([
+        "train",
+        "--data",
+        "accounts.csv",
+        "--id",
+        "account",
+        "--label",
+        "cancelled",
+        "--schema",
+        "schema.toml",
+        "--models",
+        "m",
+        "--json",
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    let report = json(&stdout);
+    assert_eq!(report["promoted"], true);
+    let names: Vec<&str> = report["top_coefficients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.starts_with("region")),
+        "ignored column used: {names:?}"
+    );
+
+    let (code, _, stderr) = run(churn(d).args([
+        "score",
+        "--data",
+        "accounts.csv",
+        "--out",
+        "scores.csv",
+        "--models",
+        "m",
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    let scores = std::fs::read_to_string(d.join("scores.csv")).unwrap();
+    assert!(
+        scores.starts_with("customer_id,churn_probability,risk_band,reason_1,reason_2,reason_3\n")
+    );
+    assert_eq!(scores.lines().count(), CUSTOMERS + 1);
+    assert!(scores.lines().nth(1).unwrap().starts_with("cust_"));
+}
+
+/// The bands of a `churn train --json` report and of the stored artifact.
+fn trained_bands(dir: &Path, stdout: &str) -> (Value, Value) {
+    let report = json(stdout);
+    let id = report["model_id"].as_str().unwrap();
+    let stored = std::fs::read_to_string(dir.join("m").join(id).join("model.json")).unwrap();
+    (report["bands"].clone(), json(&stored)["bands"].clone())
+}
+
+#[test]
+fn train_band_options_and_their_variables_reach_the_stored_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = data_csv();
+    let data = data.to_str().unwrap();
+    let base = ["train", "--data", data, "--models", "m", "--json"];
+
+    // Fixed cutoffs: stored as given.
+    let (code, stdout, stderr) =
+        run(churn(d)
+            .args(base)
+            .args(["--high-cutoff", "0.5", "--medium-cutoff", "0.2"]));
+    assert_eq!(code, 0, "{stderr}");
+    let (reported, stored) = trained_bands(d, &stdout);
+    assert_eq!(reported, stored);
+    assert_eq!(stored["high"].as_f64(), Some(0.5));
+    assert_eq!(stored["medium"].as_f64(), Some(0.2));
+    assert_eq!(stored["policy"]["policy"], "fixed");
+
+    // Shares from the environment (the options' fallbacks), then an option
+    // winning over its variable.
+    let (code, stdout, stderr) = run(churn(d)
+        .args(base)
+        .env("CHURN_BAND_HIGH_SHARE", "0.02")
+        .env("CHURN_BAND_MEDIUM_SHARE", "0.05"));
+    assert_eq!(code, 0, "{stderr}");
+    let (_, narrow) = trained_bands(d, &stdout);
+    assert_eq!(narrow["policy"]["policy"], "quantile");
+    assert_eq!(narrow["policy"]["high_share"].as_f64(), Some(0.02));
+    assert_eq!(narrow["policy"]["medium_share"].as_f64(), Some(0.05));
+    let (code, stdout, stderr) = run(churn(d)
+        .args(base)
+        .args(["--high-share", "0.3"])
+        .env("CHURN_BAND_HIGH_SHARE", "0.02"));
+    assert_eq!(code, 0, "{stderr}");
+    let (_, wide) = trained_bands(d, &stdout);
+    assert_eq!(wide["policy"]["high_share"].as_f64(), Some(0.3));
+    assert_eq!(wide["policy"]["medium_share"].as_f64(), Some(0.2));
+    assert!(
+        wide["high"].as_f64() < narrow["high"].as_f64(),
+        "a larger high share lowers the high cutoff: {wide} vs {narrow}"
+    );
+
+    // The two forms conflict, also through a variable; cutoffs come in pairs;
+    // out-of-order cutoffs name the variable. Exit 1 each time.
+    for (args, envs, needle) in [
+        (
+            vec![
+                "--high-share",
+                "0.1",
+                "--high-cutoff",
+                "0.5",
+                "--medium-cutoff",
+                "0.2",
+            ],
+            vec![],
+            "cannot be used with",
+        ),
+        (
+            vec!["--high-cutoff", "0.5", "--medium-cutoff", "0.2"],
+            vec![("CHURN_BAND_MEDIUM_SHARE", "0.1")],
+            "cannot be used with",
+        ),
+        (vec!["--high-cutoff", "0.5"], vec![], "--medium-cutoff"),
+        (
+            vec!["--high-cutoff", "0.2", "--medium-cutoff", "0.5"],
+            vec![],
+            "CHURN_BAND_MEDIUM_CUTOFF",
+        ),
+        (
+            vec!["--high-share", "0.8", "--medium-share", "0.5"],
+            vec![],
+            "CHURN_BAND_MEDIUM_SHARE",
+        ),
+        (
+            vec!["--high-cutoff", "high", "--medium-cutoff", "0.2"],
+            vec![],
+            "--high-cutoff",
+        ),
+    ] {
+        let mut cmd = churn(d);
+        cmd.args(base).args(&args).arg("--quiet");
+        for (k, v) in &envs {
+            cmd.env(k, v);
+        }
+        let (code, _, stderr) = run(&mut cmd);
+        assert_eq!(code, 1, "{args:?} {envs:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?} {envs:?}: {stderr}");
+    }
+}
+
+#[test]
+fn train_errors_are_user_errors_naming_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = data_csv();
+    let data = data.to_str().unwrap();
+    // Missing file.
+    assert_user_error(
+        churn(d).args(["train", "--data", "nope.csv", "--models", "m"]),
+        "nope.csv",
+    );
+    // Wrong label column / wrong id column.
+    assert_user_error(
+        churn(d).args([
+            "train",
+            "--data",
+            data,
+            "--label",
+            "cancelled",
+            "--models",
+            "m",
+        ]),
+        "cancelled",
+    );
+    assert_user_error(
+        churn(d).args([
+            "train",
+            "--data",
+            data,
+            "--id",
+            "account_no",
+            "--models",
+            "m",
+        ]),
+        "account_no",
+    );
+    // Bad schema file, missing schema file.
+    std::fs::write(d.join("bad.toml"), "this is = = not toml [").unwrap();
+    assert_user_error(
+        churn(d).args([
+            "train", "--data", data, "--schema", "bad.toml", "--models", "m",
+        ]),
+        "schema",
+    );
+    assert_user_error(
+        churn(d).args([
+            "train",
+            "--data",
+            data,
+            "--schema",
+            "missing.toml",
+            "--models",
+            "m",
+        ]),
+        "missing.toml",
+    );
+    // Unsupported input format.
+    std::fs::write(d.join("data.json"), "{}").unwrap();
+    assert_user_error(
+        churn(d).args(["train", "--data", "data.json", "--models", "m"]),
+        "data.json",
+    );
+    // Nothing was stored.
+    assert!(!d.join("m/current.json").exists());
+}
+
+// ---------------------------------------------------------------- empty stores
+
+#[test]
+fn an_empty_model_store_is_a_user_error_everywhere_it_matters() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = data_csv();
+    let data = data.to_str().unwrap();
+    assert_user_error(
+        churn(d).args(["score", "--data", data, "--out", "s.csv"]),
+        "no model has been promoted",
+    );
+    assert_user_error(
+        churn(d).args(["rescore", "--data", data]),
+        "no model has been promoted",
+    );
+    assert_user_error(churn(d).args(["models", "rollback"]), "roll back");
+    assert_user_error(churn(d).args(["models", "promote", "abc123"]), "abc123");
+    let (code, stdout, _) = run(churn(d).args(["models", "list"]));
+    assert_eq!(code, 0);
+    assert!(stdout.contains("no models"), "{stdout}");
+    let (code, stdout, _) = run(churn(d).args(["models", "list", "--format", "json"]));
+    assert_eq!(code, 0);
+    assert_eq!(json(&stdout), Value::Array(vec![]));
+    // No flag store yet: a clear user error, and nothing created.
+    assert_user_error(churn(d).args(["risk-list"]), "no flag store");
+    assert!(
+        !d.join("churn-data").exists(),
+        "read-only commands must not create stores"
+    );
+    // Invalid store URIs.
+    assert_user_error(
+        churn(d).args(["risk-list", "--flags", "postgres://x"]),
+        "sqlite://",
+    );
+    assert_user_error(
+        churn(d)
+            .args(["risk-list"])
+            .env("CHURN_FLAGS", "mysql://db"),
+        "mysql://db",
+    );
+}
+
+// ---------------------------------------------------------------- after the demo
+
+#[test]
+fn risk_list_reads_the_demo_flags_in_every_format() {
+    let d = demo();
+    let (code, stdout, stderr) =
+        run(churn(d).args(["risk-list", "--limit", "50", "--format", "csv"]));
+    assert_eq!(code, 0, "{stderr}");
+    let mut reader = csv_rows(&stdout);
+    let header = reader.remove(0);
+    assert_eq!(header[0], "customer_id");
+    assert_eq!(header[1], "churn_probability");
+    assert_eq!(reader.len(), 50);
+    let probs: Vec<f64> = reader.iter().map(|r| r[1].parse().unwrap()).collect();
+    assert!(
+        probs.windows(2).all(|w| w[0] >= w[1]),
+        "not sorted: {probs:?}"
+    );
+    assert!(reader.iter().all(|r| r[2] == "high"));
+    assert!(reader.iter().all(|r| r[7].contains("(typical ")));
+
+    let (code, stdout, _) = run(churn(d).args([
+        "risk-list",
+        "--band",
+        "medium",
+        "--limit",
+        "5",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(code, 0);
+    let list = json(&stdout);
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 5);
+    for flag in list {
+        assert_eq!(flag["risk_band"], "medium");
+        assert!(flag["customer_id"].as_str().unwrap().starts_with("cust_"));
+        assert!(!flag["reasons"].as_array().unwrap().is_empty());
+        assert_eq!(flag["model_id"].as_str().unwrap().len(), 64);
+    }
+    // More than one store page (1000) is followed through the cursor.
+    let (code, stdout, _) = run(churn(d).args([
+        "risk-list",
+        "--band",
+        "medium",
+        "--limit",
+        "5000",
+        "--format",
+        "csv",
+    ]));
+    assert_eq!(code, 0);
+    let medium = csv_rows(&stdout).len() - 1;
+    assert!(medium > 300 && medium < 1500, "{medium} medium customers");
+
+    let (code, stdout, _) = run(churn(d).args(["risk-list", "--limit", "3"]));
+    assert_eq!(code, 0);
+    let rows: Vec<&str> = stdout.lines().collect();
+    assert_eq!(rows.len(), 2 + 3, "{stdout}");
+    assert!(rows[0].contains("customer_id") && rows[0].contains("top reasons"));
+
+    assert_user_error(
+        churn(d).args(["risk-list", "--band", "low"]),
+        "not on risk lists",
+    );
+}
+
+fn csv_rows(text: &str) -> Vec<Vec<String>> {
+    // Minimal CSV reader for the tests: quoted cells may hold commas.
+    text.lines()
+        .map(|line| {
+            let mut cells = Vec::new();
+            let mut cell = String::new();
+            let mut quoted = false;
+            let mut chars = line.chars().peekable();
+            while let Some(c) = chars.next() {
+                match (c, quoted) {
+                    ('"', true) if chars.peek() == Some(&'"') => {
+                        cell.push('"');
+                        chars.next();
+                    }
+                    ('"', _) => quoted = !quoted,
+                    (',', false) => cells.push(std::mem::take(&mut cell)),
+                    (c, _) => cell.push(c),
+                }
+            }
+            cells.push(cell);
+            cells
+        })
+        .collect()
+}
+
+#[test]
+fn score_writes_one_line_per_customer() {
+    let d = demo();
+    let out = tempfile::tempdir().unwrap();
+    let scores_path = out.path().join("scores.csv");
+    let (code, _, stderr) = run(churn(d).args([
+        "score",
+        "--data",
+        "churn-data/customers.csv",
+        "--out",
+        scores_path.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    let rows = csv_rows(&std::fs::read_to_string(&scores_path).unwrap());
+    assert_eq!(
+        rows[0],
+        [
+            "customer_id",
+            "churn_probability",
+            "risk_band",
+            "reason_1",
+            "reason_2",
+            "reason_3"
+        ]
+    );
+    assert_eq!(rows.len(), CUSTOMERS + 1);
+    let mut high = 0;
+    for row in &rows[1..] {
+        let p: f64 = row[1].parse().unwrap();
+        assert!((0.0..=1.0).contains(&p));
+        assert!(["high", "medium", "low"].contains(&row[2].as_str()));
+        high += usize::from(row[2] == "high");
+    }
+    // The high band is about the top 10 % of holdout scores.
+    assert!(high > CUSTOMERS / 20 && high < CUSTOMERS / 5, "{high} high");
+
+    assert_user_error(
+        churn(d).args([
+            "score",
+            "--data",
+            "churn-data/customers.csv",
+            "--out",
+            "x.parquet",
+        ]),
+        ".csv",
+    );
+    assert_user_error(
+        churn(d).args(["score", "--data", "missing.csv", "--out", "x.csv"]),
+        "missing.csv",
+    );
+}
+
+#[test]
+fn score_reports_bad_rows_and_scores_the_rest() {
+    let d = demo();
+    let work = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(data_csv()).unwrap();
+    let mut lines: Vec<String> = text.lines().take(11).map(str::to_string).collect();
+    // Row 3: a word in a numeric column.
+    let mut cells: Vec<String> = lines[3].split(',').map(str::to_string).collect();
+    cells[1] = "lots".into();
+    lines[3] = cells.join(",");
+    std::fs::write(work.path().join("bad.csv"), lines.join("\n") + "\n").unwrap();
+    let out = work.path().join("s.csv");
+    let (code, _, stderr) = run(churn(d).args([
+        "score",
+        "--data",
+        work.path().join("bad.csv").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("1 rows could not be scored"), "{stderr}");
+    assert!(stderr.contains("row 3"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap().lines().count(),
+        1 + 9
+    );
+}
+
+#[test]
+fn rescore_again_rewrites_nothing_and_counts_it() {
+    let copy = demo_copy();
+    let (code, stdout, stderr) =
+        run(churn(copy.path()).args(["rescore", "--data", "churn-data/customers.csv", "--json"]));
+    assert_eq!(code, 0, "{stderr}");
+    let s = json(&stdout);
+    assert_eq!(s["rows"], CUSTOMERS);
+    assert_eq!(s["scored"], CUSTOMERS);
+    assert_eq!(s["written"], 0);
+    assert_eq!(s["skipped_unchanged"], CUSTOMERS);
+    assert_eq!(s["newly_at_risk"], 0);
+    assert_eq!(s["failed_rows_count"], 0);
+
+    let (code, stdout, _) =
+        run(churn(copy.path()).args(["rescore", "--data", "churn-data/customers.csv"]));
+    assert_eq!(code, 0);
+    assert!(stdout.contains("unchanged (not rewritten)"), "{stdout}");
+    assert_user_error(
+        churn(copy.path()).args(["rescore", "--data", "gone.csv"]),
+        "gone.csv",
+    );
+}
+
+#[test]
+fn models_list_promote_and_rollback() {
+    let copy = demo_copy();
+    let d = copy.path();
+    let list = |d: &Path| {
+        let (code, stdout, stderr) = run(churn(d).args(["models", "list", "--format", "json"]));
+        assert_eq!(code, 0, "{stderr}");
+        json(&stdout)
+    };
+    let before = list(d);
+    let before = before.as_array().unwrap();
+    assert_eq!(before.len(), 1);
+    assert_eq!(before[0]["current"], true);
+    let first = before[0]["model_id"].as_str().unwrap().to_string();
+    assert!(before[0]["roc_auc"].as_f64().unwrap() > 0.7);
+
+    // A candidate trained on other seeds, then promoted by hand (by prefix).
+    let (code, stdout, stderr) = run(churn(d).args([
+        "train",
+        "--data",
+        "churn-data/customers.csv",
+        "--seed",
+        "99",
+        "--json",
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    let second = json(&stdout)["model_id"].as_str().unwrap().to_string();
+    assert_ne!(first, second);
+    let (code, stdout, stderr) = run(churn(d).args(["models", "promote", &second[..10]]));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.trim(), format!("current model: {second}"));
+    let now = list(d);
+    let current: Vec<&str> = now
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["current"] == true)
+        .map(|m| m["model_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(current, [second.as_str()]);
+    let (code, stdout, _) = run(churn(d).args(["models", "list"]));
+    assert_eq!(code, 0);
+    let starred: Vec<&str> = stdout.lines().filter(|l| l.starts_with('*')).collect();
+    assert_eq!(starred.len(), 1);
+    assert!(starred[0].contains(&second));
+
+    let (code, stdout, stderr) = run(churn(d).args(["models", "rollback"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.trim(), format!("current model: {first}"));
+    let pointer = std::fs::read_to_string(d.join("churn-data/models/current.json")).unwrap();
+    assert!(pointer.contains(&first), "{pointer}");
+
+    assert_user_error(
+        churn(d).args(["models", "promote", "0000deadbeef"]),
+        "0000deadbeef",
+    );
+    assert_user_error(churn(d).args(["models", "promote", "../etc"]), "../etc");
+}
+
+#[test]
+fn a_broken_model_store_is_an_internal_error_exit_2() {
+    let copy = demo_copy();
+    let d = copy.path();
+    let models = d.join("churn-data/models");
+    let pointer = std::fs::read_to_string(models.join("current.json")).unwrap();
+    let id = json(&pointer)["model_id"].as_str().unwrap().to_string();
+    // The artifact changed under the pointer: refused, exit 2, one line.
+    let artifact = models.join(&id).join("model.json");
+    let mut bytes = std::fs::read_to_string(&artifact).unwrap();
+    bytes = bytes.replacen("\"intercept\": ", "\"intercept\": 1", 1);
+    std::fs::write(&artifact, bytes).unwrap();
+    let (code, _, stderr) = run(churn(d).args([
+        "-q",
+        "score",
+        "--data",
+        "churn-data/customers.csv",
+        "--out",
+        "s.csv",
+    ]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.starts_with("internal error: "), "{stderr}");
+    assert!(stderr.contains("sha256 mismatch"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    // An unreadable pointer.
+    std::fs::write(models.join("current.json"), "{not json").unwrap();
+    let (code, _, stderr) = run(churn(d).args(["-q", "models", "rollback"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("current.json"), "{stderr}");
+}
+
+#[test]
+fn env_vars_are_fallbacks_for_store_options() {
+    let d = demo();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let flags = format!("sqlite://{}", d.join("churn-data/flags.db").display());
+    let models = d.join("churn-data/models");
+    let (code, stdout, stderr) = run(churn(elsewhere.path())
+        .args(["risk-list", "--limit", "2", "--format", "json"])
+        .env("CHURN_FLAGS", &flags));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(json(&stdout).as_array().unwrap().len(), 2);
+    let (code, stdout, _) = run(churn(elsewhere.path())
+        .args(["models", "list", "--format", "json"])
+        .env("CHURN_MODELS", &models));
+    assert_eq!(code, 0);
+    assert_eq!(json(&stdout).as_array().unwrap().len(), 1);
+    // The option wins over the variable.
+    let (code, stdout, _) = run(churn(elsewhere.path())
+        .args(["models", "list", "--format", "json", "--models", "empty"])
+        .env("CHURN_MODELS", &models));
+    assert_eq!(code, 0);
+    assert_eq!(json(&stdout), Value::Array(vec![]));
+}
+
+// ---------------------------------------------------------------- serve
+
+/// The running `churn serve`, killed on drop.
+struct Server {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(dir: &Path) -> Server {
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("churn"))
+        .current_dir(dir)
+        .env_remove("CHURN_MODELS")
+        .env_remove("CHURN_FLAGS")
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    Server { child, addr }
+}
+
+/// One HTTP/1.1 request; returns the status and the JSON body.
+fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status: u16 = response.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or("");
+    (status, json(body))
+}
+
+#[test]
+fn serve_answers_the_score_api_routes() {
+    let server = start_server(demo());
+    let a = server.addr.as_str();
+
+    let (status, page) = http(a, "GET", "/v1/risk-list?band=high&limit=3", "");
+    assert_eq!(status, 200, "{page}");
+    let flags = page["flags"].as_array().unwrap();
+    assert_eq!(flags.len(), 3);
+    assert!(page["next_cursor"].is_string(), "{page}");
+    let top_id = flags[0]["customer_id"].as_str().unwrap().to_string();
+
+    let (status, flag) = http(a, "GET", &format!("/v1/customers/{top_id}"), "");
+    assert_eq!(status, 200);
+    assert_eq!(flag["customer_id"], top_id.as_str());
+    assert_eq!(flag["risk_band"], "high");
+
+    let (status, err) = http(a, "GET", "/v1/customers/nobody-here", "");
+    assert_eq!(status, 404);
+    assert!(err["error"].is_string());
+
+    let body = r#"{"customers":[{"customer_id":"c1","features":{"logins_30d":0,"days_since_last_login":60,"billing_failures_90d":3,"plan":"basic"}},{"customer_id":"c2","features":{"logins_30d":40,"features_used":12}}],"persist":false}"#;
+    let (status, scored) = http(a, "POST", "/v1/score", body);
+    assert_eq!(status, 200, "{scored}");
+    assert_eq!(scored["model_id"].as_str().unwrap().len(), 64);
+    let scores = scored["scores"].as_array().unwrap();
+    assert_eq!(scores.len(), 2);
+    let p1 = scores[0]["churn_probability"].as_f64().unwrap();
+    let p2 = scores[1]["churn_probability"].as_f64().unwrap();
+    assert!(p1 > p2, "a disengaged customer scores higher: {p1} vs {p2}");
+    assert_eq!(scores[0]["reasons"].as_array().unwrap().len(), 3);
+
+    let (status, err) = http(a, "POST", "/v1/score", "{not json");
+    assert_eq!(status, 400);
+    assert!(err["error"].is_string());
+}
+
+#[test]
+fn serve_persists_scores_when_asked() {
+    let copy = demo_copy();
+    let server = start_server(copy.path());
+    let a = server.addr.as_str();
+    let body = r#"{"customers":[{"customer_id":"new-1","features":{"logins_30d":0,"billing_failures_90d":4}}],"persist":true}"#;
+    let (status, scored) = http(a, "POST", "/v1/score", body);
+    assert_eq!(status, 200, "{scored}");
+    let (status, flag) = http(a, "GET", "/v1/customers/new-1", "");
+    assert_eq!(status, 200, "{flag}");
+    assert_eq!(
+        flag["churn_probability"],
+        scored["scores"][0]["churn_probability"]
+    );
+    drop(server);
+    // The same flag store, read by the CLI.
+    let (code, stdout, _) = run(churn(copy.path()).args([
+        "risk-list",
+        "--band",
+        &flag["risk_band"].as_str().unwrap().to_string(),
+        "--limit",
+        "5000",
+        "--format",
+        "csv",
+    ]));
+    if flag["risk_band"] != "low" {
+        assert_eq!(code, 0);
+        assert!(stdout.contains("\nnew-1,"), "persisted flag not listed");
+    }
+}
+
+#[test]
+fn serve_without_a_model_answers_503_and_a_taken_port_is_a_user_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(dir.path());
+    let body = r#"{"customers":[{"customer_id":"c1","features":{}}]}"#;
+    let (status, err) = http(&server.addr, "POST", "/v1/score", body);
+    assert_eq!(status, 503, "{err}");
+    assert_user_error(
+        churn(dir.path()).args(["serve", "--addr", &server.addr]),
+        "cannot listen",
+    );
+}
+
+#[test]
+fn the_shared_demo_output_was_complete() {
+    // The shared demo ran with defaults: its stores are where the other
+    // commands look without options.
+    let d = demo();
+    for file in [
+        "churn-data/customers.csv",
+        "churn-data/flags.db",
+        "churn-data/models/current.json",
+    ] {
+        assert!(d.join(file).exists(), "{file}");
+    }
+}

@@ -1,0 +1,22 @@
+//! AWS Lambda function `rescore`: an EventBridge scheduled event (rescores
+//! `CHURN_SNAPSHOT`), `{"snapshot": "s3://..."}`, or one Step Functions
+//! Distributed Map item. Wiring only: the handler is
+//! `churn_service::handlers::rescore`. Returns the rescore summary as JSON.
+
+use churn_service::config::ServiceConfig;
+use churn_service::handlers::rescore::run_event;
+use churn_service::services::Services;
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let services = Services::from_config(ServiceConfig::from_env()?).await?;
+    let services = &services;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let summary = run_event(services, &event.payload).await?;
+        Ok::<Value, lambda_runtime::Error>(serde_json::to_value(summary)?)
+    }))
+    .await
+}

@@ -1,0 +1,35 @@
+//! AWS Lambda function `score`: the HTTP API (`POST /v1/score`,
+//! `GET /v1/customers/{id}`, `GET /v1/risk-list`) behind a Function URL or
+//! API Gateway. Wiring only: the handler is `churn_service::handlers::score_api`.
+//!
+//! Cold start: only configuration and clients are built before the runtime
+//! loop; the promoted model is fetched on the first request and re-checked
+//! every `CHURN_MODEL_REFRESH_SECS`.
+
+use bytes::Bytes;
+use churn_service::config::ServiceConfig;
+use churn_service::handlers::score_api::{handle, ScoreApi};
+use churn_service::services::Services;
+use lambda_http::{service_fn, Body, Request};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let services = Services::from_config(ServiceConfig::from_env()?).await?;
+    let services = &services;
+    lambda_http::run(service_fn(move |request: Request| async move {
+        let api = ScoreApi {
+            models: &services.cache,
+            flags: services.flags.as_ref(),
+            config: &services.config,
+        };
+        let (parts, body) = request.into_parts();
+        let request =
+            lambda_http::http::Request::from_parts(parts, Bytes::copy_from_slice(body.as_ref()));
+        let response = handle(api, request).await;
+        Ok::<_, lambda_http::Error>(
+            response.map(|b| Body::Text(String::from_utf8_lossy(&b).into_owned())),
+        )
+    }))
+    .await
+}

@@ -1,0 +1,763 @@
+//! Service configuration read from the environment (names in docs/CONTRACTS.md).
+//!
+//! The same variables configure the Lambda functions and the CLI, so parsing
+//! lives here once. Every error names the variable and the offending value.
+
+use crate::error::{Error, Result};
+use churn_model::BandPolicy;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where models are stored: `CHURN_MODELS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelsLocation {
+    /// A local directory (`<dir>/<model_id>/model.json`, `<dir>/current.json`).
+    Dir(PathBuf),
+    /// `s3://bucket/prefix`; `prefix` has no leading or trailing `/` and may be empty.
+    S3 { bucket: String, prefix: String },
+}
+
+/// Where flags are stored: `CHURN_FLAGS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlagsLocation {
+    /// `sqlite://path` (relative or absolute; `sqlite:///abs/path` also accepted).
+    Sqlite(PathBuf),
+    /// `dynamodb://table`.
+    DynamoDb { table: String },
+}
+
+/// Everything the handlers and adapters need from the environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceConfig {
+    /// `CHURN_MODELS` (default `./churn-data/models`).
+    pub models: ModelsLocation,
+    /// `CHURN_FLAGS` (default `sqlite://./churn-data/flags.db`).
+    pub flags: FlagsLocation,
+    /// `CHURN_SNAPSHOT`, unparsed: the feature readers own its URI syntax.
+    pub snapshot: Option<String>,
+    /// `CHURN_MODEL_REFRESH_SECS` (default 60 s).
+    pub model_refresh: Duration,
+    /// `CHURN_SCORE_EPSILON` (default 0.01), in `[0, 1]`.
+    pub score_epsilon: f64,
+    /// `CHURN_GATE_MIN_AUC` (default 0.60), in `[0, 1]`.
+    pub gate_min_auc: f64,
+    /// `CHURN_GATE_MAX_AUC_DROP` (default 0.01), in `[0, 1]`.
+    pub gate_max_auc_drop: f64,
+    /// `CHURN_RISK_LIST_SHARDS` (default 8), 1..=256.
+    pub risk_list_shards: u32,
+    /// `CHURN_WRITE_DEADLINE_SECS` (default 60 s).
+    pub write_deadline: Duration,
+    /// Risk-band policy for training: `CHURN_BAND_HIGH_SHARE` /
+    /// `CHURN_BAND_MEDIUM_SHARE` (shares of holdout scores, default 0.10 /
+    /// 0.20) or `CHURN_BAND_HIGH_CUTOFF` / `CHURN_BAND_MEDIUM_CUTOFF` (fixed
+    /// probabilities, set together); the two forms are exclusive.
+    pub bands: BandPolicy,
+}
+
+/// Share of holdout scores in the high band (default 0.10).
+pub const BAND_HIGH_SHARE: &str = "CHURN_BAND_HIGH_SHARE";
+/// Share of holdout scores in the medium band, below the high ones (default 0.20).
+pub const BAND_MEDIUM_SHARE: &str = "CHURN_BAND_MEDIUM_SHARE";
+/// Fixed probability from which a customer is high risk (with [`BAND_MEDIUM_CUTOFF`]).
+pub const BAND_HIGH_CUTOFF: &str = "CHURN_BAND_HIGH_CUTOFF";
+/// Fixed probability from which a customer is medium risk (with [`BAND_HIGH_CUTOFF`]).
+pub const BAND_MEDIUM_CUTOFF: &str = "CHURN_BAND_MEDIUM_CUTOFF";
+/// Default of `CHURN_BAND_HIGH_SHARE`.
+pub const DEFAULT_BAND_HIGH_SHARE: f64 = 0.10;
+/// Default of `CHURN_BAND_MEDIUM_SHARE`.
+pub const DEFAULT_BAND_MEDIUM_SHARE: f64 = 0.20;
+
+/// Default of `CHURN_MODELS`.
+pub const DEFAULT_MODELS: &str = "./churn-data/models";
+/// Default of `CHURN_FLAGS`.
+pub const DEFAULT_FLAGS: &str = "sqlite://./churn-data/flags.db";
+/// Most risk-list shards accepted: every page queries each shard.
+pub const MAX_RISK_LIST_SHARDS: u32 = 256;
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            models: ModelsLocation::Dir(PathBuf::from(DEFAULT_MODELS)),
+            flags: FlagsLocation::Sqlite(PathBuf::from("./churn-data/flags.db")),
+            snapshot: None,
+            model_refresh: Duration::from_secs(60),
+            score_epsilon: 0.01,
+            gate_min_auc: 0.60,
+            gate_max_auc_drop: 0.01,
+            risk_list_shards: 8,
+            write_deadline: Duration::from_secs(60),
+            bands: BandPolicy::Quantile {
+                high_share: DEFAULT_BAND_HIGH_SHARE,
+                medium_share: DEFAULT_BAND_MEDIUM_SHARE,
+            },
+        }
+    }
+}
+
+impl ServiceConfig {
+    /// Reads the configuration from the process environment.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the first variable that is set but invalid.
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup` (tests pass a map instead of
+    /// mutating the process environment, which is shared between test threads).
+    /// Empty values count as unset.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the first variable that is set but invalid.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let d = ServiceConfig::default();
+        Ok(ServiceConfig {
+            models: match get("CHURN_MODELS") {
+                Some(v) => parse_models_location(&v)?,
+                None => d.models,
+            },
+            flags: match get("CHURN_FLAGS") {
+                Some(v) => parse_flags_location(&v)?,
+                None => d.flags,
+            },
+            snapshot: get("CHURN_SNAPSHOT"),
+            model_refresh: match get("CHURN_MODEL_REFRESH_SECS") {
+                Some(v) => seconds("CHURN_MODEL_REFRESH_SECS", &v)?,
+                None => d.model_refresh,
+            },
+            score_epsilon: match get("CHURN_SCORE_EPSILON") {
+                Some(v) => unit_interval("CHURN_SCORE_EPSILON", &v)?,
+                None => d.score_epsilon,
+            },
+            gate_min_auc: match get("CHURN_GATE_MIN_AUC") {
+                Some(v) => unit_interval("CHURN_GATE_MIN_AUC", &v)?,
+                None => d.gate_min_auc,
+            },
+            gate_max_auc_drop: match get("CHURN_GATE_MAX_AUC_DROP") {
+                Some(v) => unit_interval("CHURN_GATE_MAX_AUC_DROP", &v)?,
+                None => d.gate_max_auc_drop,
+            },
+            risk_list_shards: match get("CHURN_RISK_LIST_SHARDS") {
+                Some(v) => shards("CHURN_RISK_LIST_SHARDS", &v)?,
+                None => d.risk_list_shards,
+            },
+            write_deadline: match get("CHURN_WRITE_DEADLINE_SECS") {
+                Some(v) => seconds("CHURN_WRITE_DEADLINE_SECS", &v)?,
+                None => d.write_deadline,
+            },
+            bands: band_policy(&get)?,
+        })
+    }
+}
+
+/// The band policy from the four `CHURN_BAND_*` variables (see
+/// [`ServiceConfig::bands`]). `get` returns `None` for unset (or empty) ones.
+///
+/// # Errors
+/// [`Error::Config`] naming the variable: a value that is not a number or is
+/// out of range (shares: high in (0, 1], medium in [0, 1), high + medium <= 1;
+/// cutoffs: in (0, 1), medium < high), one cutoff without the other, or a
+/// share and a cutoff both set.
+pub fn band_policy(get: &impl Fn(&str) -> Option<String>) -> Result<BandPolicy> {
+    let high_share = get(BAND_HIGH_SHARE);
+    let medium_share = get(BAND_MEDIUM_SHARE);
+    let high_cutoff = get(BAND_HIGH_CUTOFF);
+    let medium_cutoff = get(BAND_MEDIUM_CUTOFF);
+    let share_set = [
+        (BAND_HIGH_SHARE, &high_share),
+        (BAND_MEDIUM_SHARE, &medium_share),
+    ]
+    .into_iter()
+    .find_map(|(n, v)| v.as_ref().map(|_| n));
+    let cutoff_set = [
+        (BAND_HIGH_CUTOFF, &high_cutoff),
+        (BAND_MEDIUM_CUTOFF, &medium_cutoff),
+    ]
+    .into_iter()
+    .find_map(|(n, v)| v.as_ref().map(|v| (n, v)));
+    if let (Some(share), Some((cutoff, value))) = (share_set, cutoff_set) {
+        return Err(config_error(
+            cutoff,
+            value,
+            format!(
+                "{share} is also set: configure bands either by shares \
+                 ({BAND_HIGH_SHARE}/{BAND_MEDIUM_SHARE}) or by fixed cutoffs \
+                 ({BAND_HIGH_CUTOFF}/{BAND_MEDIUM_CUTOFF}), not both"
+            ),
+        ));
+    }
+    if cutoff_set.is_some() {
+        let (high_text, medium_text) = match (&high_cutoff, &medium_cutoff) {
+            (Some(h), Some(m)) => (h, m),
+            (Some(h), None) => {
+                return Err(config_error(
+                    BAND_HIGH_CUTOFF,
+                    h,
+                    format!("{BAND_MEDIUM_CUTOFF} must be set too (fixed cutoffs come in pairs)"),
+                ))
+            }
+            (None, Some(m)) => {
+                return Err(config_error(
+                    BAND_MEDIUM_CUTOFF,
+                    m,
+                    format!("{BAND_HIGH_CUTOFF} must be set too (fixed cutoffs come in pairs)"),
+                ))
+            }
+            (None, None) => unreachable!("a cutoff is set"),
+        };
+        let high = open_unit_interval(BAND_HIGH_CUTOFF, high_text)?;
+        let medium = open_unit_interval(BAND_MEDIUM_CUTOFF, medium_text)?;
+        if medium >= high {
+            return Err(config_error(
+                BAND_MEDIUM_CUTOFF,
+                medium_text,
+                format!("must be below {BAND_HIGH_CUTOFF} ({high})"),
+            ));
+        }
+        return Ok(BandPolicy::Fixed { high, medium });
+    }
+    let high = match &high_share {
+        Some(v) => {
+            let x = number(BAND_HIGH_SHARE, v)?;
+            if !(x > 0.0 && x <= 1.0) {
+                return Err(config_error(
+                    BAND_HIGH_SHARE,
+                    v,
+                    "expected a share above 0 and at most 1",
+                ));
+            }
+            x
+        }
+        None => DEFAULT_BAND_HIGH_SHARE,
+    };
+    let medium = match &medium_share {
+        Some(v) => {
+            let x = number(BAND_MEDIUM_SHARE, v)?;
+            if !(0.0..1.0).contains(&x) {
+                return Err(config_error(
+                    BAND_MEDIUM_SHARE,
+                    v,
+                    "expected a share of at least 0 and below 1",
+                ));
+            }
+            x
+        }
+        None => DEFAULT_BAND_MEDIUM_SHARE,
+    };
+    if high + medium > 1.0 {
+        // Name the variable that was set (the medium one when both were).
+        let (variable, value) = match (&medium_share, &high_share) {
+            (Some(m), _) => (BAND_MEDIUM_SHARE, m.clone()),
+            (None, Some(h)) => (BAND_HIGH_SHARE, h.clone()),
+            (None, None) => unreachable!("the defaults sum to 0.3"),
+        };
+        return Err(config_error(
+            variable,
+            &value,
+            format!("{BAND_HIGH_SHARE} + {BAND_MEDIUM_SHARE} = {high} + {medium} exceeds 1"),
+        ));
+    }
+    Ok(BandPolicy::Quantile {
+        high_share: high,
+        medium_share: medium,
+    })
+}
+
+fn config_error(variable: &'static str, value: &str, message: impl Into<String>) -> Error {
+    Error::Config {
+        variable,
+        value: value.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Parses a `CHURN_MODELS` value: `s3://bucket[/prefix]` or a directory path.
+///
+/// # Errors
+/// [`Error::Config`] for an `s3://` URI without a bucket or with an invalid bucket name.
+pub fn parse_models_location(value: &str) -> Result<ModelsLocation> {
+    let v = value.trim();
+    if let Some(rest) = v.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(config_error(
+                "CHURN_MODELS",
+                value,
+                "s3:// URI has no bucket",
+            ));
+        }
+        let valid_bucket = bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+        if !valid_bucket || bucket.len() < 3 || bucket.len() > 63 {
+            return Err(config_error(
+                "CHURN_MODELS",
+                value,
+                "bucket names are 3-63 characters of a-z, 0-9, '-' and '.'",
+            ));
+        }
+        Ok(ModelsLocation::S3 {
+            bucket: bucket.to_string(),
+            prefix: prefix.trim_matches('/').to_string(),
+        })
+    } else if v.contains("://") {
+        Err(config_error(
+            "CHURN_MODELS",
+            value,
+            "expected a directory path or s3://bucket/prefix",
+        ))
+    } else {
+        Ok(ModelsLocation::Dir(PathBuf::from(v)))
+    }
+}
+
+/// Parses a `CHURN_FLAGS` value: `sqlite://path` or `dynamodb://table`.
+///
+/// # Errors
+/// [`Error::Config`] for another scheme, an empty path, or an invalid table name.
+pub fn parse_flags_location(value: &str) -> Result<FlagsLocation> {
+    let v = value.trim();
+    if let Some(path) = v.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            return Err(config_error(
+                "CHURN_FLAGS",
+                value,
+                "sqlite:// URI has no path",
+            ));
+        }
+        Ok(FlagsLocation::Sqlite(PathBuf::from(path)))
+    } else if let Some(table) = v.strip_prefix("dynamodb://") {
+        let table = table.trim_end_matches('/');
+        let valid = (3..=255).contains(&table.len())
+            && table
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !valid {
+            return Err(config_error(
+                "CHURN_FLAGS",
+                value,
+                "DynamoDB table names are 3-255 characters of A-Z, a-z, 0-9, '_', '-' and '.'",
+            ));
+        }
+        Ok(FlagsLocation::DynamoDb {
+            table: table.to_string(),
+        })
+    } else {
+        Err(config_error(
+            "CHURN_FLAGS",
+            value,
+            "expected sqlite://path or dynamodb://table",
+        ))
+    }
+}
+
+fn seconds(variable: &'static str, value: &str) -> Result<Duration> {
+    let secs: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| config_error(variable, value, "expected a number of seconds"))?;
+    if !secs.is_finite() || !(0.0..=86_400.0 * 365.0).contains(&secs) {
+        return Err(config_error(
+            variable,
+            value,
+            "expected seconds between 0 and one year",
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn unit_interval(variable: &'static str, value: &str) -> Result<f64> {
+    let x: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| config_error(variable, value, "expected a number"))?;
+    if !(0.0..=1.0).contains(&x) {
+        return Err(config_error(
+            variable,
+            value,
+            "expected a number between 0 and 1",
+        ));
+    }
+    Ok(x)
+}
+
+fn number(variable: &'static str, value: &str) -> Result<f64> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| config_error(variable, value, "expected a number"))
+}
+
+fn open_unit_interval(variable: &'static str, value: &str) -> Result<f64> {
+    let x = number(variable, value)?;
+    if !(x > 0.0 && x < 1.0) {
+        return Err(config_error(
+            variable,
+            value,
+            "expected a probability strictly between 0 and 1",
+        ));
+    }
+    Ok(x)
+}
+
+fn shards(variable: &'static str, value: &str) -> Result<u32> {
+    let n: u32 = value
+        .trim()
+        .parse()
+        .map_err(|_| config_error(variable, value, "expected a whole number"))?;
+    if n == 0 || n > MAX_RISK_LIST_SHARDS {
+        return Err(config_error(
+            variable,
+            value,
+            format!("expected 1 to {MAX_RISK_LIST_SHARDS} shards"),
+        ));
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<ServiceConfig> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        ServiceConfig::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c, ServiceConfig::default());
+        assert_eq!(
+            c.models,
+            ModelsLocation::Dir(PathBuf::from("./churn-data/models"))
+        );
+        assert_eq!(
+            c.flags,
+            FlagsLocation::Sqlite(PathBuf::from("./churn-data/flags.db"))
+        );
+        assert_eq!(c.model_refresh, Duration::from_secs(60));
+        assert_eq!(c.risk_list_shards, 8);
+        assert_eq!(
+            c.bands,
+            BandPolicy::Quantile {
+                high_share: 0.10,
+                medium_share: 0.20
+            }
+        );
+    }
+
+    #[test]
+    fn band_shares_default_one_at_a_time() {
+        assert_eq!(
+            cfg(&[("CHURN_BAND_HIGH_SHARE", "0.3")]).unwrap().bands,
+            BandPolicy::Quantile {
+                high_share: 0.3,
+                medium_share: 0.2
+            }
+        );
+        assert_eq!(
+            cfg(&[("CHURN_BAND_MEDIUM_SHARE", "0")]).unwrap().bands,
+            BandPolicy::Quantile {
+                high_share: 0.1,
+                medium_share: 0.0
+            }
+        );
+        // Empty values count as unset (a CloudFormation parameter left blank).
+        assert_eq!(
+            cfg(&[
+                ("CHURN_BAND_HIGH_CUTOFF", ""),
+                ("CHURN_BAND_MEDIUM_CUTOFF", " "),
+                ("CHURN_BAND_HIGH_SHARE", "0.2")
+            ])
+            .unwrap()
+            .bands,
+            BandPolicy::Quantile {
+                high_share: 0.2,
+                medium_share: 0.2
+            }
+        );
+    }
+
+    #[test]
+    fn band_cutoffs_come_in_pairs() {
+        assert_eq!(
+            cfg(&[
+                ("CHURN_BAND_HIGH_CUTOFF", "0.5"),
+                ("CHURN_BAND_MEDIUM_CUTOFF", "0.2")
+            ])
+            .unwrap()
+            .bands,
+            BandPolicy::Fixed {
+                high: 0.5,
+                medium: 0.2
+            }
+        );
+    }
+
+    /// A band error case: variables set, the variable and value the error
+    /// names, and text the message must contain.
+    type BandCase<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str, &'a str);
+
+    #[test]
+    fn band_errors_name_the_variable() {
+        let cases: &[BandCase] = &[
+            (
+                &[("CHURN_BAND_HIGH_SHARE", "lots")],
+                "CHURN_BAND_HIGH_SHARE",
+                "lots",
+                "number",
+            ),
+            (
+                &[("CHURN_BAND_HIGH_SHARE", "0")],
+                "CHURN_BAND_HIGH_SHARE",
+                "0",
+                "share",
+            ),
+            (
+                &[("CHURN_BAND_HIGH_SHARE", "1.5")],
+                "CHURN_BAND_HIGH_SHARE",
+                "1.5",
+                "share",
+            ),
+            (
+                &[("CHURN_BAND_HIGH_SHARE", "NaN")],
+                "CHURN_BAND_HIGH_SHARE",
+                "NaN",
+                "share",
+            ),
+            (
+                &[("CHURN_BAND_MEDIUM_SHARE", "-0.1")],
+                "CHURN_BAND_MEDIUM_SHARE",
+                "-0.1",
+                "share",
+            ),
+            (
+                &[("CHURN_BAND_MEDIUM_SHARE", "1")],
+                "CHURN_BAND_MEDIUM_SHARE",
+                "1",
+                "share",
+            ),
+            (
+                &[("CHURN_BAND_MEDIUM_SHARE", "x")],
+                "CHURN_BAND_MEDIUM_SHARE",
+                "x",
+                "number",
+            ),
+            (
+                &[
+                    ("CHURN_BAND_HIGH_SHARE", "0.6"),
+                    ("CHURN_BAND_MEDIUM_SHARE", "0.5"),
+                ],
+                "CHURN_BAND_MEDIUM_SHARE",
+                "0.5",
+                "exceeds 1",
+            ),
+            (
+                &[("CHURN_BAND_HIGH_SHARE", "0.9")],
+                "CHURN_BAND_HIGH_SHARE",
+                "0.9",
+                "exceeds 1",
+            ),
+            (
+                &[("CHURN_BAND_HIGH_CUTOFF", "0.5")],
+                "CHURN_BAND_HIGH_CUTOFF",
+                "0.5",
+                "CHURN_BAND_MEDIUM_CUTOFF",
+            ),
+            (
+                &[("CHURN_BAND_MEDIUM_CUTOFF", "0.2")],
+                "CHURN_BAND_MEDIUM_CUTOFF",
+                "0.2",
+                "CHURN_BAND_HIGH_CUTOFF",
+            ),
+            (
+                &[
+                    ("CHURN_BAND_HIGH_CUTOFF", "high"),
+                    ("CHURN_BAND_MEDIUM_CUTOFF", "0.2"),
+                ],
+                "CHURN_BAND_HIGH_CUTOFF",
+                "high",
+                "number",
+            ),
+            (
+                &[
+                    ("CHURN_BAND_HIGH_CUTOFF", "1"),
+                    ("CHURN_BAND_MEDIUM_CUTOFF", "0.2"),
+                ],
+                "CHURN_BAND_HIGH_CUTOFF",
+                "1",
+                "between 0 and 1",
+            ),
+            (
+                &[
+                    ("CHURN_BAND_HIGH_CUTOFF", "0.5"),
+                    ("CHURN_BAND_MEDIUM_CUTOFF", "0"),
+                ],
+                "CHURN_BAND_MEDIUM_CUTOFF",
+                "0",
+                "between 0 and 1",
+            ),
+            (
+                &[
+                    ("CHURN_BAND_HIGH_CUTOFF", "0.5"),
+                    ("CHURN_BAND_MEDIUM_CUTOFF", "inf"),
+                ],
+                "CHURN_BAND_MEDIUM_CUTOFF",
+                "inf",
+                "between 0 and 1",
+            ),
+            (
+                &[
+                    ("CHURN_BAND_HIGH_CUTOFF", "0.3"),
+                    ("CHURN_BAND_MEDIUM_CUTOFF", "0.3"),
+                ],
+                "CHURN_BAND_MEDIUM_CUTOFF",
+                "0.3",
+                "below CHURN_BAND_HIGH_CUTOFF",
+            ),
+            (
+                &[
+                    ("CHURN_BAND_HIGH_CUTOFF", "0.2"),
+                    ("CHURN_BAND_MEDIUM_CUTOFF", "0.5"),
+                ],
+                "CHURN_BAND_MEDIUM_CUTOFF",
+                "0.5",
+                "below CHURN_BAND_HIGH_CUTOFF",
+            ),
+            (
+                &[
+                    ("CHURN_BAND_HIGH_SHARE", "0.1"),
+                    ("CHURN_BAND_HIGH_CUTOFF", "0.5"),
+                    ("CHURN_BAND_MEDIUM_CUTOFF", "0.2"),
+                ],
+                "CHURN_BAND_HIGH_CUTOFF",
+                "0.5",
+                "CHURN_BAND_HIGH_SHARE is also set",
+            ),
+            (
+                &[
+                    ("CHURN_BAND_MEDIUM_SHARE", "0.1"),
+                    ("CHURN_BAND_MEDIUM_CUTOFF", "0.2"),
+                ],
+                "CHURN_BAND_MEDIUM_CUTOFF",
+                "0.2",
+                "CHURN_BAND_MEDIUM_SHARE is also set",
+            ),
+        ];
+        for (pairs, var, val, needle) in cases {
+            match cfg(pairs) {
+                Err(e @ Error::Config { .. }) => {
+                    let text = e.to_string();
+                    let Error::Config {
+                        variable, value, ..
+                    } = e
+                    else {
+                        unreachable!()
+                    };
+                    assert_eq!(variable, *var, "{pairs:?}: {text}");
+                    assert_eq!(value, *val, "{pairs:?}: {text}");
+                    assert!(text.contains(needle), "{pairs:?}: {text} lacks {needle:?}");
+                }
+                other => panic!("{pairs:?}: expected a config error, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn parses_every_variable() {
+        let c = cfg(&[
+            ("CHURN_MODELS", "s3://my-bucket/models/"),
+            ("CHURN_FLAGS", "dynamodb://churn-flags"),
+            ("CHURN_SNAPSHOT", "s3://b/snap/"),
+            ("CHURN_MODEL_REFRESH_SECS", "0.5"),
+            ("CHURN_SCORE_EPSILON", "0.02"),
+            ("CHURN_GATE_MIN_AUC", "0.7"),
+            ("CHURN_GATE_MAX_AUC_DROP", "0"),
+            ("CHURN_RISK_LIST_SHARDS", "4"),
+            ("CHURN_WRITE_DEADLINE_SECS", "5"),
+            ("CHURN_BAND_HIGH_SHARE", "0.05"),
+            ("CHURN_BAND_MEDIUM_SHARE", "0.15"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.bands,
+            BandPolicy::Quantile {
+                high_share: 0.05,
+                medium_share: 0.15
+            }
+        );
+        assert_eq!(
+            c.models,
+            ModelsLocation::S3 {
+                bucket: "my-bucket".into(),
+                prefix: "models".into()
+            }
+        );
+        assert_eq!(
+            c.flags,
+            FlagsLocation::DynamoDb {
+                table: "churn-flags".into()
+            }
+        );
+        assert_eq!(c.snapshot.as_deref(), Some("s3://b/snap/"));
+        assert_eq!(c.model_refresh, Duration::from_millis(500));
+        assert_eq!(c.score_epsilon, 0.02);
+        assert_eq!(c.risk_list_shards, 4);
+        assert_eq!(c.write_deadline, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn bucket_without_prefix_and_plain_dirs() {
+        assert_eq!(
+            parse_models_location("s3://bucket").unwrap(),
+            ModelsLocation::S3 {
+                bucket: "bucket".into(),
+                prefix: String::new()
+            }
+        );
+        assert_eq!(
+            parse_models_location("/var/models").unwrap(),
+            ModelsLocation::Dir(PathBuf::from("/var/models"))
+        );
+        assert_eq!(
+            parse_flags_location("sqlite:///tmp/f.db").unwrap(),
+            FlagsLocation::Sqlite(PathBuf::from("/tmp/f.db"))
+        );
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let bad = [
+            ("CHURN_MODELS", "s3://"),
+            ("CHURN_MODELS", "s3://Bad_Bucket/x"),
+            ("CHURN_MODELS", "gs://bucket/x"),
+            ("CHURN_FLAGS", "postgres://x"),
+            ("CHURN_FLAGS", "dynamodb://a"),
+            ("CHURN_FLAGS", "sqlite://"),
+            ("CHURN_MODEL_REFRESH_SECS", "soon"),
+            ("CHURN_MODEL_REFRESH_SECS", "-1"),
+            ("CHURN_SCORE_EPSILON", "1.5"),
+            ("CHURN_GATE_MIN_AUC", "NaN"),
+            ("CHURN_RISK_LIST_SHARDS", "0"),
+            ("CHURN_RISK_LIST_SHARDS", "1000"),
+            ("CHURN_WRITE_DEADLINE_SECS", "inf"),
+        ];
+        for (var, val) in bad {
+            match cfg(&[(var, val)]) {
+                Err(Error::Config {
+                    variable, value, ..
+                }) => {
+                    assert_eq!(variable, var);
+                    assert_eq!(value, val);
+                }
+                other => panic!("{var}={val}: expected a config error, got {other:?}"),
+            }
+        }
+    }
+}

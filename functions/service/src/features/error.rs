@@ -1,0 +1,122 @@
+//! Errors of the feature readers and writers.
+//!
+//! Every variant about the data names where it is (`location`: a path or an
+//! `s3://` URI) and, when it concerns a cell, the row and the column, so a
+//! user can open the file and fix it. Rows are 1-based data rows: row 1 is
+//! the first line after the header, as in a spreadsheet minus the header.
+
+/// A feature source could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum FeatureError {
+    /// The source string is neither a local path nor a usable `s3://bucket/key`.
+    #[error("invalid feature source {uri:?}: {message}")]
+    InvalidUri { uri: String, message: String },
+
+    /// The format cannot be told from the name, or is not CSV/Parquet.
+    #[error("{location}: {message}")]
+    UnsupportedFormat { location: String, message: String },
+
+    /// Opening, reading or writing failed (file system or S3).
+    #[error("{operation} {location}: {message}")]
+    Io {
+        operation: &'static str,
+        location: String,
+        message: String,
+    },
+
+    /// An S3 prefix with no objects (or a directory with no data files).
+    #[error("{location}: no CSV or Parquet parts found")]
+    NoParts { location: String },
+
+    /// The header is missing, empty or has duplicate names.
+    #[error("{location}: header: {message}")]
+    Header { location: String, message: String },
+
+    /// A part of a multi-part source has different columns than the first part.
+    #[error("{location}: columns differ from the first part {first}: {message}")]
+    PartMismatch {
+        location: String,
+        first: String,
+        message: String,
+    },
+
+    /// A row has a different number of fields than the header.
+    #[error("{location}: row {row}: {found} fields, but the header has {expected}")]
+    Ragged {
+        location: String,
+        row: usize,
+        expected: usize,
+        found: usize,
+    },
+
+    /// A cell cannot be read as its column's kind (non-finite or non-numeric
+    /// text in a numeric column, malformed quoting).
+    #[error("{location}: row {row}, column {column:?}: {message}")]
+    Cell {
+        location: String,
+        row: usize,
+        column: String,
+        message: String,
+    },
+
+    /// A column requested by the caller is absent.
+    #[error("{location}: column {column:?} not found (columns: {available})")]
+    MissingColumn {
+        location: String,
+        column: String,
+        available: String,
+    },
+
+    /// The Parquet file could not be decoded, or has a column type we do not read.
+    #[error("{location}: parquet: {message}")]
+    Parquet { location: String, message: String },
+
+    /// The table handed to a writer is inconsistent (ragged columns).
+    #[error("cannot write {location}: {message}")]
+    InvalidTable { location: String, message: String },
+}
+
+impl FeatureError {
+    pub(crate) fn io(
+        operation: &'static str,
+        location: impl Into<String>,
+        err: impl std::fmt::Display,
+    ) -> Self {
+        FeatureError::Io {
+            operation,
+            location: location.into(),
+            message: err.to_string(),
+        }
+    }
+
+    pub(crate) fn parquet(location: impl Into<String>, err: impl std::fmt::Display) -> Self {
+        FeatureError::Parquet {
+            location: location.into(),
+            message: err.to_string(),
+        }
+    }
+
+    /// The data row the error is about, if any (used by the rescore handler
+    /// to report a failed row without stopping the run).
+    pub fn row(&self) -> Option<usize> {
+        match self {
+            FeatureError::Ragged { row, .. } | FeatureError::Cell { row, .. } => Some(*row),
+            _ => None,
+        }
+    }
+}
+
+/// A row that could not be read while streaming; the stream goes on.
+///
+/// The row stays in the chunk's table (with missing values where the bad
+/// cells were) so row numbers stay contiguous; consumers must skip it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    /// 1-based data row in the source.
+    pub row: usize,
+    /// What is wrong, naming the column when one cell is at fault.
+    pub message: String,
+}
+
+/// `Result` with [`FeatureError`].
+pub type FeatureResult<T> = std::result::Result<T, FeatureError>;

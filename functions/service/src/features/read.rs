@@ -1,0 +1,150 @@
+//! Whole-table reads for training: every part of a source into one [`Table`].
+//!
+//! A local file is read into memory once (one `read`, no per-line I/O) and
+//! parsed in parallel; an S3 object is downloaded whole, since training needs
+//! all rows in memory anyway. Parts of a prefix must have the same columns in
+//! the same order; a column that is text in one part and numeric in another
+//! is read as text everywhere.
+
+use super::csv_bulk::{parse_csv, read_csv_file};
+use super::error::{FeatureError, FeatureResult};
+use super::options::{ColumnHint, ReadOptions};
+use super::parquet_read::{append, read_parquet};
+use super::parts::{resolve, Part};
+use super::uri::{FeatureUri, Format};
+use churn_model::{ColumnValues, Table};
+use std::path::Path;
+
+/// Reads a whole table from a local path or `s3://` URI (file or prefix).
+///
+/// Parsing runs on a blocking thread, so the async runtime stays responsive.
+///
+/// # Errors
+/// [`FeatureError`] naming the part, and the row and column for bad cells.
+pub async fn read_table(
+    uri: &FeatureUri,
+    s3: Option<&aws_sdk_s3::Client>,
+    options: &ReadOptions,
+) -> FeatureResult<Table> {
+    let parts = resolve(uri, s3).await?;
+    let mut tables: Vec<(Part, Table)> = Vec::with_capacity(parts.len());
+    for part in parts {
+        let table = read_part(&part, s3, options).await?;
+        tables.push((part, table));
+    }
+    // Columns that are text in some part are text in all.
+    let text_somewhere: Vec<String> = tables
+        .iter()
+        .flat_map(|(_, t)| t.columns.iter())
+        .filter(|c| matches!(c.values, ColumnValues::Text(_)))
+        .map(|c| c.name.clone())
+        .collect();
+    let mut out: Option<(String, Table)> = None;
+    for (part, mut table) in tables {
+        let needs_text = table.columns.iter().any(|c| {
+            matches!(c.values, ColumnValues::Numeric(_)) && text_somewhere.contains(&c.name)
+        });
+        if needs_text {
+            let mut forced = options.clone();
+            for name in &text_somewhere {
+                if table.column(name).is_some() {
+                    forced.hints.insert(name.clone(), ColumnHint::Text);
+                }
+            }
+            table = read_part(&part, s3, &forced).await?;
+        }
+        match &mut out {
+            None => out = Some((part.location(), table)),
+            Some((first, all)) => {
+                let a: Vec<&str> = all.columns.iter().map(|c| c.name.as_str()).collect();
+                let b: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+                if a != b {
+                    return Err(FeatureError::PartMismatch {
+                        location: part.location(),
+                        first: first.clone(),
+                        message: format!("columns [{}] vs [{}]", b.join(", "), a.join(", ")),
+                    });
+                }
+                append(all, table);
+            }
+        }
+    }
+    Ok(out.map(|(_, t)| t).unwrap_or_default())
+}
+
+/// Reads a whole local CSV or Parquet file (no directories), synchronously.
+///
+/// # Errors
+/// As [`read_table`].
+pub fn read_local_file(path: &Path, options: &ReadOptions) -> FeatureResult<Table> {
+    let location = path.display().to_string();
+    match Format::from_name(&location) {
+        Some(Format::Csv) => read_csv_file(path, &location, options),
+        Some(Format::Parquet) => {
+            let file =
+                std::fs::File::open(path).map_err(|e| FeatureError::io("open", &location, e))?;
+            read_parquet(file, &location, options)
+        }
+        None => Err(FeatureError::UnsupportedFormat {
+            location,
+            message: "the file name must end in .csv or .parquet".to_string(),
+        }),
+    }
+}
+
+async fn read_part(
+    part: &Part,
+    s3: Option<&aws_sdk_s3::Client>,
+    options: &ReadOptions,
+) -> FeatureResult<Table> {
+    let location = part.location();
+    let options = options.clone();
+    match part {
+        Part::Local(path, _) => {
+            let path = path.clone();
+            blocking(move || read_local_file(&path, &options)).await
+        }
+        Part::S3 {
+            bucket,
+            key,
+            format,
+        } => {
+            let client = s3.ok_or_else(|| FeatureError::io("read", &location, "no S3 client"))?;
+            let resp = client
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| {
+                    FeatureError::io("get", &location, aws_sdk_s3::error::DisplayErrorContext(e))
+                })?;
+            let bytes = resp
+                .body
+                .collect()
+                .await
+                .map_err(|e| FeatureError::io("download", &location, e))?
+                .into_bytes();
+            let format = *format;
+            blocking(move || match format {
+                Format::Csv => parse_csv(&bytes, &location, &options),
+                Format::Parquet => read_parquet(bytes, &location, &options),
+            })
+            .await
+        }
+    }
+}
+
+/// Runs CPU-heavy parsing off the async worker threads (inline when there
+/// is no runtime, e.g. in a synchronous caller that used `block_on`).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> FeatureResult<T> + Send + 'static,
+) -> FeatureResult<T> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => handle
+            .spawn_blocking(f)
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())),
+        Err(_) => f(),
+    }
+}

@@ -1,0 +1,510 @@
+//! The score HTTP API as one function from request to response, so the
+//! Lambda (`lambda_http`, Function URL / API Gateway) and `churn serve`
+//! answer identically.
+//!
+//! Routes:
+//! - `POST /v1/score` `{"customers":[{"customer_id","features":{..}}],"persist":false}`
+//! - `GET /v1/customers/{id}`
+//! - `GET /v1/risk-list?band=high&limit=100&cursor=..`
+//!
+//! Errors are `{"error": "...", "details": [{"customer_id"|"field", "message"}]}`:
+//! 400 malformed or invalid input, 413 body or batch too large, 404 unknown
+//! route or customer, 405 wrong method, 503 no promoted model or a store
+//! outage. Bad input never yields a 500. Feature values are never logged.
+
+use crate::config::ServiceConfig;
+use crate::error::Error;
+use crate::flag::Flag;
+use crate::flag_store::{FlagStore, MAX_PAGE_LIMIT};
+use crate::handlers::model::ScoringModel;
+use crate::model_store::ModelCache;
+use bytes::Bytes;
+use churn_model::scoring::json_type;
+use churn_model::RiskBand;
+use http::{header, Method, Request, Response, StatusCode};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+
+/// Most customers per `POST /v1/score`.
+pub const MAX_CUSTOMERS: usize = 1000;
+/// Largest request body accepted (Lambda's synchronous payload limit is 6 MB).
+pub const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
+/// Risk-list page size when `limit` is absent.
+pub const DEFAULT_LIMIT: usize = 100;
+
+/// What the API needs.
+#[derive(Clone, Copy)]
+pub struct ScoreApi<'a> {
+    pub models: &'a ModelCache<ScoringModel>,
+    pub flags: &'a dyn FlagStore,
+    pub config: &'a ServiceConfig,
+}
+
+/// One entry of `details`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Detail {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    pub message: String,
+}
+
+/// An error response.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    error: String,
+    details: Vec<Detail>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, error: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            error: error.into(),
+            details: Vec::new(),
+        }
+    }
+
+    fn field(status: StatusCode, field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        ApiError {
+            status,
+            error: format!("invalid {field}: {message}"),
+            details: vec![Detail {
+                customer_id: None,
+                field: Some(field.to_string()),
+                message,
+            }],
+        }
+    }
+
+    /// A store failure: input was fine, so the store is to blame.
+    fn store(e: Error) -> Self {
+        match e {
+            Error::InvalidCursor(m) => ApiError::field(StatusCode::BAD_REQUEST, "cursor", m),
+            Error::BandNotListed(b) => ApiError::field(
+                StatusCode::BAD_REQUEST,
+                "band",
+                format!("{b} is not an at-risk band; use high or medium"),
+            ),
+            Error::InvalidInput { field, message } => {
+                ApiError::field(StatusCode::BAD_REQUEST, field, message)
+            }
+            other => {
+                tracing::error!(error = %other, "store unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("storage unavailable: {other}"),
+                )
+            }
+        }
+    }
+}
+
+/// Answers one request. Never panics on input; every failure is a JSON error.
+pub async fn handle(api: ScoreApi<'_>, request: Request<Bytes>) -> Response<Bytes> {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let result = route(api, request).await;
+    let response = match result {
+        Ok((status, body)) => json_response(status, &body),
+        Err(e) => json_response(e.status, &json!({"error": e.error, "details": e.details})),
+    };
+    // Path and status only: customer ids in paths are identifiers, not features.
+    tracing::info!(
+        %method,
+        route = route_name(&path),
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "request"
+    );
+    response
+}
+
+fn route_name(path: &str) -> &'static str {
+    match path {
+        "/v1/score" => "score",
+        "/v1/risk-list" => "risk-list",
+        p if p.starts_with("/v1/customers/") => "customer",
+        _ => "other",
+    }
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response<Bytes> {
+    let bytes = serde_json::to_vec(body)
+        .unwrap_or_else(|_| b"{\"error\":\"serialization failed\"}".to_vec());
+    let mut r = Response::new(Bytes::from(bytes));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+async fn route(
+    api: ScoreApi<'_>,
+    request: Request<Bytes>,
+) -> Result<(StatusCode, Value), ApiError> {
+    let path = request.uri().path().trim_end_matches('/').to_string();
+    let method = request.method().clone();
+    let allow = |m: &Method| {
+        if method == *m || (m == Method::GET && method == Method::HEAD) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{method} is not allowed on {path}; use {m}"),
+            ))
+        }
+    };
+    if path == "/v1/score" {
+        allow(&Method::POST)?;
+        return score(api, request.body()).await;
+    }
+    if path == "/v1/risk-list" {
+        allow(&Method::GET)?;
+        return risk_list(api, request.uri().query().unwrap_or("")).await;
+    }
+    if let Some(raw) = path.strip_prefix("/v1/customers/") {
+        allow(&Method::GET)?;
+        let id = percent_decode(raw).ok_or_else(|| {
+            ApiError::field(
+                StatusCode::BAD_REQUEST,
+                "customer_id",
+                "invalid percent-encoding in the path",
+            )
+        })?;
+        // A literal `/` would be another path level; ids containing one are sent as %2F.
+        if id.trim().is_empty() || raw.contains('/') {
+            return Err(ApiError::field(
+                StatusCode::BAD_REQUEST,
+                "customer_id",
+                "empty, or contains an unencoded '/' (send it as %2F)",
+            ));
+        }
+        return customer(api, &id).await;
+    }
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no route for {method} {path}; routes: POST /v1/score, GET /v1/customers/{{id}}, GET /v1/risk-list"),
+    ))
+}
+
+/// The model to score with, or 503.
+async fn current_model(
+    api: ScoreApi<'_>,
+) -> Result<std::sync::Arc<crate::model_store::LoadedModel<ScoringModel>>, ApiError> {
+    match api.models.get().await {
+        Ok(Some(m)) => Ok(m),
+        Ok(None) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no model has been promoted yet; train and promote one first",
+        )),
+        Err(e) => {
+            tracing::error!(error = %e, "model store unavailable");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("model unavailable: {e}"),
+            ))
+        }
+    }
+}
+
+async fn score(api: ScoreApi<'_>, body: &Bytes) -> Result<(StatusCode, Value), ApiError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "request body is {} bytes; the limit is {MAX_BODY_BYTES}",
+                body.len()
+            ),
+        ));
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")))?;
+    let Value::Object(mut top) = value else {
+        return Err(ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "body",
+            "expected a JSON object",
+        ));
+    };
+    let persist = match top.remove("persist") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => b,
+        Some(_) => {
+            return Err(ApiError::field(
+                StatusCode::BAD_REQUEST,
+                "persist",
+                "expected true or false",
+            ))
+        }
+    };
+    let customers = match top.remove("customers") {
+        Some(Value::Array(c)) => c,
+        None => {
+            return Err(ApiError::field(
+                StatusCode::BAD_REQUEST,
+                "customers",
+                "missing",
+            ))
+        }
+        Some(_) => {
+            return Err(ApiError::field(
+                StatusCode::BAD_REQUEST,
+                "customers",
+                "expected an array",
+            ))
+        }
+    };
+    if customers.is_empty() {
+        return Err(ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "customers",
+            format!("empty; send 1 to {MAX_CUSTOMERS} customers"),
+        ));
+    }
+    if customers.len() > MAX_CUSTOMERS {
+        return Err(ApiError::field(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "customers",
+            format!(
+                "{} customers; at most {MAX_CUSTOMERS} per request",
+                customers.len()
+            ),
+        ));
+    }
+    // Shape first, so malformed requests fail without needing a model.
+    let mut parsed: Vec<(String, Map<String, Value>)> = Vec::with_capacity(customers.len());
+    let mut details = Vec::new();
+    for (i, c) in customers.into_iter().enumerate() {
+        let Value::Object(mut c) = c else {
+            details.push(Detail {
+                customer_id: None,
+                field: Some(format!("customers[{i}]")),
+                message: "expected an object with customer_id and features".to_string(),
+            });
+            continue;
+        };
+        let id = match c.remove("customer_id") {
+            Some(Value::String(s)) if !s.trim().is_empty() => s,
+            other => {
+                let found = match other {
+                    None => "missing".to_string(),
+                    Some(v) => format!("found {}", json_type(&v)),
+                };
+                details.push(Detail {
+                    customer_id: None,
+                    field: Some(format!("customers[{i}].customer_id")),
+                    message: format!("expected a non-empty string, {found}"),
+                });
+                continue;
+            }
+        };
+        match c.remove("features") {
+            Some(Value::Object(f)) => parsed.push((id, f)),
+            other => {
+                let found = other.map_or("missing".to_string(), |v| {
+                    format!("found {}", json_type(&v))
+                });
+                details.push(Detail {
+                    customer_id: Some(id),
+                    field: Some("features".to_string()),
+                    message: format!("expected an object of feature values, {found}"),
+                });
+            }
+        }
+    }
+    if !details.is_empty() {
+        return Err(invalid(details));
+    }
+    let model = current_model(api).await?;
+    let scored_at = OffsetDateTime::now_utc();
+    let mut scores = Vec::with_capacity(parsed.len());
+    let mut flags = Vec::new();
+    for (id, features) in &parsed {
+        match model.model.scorer.score_json(features) {
+            Ok(record) => {
+                let s = record.score;
+                scores.push(json!({
+                    "customer_id": id,
+                    "churn_probability": s.churn_probability,
+                    "risk_band": s.risk_band,
+                    "reasons": s.reasons,
+                }));
+                if persist {
+                    flags.push(Flag::new(
+                        id.clone(),
+                        s.churn_probability,
+                        s.risk_band,
+                        s.reasons,
+                        model.model.model_id(),
+                        scored_at,
+                    ));
+                }
+            }
+            Err(e) => details.push(Detail {
+                customer_id: Some(id.clone()),
+                field: field_of(&e),
+                message: e.to_string(),
+            }),
+        }
+    }
+    if !details.is_empty() {
+        return Err(invalid(details));
+    }
+    let mut body = json!({"model_id": model.model.model_id(), "scores": scores});
+    if persist {
+        let deadline = Instant::now() + api.config.write_deadline.min(Duration::from_secs(20));
+        let summary = api
+            .flags
+            .write_batch(&flags, api.config.score_epsilon, deadline)
+            .await
+            .map_err(ApiError::store)?;
+        body["persisted"] = serde_json::to_value(&summary).unwrap_or(Value::Null);
+    }
+    Ok((StatusCode::OK, body))
+}
+
+fn invalid(details: Vec<Detail>) -> ApiError {
+    let n = details.len();
+    ApiError {
+        status: StatusCode::BAD_REQUEST,
+        error: format!(
+            "{n} invalid customer entr{}",
+            if n == 1 { "y" } else { "ies" }
+        ),
+        details,
+    }
+}
+
+/// The field a model error is about, if any.
+fn field_of(e: &churn_model::Error) -> Option<String> {
+    use churn_model::Error::*;
+    match e {
+        NonFiniteField { field, .. } | WrongType { field, .. } | MissingField { field, .. } => {
+            Some(field.clone())
+        }
+        _ => None,
+    }
+}
+
+async fn customer(api: ScoreApi<'_>, id: &str) -> Result<(StatusCode, Value), ApiError> {
+    match api.flags.get(id).await.map_err(ApiError::store)? {
+        Some(flag) => Ok((StatusCode::OK, flag_json(&flag))),
+        None => Err(ApiError {
+            status: StatusCode::NOT_FOUND,
+            error: format!("customer {id:?} has no stored score"),
+            details: vec![Detail {
+                customer_id: Some(id.to_string()),
+                field: None,
+                message: "not found".to_string(),
+            }],
+        }),
+    }
+}
+
+fn flag_json(flag: &Flag) -> Value {
+    let mut v = serde_json::to_value(flag).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        m.insert("at_risk".to_string(), Value::Bool(flag.at_risk()));
+    }
+    v
+}
+
+async fn risk_list(api: ScoreApi<'_>, query: &str) -> Result<(StatusCode, Value), ApiError> {
+    let mut band = RiskBand::High;
+    let mut limit = DEFAULT_LIMIT;
+    let mut cursor: Option<String> = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        // `+` means a space in form encoding, but cursors are opaque tokens
+        // that may contain a literal `+` when a client pastes them unencoded.
+        let v = if k == "cursor" {
+            v.to_string()
+        } else {
+            v.replace('+', " ")
+        };
+        let v = percent_decode(&v).ok_or_else(|| {
+            ApiError::field(StatusCode::BAD_REQUEST, "query", "invalid percent-encoding")
+        })?;
+        match k {
+            "band" => {
+                band = v.parse().map_err(|_| {
+                    ApiError::field(
+                        StatusCode::BAD_REQUEST,
+                        "band",
+                        format!("{v:?}: use high or medium"),
+                    )
+                })?;
+            }
+            "limit" => {
+                limit = match v.parse::<usize>() {
+                    Ok(n) if (1..=MAX_PAGE_LIMIT).contains(&n) => n,
+                    _ => {
+                        return Err(ApiError::field(
+                            StatusCode::BAD_REQUEST,
+                            "limit",
+                            format!("{v:?}: expected an integer from 1 to {MAX_PAGE_LIMIT}"),
+                        ))
+                    }
+                }
+            }
+            "cursor" if !v.is_empty() => cursor = Some(v),
+            _ => {}
+        }
+    }
+    if !band.is_at_risk() {
+        return Err(ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "band",
+            format!("{band} is not an at-risk band; use high or medium"),
+        ));
+    }
+    let page = api
+        .flags
+        .risk_list(band, limit, cursor.as_deref())
+        .await
+        .map_err(ApiError::store)?;
+    let flags: Vec<Value> = page.flags.iter().map(flag_json).collect();
+    Ok((
+        StatusCode::OK,
+        json!({"band": band, "flags": flags, "next_cursor": page.next_cursor}),
+    ))
+}
+
+/// Decodes `%XX` escapes; `None` for a malformed escape or non-UTF-8 result.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn decodes_percent_escapes() {
+        assert_eq!(percent_decode("c%2F1%20x").as_deref(), Some("c/1 x"));
+        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode("%4"), None);
+    }
+}

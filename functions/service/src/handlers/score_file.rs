@@ -1,0 +1,96 @@
+//! Batch scoring into a file: stream a feature source, score every row with
+//! the given model, write `customer_id,churn_probability,risk_band,reason_1..3`.
+//!
+//! The chunk loop is [`ScoredStream`], the same one rescoring uses, so memory
+//! stays constant and bad rows are reported (row numbers, exact count)
+//! without stopping the run.
+
+use crate::features::{FeatureError, FeatureUri, ScoresWriter};
+use crate::handlers::error::HandlerError;
+use crate::handlers::model::ScoringModel;
+use crate::handlers::scored_stream::{FailedRow, ScoredStream, CHUNK_ROWS};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Knobs of a scoring run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScoreFileOptions {
+    /// Id column of the input (default: the one the model was trained with).
+    pub id_column: Option<String>,
+    /// Rows per streamed chunk.
+    pub chunk_rows: usize,
+}
+
+impl Default for ScoreFileOptions {
+    fn default() -> Self {
+        ScoreFileOptions {
+            id_column: None,
+            chunk_rows: CHUNK_ROWS,
+        }
+    }
+}
+
+/// What a scoring run did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScoreFileSummary {
+    /// Customers written to the output.
+    pub scored: usize,
+    /// Rows not scored (not in the output), first
+    /// [`MAX_LISTED_FAILURES`](super::scored_stream::MAX_LISTED_FAILURES).
+    pub failed_rows: Vec<FailedRow>,
+    /// Exact number of rows not scored.
+    pub failed_rows_count: usize,
+    /// Model features with no column in the input: scored as missing
+    /// (imputed with the training value).
+    pub missing_feature_columns: Vec<String>,
+}
+
+/// Scores `input` with `model` into the CSV file `out`; `progress` is called
+/// with the number of rows of each chunk read.
+///
+/// # Errors
+/// [`HandlerError::Features`] when the input cannot be read (missing file,
+/// bad header) or `out` cannot be created or written;
+/// [`HandlerError::BadRequest`] when the input has no id column.
+/// Bad rows are reported in the summary instead.
+pub async fn handle_score_file(
+    input: &FeatureUri,
+    s3: Option<aws_sdk_s3::Client>,
+    model: &ScoringModel,
+    out: &Path,
+    options: &ScoreFileOptions,
+    progress: &(dyn Fn(usize) + Send + Sync),
+) -> Result<ScoreFileSummary, HandlerError> {
+    let mut stream = ScoredStream::open(
+        input,
+        s3,
+        model,
+        options.id_column.as_deref(),
+        options.chunk_rows,
+    )
+    .await?;
+    let location = out.display().to_string();
+    let write_error = |e: std::io::Error| FeatureError::io("write", &location, e);
+    let mut writer = ScoresWriter::create(out)?;
+    let mut summary = ScoreFileSummary::default();
+    while let Some(chunk) = stream.next_chunk().await? {
+        for (id, score) in &chunk.scored {
+            writer.write(id, score).map_err(write_error)?;
+        }
+        summary.scored += chunk.scored.len();
+        progress(chunk.rows);
+    }
+    writer.finish().map_err(write_error)?;
+    let (failed, missing) = stream.finish();
+    summary.failed_rows = failed.listed;
+    summary.failed_rows_count = failed.count;
+    summary.missing_feature_columns = missing;
+    tracing::info!(
+        out = %location,
+        model_id = %model.artifact.model_id(),
+        scored = summary.scored,
+        failed_rows = summary.failed_rows_count,
+        "scoring done"
+    );
+    Ok(summary)
+}

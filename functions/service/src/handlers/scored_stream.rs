@@ -1,0 +1,189 @@
+//! The streamed chunk-scoring loop shared by [`rescore`](super::rescore)
+//! (scores into the flag store) and [`score_file`](super::score_file)
+//! (scores into a CSV file).
+//!
+//! A [`ScoredStream`] reads a feature source chunk by chunk on a blocking
+//! thread (at most two chunks in flight), scores each chunk with the model
+//! crate's `Scorer` (the one scoring path, as in the API) and hands back the
+//! scored customers of the chunk. Rows that cannot be read, have no customer
+//! id or cannot be scored are recorded as [`FailedRow`]s (first
+//! [`MAX_LISTED_FAILURES`], exact count) and never stop the run.
+
+use crate::features::{FeatureUri, ReadOptions, TableStream};
+use crate::handlers::error::HandlerError;
+use crate::handlers::model::ScoringModel;
+use churn_model::preprocess::FeaturePrep;
+use churn_model::{ColumnValues, Score};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+
+/// Most failed rows (and write failures) listed in a summary; the counts are exact.
+pub const MAX_LISTED_FAILURES: usize = 100;
+/// Rows per streamed chunk (and per flag-store batch).
+pub const CHUNK_ROWS: usize = 8192;
+
+/// A row that was not scored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedRow {
+    /// 1-based data row in its part.
+    pub row: usize,
+    /// The part (file or object) when the source has several.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub part: Option<String>,
+    pub message: String,
+}
+
+/// Failed rows: the first [`MAX_LISTED_FAILURES`] and the exact count.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FailedRows {
+    pub listed: Vec<FailedRow>,
+    pub count: usize,
+}
+
+impl FailedRows {
+    fn push(&mut self, row: usize, part: Option<&str>, message: String) {
+        self.count += 1;
+        if self.listed.len() < MAX_LISTED_FAILURES {
+            self.listed.push(FailedRow {
+                row,
+                part: part.map(str::to_string),
+                message,
+            });
+        }
+    }
+}
+
+/// The scored customers of one chunk.
+#[derive(Debug, Clone)]
+pub struct ScoredChunk {
+    /// Data rows in the chunk (scored + failed).
+    pub rows: usize,
+    /// `(customer_id, score)` in row order.
+    pub scored: Vec<(String, Score)>,
+}
+
+/// A feature source being scored chunk by chunk.
+pub struct ScoredStream<'m> {
+    model: &'m ScoringModel,
+    id_column: String,
+    chunks:
+        tokio::sync::mpsc::Receiver<crate::features::FeatureResult<crate::features::TableChunk>>,
+    failed: FailedRows,
+    missing_feature_columns: Option<Vec<String>>,
+}
+
+impl<'m> ScoredStream<'m> {
+    /// Opens `uri` for scoring with `model`; `id_column` defaults to the
+    /// model's, `chunk_rows` is clamped to at least 1.
+    ///
+    /// # Errors
+    /// [`HandlerError::Features`] when the source cannot be opened.
+    pub async fn open(
+        uri: &FeatureUri,
+        s3: Option<aws_sdk_s3::Client>,
+        model: &'m ScoringModel,
+        id_column: Option<&str>,
+        chunk_rows: usize,
+    ) -> Result<ScoredStream<'m>, HandlerError> {
+        let id_column = id_column.unwrap_or(&model.artifact.id_column).to_string();
+        let options = ReadOptions {
+            chunk_rows: chunk_rows.max(1),
+            ..ReadOptions::for_artifact(&model.artifact, &id_column)
+        };
+        let chunks = TableStream::open(uri, s3, options).await?.spawn();
+        Ok(ScoredStream {
+            model,
+            id_column,
+            chunks,
+            failed: FailedRows::default(),
+            missing_feature_columns: None,
+        })
+    }
+
+    /// Scores the next chunk, `None` at the end.
+    ///
+    /// # Errors
+    /// [`HandlerError::Features`] for a fatal read problem;
+    /// [`HandlerError::BadRequest`] when the source has no id column.
+    pub async fn next_chunk(&mut self) -> Result<Option<ScoredChunk>, HandlerError> {
+        let Some(chunk) = self.chunks.recv().await else {
+            return Ok(None);
+        };
+        let chunk = chunk?;
+        let table = &chunk.table;
+        let n = table.n_rows();
+        if self.missing_feature_columns.is_none() {
+            self.missing_feature_columns = Some(absent_features(self.model, table));
+        }
+        let part = (chunk.parts > 1).then_some(&*chunk.part);
+        let bad: HashSet<usize> = chunk.row_errors.iter().map(|e| e.row).collect();
+        for e in &chunk.row_errors {
+            self.failed.push(e.row, part, e.message.clone());
+        }
+        let id_column = &self.id_column;
+        let ids: &[Option<String>] = match table.column(id_column).map(|c| &c.values) {
+            Some(ColumnValues::Text(v)) => v,
+            _ => {
+                return Err(HandlerError::BadRequest(format!(
+                    "{}: no id column {id_column:?}",
+                    chunk.part
+                )))
+            }
+        };
+        let mut scored = Vec::with_capacity(n);
+        for (i, result) in self.model.scorer.score_table(table).into_iter().enumerate() {
+            let row = table.row_number(i);
+            if bad.contains(&row) {
+                continue;
+            }
+            let Some(id) = ids[i].as_deref().map(str::trim).filter(|s| !s.is_empty()) else {
+                self.failed.push(
+                    row,
+                    part,
+                    format!("column {id_column:?}: customer id is missing"),
+                );
+                continue;
+            };
+            match result {
+                Ok(score) => scored.push((id.to_string(), score)),
+                Err(e) => self.failed.push(row, part, e.to_string()),
+            }
+        }
+        Ok(Some(ScoredChunk { rows: n, scored }))
+    }
+
+    /// The failed rows so far.
+    pub fn failed(&self) -> &FailedRows {
+        &self.failed
+    }
+
+    /// Model features with no column in the source (scored as missing),
+    /// as seen in its first chunk; empty before it.
+    pub fn missing_feature_columns(&self) -> &[String] {
+        self.missing_feature_columns.as_deref().unwrap_or_default()
+    }
+
+    /// The failed rows and the missing feature columns, at the end.
+    pub fn finish(self) -> (FailedRows, Vec<String>) {
+        (
+            self.failed,
+            self.missing_feature_columns.unwrap_or_default(),
+        )
+    }
+}
+
+/// Model features with no column in `table`.
+fn absent_features(model: &ScoringModel, table: &churn_model::Table) -> Vec<String> {
+    model
+        .artifact
+        .preprocessing
+        .features
+        .iter()
+        .map(|f| match f {
+            FeaturePrep::Numeric(p) => p.name.as_str(),
+            FeaturePrep::Categorical(p) => p.name.as_str(),
+        })
+        .filter(|name| table.column(name).is_none())
+        .map(str::to_string)
+        .collect()
+}

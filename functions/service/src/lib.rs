@@ -1,0 +1,31 @@
+//! churn-service: handlers, ports and adapters shared by the churn-risk
+//! Lambda functions and the CLI.
+//!
+//! # Layout
+//! - [`error`]: the crate's `Error` and `Result`.
+//! - [`features`]: feature tables from CSV/Parquet, local or S3 (whole or streamed), writers.
+//! - [`config`]: `ServiceConfig` from the environment, store URIs.
+//! - [`timestamp`]: the stored RFC 3339 form (fixed width, sortable).
+//! - [`retry`]: exponential backoff with full jitter.
+//! - [`flag`]: the stored flag, write summary, risk-list page.
+//! - [`flag_store`]: `FlagStore` port; DynamoDB and SQLite adapters.
+//! - [`model_store`]: `ModelStore` port; S3 and directory adapters; `ModelCache`.
+//! - [`handlers`]: train, score API, rescore, score-to-file handlers (plain async functions).
+//! - [`services`]: adapters and AWS clients built from `ServiceConfig`.
+//! - `test_support` (feature `test-support`): moto_server launcher,
+//!   fault-injecting DynamoDB proxy, SDK clients for tests.
+
+pub mod config;
+pub mod error;
+pub mod features;
+pub mod flag;
+pub mod flag_store;
+pub mod handlers;
+pub mod model_store;
+pub mod retry;
+pub mod services;
+#[cfg(feature = "test-support")]
+pub mod test_support;
+pub mod timestamp;
+
+pub use error::{Error, Result};

@@ -1,0 +1,164 @@
+//! S3 model store: `s3://bucket/prefix/<model_id>/model.json` and `.../current.json`.
+//!
+//! Artifacts are created with `If-None-Match: *`, so S3 itself refuses to
+//! overwrite one that appeared between our existence check and the write.
+//! The pointer is a single PUT, which S3 makes visible atomically.
+
+use super::ModelObjects;
+use crate::error::{Error, Result};
+use async_trait::async_trait;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::Client;
+use time::OffsetDateTime;
+
+const BACKEND: &str = "s3";
+
+/// Model store under an S3 prefix.
+#[derive(Debug, Clone)]
+pub struct S3ModelStore {
+    client: Client,
+    bucket: String,
+    prefix: String,
+}
+
+impl S3ModelStore {
+    /// A store under `s3://bucket/prefix` (`prefix` may be empty).
+    pub fn new(client: Client, bucket: impl Into<String>, prefix: impl Into<String>) -> Self {
+        S3ModelStore {
+            client,
+            bucket: bucket.into(),
+            prefix: prefix.into().trim_matches('/').to_string(),
+        }
+    }
+
+    fn key(&self, key: &str) -> String {
+        if self.prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}/{key}", self.prefix)
+        }
+    }
+}
+
+#[async_trait]
+impl ModelObjects for S3ModelStore {
+    async fn get_object(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let key = self.key(key);
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if matches!(e.code(), Some("NoSuchKey" | "NotFound")) => return Ok(None),
+            Err(e) => {
+                return Err(Error::storage(
+                    BACKEND,
+                    "get_object",
+                    format!("s3://{}/{key}: {}", self.bucket, DisplayErrorContext(&e)),
+                ))
+            }
+        };
+        let body = out.body.collect().await.map_err(|e| {
+            Error::storage(
+                BACKEND,
+                "get_object",
+                format!("s3://{}/{key}: {e}", self.bucket),
+            )
+        })?;
+        Ok(Some(body.into_bytes().to_vec()))
+    }
+
+    async fn put_object(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
+        let key = self.key(key);
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .content_type("application/json")
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                Error::storage(
+                    BACKEND,
+                    "put_object",
+                    format!("s3://{}/{key}: {}", self.bucket, DisplayErrorContext(&e)),
+                )
+            })
+    }
+
+    async fn put_object_if_absent(&self, key: &str, bytes: Vec<u8>) -> Result<bool> {
+        let key = self.key(key);
+        match self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .content_type("application/json")
+            .if_none_match("*")
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            // 412: it exists. 409: a concurrent conditional write is in
+            // flight; the caller re-reads and compares either way.
+            Err(e)
+                if matches!(
+                    e.code(),
+                    Some("PreconditionFailed" | "ConditionalRequestConflict")
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(Error::storage(
+                BACKEND,
+                "put_object",
+                format!("s3://{}/{key}: {}", self.bucket, DisplayErrorContext(&e)),
+            )),
+        }
+    }
+
+    async fn list_artifacts(&self) -> Result<Vec<(String, Option<OffsetDateTime>)>> {
+        let prefix = self.key("");
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                Error::storage(
+                    BACKEND,
+                    "list_objects_v2",
+                    format!("s3://{}/{prefix}: {}", self.bucket, DisplayErrorContext(&e)),
+                )
+            })?;
+            for object in page.contents() {
+                let Some(rest) = object.key().and_then(|k| k.strip_prefix(&prefix)) else {
+                    continue;
+                };
+                let Some(model_id) = rest.strip_suffix("/model.json") else {
+                    continue;
+                };
+                if super::validate_model_id(model_id).is_err() {
+                    continue;
+                }
+                let stored_at = object
+                    .last_modified()
+                    .and_then(|t| OffsetDateTime::from_unix_timestamp(t.secs()).ok());
+                out.push((model_id.to_string(), stored_at));
+            }
+        }
+        Ok(out)
+    }
+}

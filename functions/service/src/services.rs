@@ -1,0 +1,139 @@
+//! Wiring shared by the Lambda mains and the CLI: adapters picked from
+//! [`ServiceConfig`], AWS clients built once and only when needed.
+//!
+//! Building clients is cheap (no network); loading the SDK configuration is
+//! deferred until an S3 or DynamoDB location is actually used, so a laptop
+//! run with a model directory and SQLite never touches AWS configuration.
+
+use crate::config::{FlagsLocation, ModelsLocation, ServiceConfig};
+use crate::error::{Error, Result};
+use crate::flag_store::{DynamoFlagStore, FlagStore, SqliteFlagStore};
+use crate::handlers::model::ScoringModel;
+use crate::model_store::{DirModelStore, ModelCache, ModelStore, S3ModelStore};
+use std::sync::Arc;
+use tokio::sync::OnceCell;
+
+/// The process-wide dependencies of every handler.
+pub struct Services {
+    pub config: ServiceConfig,
+    pub models: Arc<dyn ModelStore>,
+    pub flags: Arc<dyn FlagStore>,
+    /// The promoted model, re-checked every `config.model_refresh`.
+    pub cache: ModelCache<ScoringModel>,
+    sdk: Arc<OnceCell<aws_config::SdkConfig>>,
+    s3: OnceCell<aws_sdk_s3::Client>,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Loads the SDK configuration (credentials chain, region, `AWS_ENDPOINT_URL`).
+pub async fn load_sdk_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+/// An S3 client; path-style addressing when an endpoint override is set
+/// (local servers such as moto do not resolve `bucket.localhost`).
+pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let mut builder = aws_sdk_s3::config::Builder::from(sdk);
+    if sdk.endpoint_url().is_some() {
+        builder = builder.force_path_style(true);
+    }
+    aws_sdk_s3::Client::from_conf(builder.build())
+}
+
+impl Services {
+    /// Builds the adapters named by `config`. Opens the SQLite file when
+    /// flags are local; loads the SDK configuration only for S3/DynamoDB.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the SQLite database cannot be opened.
+    pub async fn from_config(config: ServiceConfig) -> Result<Services> {
+        let sdk: Arc<OnceCell<aws_config::SdkConfig>> = Arc::new(OnceCell::new());
+        let models: Arc<dyn ModelStore> = match &config.models {
+            ModelsLocation::Dir(dir) => Arc::new(DirModelStore::new(dir.clone())),
+            ModelsLocation::S3 { bucket, prefix } => {
+                let sdk = sdk.get_or_init(load_sdk_config).await;
+                Arc::new(S3ModelStore::new(
+                    s3_client(sdk),
+                    bucket.clone(),
+                    prefix.clone(),
+                ))
+            }
+        };
+        let flags: Arc<dyn FlagStore> = match &config.flags {
+            FlagsLocation::Sqlite(path) => {
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| Error::storage("sqlite", "create directory", e))?;
+                }
+                Arc::new(SqliteFlagStore::open(path, config.risk_list_shards).await?)
+            }
+            FlagsLocation::DynamoDb { table } => {
+                let sdk = sdk.get_or_init(load_sdk_config).await;
+                let client = aws_sdk_dynamodb::Client::new(sdk);
+                Arc::new(DynamoFlagStore::new(
+                    client,
+                    table.clone(),
+                    config.risk_list_shards,
+                ))
+            }
+        };
+        Ok(Services::new(config, models, flags, sdk))
+    }
+
+    /// Wires given adapters (tests, or callers that built their own clients).
+    pub fn with_stores(
+        config: ServiceConfig,
+        models: Arc<dyn ModelStore>,
+        flags: Arc<dyn FlagStore>,
+    ) -> Services {
+        Services::new(config, models, flags, Arc::new(OnceCell::new()))
+    }
+
+    /// Uses `client` for `s3://` feature sources (tests point it at moto).
+    pub fn with_s3(mut self, client: aws_sdk_s3::Client) -> Services {
+        self.s3 = OnceCell::new_with(Some(client));
+        self
+    }
+
+    fn new(
+        config: ServiceConfig,
+        models: Arc<dyn ModelStore>,
+        flags: Arc<dyn FlagStore>,
+        sdk: Arc<OnceCell<aws_config::SdkConfig>>,
+    ) -> Services {
+        let cache = ModelCache::new(models.clone(), config.model_refresh, ScoringModel::load);
+        Services {
+            config,
+            models,
+            flags,
+            cache,
+            sdk,
+            s3: OnceCell::new(),
+        }
+    }
+
+    /// The S3 client for feature sources, built on first use.
+    pub async fn s3(&self) -> &aws_sdk_s3::Client {
+        self.s3
+            .get_or_init(|| async {
+                let sdk = self.sdk.get_or_init(load_sdk_config).await;
+                s3_client(sdk)
+            })
+            .await
+    }
+
+    /// An S3 client only if `uri` needs one.
+    pub async fn s3_for(&self, uri: &crate::features::FeatureUri) -> Option<aws_sdk_s3::Client> {
+        match uri {
+            crate::features::FeatureUri::S3 { .. } => Some(self.s3().await.clone()),
+            crate::features::FeatureUri::Local(_) => None,
+        }
+    }
+}

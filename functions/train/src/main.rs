@@ -1,0 +1,37 @@
+//! AWS Lambda function `train`: `TrainRequest` (features URI, id/label
+//! columns, schema, options) -> trains, stores the artifact, applies the
+//! promotion gate, returns the `TrainSummary`. Wiring only: the handler is
+//! `churn_service::handlers::train`.
+
+use churn_service::config::ServiceConfig;
+use churn_service::features::FeatureUri;
+use churn_service::handlers::train::{handle_train_with, TrainRequest, TrainSettings};
+use churn_service::services::Services;
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let services = Services::from_config(ServiceConfig::from_env()?).await?;
+    let services = &services;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<TrainRequest>| async move {
+            let request = event.payload;
+            // A bad URI is reported by the handler; here it only decides whether S3 is needed.
+            let s3 = match FeatureUri::parse(&request.features) {
+                Ok(uri) => services.s3_for(&uri).await,
+                Err(_) => None,
+            };
+            let summary = handle_train_with(
+                &request,
+                services.models.as_ref(),
+                s3.as_ref(),
+                TrainSettings::from_config(&services.config),
+            )
+            .await?;
+            Ok::<Value, lambda_runtime::Error>(serde_json::to_value(summary)?)
+        },
+    ))
+    .await
+}

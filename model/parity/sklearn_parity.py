@@ -1,0 +1,121 @@
+"""scikit-learn side of the holdout-AUC parity check (issue 2).
+
+Reads the CSV the Rust example trained on and the example's JSON (holdout row
+indices and customer ids), fits
+
+    Pipeline(ColumnTransformer(OneHotEncoder(handle_unknown='ignore') on the
+             categorical columns, StandardScaler on the numeric ones),
+             LogisticRegression(max_iter=1000))
+
+on exactly the complementary training rows, scores the same holdout rows and
+compares ROC AUCs. Numeric columns get a median SimpleImputer first (a no-op
+on complete data; scikit-learn refuses NaN otherwise). Categorical = pandas
+object/string dtype, decided here independently of the Rust model's inference.
+
+One JSON file per split (seed). Exit status 1 when ours < sklearn's -
+tolerance on any split, 2 when the two sides disagree about the rows.
+
+Usage: sklearn_parity.py CSV OURS.json [OURS.json ...] [--id-column C]
+           [--label-column C] [--tolerance T]
+"""
+
+import argparse
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+POSITIVE = {"1", "true", "yes"}
+NEGATIVE = {"0", "false", "no"}
+
+
+def sklearn_auc(X, y, is_holdout):
+    """Fits the reference pipeline on the rows outside the holdout; ROC AUC on the holdout."""
+    categorical = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+    numeric = [c for c in X.columns if c not in categorical]
+    pipe = Pipeline(
+        [
+            (
+                "prep",
+                ColumnTransformer(
+                    [
+                        ("cat", OneHotEncoder(handle_unknown="ignore"), categorical),
+                        ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
+                    ]
+                ),
+            ),
+            ("lr", LogisticRegression(max_iter=1000)),
+        ]
+    )
+    pipe.fit(X[~is_holdout], y[~is_holdout])
+    p = pipe.predict_proba(X[is_holdout])[:, list(pipe.classes_).index(True)]
+    return roc_auc_score(y[is_holdout], p), categorical, numeric
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("csv")
+    ap.add_argument("ours", nargs="+", help="JSON lines of the holdout_auc example, one per split")
+    ap.add_argument("--id-column", default="customer_id")
+    ap.add_argument("--label-column", default="churned")
+    ap.add_argument("--tolerance", type=float, default=0.005)
+    args = ap.parse_args()
+
+    # Ids and labels as text, like the Rust side; features with pandas' own inference.
+    df = pd.read_csv(args.csv, dtype={args.id_column: str, args.label_column: str})
+    labels = df[args.label_column].str.strip().str.lower()
+    bad = ~labels.isin(POSITIVE | NEGATIVE)
+    if bad.any():
+        print(f"error: unexpected label values {sorted(labels[bad].unique())}", file=sys.stderr)
+        return 2
+    y = labels.isin(POSITIVE).to_numpy()
+    X = df.drop(columns=[args.id_column, args.label_column])
+
+    diffs, failed = [], 0
+    for path in args.ours:
+        with open(path) as f:
+            ours = json.load(f)
+        holdout = np.asarray(ours["holdout_rows"], dtype=int)
+        if len(df) != ours["rows"] or holdout.size == 0 or holdout.max() >= len(df):
+            print(f"error: {len(df)} rows here, {ours['rows']} rows in {path}", file=sys.stderr)
+            return 2
+        if ours["holdout_ids"] and list(df[args.id_column].iloc[holdout]) != ours["holdout_ids"]:
+            print(f"error: holdout customer ids differ between the two sides ({path})", file=sys.stderr)
+            return 2
+        is_holdout = np.zeros(len(df), dtype=bool)
+        is_holdout[holdout] = True
+        sk_auc, categorical, numeric = sklearn_auc(X, y, is_holdout)
+        our_auc = ours["roc_auc"]
+        diff = our_auc - sk_auc
+        ok = our_auc >= sk_auc - args.tolerance
+        failed += not ok
+        if not diffs:
+            print(
+                f"{args.csv}: {len(df)} rows, {int(y.sum())} churned; "
+                f"{len(numeric)} numeric, categorical: {', '.join(categorical)}"
+            )
+        diffs.append(diff)
+        print(
+            f"  seed {ours['seed']:>3}: train {int((~is_holdout).sum())}, holdout {int(is_holdout.sum())}; "
+            f"ours {our_auc:.4f} (l2 {ours['chosen_l2']:g})  sklearn {sk_auc:.4f}  "
+            f"diff {diff:+.4f}  {'ok' if ok else 'BELOW'}"
+        )
+    mean = float(np.mean(diffs))
+    ok = failed == 0
+    print(
+        f"{'PASS' if ok else 'FAIL'}: {len(diffs)} split(s), "
+        f"ours - sklearn: mean {mean:+.4f}, min {min(diffs):+.4f}, max {max(diffs):+.4f}; "
+        f"{failed} split(s) more than {args.tolerance} below sklearn"
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

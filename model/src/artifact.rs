@@ -1,0 +1,165 @@
+//! The versioned model artifact (JSON) and its content hash.
+//!
+//! `model_id` is the SHA-256 of the canonical serialisation of the artifact
+//! with `model_id` blanked and `created_at` left out, so retraining with the
+//! same seed on the same data gives the same id whenever it was trained, and
+//! with the same `created_at` gives byte-identical bytes. Canonical = serde
+//! field order (structs, no hash maps) + `serde_json`'s shortest round-trip
+//! float formatting, which re-serialises a parsed artifact to the same bytes;
+//! that is what lets loading verify the hash.
+
+use crate::band::BandCutoffs;
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::preprocess::Preprocessor;
+use crate::reference::ReferenceBins;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The artifact format version this build writes and the newest it reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Class balance and size of the data the model was trained on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingSummary {
+    /// Rows in the training split (the final fit).
+    pub train_rows: u64,
+    /// Rows in the holdout split (the metrics).
+    pub holdout_rows: u64,
+    /// Churners in the training split.
+    pub train_churned: u64,
+    /// Non-churners in the training split.
+    pub train_retained: u64,
+    /// Seed of the split and cross-validation.
+    pub seed: u64,
+}
+
+/// One named coefficient of the fitted model (on the standardized design column).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Coefficient {
+    pub name: String,
+    pub value: f64,
+}
+
+/// Everything needed to score, explain and audit a model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelArtifact {
+    pub schema_version: u32,
+    /// Hex SHA-256 of the canonical content (see module docs).
+    pub model_id: String,
+    /// Supplied by the caller (RFC 3339); not part of the hash.
+    pub created_at: String,
+    pub id_column: String,
+    pub label_column: String,
+    pub training: TrainingSummary,
+    /// Feature spec and fitted preprocessing parameters.
+    pub preprocessing: Preprocessor,
+    /// One per design column of `preprocessing`, same order.
+    pub coefficients: Vec<Coefficient>,
+    pub intercept: f64,
+    /// Chosen L2 strength, per training row (objective = mean log loss + l2/2 |w|^2).
+    pub l2: f64,
+    pub bands: BandCutoffs,
+    pub metrics: Metrics,
+    /// Per-feature training distributions for drift checks.
+    pub reference: Vec<ReferenceBins>,
+}
+
+/// Just enough of an artifact to check its version before parsing the rest,
+/// so a future format gives a version error rather than a parse error.
+#[derive(Deserialize)]
+struct VersionProbe {
+    schema_version: u64,
+}
+
+impl ModelArtifact {
+    /// The content hash.
+    pub fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    /// Holdout metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// When it was trained, as supplied by the caller.
+    pub fn created_at(&self) -> &str {
+        &self.created_at
+    }
+
+    /// Pretty JSON bytes (deterministic).
+    pub fn to_json_bytes(&self) -> Vec<u8> {
+        // Serialising plain structs of strings and finite floats cannot fail.
+        serde_json::to_vec_pretty(self).unwrap_or_default()
+    }
+
+    /// Parses and verifies an artifact.
+    ///
+    /// # Errors
+    /// [`Error::ArtifactCorrupt`] for invalid or truncated JSON or an
+    /// internally inconsistent artifact, [`Error::UnsupportedVersion`] for a
+    /// version other than [`SCHEMA_VERSION`], [`Error::ArtifactTampered`]
+    /// when the content does not hash to `model_id`.
+    pub fn from_json_bytes(bytes: &[u8]) -> Result<ModelArtifact> {
+        let probe: VersionProbe =
+            serde_json::from_slice(bytes).map_err(|e| Error::ArtifactCorrupt {
+                message: e.to_string(),
+            })?;
+        if probe.schema_version != SCHEMA_VERSION as u64 {
+            return Err(Error::UnsupportedVersion {
+                found: probe.schema_version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        let artifact: ModelArtifact =
+            serde_json::from_slice(bytes).map_err(|e| Error::ArtifactCorrupt {
+                message: e.to_string(),
+            })?;
+        let actual = artifact.content_hash();
+        if actual != artifact.model_id {
+            return Err(Error::ArtifactTampered {
+                claimed: artifact.model_id.clone(),
+                actual,
+            });
+        }
+        artifact.check_consistency()?;
+        Ok(artifact)
+    }
+
+    /// SHA-256 (hex) of the canonical content: compact JSON with `model_id`
+    /// and `created_at` blanked.
+    pub fn content_hash(&self) -> String {
+        let mut canon = self.clone();
+        canon.model_id = String::new();
+        canon.created_at = String::new();
+        let bytes = serde_json::to_vec(&canon).unwrap_or_default();
+        let digest = Sha256::digest(&bytes);
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Sets `model_id` to the content hash.
+    pub(crate) fn seal(&mut self) {
+        self.model_id = self.content_hash();
+    }
+
+    /// Structural checks a hash cannot give (a hand-built artifact with a
+    /// correct hash must still not make the scorer index out of bounds).
+    fn check_consistency(&self) -> Result<()> {
+        let corrupt = |m: String| Err(Error::ArtifactCorrupt { message: m });
+        if self.coefficients.len() != self.preprocessing.columns.len() {
+            return corrupt(format!(
+                "{} coefficients for {} design columns",
+                self.coefficients.len(),
+                self.preprocessing.columns.len()
+            ));
+        }
+        self.preprocessing
+            .check()
+            .map_err(|m| Error::ArtifactCorrupt { message: m })?;
+        if !self.intercept.is_finite() || self.coefficients.iter().any(|c| !c.value.is_finite()) {
+            return corrupt("non-finite coefficient".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,68 @@
+//! churn-model: the pure churn model (no I/O, no async, no AWS).
+//!
+//! From a [`Table`] of engagement features to a versioned [`ModelArtifact`],
+//! and from the artifact to a [`Score`] with [`Reason`]s.
+//!
+//! ```
+//! use churn_model::*;
+//! # fn main() -> churn_model::Result<()> {
+//! let table = generate(&SyntheticConfig { customers: 2_000, seed: 1 });
+//! let config = TrainConfig::builder().created_at("2026-01-01T00:00:00Z").build()?;
+//! let outcome = train(&table, &Schema::default(), &config)?;
+//! let bytes = outcome.artifact.to_json_bytes();
+//! let artifact = ModelArtifact::from_json_bytes(&bytes)?; // verifies version and hash
+//! let scorer = Scorer::new(&artifact);
+//! let score = scorer.score_table(&table).remove(0)?;
+//! assert!((0.0..=1.0).contains(&score.churn_probability));
+//! assert!(score.reasons.len() <= 3);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Layout
+//! - [`error`]: the crate's error enum (names row, column, field) and `Result`.
+//! - [`table`]: columnar input handed in by readers.
+//! - [`schema`]: column kinds (numeric / categorical / ignored), TOML overrides, inference.
+//! - [`label`]: churn label parsing (1/0, true/false, yes/no).
+//! - [`split`]: stratified seeded holdout split and k-fold assignment.
+//! - [`preprocess`]: imputation, log1p, one-hot, standardization of numeric values (fitted on training rows).
+//! - `cv` (private): L2 strength by k-fold cross-validated ROC AUC, folds on parallel threads.
+//! - `validate` (private): table shape, customer ids, class balance checks.
+//! - [`logistic`]: linfa-logistic wrapper: class orientation, design scaling, per-row tolerance, exact intercept.
+//! - [`train`](mod@train): `TrainConfig`, cross-validated L2 choice, final fit, [`train()`], [`evaluate()`].
+//! - [`metrics`]: ROC AUC, PR AUC, log loss, Brier, lift, ECE, confusion matrix.
+//! - [`band`]: risk bands and their cutoffs.
+//! - [`reason`]: per-customer reasons.
+//! - [`reference`](mod@reference): per-feature training distributions for drift checks.
+//! - [`artifact`]: the JSON model artifact, content hash, verification.
+//! - [`scoring`]: `Scorer` for JSON records and column batches.
+//! - [`synthetic`]: seeded synthetic SaaS engagement data.
+
+pub mod artifact;
+pub mod band;
+mod cv;
+pub mod error;
+pub mod label;
+pub mod logistic;
+pub mod metrics;
+pub mod preprocess;
+pub mod reason;
+pub mod reference;
+pub mod schema;
+pub mod scoring;
+pub mod split;
+pub mod synthetic;
+pub mod table;
+pub mod train;
+mod validate;
+
+pub use artifact::{ModelArtifact, SCHEMA_VERSION};
+pub use band::{BandCutoffs, BandPolicy, RiskBand};
+pub use error::{Error, Result};
+pub use metrics::{ConfusionMatrix, Metrics};
+pub use reason::Reason;
+pub use schema::{ColumnKind, ColumnSpec, Schema};
+pub use scoring::{CompactScore, Explanation, Score, ScoredRecord, Scorer};
+pub use synthetic::{generate, SyntheticConfig};
+pub use table::{Column, ColumnValues, Table};
+pub use train::{evaluate, train, TrainConfig, TrainConfigBuilder, TrainOutcome, TrainingReport};

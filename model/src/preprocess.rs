@@ -1,0 +1,789 @@
+//! Preprocessing fitted on the training split only and stored in the
+//! artifact: median imputation with a `<col>_missing` indicator, log1p for
+//! heavy-tailed non-negative counts (decided by skew), one-hot encoding of
+//! frequent levels with `other`, standardization of numeric values, and
+//! centring of 0/1 indicator columns (not scaled: see [`INDICATOR_STD`]).
+//!
+//! A *feature* is a source column; a *design column* is one input of the
+//! logistic model (a feature's value, its missing indicator, or one level).
+
+use crate::error::{Error, Result};
+use crate::reference::{decile_ranks, Bins, ReferenceBins};
+use crate::schema::{ColumnKind, ResolvedColumn};
+use crate::table::{ColumnValues, Table};
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+/// Name of the catch-all level.
+pub const OTHER_LEVEL: &str = "other";
+
+/// Scale of 0/1 indicator columns (one-hot levels, `other`, `<col>_missing`):
+/// they are centred on their training share but not divided by their
+/// standard deviation, so the L2 penalty acts on the raw indicator
+/// coefficient (as in scikit-learn's one-hot + LogisticRegression). Dividing
+/// by `sqrt(r (1 - r))` shrinks a rare level's penalty by that share and lets
+/// it overfit: on `modeldata::mlc_churn` (51 states, ~80 training rows each)
+/// that cost 0.0024 of holdout ROC AUC at matched strength (see
+/// `model/parity/run.sh`).
+pub const INDICATOR_STD: f64 = 1.0;
+
+/// Fitting knobs (copied from `TrainConfig`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PrepOptions {
+    /// Levels seen fewer times than this in training become `other`.
+    pub min_level_count: usize,
+    /// Non-negative columns with sample skewness above this get log1p.
+    pub skew_threshold: f64,
+}
+
+/// Fitted parameters of a numeric feature.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NumericPrep {
+    pub name: String,
+    pub required: bool,
+    /// Training median of present raw values; imputes missing ones.
+    pub median: f64,
+    /// Sample skewness (Fisher-Pearson) of present raw training values.
+    pub skew: f64,
+    /// Whether log1p is applied (non-negative and skew above the threshold).
+    /// At scoring time negative values of a log1p feature are clamped to 0.
+    pub log1p: bool,
+}
+
+/// Fitted parameters of a categorical feature.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CategoricalPrep {
+    pub name: String,
+    pub required: bool,
+    /// Levels kept (seen at least `min_level_count` times), most frequent first.
+    pub levels: Vec<String>,
+    /// The most common training value (a kept level, or `other`).
+    pub most_common: String,
+}
+
+/// One source feature.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FeaturePrep {
+    Numeric(NumericPrep),
+    Categorical(CategoricalPrep),
+}
+
+impl FeaturePrep {
+    /// The source column name.
+    pub fn name(&self) -> &str {
+        match self {
+            FeaturePrep::Numeric(n) => &n.name,
+            FeaturePrep::Categorical(c) => &c.name,
+        }
+    }
+
+    /// Whether a missing value is an error rather than imputed.
+    pub fn required(&self) -> bool {
+        match self {
+            FeaturePrep::Numeric(n) => n.required,
+            FeaturePrep::Categorical(c) => c.required,
+        }
+    }
+}
+
+/// What a design column encodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum Role {
+    /// The (imputed, maybe log1p'd) numeric value.
+    Value,
+    /// 1 when the value was missing.
+    Missing,
+    /// 1 when the level is `levels[index]`.
+    Level { index: usize },
+    /// 1 when the level is not a kept level (rare, unseen or missing).
+    Other,
+}
+
+/// One input of the logistic model, transformed as `(x - mean) / std`
+/// (standardized numeric values; indicators have `std` = [`INDICATOR_STD`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DesignColumn {
+    /// `tenure_months`, `nps_missing`, `plan=pro`, `plan=other`.
+    pub name: String,
+    /// Index into `Preprocessor::features`.
+    pub feature: usize,
+    pub role: Role,
+    pub mean: f64,
+    /// Always > 0 (zero-variance columns are dropped when fitting).
+    pub std: f64,
+}
+
+/// All fitted preprocessing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preprocessor {
+    pub features: Vec<FeaturePrep>,
+    pub columns: Vec<DesignColumn>,
+}
+
+/// A feature's data, borrowed from the table where it has the right type.
+pub(crate) enum FeatureData<'a> {
+    Num(Cow<'a, [f64]>),
+    Cat(Cow<'a, [Option<String>]>),
+}
+
+/// Extracts a feature column as its resolved kind, naming the row and column
+/// of any cell that does not fit.
+pub(crate) fn feature_data<'a>(table: &'a Table, col: &ResolvedColumn) -> Result<FeatureData<'a>> {
+    let column = table
+        .column(&col.name)
+        .ok_or_else(|| crate::schema::missing_column(table, &col.name))?;
+    let data = match (col.kind, &column.values) {
+        (ColumnKind::Numeric, ColumnValues::Numeric(v)) => {
+            if let Some(i) = v.iter().position(|x| x.is_infinite()) {
+                return Err(Error::NotANumber {
+                    row: table.row_number(i),
+                    column: col.name.clone(),
+                    value: v[i].to_string(),
+                });
+            }
+            FeatureData::Num(Cow::Borrowed(v))
+        }
+        (ColumnKind::Numeric, ColumnValues::Text(v)) => {
+            let mut out = Vec::with_capacity(v.len());
+            for (i, s) in v.iter().enumerate() {
+                out.push(match s.as_deref().map(str::trim) {
+                    None | Some("") => f64::NAN,
+                    Some(t) => match t.parse::<f64>() {
+                        Ok(x) if x.is_finite() => x,
+                        _ => {
+                            return Err(Error::NotANumber {
+                                row: table.row_number(i),
+                                column: col.name.clone(),
+                                value: t.to_string(),
+                            })
+                        }
+                    },
+                });
+            }
+            FeatureData::Num(Cow::Owned(out))
+        }
+        (_, ColumnValues::Text(v)) => FeatureData::Cat(Cow::Borrowed(v)),
+        (_, ColumnValues::Numeric(v)) => FeatureData::Cat(Cow::Owned(
+            v.iter()
+                .map(|x| {
+                    if x.is_nan() {
+                        None
+                    } else {
+                        Some(format!("{x}"))
+                    }
+                })
+                .collect(),
+        )),
+    };
+    if col.required {
+        let missing = match &data {
+            FeatureData::Num(v) => v.iter().position(|x| x.is_nan()),
+            FeatureData::Cat(v) => v
+                .iter()
+                .position(|s| s.as_deref().is_none_or(|t| t.trim().is_empty())),
+        };
+        if let Some(i) = missing {
+            return Err(Error::MissingRequired {
+                row: table.row_number(i),
+                column: col.name.clone(),
+            });
+        }
+    }
+    Ok(data)
+}
+
+/// Result of fitting: the preprocessor, reference bins and warnings.
+pub(crate) struct Fitted {
+    pub prep: Preprocessor,
+    pub reference: Vec<ReferenceBins>,
+    pub warnings: Vec<String>,
+    /// Feature data in `prep.features` order (borrowed from the table).
+    pub data: Vec<usize>,
+}
+
+/// Mean, sum of squared deviations and sample skewness (Fisher-Pearson
+/// g1; 0 for fewer than 3 values or constant input) of `v`, whose sum is `sum`.
+fn moments(v: &[f64], sum: f64) -> (f64, f64, f64) {
+    if v.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    let n = v.len() as f64;
+    let mean = sum / n;
+    let (mut m2, mut m3) = (0.0, 0.0);
+    for &x in v {
+        let d = x - mean;
+        let d2 = d * d;
+        m2 += d2;
+        m3 += d2 * d;
+    }
+    let skew = if v.len() < 3 || m2 <= 0.0 {
+        0.0
+    } else {
+        (m3 / n) / (m2 / n).powf(1.5)
+    };
+    (mean, m2, skew)
+}
+
+/// Fits one feature: its parameters, design columns (with `feature` = 0,
+/// set by the caller), reference bins and missing share.
+fn fit_one(
+    col: &ResolvedColumn,
+    d: &FeatureData<'_>,
+    rows: &[usize],
+    opts: PrepOptions,
+) -> (FeaturePrep, Vec<DesignColumn>, Bins, f64) {
+    let n = rows.len().max(1);
+    let fi = 0;
+    let mut columns: Vec<DesignColumn> = Vec::new();
+    let (feature, bins, missing_share) = match d {
+        FeatureData::Num(v) => {
+            let mut present: Vec<f64> = Vec::with_capacity(rows.len());
+            let (mut sum, mut min) = (0.0, f64::INFINITY);
+            for &r in rows {
+                let x = v[r];
+                if !x.is_nan() {
+                    present.push(x);
+                    sum += x;
+                    min = min.min(x);
+                }
+            }
+            let n_missing = n - present.len().min(n);
+            let (raw_mean, m2, skew) = moments(&present, sum);
+            let min = if min.is_finite() { min } else { 0.0 };
+            // The median (imputation) is exact, by selection; the decile
+            // edges (drift reference only) come from an evenly strided
+            // sample of at most 100k values.
+            let deciles = sample_deciles(&present, 100_000);
+            let median = median_in_place(&mut present);
+            let log1p = min >= 0.0 && skew > opts.skew_threshold;
+            let (mean, std) = if log1p {
+                // Two passes over the transformed values, imputed at log1p(median).
+                let t_med = median.max(0.0).ln_1p();
+                let sum_t = present.iter().map(|x| x.max(0.0).ln_1p()).sum::<f64>()
+                    + n_missing as f64 * t_med;
+                let mean = sum_t / n as f64;
+                let ss = present
+                    .iter()
+                    .map(|x| (x.max(0.0).ln_1p() - mean).powi(2))
+                    .sum::<f64>()
+                    + n_missing as f64 * (t_med - mean).powi(2);
+                (mean, (ss / n as f64).sqrt())
+            } else {
+                // Imputed values all sit at the median: combine the present
+                // values' moments with them analytically, no further pass.
+                let mean = (sum + n_missing as f64 * median) / n as f64;
+                let ss = m2
+                    + present.len() as f64 * (raw_mean - mean).powi(2)
+                    + n_missing as f64 * (median - mean).powi(2);
+                (mean, (ss / n as f64).sqrt())
+            };
+            if std > 1e-12 * mean.abs().max(1.0) {
+                columns.push(DesignColumn {
+                    name: col.name.clone(),
+                    feature: fi,
+                    role: Role::Value,
+                    mean,
+                    std,
+                });
+            }
+            if n_missing > 0 && n_missing < n {
+                let r = n_missing as f64 / n as f64;
+                columns.push(DesignColumn {
+                    name: format!("{}_missing", col.name),
+                    feature: fi,
+                    role: Role::Missing,
+                    mean: r,
+                    std: INDICATOR_STD,
+                });
+            }
+            let prep = NumericPrep {
+                name: col.name.clone(),
+                required: col.required,
+                median,
+                skew,
+                log1p,
+            };
+            (
+                FeaturePrep::Numeric(prep),
+                Bins::Deciles { edges: deciles },
+                n_missing as f64 / n as f64,
+            )
+        }
+        FeatureData::Cat(v) => {
+            let mut counts: HashMap<&str, usize> = HashMap::new();
+            let mut n_missing = 0;
+            for &r in rows {
+                match v[r].as_deref().map(str::trim) {
+                    None | Some("") => n_missing += 1,
+                    Some(s) => *counts.entry(s).or_insert(0) += 1,
+                }
+            }
+            let mut levels: Vec<(&str, usize)> = counts
+                .into_iter()
+                .filter(|&(_, c)| c >= opts.min_level_count.max(1))
+                .collect();
+            // Deterministic order: most frequent first, then by name.
+            levels.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+            let kept_rows: usize = levels.iter().map(|l| l.1).sum();
+            let other = n - kept_rows;
+            let most_common = match levels.first() {
+                Some(&(l, c)) if c >= other => l.to_string(),
+                _ => OTHER_LEVEL.to_string(),
+            };
+            let mut shares = Vec::new();
+            for (i, &(l, c)) in levels.iter().enumerate() {
+                let r = c as f64 / n as f64;
+                shares.push((l.to_string(), r));
+                // The most frequent level is the reference and gets no
+                // column: every row is exactly one level or `other`, so a
+                // full set of indicators would sum to the intercept's
+                // constant column, leaving a direction only the L2 penalty
+                // pins down and slowing the solver several-fold. Its effect
+                // is carried by the intercept and the other levels.
+                if i > 0 && c < n {
+                    columns.push(DesignColumn {
+                        name: format!("{}={}", col.name, l),
+                        feature: fi,
+                        role: Role::Level { index: i },
+                        mean: r,
+                        std: INDICATOR_STD,
+                    });
+                }
+            }
+            if other > 0 {
+                let r = other as f64 / n as f64;
+                shares.push((OTHER_LEVEL.to_string(), r));
+                if other < n {
+                    columns.push(DesignColumn {
+                        name: format!("{}={}", col.name, OTHER_LEVEL),
+                        feature: fi,
+                        role: Role::Other,
+                        mean: r,
+                        std: INDICATOR_STD,
+                    });
+                }
+            }
+            let prep = CategoricalPrep {
+                name: col.name.clone(),
+                required: col.required,
+                levels: levels.iter().map(|l| l.0.to_string()).collect(),
+                most_common,
+            };
+            (
+                FeaturePrep::Categorical(prep),
+                Bins::Levels { levels: shares },
+                n_missing as f64 / n as f64,
+            )
+        }
+    };
+    (feature, columns, bins, missing_share)
+}
+
+/// `f(0..n)` in order, computed on up to `available_parallelism` threads
+/// (at most 2: the Lambda and CI machines this runs on have 2 cores).
+pub(crate) fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |t| t.get())
+        .clamp(1, 2)
+        .min(n.max(1));
+    if threads <= 1 {
+        return (0..n).map(f).collect();
+    }
+    let f = &f;
+    let mut parts: Vec<Vec<(usize, T)>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    (t..n)
+                        .step_by(threads)
+                        .map(|i| (i, f(i)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut out: Vec<Option<T>> = (0..n).map(|_| None).collect();
+    for part in parts.iter_mut() {
+        for (i, v) in part.drain(..) {
+            out[i] = Some(v);
+        }
+    }
+    out.into_iter().flatten().collect()
+}
+
+impl Preprocessor {
+    /// Fits on `rows` of `data` (one entry per resolved column).
+    pub(crate) fn fit(
+        cols: &[ResolvedColumn],
+        data: &[FeatureData<'_>],
+        rows: &[usize],
+        opts: PrepOptions,
+    ) -> Fitted {
+        let mut prep = Preprocessor {
+            features: Vec::new(),
+            columns: Vec::new(),
+        };
+        let mut reference = Vec::new();
+        let mut warnings = Vec::new();
+        let mut kept = Vec::new();
+        // Features are independent: fit them on up to two threads.
+        let results = par_map(cols.len(), |ci| fit_one(&cols[ci], &data[ci], rows, opts));
+        for (ci, (col, (feature, mut columns, bins, missing_share))) in
+            cols.iter().zip(results).enumerate()
+        {
+            let fi = prep.features.len();
+            for c in &mut columns {
+                c.feature = fi;
+            }
+            if columns.is_empty() {
+                let why = if missing_share >= 1.0 {
+                    "has no values"
+                } else {
+                    "is constant"
+                };
+                warnings.push(format!(
+                    "column {:?} {why} in the training split and was dropped",
+                    col.name
+                ));
+                continue;
+            }
+            prep.features.push(feature);
+            prep.columns.extend(columns);
+            reference.push(ReferenceBins {
+                feature: col.name.clone(),
+                missing_share,
+                bins,
+            });
+            kept.push(ci);
+        }
+        Fitted {
+            prep,
+            reference,
+            warnings,
+            data: kept,
+        }
+    }
+
+    /// Names of the design columns, in coefficient order.
+    pub fn column_names(&self) -> Vec<&str> {
+        self.columns.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    /// Consistency of indices and parameters (used when loading an artifact).
+    pub(crate) fn check(&self) -> std::result::Result<(), String> {
+        for c in &self.columns {
+            let Some(f) = self.features.get(c.feature) else {
+                return Err(format!(
+                    "design column {:?} points at feature {}",
+                    c.name, c.feature
+                ));
+            };
+            let ok = match (&c.role, f) {
+                (Role::Value | Role::Missing, FeaturePrep::Numeric(_)) => true,
+                (Role::Level { index }, FeaturePrep::Categorical(cp)) => *index < cp.levels.len(),
+                (Role::Other, FeaturePrep::Categorical(_)) => true,
+                _ => false,
+            };
+            if !(ok && c.std > 0.0 && c.std.is_finite() && c.mean.is_finite()) {
+                return Err(format!(
+                    "design column {:?} is inconsistent with its feature",
+                    c.name
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the standardized design matrix of `rows` into `out` in
+    /// column-major order (`out[j * rows.len() + i]`). Column-major because
+    /// the gradient of the log loss is `X^T r`, which ndarray computes as
+    /// one contiguous dot product per column only in this layout (about 7x
+    /// faster than row-major at 800k x 20). `data[f]` is the data of `features[f]`.
+    pub(crate) fn design_col_major(
+        &self,
+        data: &[&FeatureData<'_>],
+        rows: &[usize],
+        out: &mut Vec<f64>,
+    ) {
+        self.design_col_major_scaled(data, rows, 1.0, out)
+    }
+
+    /// As [`Preprocessor::design_col_major`], every cell multiplied by `scale`.
+    pub(crate) fn design_col_major_scaled(
+        &self,
+        data: &[&FeatureData<'_>],
+        rows: &[usize],
+        scale: f64,
+        out: &mut Vec<f64>,
+    ) {
+        let n = rows.len();
+        let p = self.columns.len();
+        out.clear();
+        out.resize(n * p, 0.0);
+        if n == 0 {
+            return;
+        }
+        // Level codes of each categorical feature, looked up once per row
+        // rather than once per one-hot column.
+        let codes: Vec<Option<Vec<u32>>> = par_map(self.features.len(), |f| {
+            match (&self.features[f], data[f]) {
+                (FeaturePrep::Categorical(cp), FeatureData::Cat(v)) => {
+                    let map: HashMap<&str, u32> = cp
+                        .levels
+                        .iter()
+                        .enumerate()
+                        .map(|(i, l)| (l.as_str(), i as u32))
+                        .collect();
+                    Some(
+                        rows.iter()
+                            .map(|&r| {
+                                v[r].as_deref()
+                                    .map(str::trim)
+                                    .and_then(|s| map.get(s).copied())
+                                    .unwrap_or(u32::MAX)
+                            })
+                            .collect(),
+                    )
+                }
+                _ => None,
+            }
+        });
+        let codes = &codes;
+        // Columns are independent: fill them on up to two threads.
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |t| t.get())
+            .clamp(1, 2);
+        let mut chunks: Vec<(usize, &mut [f64])> = out.chunks_mut(n).enumerate().collect();
+        let per = chunks.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            for group in chunks.chunks_mut(per.max(1)) {
+                s.spawn(move || {
+                    for (j, col) in group.iter_mut() {
+                        self.fill_column(*j, data, codes, rows, scale, col);
+                    }
+                });
+            }
+        });
+    }
+
+    /// Fills `out` (one slot per row of `rows`) with standardized design column `j`.
+    fn fill_column(
+        &self,
+        j: usize,
+        data: &[&FeatureData<'_>],
+        codes: &[Option<Vec<u32>>],
+        rows: &[usize],
+        scale: f64,
+        out: &mut [f64],
+    ) {
+        let c = &self.columns[j];
+        let inv = scale / c.std;
+        match (&self.features[c.feature], data[c.feature]) {
+            (FeaturePrep::Numeric(np), FeatureData::Num(v)) => {
+                let t_med = if np.log1p {
+                    np.median.max(0.0).ln_1p()
+                } else {
+                    np.median
+                };
+                for (o, &r) in out.iter_mut().zip(rows) {
+                    let x = v[r];
+                    *o = match c.role {
+                        Role::Missing => (x.is_nan() as u8 as f64 - c.mean) * inv,
+                        _ => {
+                            let t = if x.is_nan() {
+                                t_med
+                            } else if np.log1p {
+                                x.max(0.0).ln_1p()
+                            } else {
+                                x
+                            };
+                            (t - c.mean) * inv
+                        }
+                    };
+                }
+            }
+            (FeaturePrep::Categorical(_), FeatureData::Cat(_)) => {
+                let Some(Some(code)) = codes.get(c.feature) else {
+                    return;
+                };
+                let want = match c.role {
+                    Role::Level { index } => index as u32,
+                    _ => u32::MAX,
+                };
+                for (o, &k) in out.iter_mut().zip(code) {
+                    *o = ((k == want) as u8 as f64 - c.mean) * inv;
+                }
+            }
+            // Kinds are matched when the data is extracted; an impossible
+            // mismatch contributes the column mean (0 after standardizing).
+            _ => out.iter_mut().for_each(|o| *o = 0.0),
+        }
+    }
+}
+
+/// Median (mean of the middle two for even counts) of `v`, reordered in
+/// place by selection (O(n), not a sort); 0 when empty.
+fn median_in_place(v: &mut [f64]) -> f64 {
+    let n = v.len();
+    if n == 0 {
+        return 0.0;
+    }
+    let (left, hi, _) = v.select_nth_unstable_by(n / 2, f64::total_cmp);
+    let hi = *hi;
+    if n % 2 == 1 {
+        hi
+    } else {
+        // The other middle value is the largest of the left part.
+        let lo = left.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (lo + hi) / 2.0
+    }
+}
+
+/// Nearest-rank decile edges of every `ceil(len / max)`-th value of `v`
+/// (all of them when `len <= max`).
+fn sample_deciles(v: &[f64], max: usize) -> Vec<f64> {
+    let step = v.len().div_ceil(max.max(1)).max(1);
+    let mut sample: Vec<f64> = v.iter().step_by(step).copied().collect();
+    sample.sort_unstable_by(f64::total_cmp);
+    decile_ranks(sample.len())
+        .into_iter()
+        .map(|r| sample[r])
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_and_deciles_match_sorting() {
+        let v: Vec<f64> = (0..1001).map(|i| ((i * 7919) % 1001) as f64).collect();
+        assert_eq!(median_in_place(&mut v.clone()), 500.0);
+        assert_eq!(
+            sample_deciles(&v, 100_000),
+            vec![100.0, 200.0, 300.0, 400.0, 500.0, 600.0, 700.0, 800.0, 900.0]
+        );
+        assert_eq!(median_in_place(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median_in_place(&mut [7.0]), 7.0);
+        // Strided sample: still close to the true deciles.
+        let big: Vec<f64> = (0..1_000_003)
+            .map(|i| ((i as u64 * 7919) % 1_000_003) as f64)
+            .collect();
+        let d = sample_deciles(&big, 1000);
+        assert!((d[4] - 500_000.0).abs() < 50_000.0, "{d:?}");
+    }
+
+    /// Mean/std of the imputed (and maybe log1p'd) column equal a direct
+    /// computation, with and without the log1p path.
+    #[test]
+    fn standardization_matches_direct_computation() {
+        let mut raw: Vec<f64> = (0..400).map(|i| ((i * 37) % 23) as f64).collect();
+        raw.extend((0..20).map(|i| 1000.0 * (i + 1) as f64)); // heavy tail -> log1p
+        for i in (0..raw.len()).step_by(9) {
+            raw[i] = f64::NAN;
+        }
+        let rows: Vec<usize> = (0..raw.len()).collect();
+        for threshold in [1.0, 1e9] {
+            let col = ResolvedColumn {
+                name: "x".into(),
+                kind: ColumnKind::Numeric,
+                required: false,
+            };
+            let data = [FeatureData::Num(Cow::Borrowed(&raw))];
+            let opts = PrepOptions {
+                min_level_count: 1,
+                skew_threshold: threshold,
+            };
+            let fitted = Preprocessor::fit(std::slice::from_ref(&col), &data, &rows, opts);
+            let FeaturePrep::Numeric(np) = &fitted.prep.features[0] else {
+                panic!()
+            };
+            assert_eq!(np.log1p, threshold == 1.0);
+            let f = |x: f64| if np.log1p { x.ln_1p() } else { x };
+            let t: Vec<f64> = raw
+                .iter()
+                .map(|&x| if x.is_nan() { f(np.median) } else { f(x) })
+                .collect();
+            let mean = t.iter().sum::<f64>() / t.len() as f64;
+            let std = (t.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / t.len() as f64).sqrt();
+            let c = &fitted.prep.columns[0];
+            assert!(
+                (c.mean - mean).abs() < 1e-9 * mean.abs().max(1.0),
+                "{} vs {mean}",
+                c.mean
+            );
+            assert!((c.std - std).abs() < 1e-9 * std, "{} vs {std}", c.std);
+            assert_eq!(fitted.prep.columns[1].name, "x_missing");
+        }
+    }
+
+    /// 0/1 indicator columns (levels, `other`, `<col>_missing`) are centred
+    /// on their training share and keep scale 1; numeric values are scaled.
+    #[test]
+    fn indicator_columns_are_centred_not_scaled() {
+        let n = 200;
+        let num: Vec<f64> = (0..n)
+            .map(|i| if i % 10 == 0 { f64::NAN } else { i as f64 })
+            .collect();
+        let cat: Vec<Option<String>> = (0..n)
+            .map(|i| Some(["a", "a", "b", "c"][i % 4].to_string()).filter(|_| i % 50 != 1))
+            .collect();
+        let cols = [
+            ResolvedColumn {
+                name: "x".into(),
+                kind: ColumnKind::Numeric,
+                required: false,
+            },
+            ResolvedColumn {
+                name: "plan".into(),
+                kind: ColumnKind::Categorical,
+                required: false,
+            },
+        ];
+        let data = [
+            FeatureData::Num(Cow::Borrowed(&num)),
+            FeatureData::Cat(Cow::Borrowed(&cat)),
+        ];
+        let rows: Vec<usize> = (0..n).collect();
+        let opts = PrepOptions {
+            min_level_count: 10,
+            skew_threshold: 4.0,
+        };
+        let prep = Preprocessor::fit(&cols, &data, &rows, opts).prep;
+        let shares: Vec<(&str, f64, f64)> = prep
+            .columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.mean, c.std))
+            .collect();
+        assert_eq!(shares[0].0, "x");
+        assert!(shares[0].2 > 10.0, "{shares:?}");
+        // a: 98 (reference, no column), b: 50, c: 48, missing: 4 -> `other`.
+        let expected = [
+            ("x_missing", 0.1),
+            ("plan=b", 0.25),
+            ("plan=c", 0.24),
+            ("plan=other", 0.02),
+        ];
+        assert_eq!(shares.len(), 1 + expected.len(), "{shares:?}");
+        for ((name, mean, std), (e_name, e_mean)) in shares[1..].iter().zip(expected) {
+            assert_eq!(*name, e_name);
+            assert!((mean - e_mean).abs() < 1e-12, "{name}: {mean}");
+            assert_eq!(*std, INDICATOR_STD, "{name}");
+        }
+    }
+
+    #[test]
+    fn skewness_of_symmetric_and_right_tailed_data() {
+        let skew = |v: &[f64]| moments(v, v.iter().sum()).2;
+        assert!(skew(&[1.0, 2.0, 3.0, 4.0, 5.0]).abs() < 1e-12);
+        assert!(skew(&[0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 2.0, 50.0]) > 2.0);
+        let (mean, m2, _) = moments(&[1.0, 3.0], 4.0);
+        assert_eq!((mean, m2), (2.0, 2.0));
+    }
+}

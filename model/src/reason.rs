@@ -1,0 +1,46 @@
+//! Reasons: why a customer scored the way they did, in terms a CS manager can act on.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// One feature pushing a customer towards churn.
+///
+/// `value` and `typical` are JSON values: a number for numeric features, a
+/// string for categorical ones (the level, or `"other"`), `null` when the
+/// customer's value was missing and imputed. `contribution` is this feature's
+/// additive share of the logit (one-hot columns and missing-indicators folded
+/// back into their source feature), so the intercept plus all contributions
+/// equals the logit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reason {
+    pub feature: String,
+    pub value: serde_json::Value,
+    pub typical: serde_json::Value,
+    pub contribution: f64,
+}
+
+impl fmt::Display for Reason {
+    /// `logins_30d is 2 (typical 14)`; `nps is missing (typical 8)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let show = |v: &serde_json::Value| match v {
+            serde_json::Value::Null => "missing".to_string(),
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) => match n.as_f64() {
+                Some(x) if x.fract() == 0.0 && x.abs() < 1e15 => format!("{}", x as i64),
+                Some(x) => format!("{:.3}", x)
+                    .trim_end_matches('0')
+                    .trim_end_matches('.')
+                    .to_string(),
+                None => n.to_string(),
+            },
+            other => other.to_string(),
+        };
+        write!(
+            f,
+            "{} is {} (typical {})",
+            self.feature,
+            show(&self.value),
+            show(&self.typical)
+        )
+    }
+}

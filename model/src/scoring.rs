@@ -1,0 +1,747 @@
+//! Scoring: probability of churn, risk band and reasons, for one JSON record
+//! or a batch of columns.
+//!
+//! [`Scorer::new`] folds preprocessing and coefficients into one small table
+//! per source feature: a numeric feature contributes `a * t + b` (t = the
+//! value, log1p'd if the model does) or a fixed amount when missing; a
+//! categorical feature contributes a fixed amount per level. One-hot columns
+//! and missing indicators are thereby folded back into their source feature,
+//! and the logit is the intercept plus these contributions summed in feature
+//! order, which is also how [`Explanation`] adds them up (so they agree exactly).
+//!
+//! The batch hot path ([`Scorer::score_table_compact`]) allocates nothing per
+//! row: it returns a [`CompactScore`] (probability, logit, band and the
+//! indices of the top three reasons); [`Scorer::reasons`] materialises the
+//! reasons of a row only when someone wants to read them.
+
+use crate::artifact::ModelArtifact;
+use crate::band::{BandCutoffs, RiskBand};
+use crate::error::{Error, Result};
+use crate::preprocess::{FeaturePrep, Role, OTHER_LEVEL};
+use crate::reason::Reason;
+use crate::table::{ColumnValues, Table};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+
+/// Number of reasons given per score.
+pub const TOP_REASONS: usize = 3;
+
+/// A full score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Score {
+    /// P(churn).
+    pub churn_probability: f64,
+    /// Log-odds of churn: intercept + the sum of every feature's contribution.
+    pub logit: f64,
+    pub risk_band: RiskBand,
+    /// Up to three features pushing towards churn, largest contribution first.
+    pub reasons: Vec<Reason>,
+}
+
+/// A score from a JSON record, with the number of fields the model does not use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoredRecord {
+    pub score: Score,
+    /// Fields that are neither model features nor the id/label column.
+    pub ignored_fields: usize,
+}
+
+/// A score without materialised reasons (no heap data).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CompactScore {
+    pub churn_probability: f64,
+    pub logit: f64,
+    pub risk_band: RiskBand,
+    /// Feature indices of the top reasons (first `n_reasons` are valid).
+    pub reason_features: [u16; TOP_REASONS],
+    /// Their contributions to the logit.
+    pub reason_contributions: [f64; TOP_REASONS],
+    pub n_reasons: u8,
+}
+
+impl Default for CompactScore {
+    fn default() -> Self {
+        CompactScore {
+            churn_probability: 0.0,
+            logit: 0.0,
+            risk_band: RiskBand::Low,
+            reason_features: [0; TOP_REASONS],
+            reason_contributions: [0.0; TOP_REASONS],
+            n_reasons: 0,
+        }
+    }
+}
+
+/// The intercept and every feature's contribution to the logit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Explanation {
+    pub intercept: f64,
+    /// (feature, contribution), in the model's feature order.
+    pub contributions: Vec<(String, f64)>,
+    /// Equals `intercept` plus the contributions summed in order, exactly.
+    pub logit: f64,
+}
+
+/// Folded parameters of a numeric feature.
+#[derive(Debug, Clone)]
+struct NumParam {
+    a: f64,
+    b: f64,
+    missing: f64,
+    log1p: bool,
+}
+
+/// Folded parameters of a categorical feature: contribution per kept level,
+/// and of `other` (rare, unseen or missing).
+#[derive(Debug, Clone)]
+struct CatParam {
+    levels: Vec<Box<str>>,
+    /// Only for many levels; a short linear scan beats hashing otherwise.
+    index: Option<HashMap<Box<str>, u32>>,
+    contrib: Vec<f64>,
+    other: f64,
+}
+
+impl CatParam {
+    #[inline]
+    fn level(&self, s: &str) -> Option<usize> {
+        let s = s.trim();
+        match &self.index {
+            Some(m) => m.get(s).map(|&i| i as usize),
+            None => self.levels.iter().position(|l| &**l == s),
+        }
+    }
+
+    #[inline]
+    fn contribution(&self, s: Option<&str>) -> f64 {
+        match s.and_then(|s| self.level(s)) {
+            Some(i) => self.contrib[i],
+            None => self.other,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Param {
+    Num(NumParam),
+    Cat(CatParam),
+}
+
+/// One feature's column in a table being scored.
+enum Bound<'a> {
+    Num(&'a [f64]),
+    NumText(&'a [Option<String>]),
+    Cat(&'a [Option<String>]),
+    CatNum(&'a [f64]),
+    Absent,
+    /// The column's length differs from the table's row count.
+    Ragged(usize),
+}
+
+/// Precomputed, flattened scoring parameters of an artifact.
+#[derive(Debug, Clone)]
+pub struct Scorer {
+    artifact: ModelArtifact,
+    bands: BandCutoffs,
+    intercept: f64,
+    params: Vec<Param>,
+    names: Vec<String>,
+    required: Vec<bool>,
+}
+
+#[inline]
+fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+/// Keeps the three largest positive contributions, largest first.
+#[inline]
+fn push_top(s: &mut CompactScore, feature: usize, c: f64) {
+    if c <= 0.0 {
+        return;
+    }
+    let n = s.n_reasons as usize;
+    if n == TOP_REASONS && c <= s.reason_contributions[TOP_REASONS - 1] {
+        return;
+    }
+    let mut i = n.min(TOP_REASONS - 1);
+    while i > 0 && s.reason_contributions[i - 1] < c {
+        s.reason_contributions[i] = s.reason_contributions[i - 1];
+        s.reason_features[i] = s.reason_features[i - 1];
+        i -= 1;
+    }
+    s.reason_contributions[i] = c;
+    s.reason_features[i] = feature as u16;
+    if n < TOP_REASONS {
+        s.n_reasons += 1;
+    }
+}
+
+impl Scorer {
+    /// Prepares an artifact for scoring. The artifact is assumed consistent,
+    /// as [`ModelArtifact::from_json_bytes`] and training guarantee.
+    pub fn new(artifact: &ModelArtifact) -> Scorer {
+        let prep = &artifact.preprocessing;
+        let mut params: Vec<Param> = prep
+            .features
+            .iter()
+            .map(|f| match f {
+                FeaturePrep::Numeric(n) => Param::Num(NumParam {
+                    a: 0.0,
+                    b: 0.0,
+                    missing: 0.0,
+                    log1p: n.log1p,
+                }),
+                FeaturePrep::Categorical(c) => Param::Cat(CatParam {
+                    levels: c.levels.iter().map(|l| l.as_str().into()).collect(),
+                    index: (c.levels.len() > 16).then(|| {
+                        c.levels
+                            .iter()
+                            .enumerate()
+                            .map(|(i, l)| (l.as_str().into(), i as u32))
+                            .collect()
+                    }),
+                    contrib: vec![0.0; c.levels.len()],
+                    other: 0.0,
+                }),
+            })
+            .collect();
+        for (col, coef) in prep.columns.iter().zip(&artifact.coefficients) {
+            let w = coef.value / col.std;
+            let at0 = -w * col.mean;
+            let Some(p) = params.get_mut(col.feature) else {
+                continue;
+            };
+            match (p, &prep.features[col.feature], &col.role) {
+                (Param::Num(p), FeaturePrep::Numeric(np), Role::Value) => {
+                    let t_med = if np.log1p {
+                        np.median.max(0.0).ln_1p()
+                    } else {
+                        np.median
+                    };
+                    p.a += w;
+                    p.b += at0;
+                    p.missing += w * t_med + at0;
+                }
+                (Param::Num(p), _, Role::Missing) => {
+                    p.b += at0;
+                    p.missing += w + at0;
+                }
+                (Param::Cat(p), _, role) => {
+                    for (i, c) in p.contrib.iter_mut().enumerate() {
+                        *c += if *role == (Role::Level { index: i }) {
+                            w + at0
+                        } else {
+                            at0
+                        };
+                    }
+                    p.other += if *role == Role::Other { w + at0 } else { at0 };
+                }
+                _ => {}
+            }
+        }
+        Scorer {
+            bands: artifact.bands,
+            intercept: artifact.intercept,
+            names: prep.features.iter().map(|f| f.name().to_string()).collect(),
+            required: prep.features.iter().map(|f| f.required()).collect(),
+            params,
+            artifact: artifact.clone(),
+        }
+    }
+
+    /// The artifact this scorer was built from.
+    pub fn artifact(&self) -> &ModelArtifact {
+        &self.artifact
+    }
+
+    /// Source feature names in model order.
+    pub fn feature_names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The band of a probability under this model's cutoffs.
+    pub fn band(&self, p: f64) -> RiskBand {
+        self.bands.band(p)
+    }
+
+    /// Contribution of feature `f` for a JSON value.
+    fn json_contribution(&self, f: usize, v: Option<&Value>) -> Result<f64> {
+        let field = || self.names[f].clone();
+        let missing = matches!(v, None | Some(Value::Null));
+        if missing && self.required[f] {
+            return Err(Error::MissingField {
+                field: field(),
+                row: None,
+            });
+        }
+        match &self.params[f] {
+            Param::Num(p) => {
+                let x = match v {
+                    None | Some(Value::Null) => return Ok(p.missing),
+                    Some(Value::Number(n)) => n.as_f64().unwrap_or(f64::NAN),
+                    Some(Value::String(s)) => match s.trim().parse::<f64>() {
+                        Ok(x) => x,
+                        Err(_) => {
+                            return Err(Error::WrongType {
+                                field: field(),
+                                row: None,
+                                expected: "a number",
+                                found: format!("string {s:?}"),
+                            })
+                        }
+                    },
+                    Some(other) => {
+                        return Err(Error::WrongType {
+                            field: field(),
+                            row: None,
+                            expected: "a number",
+                            found: json_type(other).into(),
+                        })
+                    }
+                };
+                if !x.is_finite() {
+                    return Err(Error::NonFiniteField {
+                        field: field(),
+                        row: None,
+                    });
+                }
+                finite_contribution(num_contribution(p, x), &self.names[f], None)
+            }
+            Param::Cat(p) => match v {
+                None | Some(Value::Null) => Ok(p.other),
+                Some(Value::String(s)) => Ok(p.contribution(Some(s))),
+                Some(Value::Number(n)) => match n.as_f64() {
+                    Some(x) if x.is_finite() => Ok(p.contribution(Some(&format!("{x}")))),
+                    _ => Err(Error::NonFiniteField {
+                        field: field(),
+                        row: None,
+                    }),
+                },
+                Some(other) => Err(Error::WrongType {
+                    field: field(),
+                    row: None,
+                    expected: "a string",
+                    found: json_type(other).into(),
+                }),
+            },
+        }
+    }
+
+    /// Every contribution of one record.
+    ///
+    /// # Errors
+    /// As [`Scorer::score_json`].
+    pub fn explain_json(&self, features: &Map<String, Value>) -> Result<Explanation> {
+        let mut logit = self.intercept;
+        let mut contributions = Vec::with_capacity(self.names.len());
+        for (f, name) in self.names.iter().enumerate() {
+            let c = self.json_contribution(f, features.get(name))?;
+            logit += c;
+            contributions.push((name.clone(), c));
+        }
+        if !logit.is_finite() {
+            let worst = contributions
+                .iter()
+                .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()));
+            let field = worst.map(|w| w.0.clone()).unwrap_or_default();
+            return Err(Error::ValueOutOfRange { field, row: None });
+        }
+        Ok(Explanation {
+            intercept: self.intercept,
+            contributions,
+            logit,
+        })
+    }
+
+    /// Scores one record given as a JSON object of feature name -> value.
+    /// Missing optional features are imputed as in training; fields the
+    /// model does not know are ignored and counted.
+    ///
+    /// # Errors
+    /// [`Error::NonFiniteField`] or [`Error::WrongType`] naming the field;
+    /// [`Error::MissingField`] for an absent or null required feature.
+    pub fn score_json(&self, features: &Map<String, Value>) -> Result<ScoredRecord> {
+        let mut s = CompactScore {
+            logit: self.intercept,
+            ..CompactScore::default()
+        };
+        for (f, name) in self.names.iter().enumerate() {
+            let c = self.json_contribution(f, features.get(name))?;
+            s.logit += c;
+            push_top(&mut s, f, c);
+        }
+        self.check_logit(&s, None)?;
+        self.finish(&mut s);
+        let known = |k: &String| {
+            self.names.contains(k)
+                || *k == self.artifact.id_column
+                || *k == self.artifact.label_column
+        };
+        let ignored_fields = features.keys().filter(|k| !known(k)).count();
+        let reasons = (0..s.n_reasons as usize)
+            .map(|i| {
+                let f = s.reason_features[i] as usize;
+                let raw = features.get(&self.names[f]).cloned().unwrap_or(Value::Null);
+                self.reason(f, raw, s.reason_contributions[i])
+            })
+            .collect();
+        let score = Score {
+            churn_probability: s.churn_probability,
+            logit: s.logit,
+            risk_band: s.risk_band,
+            reasons,
+        };
+        Ok(ScoredRecord {
+            score,
+            ignored_fields,
+        })
+    }
+
+    /// Finite contributions can still add up to an infinite logit; blame
+    /// the feature pushing hardest.
+    #[inline]
+    fn check_logit(&self, s: &CompactScore, row: Option<usize>) -> Result<()> {
+        if s.logit.is_finite() {
+            return Ok(());
+        }
+        let f = if s.n_reasons > 0 {
+            s.reason_features[0] as usize
+        } else {
+            0
+        };
+        let field = self.names.get(f).cloned().unwrap_or_default();
+        Err(Error::ValueOutOfRange { field, row })
+    }
+
+    #[inline]
+    fn finish(&self, s: &mut CompactScore) {
+        s.churn_probability = sigmoid(s.logit);
+        s.risk_band = self.bands.band(s.churn_probability);
+    }
+
+    /// A reason for feature `f` with the customer's raw value.
+    fn reason(&self, f: usize, raw: Value, contribution: f64) -> Reason {
+        let (value, typical) = match &self.artifact.preprocessing.features[f] {
+            FeaturePrep::Numeric(n) => {
+                let v = match raw {
+                    Value::String(s) => s
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                        .map_or(Value::Null, Value::from),
+                    // As f64, so JSON and table scoring report the same value.
+                    Value::Number(n) => n.as_f64().map_or(Value::Null, Value::from),
+                    _ => Value::Null,
+                };
+                (v, Value::from(n.median))
+            }
+            FeaturePrep::Categorical(c) => {
+                let s = match raw {
+                    Value::String(s) => Some(s.trim().to_string()),
+                    Value::Number(n) => n.as_f64().map(|x| format!("{x}")),
+                    _ => None,
+                };
+                let v = match s {
+                    None => Value::Null,
+                    Some(s) if c.levels.contains(&s) => Value::String(s),
+                    Some(_) => Value::String(OTHER_LEVEL.to_string()),
+                };
+                (v, Value::String(c.most_common.clone()))
+            }
+        };
+        Reason {
+            feature: self.names[f].clone(),
+            value,
+            typical,
+            contribution,
+        }
+    }
+
+    /// Binds each model feature to a column of `table`.
+    fn bind<'a>(&self, table: &'a Table) -> Vec<Bound<'a>> {
+        (0..self.names.len())
+            .map(|f| self.bind_one(table, f))
+            .collect()
+    }
+
+    /// Binds model feature `f` to its column of `table`.
+    fn bind_one<'a>(&self, table: &'a Table, f: usize) -> Bound<'a> {
+        match (
+            table.column(&self.names[f]).map(|c| &c.values),
+            &self.params[f],
+        ) {
+            (None, _) => Bound::Absent,
+            (Some(v), _) if v.len() != table.n_rows() => Bound::Ragged(v.len()),
+            (Some(ColumnValues::Numeric(v)), Param::Num(_)) => Bound::Num(v),
+            (Some(ColumnValues::Text(v)), Param::Num(_)) => Bound::NumText(v),
+            (Some(ColumnValues::Text(v)), Param::Cat(_)) => Bound::Cat(v),
+            (Some(ColumnValues::Numeric(v)), Param::Cat(_)) => Bound::CatNum(v),
+        }
+    }
+
+    /// Contribution of feature `f` at row `i` of a bound table.
+    #[inline]
+    fn cell_contribution(&self, f: usize, b: &Bound<'_>, i: usize, table: &Table) -> Result<f64> {
+        let field_err = |e: fn(String, Option<usize>) -> Error| {
+            e(self.names[f].clone(), Some(table.row_number(i)))
+        };
+        match (&self.params[f], b) {
+            (Param::Num(p), Bound::Num(v)) => {
+                let x = v[i];
+                if x.is_nan() {
+                    if self.required[f] {
+                        return Err(field_err(|field, row| Error::MissingField { field, row }));
+                    }
+                    Ok(p.missing)
+                } else if x.is_infinite() {
+                    Err(field_err(|field, row| Error::NonFiniteField { field, row }))
+                } else {
+                    finite_contribution(
+                        num_contribution(p, x),
+                        &self.names[f],
+                        Some(table.row_number(i)),
+                    )
+                }
+            }
+            (Param::Num(p), Bound::NumText(v)) => match v[i].as_deref().map(str::trim) {
+                None | Some("") if self.required[f] => {
+                    Err(field_err(|field, row| Error::MissingField { field, row }))
+                }
+                None | Some("") => Ok(p.missing),
+                Some(s) => match s.parse::<f64>() {
+                    Ok(x) if x.is_finite() => finite_contribution(
+                        num_contribution(p, x),
+                        &self.names[f],
+                        Some(table.row_number(i)),
+                    ),
+                    Ok(_) => Err(field_err(|field, row| Error::NonFiniteField { field, row })),
+                    Err(_) => Err(Error::WrongType {
+                        field: self.names[f].clone(),
+                        row: Some(table.row_number(i)),
+                        expected: "a number",
+                        found: format!("string {s:?}"),
+                    }),
+                },
+            },
+            (Param::Cat(p), Bound::Cat(v)) => {
+                let s = v[i].as_deref().filter(|s| !s.trim().is_empty());
+                if s.is_none() && self.required[f] {
+                    return Err(field_err(|field, row| Error::MissingField { field, row }));
+                }
+                Ok(p.contribution(s))
+            }
+            (Param::Cat(p), Bound::CatNum(v)) => {
+                let x = v[i];
+                if x.is_nan() {
+                    if self.required[f] {
+                        return Err(field_err(|field, row| Error::MissingField { field, row }));
+                    }
+                    Ok(p.other)
+                } else {
+                    Ok(p.contribution(Some(&format!("{x}"))))
+                }
+            }
+            (_, Bound::Ragged(len)) => Err(Error::RaggedTable {
+                column: self.names[f].clone(),
+                len: *len,
+                expected: table.n_rows(),
+            }),
+            (_, Bound::Absent) if self.required[f] => {
+                Err(field_err(|field, row| Error::MissingField { field, row }))
+            }
+            (Param::Num(p), _) => Ok(p.missing),
+            (Param::Cat(p), _) => Ok(p.other),
+        }
+    }
+
+    /// Scores row `i` of a bound table.
+    #[inline]
+    fn score_bound(&self, bound: &[Bound<'_>], i: usize, table: &Table) -> Result<CompactScore> {
+        let mut s = CompactScore {
+            logit: self.intercept,
+            ..CompactScore::default()
+        };
+        for (f, b) in bound.iter().enumerate() {
+            let c = self.cell_contribution(f, b, i, table)?;
+            s.logit += c;
+            push_top(&mut s, f, c);
+        }
+        self.check_logit(&s, Some(table.row_number(i)))?;
+        self.finish(&mut s);
+        Ok(s)
+    }
+
+    /// Scores every row into `out` (cleared first; one entry per row, a
+    /// default score for rows that failed) without per-row allocation.
+    /// Returns the failed rows as (0-based index, error naming row and field).
+    pub fn score_table_compact(
+        &self,
+        table: &Table,
+        out: &mut Vec<CompactScore>,
+    ) -> Vec<(usize, Error)> {
+        let bound = self.bind(table);
+        let n = table.n_rows();
+        out.clear();
+        out.reserve(n);
+        let mut errors = Vec::new();
+        // Fast path: every feature numeric in a numeric column, none
+        // required -> a tight loop without error plumbing.
+        for i in 0..n {
+            match self.score_bound(&bound, i, table) {
+                Ok(s) => out.push(s),
+                Err(e) => {
+                    out.push(CompactScore::default());
+                    errors.push((i, e));
+                }
+            }
+        }
+        errors
+    }
+
+    /// Scores rows `rows` (0-based) of `table`.
+    pub(crate) fn score_rows(&self, table: &Table, rows: &[usize]) -> Result<Vec<f64>> {
+        let bound = self.bind(table);
+        let bound = &bound;
+        // Two halves on two threads (training's evaluation step; the result
+        // is the same as one pass, in row order, first error first).
+        let parts = crate::preprocess::par_map(2, |h| {
+            let part = if h == 0 {
+                &rows[..rows.len() / 2]
+            } else {
+                &rows[rows.len() / 2..]
+            };
+            part.iter()
+                .map(|&i| {
+                    self.score_bound(bound, i, table)
+                        .map(|s| s.churn_probability)
+                })
+                .collect::<Result<Vec<f64>>>()
+        });
+        let mut out = Vec::with_capacity(rows.len());
+        for p in parts {
+            out.extend(p?);
+        }
+        Ok(out)
+    }
+
+    /// The reasons of row `row` (0-based) of `table` for its compact score.
+    pub fn reasons(&self, table: &Table, row: usize, score: &CompactScore) -> Vec<Reason> {
+        if row >= table.n_rows() {
+            return Vec::new();
+        }
+        (0..score.n_reasons as usize)
+            .filter(|&k| (score.reason_features[k] as usize) < self.names.len())
+            .map(|k| {
+                let f = score.reason_features[k] as usize;
+                self.reason_at(
+                    f,
+                    &self.bind_one(table, f),
+                    row,
+                    score.reason_contributions[k],
+                )
+            })
+            .collect()
+    }
+
+    /// A reason for feature `f` at row `i` of a bound column, without
+    /// going through an intermediate JSON value.
+    fn reason_at(&self, f: usize, b: &Bound<'_>, i: usize, contribution: f64) -> Reason {
+        let (value, typical) = match (&self.artifact.preprocessing.features[f], &self.params[f]) {
+            (FeaturePrep::Numeric(n), _) => {
+                let x = match b {
+                    Bound::Num(v) => v[i],
+                    Bound::NumText(v) => v[i]
+                        .as_deref()
+                        .and_then(|s| s.trim().parse().ok())
+                        .unwrap_or(f64::NAN),
+                    _ => f64::NAN,
+                };
+                let v = if x.is_finite() {
+                    Value::from(x)
+                } else {
+                    Value::Null
+                };
+                (v, Value::from(n.median))
+            }
+            (FeaturePrep::Categorical(c), Param::Cat(p)) => {
+                let level = |s: &str| match p.level(s) {
+                    Some(k) => Value::String(c.levels[k].clone()),
+                    None => Value::String(OTHER_LEVEL.to_string()),
+                };
+                let v = match b {
+                    Bound::Cat(v) => v[i]
+                        .as_deref()
+                        .filter(|s| !s.trim().is_empty())
+                        .map_or(Value::Null, level),
+                    Bound::CatNum(v) if !v[i].is_nan() => level(&format!("{}", v[i])),
+                    _ => Value::Null,
+                };
+                (v, Value::String(c.most_common.clone()))
+            }
+            (FeaturePrep::Categorical(c), _) => (Value::Null, Value::String(c.most_common.clone())),
+        };
+        Reason {
+            feature: self.names[f].clone(),
+            value,
+            typical,
+            contribution,
+        }
+    }
+
+    /// Scores every row of a table, with reasons; errors name the row (via
+    /// `table.first_row`) and field.
+    pub fn score_table(&self, table: &Table) -> Vec<Result<Score>> {
+        let bound = self.bind(table);
+        (0..table.n_rows())
+            .map(|i| {
+                let s = self.score_bound(&bound, i, table)?;
+                let reasons = (0..s.n_reasons as usize)
+                    .map(|k| {
+                        let f = s.reason_features[k] as usize;
+                        self.reason_at(f, &bound[f], i, s.reason_contributions[k])
+                    })
+                    .collect();
+                Ok(Score {
+                    churn_probability: s.churn_probability,
+                    logit: s.logit,
+                    risk_band: s.risk_band,
+                    reasons,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A contribution, or an error when a finite but absurd value (say 1e308)
+/// overflowed it: an infinite logit would make the probability meaningless.
+#[inline]
+fn finite_contribution(c: f64, field: &str, row: Option<usize>) -> Result<f64> {
+    if c.is_finite() {
+        Ok(c)
+    } else {
+        Err(Error::ValueOutOfRange {
+            field: field.to_string(),
+            row,
+        })
+    }
+}
+
+#[inline]
+fn num_contribution(p: &NumParam, x: f64) -> f64 {
+    let t = if p.log1p { x.max(0.0).ln_1p() } else { x };
+    p.a * t + p.b
+}
+
+/// How a JSON value's type reads in an error message ("a string", "null", ...).
+pub fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

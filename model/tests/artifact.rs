@@ -1,0 +1,129 @@
+//! Artifact round trip, hashing and refusal of damaged artifacts.
+
+mod common;
+
+use churn_model::*;
+use common::*;
+use serde_json::Value;
+
+fn edit(bytes: &[u8], f: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let mut v: Value = serde_json::from_slice(bytes).unwrap();
+    f(&mut v);
+    serde_json::to_vec_pretty(&v).unwrap()
+}
+
+#[test]
+fn round_trip_is_exact() {
+    let art = &saas_model().artifact;
+    let bytes = art.to_json_bytes();
+    let back = ModelArtifact::from_json_bytes(&bytes).unwrap();
+    assert_eq!(&back, art);
+    assert_eq!(back.to_json_bytes(), bytes);
+    assert_eq!(back.model_id(), art.content_hash());
+    assert_eq!(back.model_id().len(), 64);
+    assert_eq!(back.created_at(), "2026-01-01T00:00:00Z");
+    // The stored fields the issue lists are all there.
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    for key in [
+        "schema_version",
+        "model_id",
+        "created_at",
+        "training",
+        "preprocessing",
+        "coefficients",
+        "intercept",
+        "l2",
+        "bands",
+        "metrics",
+        "reference",
+    ] {
+        assert!(v.get(key).is_some(), "{key}");
+    }
+    assert_eq!(v["schema_version"], SCHEMA_VERSION);
+    // Scores from the reloaded artifact are identical.
+    let rec = record(saas_table(), 5);
+    assert_eq!(
+        Scorer::new(art).score_json(&rec).unwrap(),
+        Scorer::new(&back).score_json(&rec).unwrap()
+    );
+}
+
+#[test]
+fn tampered_artifacts_are_refused() {
+    let bytes = saas_model().artifact.to_json_bytes();
+    let tampered = edit(&bytes, |v| {
+        let x = v["intercept"].as_f64().unwrap();
+        v["intercept"] = Value::from(x + 0.5);
+    });
+    let e = ModelArtifact::from_json_bytes(&tampered).unwrap_err();
+    assert!(matches!(e, Error::ArtifactTampered { .. }), "{e}");
+    assert!(e.to_string().contains("modified"));
+    // Changing a band cutoff or a coefficient name is also caught.
+    let tampered = edit(&bytes, |v| v["bands"]["high"] = Value::from(0.99));
+    assert!(matches!(
+        ModelArtifact::from_json_bytes(&tampered),
+        Err(Error::ArtifactTampered { .. })
+    ));
+    let tampered = edit(&bytes, |v| v["coefficients"][0]["name"] = Value::from("x"));
+    assert!(matches!(
+        ModelArtifact::from_json_bytes(&tampered),
+        Err(Error::ArtifactTampered { .. })
+    ));
+    // Re-labelling the id does not help.
+    let tampered = edit(&bytes, |v| v["model_id"] = Value::from("0".repeat(64)));
+    assert!(matches!(
+        ModelArtifact::from_json_bytes(&tampered),
+        Err(Error::ArtifactTampered { .. })
+    ));
+    // created_at is not covered by the hash (it is caller metadata).
+    let later = edit(&bytes, |v| {
+        v["created_at"] = Value::from("2030-01-01T00:00:00Z")
+    });
+    assert!(ModelArtifact::from_json_bytes(&later).is_ok());
+}
+
+#[test]
+fn truncated_or_garbage_artifacts_are_refused() {
+    let bytes = saas_model().artifact.to_json_bytes();
+    for cut in [0, 1, bytes.len() / 3, bytes.len() - 2] {
+        let e = ModelArtifact::from_json_bytes(&bytes[..cut]).unwrap_err();
+        assert!(matches!(e, Error::ArtifactCorrupt { .. }), "cut {cut}: {e}");
+    }
+    assert!(matches!(
+        ModelArtifact::from_json_bytes(b"{\"schema_version\": 1}"),
+        Err(Error::ArtifactCorrupt { .. })
+    ));
+    assert!(matches!(
+        ModelArtifact::from_json_bytes(b"not json"),
+        Err(Error::ArtifactCorrupt { .. })
+    ));
+}
+
+#[test]
+fn future_versions_are_refused_before_parsing() {
+    let bytes = saas_model().artifact.to_json_bytes();
+    let future = edit(&bytes, |v| {
+        v["schema_version"] = Value::from(SCHEMA_VERSION + 1);
+        v["something_new"] = Value::from(true);
+        v.as_object_mut().unwrap().remove("coefficients");
+    });
+    let e = ModelArtifact::from_json_bytes(&future).unwrap_err();
+    assert_eq!(
+        e,
+        Error::UnsupportedVersion {
+            found: SCHEMA_VERSION as u64 + 1,
+            supported: SCHEMA_VERSION
+        }
+    );
+    assert!(e.to_string().contains("schema_version 2"));
+}
+
+#[test]
+fn inconsistent_but_rehashed_artifacts_are_refused() {
+    // Someone edits the JSON and recomputes the hash: structure is still checked.
+    let mut art = saas_model().artifact.clone();
+    art.coefficients.pop();
+    art.model_id = art.content_hash();
+    let e = ModelArtifact::from_json_bytes(&art.to_json_bytes()).unwrap_err();
+    assert!(matches!(e, Error::ArtifactCorrupt { .. }), "{e}");
+}

@@ -1,0 +1,250 @@
+//! The real `churn-score` and `churn-rescore` binaries, run through the
+//! Lambda Runtime API emulator against moto_server (S3 + DynamoDB): a
+//! Function URL event and an EventBridge scheduled event, with assertions on
+//! the responses and on the flags stored in DynamoDB.
+//!
+//! The binaries are built by the test itself (`cargo build -p churn-score
+//! -p churn-rescore`, a no-op when up to date), see `churn_e2e::binaries`.
+
+use churn_e2e::binaries::function_binary;
+use churn_e2e::function::{
+    aws_env, function_url_event, http_response, scheduled_event, spawn_function,
+};
+use churn_e2e::runtime_api::{Outcome, RuntimeApi};
+use churn_model::{generate, SyntheticConfig};
+use churn_service::features::write_table;
+use churn_service::flag_store::{DynamoFlagStore, FlagStore};
+use churn_service::handlers::train::{handle_train, Gate, TrainOptions, TrainRequest};
+use churn_service::model_store::S3ModelStore;
+use churn_service::test_support::MotoServer;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const BUCKET: &str = "churn-e2e";
+const TABLE: &str = "churn-flags";
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn customer(id: &str, logins: f64) -> Value {
+    json!({"customer_id": id, "features": {
+        "logins_30d": logins, "active_days_30d": 2, "sessions_30d": 3, "tenure_months": 4,
+        "plan": "basic", "support_tickets_90d": 5, "days_since_last_login": 30
+    }})
+}
+
+async fn invoke_http(
+    api: &RuntimeApi,
+    method: &str,
+    path: &str,
+    query: &str,
+    body: Option<&str>,
+) -> (u16, Value) {
+    let out = api
+        .invoke(&function_url_event(method, path, query, body), TIMEOUT)
+        .await
+        .unwrap();
+    http_response(&out.json().unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn score_and_rescore_binaries_against_moto() {
+    let score_bin = function_binary("churn-score", "churn-score").unwrap();
+    let rescore_bin = function_binary("churn-rescore", "churn-rescore").unwrap();
+    let moto = MotoServer::start().await.unwrap();
+    let clients = moto.clients().await;
+    let s3 = clients.s3.clone();
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let flags = DynamoFlagStore::new(clients.dynamodb.clone(), TABLE, 8);
+    flags.create_table_if_missing().await.unwrap();
+
+    // A promoted model in S3, trained in process with the same handler the train function uses.
+    let dir = tempfile::tempdir().unwrap();
+    let train_csv = dir.path().join("train.csv");
+    write_table(
+        &generate(&SyntheticConfig {
+            customers: 3000,
+            seed: 3,
+        }),
+        &train_csv,
+    )
+    .unwrap();
+    let models = S3ModelStore::new(s3.clone(), BUCKET, "models");
+    let request = TrainRequest {
+        features: train_csv.display().to_string(),
+        id_column: None,
+        label_column: None,
+        schema: None,
+        options: TrainOptions::default(),
+    };
+    let gate = Gate {
+        min_auc: 0.6,
+        max_auc_drop: 0.01,
+    };
+    let trained = handle_train(&request, &models, None, gate).await.unwrap();
+    assert!(trained.promoted, "{}", trained.reason);
+
+    // A two-part snapshot; the second part has one row with a word in a numeric column.
+    let snapshot = generate(&SyntheticConfig {
+        customers: 3000,
+        seed: 4,
+    });
+    let csv = dir.path().join("snap.csv");
+    write_table(&snapshot, &csv).unwrap();
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let header = lines[0];
+    let logins = header.split(',').position(|h| h == "logins_30d").unwrap();
+    let mut bad: Vec<String> = lines[2500].split(',').map(str::to_string).collect();
+    bad[logins] = "plenty".into();
+    let part1 = format!("{header}\n{}\n", lines[1..2001].join("\n"));
+    let part2 = format!(
+        "{header}\n{}\n{}\n{}\n",
+        lines[2001..2500].join("\n"),
+        bad.join(","),
+        lines[2501..].join("\n")
+    );
+    for (key, body) in [
+        ("snapshots/latest/part-0001.csv", part1),
+        ("snapshots/latest/part-0002.csv", part2),
+    ] {
+        s3.put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(body.into_bytes().into())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let mut env = aws_env(&moto.endpoint_url());
+    env.push(("CHURN_MODELS", format!("s3://{BUCKET}/models")));
+    env.push(("CHURN_FLAGS", format!("dynamodb://{TABLE}")));
+    env.push(("CHURN_SNAPSHOT", format!("s3://{BUCKET}/snapshots/latest/")));
+
+    // --- score: Function URL events ---
+    let score_api = RuntimeApi::start().await.unwrap();
+    let _score = spawn_function(&score_bin, "churn-score", &score_api, &env).unwrap();
+    let body = json!({"customers": [customer("u1", 0.0), customer("u2", 40.0)], "persist": true})
+        .to_string();
+    let (status, v) = invoke_http(&score_api, "POST", "/v1/score", "", Some(&body)).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["model_id"], trained.model_id.as_str());
+    assert_eq!(v["scores"].as_array().unwrap().len(), 2);
+    assert_eq!(v["persisted"]["written"], 2);
+    let (status, v) = invoke_http(&score_api, "GET", "/v1/customers/u1", "", None).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["customer_id"], "u1");
+    let (status, _) = invoke_http(&score_api, "GET", "/v1/customers/nobody", "", None).await;
+    assert_eq!(status, 404);
+    let (status, v) = invoke_http(
+        &score_api,
+        "POST",
+        "/v1/score",
+        "",
+        Some("{\"customers\": 3"),
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+    let (status, v) = invoke_http(
+        &score_api,
+        "POST",
+        "/v1/score",
+        "",
+        Some(r#"{"customers": []}"#),
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+
+    // --- rescore: EventBridge scheduled event over the configured prefix ---
+    let rescore_api = RuntimeApi::start().await.unwrap();
+    let _rescore = spawn_function(&rescore_bin, "churn-rescore", &rescore_api, &env).unwrap();
+    let summary = rescore_api
+        .invoke(&scheduled_event(), TIMEOUT)
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(summary["rows"], 3000, "{summary}");
+    assert_eq!(summary["scored"], 2999, "{summary}");
+    assert_eq!(summary["failed_rows_count"], 1, "{summary}");
+    let failed = &summary["failed_rows"][0];
+    assert_eq!(failed["row"], 500, "{summary}");
+    assert!(
+        failed["part"].as_str().unwrap().ends_with("part-0002.csv"),
+        "{summary}"
+    );
+    assert!(
+        failed["message"].as_str().unwrap().contains("logins_30d"),
+        "{summary}"
+    );
+    assert_eq!(summary["written"], 2999, "{summary}");
+    assert_eq!(summary["model_id"], trained.model_id.as_str());
+
+    // The flags are in DynamoDB.
+    let ids = match &snapshot.column("customer_id").unwrap().values {
+        churn_model::ColumnValues::Text(v) => v.clone(),
+        _ => panic!("ids are text"),
+    };
+    let stored = flags
+        .get(ids[0].as_deref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.model_id, trained.model_id);
+    assert!(
+        flags
+            .get(ids[2499].as_deref().unwrap())
+            .await
+            .unwrap()
+            .is_none(),
+        "the bad row is not written"
+    );
+
+    // The risk list through the score function, highest first.
+    let (status, v) = invoke_http(
+        &score_api,
+        "GET",
+        "/v1/risk-list",
+        "band=high&limit=5",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let probs: Vec<f64> = v["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["churn_probability"].as_f64().unwrap())
+        .collect();
+    assert_eq!(probs.len(), 5, "{v}");
+    assert!(probs.windows(2).all(|w| w[0] >= w[1]), "{probs:?}");
+
+    // A second scheduled run in the warm process: nothing changed, nothing written.
+    let again = rescore_api
+        .invoke(&scheduled_event(), TIMEOUT)
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(again["written"], 0, "{again}");
+    assert_eq!(again["skipped_unchanged"], 2999, "{again}");
+
+    // A missing snapshot is an invocation error, and the process keeps serving.
+    let missing = rescore_api
+        .invoke(
+            &json!({"snapshot": format!("s3://{BUCKET}/nope.csv")}),
+            TIMEOUT,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(missing, Outcome::Error(_)), "{missing:?}");
+    let one = rescore_api
+        .invoke(
+            &json!({"snapshot": format!("s3://{BUCKET}/snapshots/latest/part-0001.csv")}),
+            TIMEOUT,
+        )
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(one["scored"], 2000, "{one}");
+}
