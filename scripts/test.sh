@@ -11,7 +11,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+# Incremental caches only pay off on rebuilds; a full run is one build.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+
+# Free space on the target directory's file system, in MiB (0 when unknown).
+free_mib() {
+    mkdir -p "$TARGET_DIR"
+    df -Pm "$TARGET_DIR" 2>/dev/null | awk 'NR == 2 { print $4 }' || echo 0
+}
+
+# Each step prints the disk space left: the build is large, and a full disk
+# should be visible in the log as such rather than as a linker crash.
+step() { printf '\n==> %s (%s MiB free)\n' "$*" "$(free_mib)"; }
 
 step "Python venv with moto[server] (.venv)"
 scripts/dev-env.sh
@@ -35,6 +47,14 @@ if [ "${SKIP_PARITY:-0}" != "1" ]; then
 fi
 
 if [ "${SKIP_INFRA:-0}" != "1" ]; then
+    # The arm64 release build needs a few GiB of its own; on a small disk the
+    # debug build (tests done by now) makes room for it.
+    if [ "$(free_mib)" -lt "${MIN_FREE_MIB_FOR_INFRA:-8192}" ]; then
+        step "Low on disk: removing $TARGET_DIR/debug before the arm64 build"
+        rm -rf "$TARGET_DIR/debug"
+    fi
     step "Infrastructure: cfn-lint, checkov, template tests, arm64 zips"
     infra/check.sh
 fi
+
+step "Done; target directory: $(du -sh "$TARGET_DIR" 2>/dev/null | cut -f1)"
