@@ -29,7 +29,9 @@ step "Python venv with moto[server] (.venv)"
 scripts/dev-env.sh
 
 step "Building the Lambda binaries driven by the end-to-end tests"
-cargo build --locked -p churn-score -p churn-rescore -p churn-train -p churn-cli
+# The same command the end-to-end tests run (churn_e2e::binaries), so that
+# theirs is a no-op and the test build below reuses these dependencies.
+cargo build --locked --workspace --bins
 
 step "Rust tests"
 if command -v cargo-nextest >/dev/null 2>&1; then

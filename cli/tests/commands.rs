@@ -710,16 +710,47 @@ fn score_writes_one_line_per_customer() {
     // The high band is about the top 10 % of holdout scores.
     assert!(high > CUSTOMERS / 20 && high < CUSTOMERS / 5, "{high} high");
 
+    // The same scores as Parquet: same columns, same rows, same words.
+    let parquet_path = out.path().join("scores.parquet");
+    let (code, _, stderr) = run(churn(d).args([
+        "score",
+        "--data",
+        "churn-data/customers.csv",
+        "--out",
+        parquet_path.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    let table = churn_service::features::read_local_file(
+        &parquet_path,
+        &churn_service::features::ReadOptions::default(),
+    )
+    .unwrap();
+    let names: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, rows[0]);
+    assert_eq!(table.n_rows(), CUSTOMERS);
+    let text = |col: usize, row: usize| match &table.columns[col].values {
+        churn_model::ColumnValues::Text(v) => v[row].clone().unwrap_or_default(),
+        churn_model::ColumnValues::Numeric(v) => format!("{:.6}", v[row]),
+    };
+    for (i, row) in rows[1..].iter().enumerate() {
+        let from_parquet: Vec<String> = (0..6).map(|c| text(c, i)).collect();
+        assert_eq!(&from_parquet, row, "row {i}");
+    }
+
+    let existing = out.path().join("keep.json");
+    std::fs::write(&existing, "{}").unwrap();
     assert_user_error(
         churn(d).args([
             "score",
             "--data",
             "churn-data/customers.csv",
             "--out",
-            "x.parquet",
+            existing.to_str().unwrap(),
         ]),
-        ".csv",
+        ".csv or .parquet",
     );
+    // A refused output name leaves the file that was there alone.
+    assert_eq!(std::fs::read_to_string(&existing).unwrap(), "{}");
     assert_user_error(
         churn(d).args(["score", "--data", "missing.csv", "--out", "x.csv"]),
         "missing.csv",

@@ -2,11 +2,13 @@
 //!
 //! `env!("CARGO_BIN_EXE_...")` only works inside the package that owns the
 //! binary, so the tests build them: [`function_binary`] runs
-//! `cargo build -p <package>` (same profile as the running test; Cargo holds
-//! no lock while tests run, and the build is a no-op when up to date) and
-//! returns `<target>/<profile>/<name>`. Setting `CHURN_E2E_BIN_DIR` skips the
-//! build and takes the binaries from that directory (e.g. release builds for
-//! benchmarks).
+//! `cargo build --workspace --bins` (same profile as the running test; Cargo
+//! holds no lock while tests run) and returns `<target>/<profile>/<name>`.
+//! It is the very command `scripts/test.sh` runs before the tests, so here it
+//! is a no-op: building one package alone would resolve other dependency
+//! features and rebuild the whole AWS SDK a second time. Setting
+//! `CHURN_E2E_BIN_DIR` skips the build and takes the binaries from that
+//! directory (e.g. release builds for benchmarks).
 
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
@@ -41,7 +43,8 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// Builds (if needed) and locates the binary `name` of package `package`.
+/// Builds (if needed) and locates the binary `name` of package `package`
+/// (the package names it in error messages).
 ///
 /// # Errors
 /// When the build fails or the binary is not where Cargo puts it.
@@ -61,7 +64,7 @@ pub fn function_binary(package: &str, name: &str) -> anyhow::Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace_root())
-        .args(["build", "--quiet", "-p", package]);
+        .args(["build", "--quiet", "--workspace", "--bins"]);
     if dir.file_name().is_some_and(|n| n == "release") {
         cmd.arg("--release");
     }
@@ -71,9 +74,9 @@ pub fn function_binary(package: &str, name: &str) -> anyhow::Result<PathBuf> {
     }
     let status = cmd
         .status()
-        .with_context(|| format!("running cargo build -p {package}"))?;
+        .with_context(|| format!("running cargo build --workspace --bins (for {package})"))?;
     if !status.success() {
-        bail!("cargo build -p {package} failed ({status})");
+        bail!("cargo build --workspace --bins (for {package}) failed ({status})");
     }
     let p = dir.join(name);
     if !p.is_file() {

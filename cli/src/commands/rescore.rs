@@ -56,12 +56,15 @@ pub async fn rescore(
     data: &str,
     progress: Progress,
 ) -> anyhow::Result<RescoreSummary> {
-    let step = progress.step(format!("rescoring {data}"));
+    let step = progress.counter(format!("rescoring {data}"));
     let event = serde_json::json!({ "snapshot": data });
-    let summary = run_event(services, &event).await.map_err(|e| match e {
-        HandlerError::NoModel => context::no_model(&services.config),
-        other => other.into(),
-    })?;
+    let on_rows = |rows: usize| step.inc(rows as u64);
+    let summary = run_event(services, &event, &on_rows)
+        .await
+        .map_err(|e| match e {
+            HandlerError::NoModel => context::no_model(&services.config),
+            other => other.into(),
+        })?;
     step.done(format!(
         "rescored {} rows with model {} into {}",
         summary.rows,

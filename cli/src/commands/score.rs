@@ -12,7 +12,7 @@ use crate::progress::Progress;
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  churn score --data ./churn-data/customers.csv --out scores.csv\n  churn score --data s3://bucket/snapshots/today.parquet --out scores.csv --models s3://bucket/models\n\n\
+    after_help = "Examples:\n  churn score --data ./churn-data/customers.csv --out scores.csv\n  churn score --data s3://bucket/snapshots/today.parquet --out scores.parquet --models s3://bucket/models\n\n\
 Output columns: customer_id,churn_probability,risk_band,reason_1,reason_2,reason_3\n\
 (the id column is called customer_id whatever its name in the input)."
 )]
@@ -20,7 +20,7 @@ pub struct ScoreArgs {
     /// Feature table: a .csv or .parquet file, or s3://bucket/key (a prefix = all its parts).
     #[arg(long, value_name = "FILE_OR_URI")]
     pub data: String,
-    /// Output CSV file.
+    /// Output file: .csv or .parquet (same columns).
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
     /// Name of the id column in the input (default: the one the model was trained with).
@@ -31,9 +31,9 @@ pub struct ScoreArgs {
 }
 
 pub async fn run(args: ScoreArgs, progress: Progress) -> anyhow::Result<()> {
-    if Format::from_name(&args.out.to_string_lossy()) != Some(Format::Csv) {
+    if Format::from_name(&args.out.to_string_lossy()).is_none() {
         return Err(crate::exit::user(format!(
-            "cannot write {}: the scores file must end in .csv",
+            "cannot write {}: the scores file must end in .csv or .parquet",
             args.out.display()
         )));
     }

@@ -38,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
             services.flags.as_ref(),
             None,
             RescoreSettings::from_config(&config),
+            &|_| {},
         )
         .await?;
         println!(

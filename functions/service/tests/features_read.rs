@@ -419,7 +419,7 @@ fn parquet_round_trip_whole_and_streamed() {
 #[test]
 fn scores_file_has_the_documented_columns() {
     use churn_model::{Reason, RiskBand, Score};
-    let mut w = churn_service::features::ScoresWriter::new(Vec::new()).unwrap();
+    let mut w = churn_service::features::ScoresWriter::csv(Vec::new()).unwrap();
     let reason = |f: &str, v: f64, t: f64| Reason {
         feature: f.into(),
         value: serde_json::json!(v),

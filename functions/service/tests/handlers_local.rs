@@ -412,16 +412,22 @@ async fn rescore_streams_reports_bad_rows_and_skips_unchanged() {
         chunk_rows: 4096,
     };
     let flags = api.services.flags.as_ref();
+    let reported = std::sync::atomic::AtomicUsize::new(0);
     let first = handle_rescore(
         &csv.display().to_string(),
         &model.model,
         flags,
         None,
         settings,
+        &|rows| {
+            reported.fetch_add(rows, std::sync::atomic::Ordering::Relaxed);
+        },
     )
     .await
     .unwrap();
     assert_eq!(first.rows, 20_000);
+    // Progress saw every row read, bad ones included.
+    assert_eq!(reported.into_inner(), 20_000);
     assert_eq!(first.failed_rows_count, 2, "{:?}", first.failed_rows);
     assert_eq!(first.failed_rows[0].row, 100);
     assert!(
@@ -442,6 +448,7 @@ async fn rescore_streams_reports_bad_rows_and_skips_unchanged() {
         flags,
         None,
         settings,
+        &|_| {},
     )
     .await
     .unwrap();
@@ -453,6 +460,7 @@ async fn rescore_streams_reports_bad_rows_and_skips_unchanged() {
     let via_event = run_event(
         &api.services,
         &json!({"snapshot": csv.display().to_string()}),
+        &|_| {},
     )
     .await
     .unwrap();
@@ -460,6 +468,7 @@ async fn rescore_streams_reports_bad_rows_and_skips_unchanged() {
     let err = run_event(
         &api.services,
         &json!({"source": "aws.events", "detail-type": "Scheduled Event"}),
+        &|_| {},
     )
     .await
     .unwrap_err();
@@ -617,17 +626,21 @@ fn lines_header(path: &Path) -> String {
 #[tokio::test]
 async fn rescore_without_a_model_or_with_missing_columns_fails_clearly() {
     let api = api_without_model().await;
-    let err = run_event(&api.services, &json!({"snapshot": "x.csv"}))
+    let err = run_event(&api.services, &json!({"snapshot": "x.csv"}), &|_| {})
         .await
         .unwrap_err();
     assert!(err.to_string().contains("no model"), "{err}");
     let api = api_with_model().await;
     let p = api._dir.path().join("thin.csv");
     std::fs::write(&p, "id,logins_30d\nc1,3\n").unwrap();
-    let err = run_event(&api.services, &json!({"snapshot": p.display().to_string()}))
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = run_event(
+        &api.services,
+        &json!({"snapshot": p.display().to_string()}),
+        &|_| {},
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("no id column"), "{err}");
 }
 
@@ -662,6 +675,7 @@ async fn risk_list_pages_follow_the_cursor_and_failures_are_capped() {
     let summary = run_event(
         &api.services,
         &json!({"snapshot": csv.display().to_string()}),
+        &|_| {},
     )
     .await
     .unwrap();

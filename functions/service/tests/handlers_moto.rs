@@ -103,13 +103,14 @@ async fn train_rescore_and_serve_on_moto() {
         Services::with_stores(config, models.clone(), flags.clone()).with_s3(clients.s3.clone());
     let item =
         json!({"Key": "snap/p0.csv", "Size": 1, "Etag": "\"x\"", "StorageClass": "STANDARD"});
-    let out = run_event(&services, &item).await.unwrap();
+    let out = run_event(&services, &item, &|_| {}).await.unwrap();
     assert_eq!(out.scored, 2000, "{out:?}");
     assert_eq!(out.written, 2000);
     assert_eq!(out.model_id, summary.model_id);
     let out = run_event(
         &services,
         &json!({"source": "aws.events", "detail-type": "Scheduled Event"}),
+        &|_| {},
     )
     .await
     .unwrap();

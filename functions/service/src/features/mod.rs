@@ -14,7 +14,8 @@
 //! - `parts`: resolving a URI to its ordered parts (directory / S3 prefix listing).
 //! - [`read`]: `read_table` (whole table) and `read_local_file`.
 //! - [`stream`]: `TableStream` / `TableChunk` (constant-memory chunks).
-//! - [`write`]: `write_table` (CSV/Parquet) and `ScoresWriter`.
+//! - [`write`]: `write_table` (CSV/Parquet) and the Parquet row-group writer.
+//! - [`scores_write`]: `ScoresWriter`, the batch scores file (CSV/Parquet).
 
 mod csv_bulk;
 mod csv_parse;
@@ -26,6 +27,7 @@ pub mod options;
 mod parquet_read;
 mod parts;
 pub mod read;
+pub mod scores_write;
 pub mod stream;
 pub mod uri;
 pub mod write;
@@ -33,6 +35,7 @@ pub mod write;
 pub use error::{FeatureError, FeatureResult, RowError};
 pub use options::{ColumnHint, ReadOptions};
 pub use read::{read_local_file, read_table};
+pub use scores_write::{ScoresWriter, SCORES_HEADER};
 pub use stream::{TableChunk, TableStream};
 pub use uri::{FeatureUri, Format};
-pub use write::{write_csv, write_parquet, write_table, ScoresWriter, SCORES_HEADER};
+pub use write::{write_csv, write_parquet, write_table};

@@ -1,5 +1,6 @@
 //! Writers: a [`Table`] to CSV or Parquet (`churn generate --out`), and the
-//! batch scores file `customer_id,churn_probability,risk_band,reason_1,reason_2,reason_3`.
+//! CSV cell and Parquet row-group pieces the scores file
+//! ([`super::scores_write`]) shares.
 //!
 //! CSV cells are quoted only when they must be (`,`, `"`, line ends);
 //! numbers use Rust's shortest round-trip form, so reading a written file
@@ -8,7 +9,7 @@
 
 use super::error::{FeatureError, FeatureResult};
 use super::uri::Format;
-use churn_model::{ColumnValues, Score, Table};
+use churn_model::{ColumnValues, Table};
 use parquet::basic::{Compression, LogicalType, Repetition, Type as PhysicalType};
 use parquet::data_type::{ByteArray, ByteArrayType, DoubleType};
 use parquet::file::properties::WriterProperties;
@@ -19,17 +20,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Rows per Parquet row group: small enough that a streaming reader's pages stay small.
-const ROW_GROUP_ROWS: usize = 65_536;
-
-/// Header of the scores file.
-pub const SCORES_HEADER: [&str; 6] = [
-    "customer_id",
-    "churn_probability",
-    "risk_band",
-    "reason_1",
-    "reason_2",
-    "reason_3",
-];
+pub(crate) const ROW_GROUP_ROWS: usize = 65_536;
 
 /// Writes `table` to `path`, as CSV or Parquet by the extension.
 ///
@@ -105,7 +96,7 @@ pub fn write_csv(table: &Table, w: &mut impl Write) -> std::io::Result<()> {
 }
 
 /// Appends one CSV cell, quoted when needed.
-fn push_cell(line: &mut Vec<u8>, s: &str) {
+pub(crate) fn push_cell(line: &mut Vec<u8>, s: &str) {
     if s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) || s.trim() != s {
         line.push(b'"');
         for b in s.bytes() {
@@ -120,7 +111,7 @@ fn push_cell(line: &mut Vec<u8>, s: &str) {
     }
 }
 
-fn write_record<'a>(
+pub(crate) fn write_record<'a>(
     w: &mut impl Write,
     cells: impl Iterator<Item = &'a str>,
 ) -> std::io::Result<()> {
@@ -140,6 +131,28 @@ fn write_record<'a>(
 /// # Errors
 /// Parquet encoding or I/O errors.
 pub fn write_parquet<W: Write + Send>(table: &Table, sink: W) -> parquet::errors::Result<()> {
+    let mut writer = parquet_writer(table, sink)?;
+    let rows = table.n_rows();
+    if rows == 0 {
+        // One empty row group, so readers see the schema and zero rows.
+        write_row_group(&mut writer, table, 0..0)?;
+    }
+    let mut start = 0;
+    while start < rows {
+        let end = (start + ROW_GROUP_ROWS).min(rows);
+        write_row_group(&mut writer, table, start..end)?;
+        start = end;
+    }
+    writer.close()?;
+    Ok(())
+}
+
+/// A Parquet writer whose schema has `table`'s columns: numeric columns as
+/// OPTIONAL DOUBLE, text columns as OPTIONAL UTF-8 BYTE_ARRAY, Snappy pages.
+pub(crate) fn parquet_writer<W: Write + Send>(
+    table: &Table,
+    sink: W,
+) -> parquet::errors::Result<SerializedFileWriter<W>> {
     let mut fields = Vec::new();
     for c in &table.columns {
         let t = match c.values {
@@ -165,110 +178,43 @@ pub fn write_parquet<W: Write + Send>(table: &Table, sink: W) -> parquet::errors
             .set_compression(Compression::SNAPPY)
             .build(),
     );
-    let mut writer = SerializedFileWriter::new(sink, schema, props)?;
-    let rows = table.n_rows();
-    let mut start = 0;
-    while start < rows || (rows == 0 && start == 0) {
-        let end = (start + ROW_GROUP_ROWS).min(rows);
-        let mut rg = writer.next_row_group()?;
-        for c in &table.columns {
-            let Some(mut col) = rg.next_column()? else {
-                break;
-            };
-            match &c.values {
-                ColumnValues::Numeric(v) => {
-                    let slice = &v[start..end];
-                    let defs: Vec<i16> = slice.iter().map(|x| i16::from(!x.is_nan())).collect();
-                    let present: Vec<f64> = slice.iter().copied().filter(|x| !x.is_nan()).collect();
-                    col.typed::<DoubleType>()
-                        .write_batch(&present, Some(&defs), None)?;
-                }
-                ColumnValues::Text(v) => {
-                    let slice = &v[start..end];
-                    let defs: Vec<i16> = slice.iter().map(|x| i16::from(x.is_some())).collect();
-                    let present: Vec<ByteArray> = slice
-                        .iter()
-                        .flatten()
-                        .map(|s| ByteArray::from(s.as_bytes().to_vec()))
-                        .collect();
-                    col.typed::<ByteArrayType>()
-                        .write_batch(&present, Some(&defs), None)?;
-                }
-            }
-            col.close()?;
-        }
-        rg.close()?;
-        if rows == 0 {
+    SerializedFileWriter::new(sink, schema, props)
+}
+
+/// Writes rows `range` of `table` as one row group of `writer` (whose schema
+/// came from a table with the same columns).
+pub(crate) fn write_row_group<W: Write + Send>(
+    writer: &mut SerializedFileWriter<W>,
+    table: &Table,
+    range: std::ops::Range<usize>,
+) -> parquet::errors::Result<()> {
+    let mut rg = writer.next_row_group()?;
+    for c in &table.columns {
+        let Some(mut col) = rg.next_column()? else {
             break;
-        }
-        start = end;
-    }
-    writer.close()?;
-    Ok(())
-}
-
-/// Writes the batch scores file, one line per customer.
-pub struct ScoresWriter<W: Write> {
-    out: W,
-    line: Vec<u8>,
-}
-
-impl ScoresWriter<BufWriter<std::fs::File>> {
-    /// Creates `path` and writes the header.
-    ///
-    /// # Errors
-    /// [`FeatureError::Io`] when the file cannot be created or written.
-    pub fn create(path: &Path) -> FeatureResult<Self> {
-        let location = path.display().to_string();
-        let file =
-            std::fs::File::create(path).map_err(|e| FeatureError::io("create", &location, e))?;
-        ScoresWriter::new(BufWriter::with_capacity(1 << 20, file))
-            .map_err(|e| FeatureError::io("write", &location, e))
-    }
-}
-
-impl<W: Write> ScoresWriter<W> {
-    /// Wraps `out` and writes the header.
-    ///
-    /// # Errors
-    /// The writer's I/O errors.
-    pub fn new(mut out: W) -> std::io::Result<Self> {
-        write_record(&mut out, SCORES_HEADER.iter().copied())?;
-        Ok(ScoresWriter {
-            out,
-            line: Vec::with_capacity(256),
-        })
-    }
-
-    /// Writes one customer's score; reasons are `feature is value (typical t)`.
-    ///
-    /// # Errors
-    /// The writer's I/O errors.
-    pub fn write(&mut self, customer_id: &str, score: &Score) -> std::io::Result<()> {
-        self.line.clear();
-        push_cell(&mut self.line, customer_id);
-        // Six decimals are plenty for a probability and keep the file small.
-        write!(
-            self.line,
-            ",{:.6},{}",
-            score.churn_probability, score.risk_band
-        )?;
-        for k in 0..3 {
-            self.line.push(b',');
-            if let Some(r) = score.reasons.get(k) {
-                push_cell(&mut self.line, &r.to_string());
+        };
+        match &c.values {
+            ColumnValues::Numeric(v) => {
+                let slice = &v[range.clone()];
+                let defs: Vec<i16> = slice.iter().map(|x| i16::from(!x.is_nan())).collect();
+                let present: Vec<f64> = slice.iter().copied().filter(|x| !x.is_nan()).collect();
+                col.typed::<DoubleType>()
+                    .write_batch(&present, Some(&defs), None)?;
+            }
+            ColumnValues::Text(v) => {
+                let slice = &v[range.clone()];
+                let defs: Vec<i16> = slice.iter().map(|x| i16::from(x.is_some())).collect();
+                let present: Vec<ByteArray> = slice
+                    .iter()
+                    .flatten()
+                    .map(|s| ByteArray::from(s.as_bytes().to_vec()))
+                    .collect();
+                col.typed::<ByteArrayType>()
+                    .write_batch(&present, Some(&defs), None)?;
             }
         }
-        self.line.push(b'\n');
-        self.out.write_all(&self.line)
+        col.close()?;
     }
-
-    /// Flushes and returns the inner writer.
-    ///
-    /// # Errors
-    /// The writer's I/O errors.
-    pub fn finish(mut self) -> std::io::Result<W> {
-        self.out.flush()?;
-        Ok(self.out)
-    }
+    rg.close()?;
+    Ok(())
 }

@@ -131,7 +131,8 @@ impl RescoreSettings {
     }
 }
 
-/// Rescores `snapshot` with `model` into `flags`.
+/// Rescores `snapshot` with `model` into `flags`; `progress` is called with
+/// the number of rows of each chunk read (the CLI's live row counter).
 ///
 /// # Errors
 /// [`HandlerError::BadRequest`] for an unusable URI; [`HandlerError::Features`]
@@ -144,6 +145,7 @@ pub async fn handle_rescore(
     flags: &dyn FlagStore,
     s3: Option<aws_sdk_s3::Client>,
     settings: RescoreSettings,
+    progress: &(dyn Fn(usize) + Send + Sync),
 ) -> Result<RescoreSummary, HandlerError> {
     let started = Instant::now();
     let uri = FeatureUri::parse(snapshot).map_err(|e| HandlerError::BadRequest(e.to_string()))?;
@@ -159,6 +161,7 @@ pub async fn handle_rescore(
     };
     while let Some(chunk) = stream.next_chunk().await? {
         summary.rows += chunk.rows;
+        progress(chunk.rows);
         let batch: Vec<Flag> = chunk
             .scored
             .into_iter()
@@ -212,7 +215,8 @@ pub async fn handle_rescore(
 
 /// Runs a rescore event end to end with the process's services: picks the
 /// snapshot, loads the promoted model (re-checking the pointer first, so a
-/// run never uses a model older than the current promotion).
+/// run never uses a model older than the current promotion). `progress` as
+/// for [`handle_rescore`].
 ///
 /// # Errors
 /// [`HandlerError::BadRequest`] when no snapshot is given or configured;
@@ -220,6 +224,7 @@ pub async fn handle_rescore(
 pub async fn run_event(
     services: &crate::services::Services,
     event: &Value,
+    progress: &(dyn Fn(usize) + Send + Sync),
 ) -> Result<RescoreSummary, HandlerError> {
     let snapshot = match RescoreEvent::from_json(event, services.config.snapshot.as_deref())? {
         RescoreEvent::Snapshot(s) => s,
@@ -240,6 +245,7 @@ pub async fn run_event(
         services.flags.as_ref(),
         s3,
         RescoreSettings::from_config(&services.config),
+        progress,
     )
     .await
 }

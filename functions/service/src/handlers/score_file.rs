@@ -45,12 +45,13 @@ pub struct ScoreFileSummary {
     pub missing_feature_columns: Vec<String>,
 }
 
-/// Scores `input` with `model` into the CSV file `out`; `progress` is called
+/// Scores `input` with `model` into `out` (CSV or Parquet by its extension,
+/// see [`ScoresWriter::create`]); `progress` is called
 /// with the number of rows of each chunk read.
 ///
 /// # Errors
 /// [`HandlerError::Features`] when the input cannot be read (missing file,
-/// bad header) or `out` cannot be created or written;
+/// bad header) or `out` has another extension or cannot be created or written;
 /// [`HandlerError::BadRequest`] when the input has no id column.
 /// Bad rows are reported in the summary instead.
 pub async fn handle_score_file(
