@@ -678,15 +678,18 @@ fn csv_rows(text: &str) -> Vec<Vec<String>> {
 fn score_writes_one_line_per_customer() {
     let d = demo();
     let out = tempfile::tempdir().unwrap();
+    let score_into = |path: &Path| {
+        let (code, _, stderr) = run(churn(d).args([
+            "score",
+            "--data",
+            "churn-data/customers.csv",
+            "--out",
+            path.to_str().unwrap(),
+        ]));
+        assert_eq!(code, 0, "{stderr}");
+    };
     let scores_path = out.path().join("scores.csv");
-    let (code, _, stderr) = run(churn(d).args([
-        "score",
-        "--data",
-        "churn-data/customers.csv",
-        "--out",
-        scores_path.to_str().unwrap(),
-    ]));
-    assert_eq!(code, 0, "{stderr}");
+    score_into(&scores_path);
     let rows = csv_rows(&std::fs::read_to_string(&scores_path).unwrap());
     assert_eq!(
         rows[0],
@@ -712,14 +715,7 @@ fn score_writes_one_line_per_customer() {
 
     // The same scores as Parquet: same columns, same rows, same words.
     let parquet_path = out.path().join("scores.parquet");
-    let (code, _, stderr) = run(churn(d).args([
-        "score",
-        "--data",
-        "churn-data/customers.csv",
-        "--out",
-        parquet_path.to_str().unwrap(),
-    ]));
-    assert_eq!(code, 0, "{stderr}");
+    score_into(&parquet_path);
     let table = churn_service::features::read_local_file(
         &parquet_path,
         &churn_service::features::ReadOptions::default(),
