@@ -1,10 +1,11 @@
-//! The real `churn-score` and `churn-rescore` binaries, run through the
-//! Lambda Runtime API emulator against moto_server (S3 + DynamoDB): a
-//! Function URL event and an EventBridge scheduled event, with assertions on
-//! the responses and on the flags stored in DynamoDB.
+//! The real `churn-train`, `churn-score` and `churn-rescore` binaries, run
+//! through the Lambda Runtime API emulator against moto_server (S3 +
+//! DynamoDB): a training event on an S3 object, Function URL events and an
+//! EventBridge scheduled event, with assertions on the responses, on the
+//! model store in S3 and on the flags stored in DynamoDB.
 //!
-//! The binaries are built by the test itself (`cargo build -p churn-score
-//! -p churn-rescore`, a no-op when up to date), see `churn_e2e::binaries`.
+//! The binaries are built by the test itself (`cargo build --workspace
+//! --bins`, a no-op when up to date), see `churn_e2e::binaries`.
 
 use churn_e2e::binaries::function_binary;
 use churn_e2e::function::{
@@ -14,8 +15,7 @@ use churn_e2e::runtime_api::{Outcome, RuntimeApi};
 use churn_model::{generate, SyntheticConfig};
 use churn_service::features::write_table;
 use churn_service::flag_store::{DynamoFlagStore, FlagStore};
-use churn_service::handlers::train::{handle_train, Gate, TrainOptions, TrainRequest};
-use churn_service::model_store::S3ModelStore;
+use churn_service::model_store::{ModelStore, S3ModelStore};
 use churn_service::test_support::MotoServer;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -46,7 +46,8 @@ async fn invoke_http(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn score_and_rescore_binaries_against_moto() {
+async fn train_score_and_rescore_binaries_against_moto() {
+    let train_bin = function_binary("churn-train", "churn-train").unwrap();
     let score_bin = function_binary("churn-score", "churn-score").unwrap();
     let rescore_bin = function_binary("churn-rescore", "churn-rescore").unwrap();
     let moto = MotoServer::start().await.unwrap();
@@ -56,7 +57,12 @@ async fn score_and_rescore_binaries_against_moto() {
     let flags = DynamoFlagStore::new(clients.dynamodb.clone(), TABLE, 8);
     flags.create_table_if_missing().await.unwrap();
 
-    // A promoted model in S3, trained in process with the same handler the train function uses.
+    let mut env = aws_env(&moto.endpoint_url());
+    env.push(("CHURN_MODELS", format!("s3://{BUCKET}/models")));
+    env.push(("CHURN_FLAGS", format!("dynamodb://{TABLE}")));
+    env.push(("CHURN_SNAPSHOT", format!("s3://{BUCKET}/snapshots/latest/")));
+
+    // --- train: a training event on an S3 object promotes the first model ---
     let dir = tempfile::tempdir().unwrap();
     let train_csv = dir.path().join("train.csv");
     write_table(
@@ -67,20 +73,48 @@ async fn score_and_rescore_binaries_against_moto() {
         &train_csv,
     )
     .unwrap();
+    s3.put_object()
+        .bucket(BUCKET)
+        .key("training/customers.csv")
+        .body(std::fs::read(&train_csv).unwrap().into())
+        .send()
+        .await
+        .unwrap();
+    let train_api = RuntimeApi::start().await.unwrap();
+    let _train = spawn_function(&train_bin, "churn-train", &train_api, &env).unwrap();
+    let trained = train_api
+        .invoke(
+            &json!({"features": format!("s3://{BUCKET}/training/customers.csv")}),
+            TIMEOUT,
+        )
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(trained["promoted"], true, "{trained}");
+    assert_eq!(trained["rows"], 3000, "{trained}");
+    assert!(
+        trained["metrics"]["roc_auc"].as_f64().unwrap() > 0.6,
+        "{trained}"
+    );
+    let model_id = trained["model_id"].as_str().unwrap().to_string();
     let models = S3ModelStore::new(s3.clone(), BUCKET, "models");
-    let request = TrainRequest {
-        features: train_csv.display().to_string(),
-        id_column: None,
-        label_column: None,
-        schema: None,
-        options: TrainOptions::default(),
-    };
-    let gate = Gate {
-        min_auc: 0.6,
-        max_auc_drop: 0.01,
-    };
-    let trained = handle_train(&request, &models, None, gate).await.unwrap();
-    assert!(trained.promoted, "{}", trained.reason);
+    let pointer = models.current_pointer().await.unwrap().unwrap();
+    assert_eq!(pointer.model_id, model_id);
+    // Training on a missing object is that invocation's error: nothing stored
+    // changes and the process keeps serving.
+    let missing = train_api
+        .invoke(
+            &json!({"features": format!("s3://{BUCKET}/training/nope.csv")}),
+            TIMEOUT,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(missing, Outcome::Error(_)), "{missing:?}");
+    assert_eq!(
+        models.current_pointer().await.unwrap().unwrap().model_id,
+        model_id
+    );
 
     // A two-part snapshot; the second part has one row with a word in a numeric column.
     let snapshot = generate(&SyntheticConfig {
@@ -115,11 +149,6 @@ async fn score_and_rescore_binaries_against_moto() {
             .unwrap();
     }
 
-    let mut env = aws_env(&moto.endpoint_url());
-    env.push(("CHURN_MODELS", format!("s3://{BUCKET}/models")));
-    env.push(("CHURN_FLAGS", format!("dynamodb://{TABLE}")));
-    env.push(("CHURN_SNAPSHOT", format!("s3://{BUCKET}/snapshots/latest/")));
-
     // --- score: Function URL events ---
     let score_api = RuntimeApi::start().await.unwrap();
     let _score = spawn_function(&score_bin, "churn-score", &score_api, &env).unwrap();
@@ -127,7 +156,7 @@ async fn score_and_rescore_binaries_against_moto() {
         .to_string();
     let (status, v) = invoke_http(&score_api, "POST", "/v1/score", "", Some(&body)).await;
     assert_eq!(status, 200, "{v}");
-    assert_eq!(v["model_id"], trained.model_id.as_str());
+    assert_eq!(v["model_id"], model_id.as_str());
     assert_eq!(v["scores"].as_array().unwrap().len(), 2);
     assert_eq!(v["persisted"]["written"], 2);
     let (status, v) = invoke_http(&score_api, "GET", "/v1/customers/u1", "", None).await;
@@ -177,7 +206,7 @@ async fn score_and_rescore_binaries_against_moto() {
         "{summary}"
     );
     assert_eq!(summary["written"], 2999, "{summary}");
-    assert_eq!(summary["model_id"], trained.model_id.as_str());
+    assert_eq!(summary["model_id"], model_id.as_str());
 
     // The flags are in DynamoDB.
     let ids = match &snapshot.column("customer_id").unwrap().values {
@@ -189,7 +218,7 @@ async fn score_and_rescore_binaries_against_moto() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(stored.model_id, trained.model_id);
+    assert_eq!(stored.model_id, model_id);
     assert!(
         flags
             .get(ids[2499].as_deref().unwrap())
