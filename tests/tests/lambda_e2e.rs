@@ -38,11 +38,13 @@ async fn invoke_http(
     query: &str,
     body: Option<&str>,
 ) -> (u16, Value) {
-    let out = api
-        .invoke(&function_url_event(method, path, query, body), TIMEOUT)
-        .await
-        .unwrap();
-    http_response(&out.json().unwrap()).unwrap()
+    let out = invoke_json(api, &function_url_event(method, path, query, body)).await;
+    http_response(&out).unwrap()
+}
+
+/// Invokes `api` with `event`; the function's JSON response.
+async fn invoke_json(api: &RuntimeApi, event: &Value) -> Value {
+    api.invoke(event, TIMEOUT).await.unwrap().json().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,15 +84,11 @@ async fn train_score_and_rescore_binaries_against_moto() {
         .unwrap();
     let train_api = RuntimeApi::start().await.unwrap();
     let _train = spawn_function(&train_bin, "churn-train", &train_api, &env).unwrap();
-    let trained = train_api
-        .invoke(
-            &json!({"features": format!("s3://{BUCKET}/training/customers.csv")}),
-            TIMEOUT,
-        )
-        .await
-        .unwrap()
-        .json()
-        .unwrap();
+    let trained = invoke_json(
+        &train_api,
+        &json!({"features": format!("s3://{BUCKET}/training/customers.csv")}),
+    )
+    .await;
     assert_eq!(trained["promoted"], true, "{trained}");
     assert_eq!(trained["rows"], 3000, "{trained}");
     assert!(
@@ -186,12 +184,7 @@ async fn train_score_and_rescore_binaries_against_moto() {
     // --- rescore: EventBridge scheduled event over the configured prefix ---
     let rescore_api = RuntimeApi::start().await.unwrap();
     let _rescore = spawn_function(&rescore_bin, "churn-rescore", &rescore_api, &env).unwrap();
-    let summary = rescore_api
-        .invoke(&scheduled_event(), TIMEOUT)
-        .await
-        .unwrap()
-        .json()
-        .unwrap();
+    let summary = invoke_json(&rescore_api, &scheduled_event()).await;
     assert_eq!(summary["rows"], 3000, "{summary}");
     assert_eq!(summary["scored"], 2999, "{summary}");
     assert_eq!(summary["failed_rows_count"], 1, "{summary}");
@@ -248,12 +241,7 @@ async fn train_score_and_rescore_binaries_against_moto() {
     assert!(probs.windows(2).all(|w| w[0] >= w[1]), "{probs:?}");
 
     // A second scheduled run in the warm process: nothing changed, nothing written.
-    let again = rescore_api
-        .invoke(&scheduled_event(), TIMEOUT)
-        .await
-        .unwrap()
-        .json()
-        .unwrap();
+    let again = invoke_json(&rescore_api, &scheduled_event()).await;
     assert_eq!(again["written"], 0, "{again}");
     assert_eq!(again["skipped_unchanged"], 2999, "{again}");
 
@@ -266,14 +254,10 @@ async fn train_score_and_rescore_binaries_against_moto() {
         .await
         .unwrap();
     assert!(matches!(missing, Outcome::Error(_)), "{missing:?}");
-    let one = rescore_api
-        .invoke(
-            &json!({"snapshot": format!("s3://{BUCKET}/snapshots/latest/part-0001.csv")}),
-            TIMEOUT,
-        )
-        .await
-        .unwrap()
-        .json()
-        .unwrap();
+    let one = invoke_json(
+        &rescore_api,
+        &json!({"snapshot": format!("s3://{BUCKET}/snapshots/latest/part-0001.csv")}),
+    )
+    .await;
     assert_eq!(one["scored"], 2000, "{one}");
 }
