@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Creates (idempotently) the Python virtualenv `.venv` holding `moto[server]`,
-# the local S3/DynamoDB server the integration tests start on a free port.
-# Safe to run repeatedly: an existing venv that already has moto_server is kept.
+# the local S3/DynamoDB server the integration tests start on a free port, and
+# `pyarrow`, the standard Parquet writer the feature-reader tests use to write
+# files of every logical type (generated at test time, never committed).
+# Safe to run repeatedly: an existing venv that already has both is kept.
 #
 # Usage: scripts/dev-env.sh
 # Env:   PYTHON  interpreter to build the venv with (default: python3)
@@ -11,8 +13,8 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 VENV=.venv
 
-if [ -x "$VENV/bin/moto_server" ] && "$VENV/bin/python" -c 'import moto' >/dev/null 2>&1; then
-    echo "moto_server already installed in $VENV"
+if [ -x "$VENV/bin/moto_server" ] && "$VENV/bin/python" -c 'import moto, pyarrow' >/dev/null 2>&1; then
+    echo "moto_server and pyarrow already installed in $VENV"
     exit 0
 fi
 
@@ -30,6 +32,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     fi
 fi
 
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check 'moto[server]'
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check 'moto[server]' 'pyarrow>=14'
 "$VENV/bin/moto_server" --help >/dev/null
-echo "moto_server installed in $VENV"
+"$VENV/bin/python" -c 'import pyarrow.parquet' >/dev/null
+echo "moto_server and pyarrow installed in $VENV"

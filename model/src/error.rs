@@ -48,6 +48,14 @@ pub enum Error {
     #[error("row {row}, column {column:?}: customer id is missing")]
     MissingId { row: usize, column: String },
 
+    /// A customer id that breaks the id rule (too long, control characters).
+    #[error("row {row}, column {column:?}: {problem}")]
+    InvalidId {
+        row: usize,
+        column: String,
+        problem: crate::customer_id::CustomerIdError,
+    },
+
     /// The same customer id appears twice.
     #[error("row {row}, column {column:?}: duplicate customer id {id:?} (first seen at row {first_row})")]
     DuplicateId {
@@ -119,6 +127,17 @@ pub enum Error {
     /// A scoring field holds NaN or an infinity.
     #[error("field {field:?}{}: value is not a finite number", at_row(.row))]
     NonFiniteField { field: String, row: Option<usize> },
+
+    /// A value outside the model's input domain: negative where every
+    /// training value was >= 0 (a count, a duration, money). Log1p'd
+    /// features and the model's coefficients only make sense on that domain,
+    /// so scoring it would be a silent guess.
+    #[error("field {field:?}{}: {field} is {value}; every training value was >= 0", at_row(.row))]
+    NegativeValue {
+        field: String,
+        row: Option<usize>,
+        value: f64,
+    },
 
     /// A finite number so large that the model's logit overflows.
     #[error("field {field:?}{}: value is too large to score", at_row(.row))]

@@ -27,6 +27,7 @@
 //! - [`split`]: stratified seeded holdout split and k-fold assignment.
 //! - [`preprocess`]: imputation, log1p, one-hot, standardization of numeric values (fitted on training rows).
 //! - `cv` (private): L2 strength by k-fold cross-validated ROC AUC, folds on parallel threads.
+//! - [`customer_id`](mod@customer_id): the one rule for customer ids (every path calls it).
 //! - `validate` (private): table shape, customer ids, class balance checks.
 //! - [`logistic`]: linfa-logistic wrapper: class orientation, design scaling, per-row tolerance, exact intercept.
 //! - [`train`](mod@train): `TrainConfig`, cross-validated L2 choice, final fit, [`train()`], [`evaluate()`].
@@ -41,6 +42,7 @@
 pub mod artifact;
 pub mod band;
 mod cv;
+pub mod customer_id;
 pub mod error;
 pub mod label;
 pub mod logistic;
@@ -57,12 +59,13 @@ pub mod train;
 mod validate;
 
 pub use artifact::{ModelArtifact, SCHEMA_VERSION};
+pub use customer_id::{customer_id, CustomerIdError, MAX_CUSTOMER_ID_BYTES};
 pub use band::{BandCutoffs, BandPolicy, RiskBand};
 pub use error::{Error, Result};
 pub use metrics::{ConfusionMatrix, Metrics};
 pub use reason::Reason;
 pub use schema::{ColumnKind, ColumnSpec, Schema};
-pub use scoring::{CompactScore, Explanation, Score, ScoredRecord, Scorer};
+pub use scoring::{CompactScore, Explanation, OutOfRange, Score, ScoredRecord, Scorer};
 pub use synthetic::{generate, SyntheticConfig};
 pub use table::{Column, ColumnValues, Table};
 pub use train::{evaluate, train, TrainConfig, TrainConfigBuilder, TrainOutcome, TrainingReport};

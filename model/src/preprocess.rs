@@ -46,9 +46,49 @@ pub struct NumericPrep {
     pub median: f64,
     /// Sample skewness (Fisher-Pearson) of present raw training values.
     pub skew: f64,
-    /// Whether log1p is applied (non-negative and skew above the threshold).
-    /// At scoring time negative values of a log1p feature are clamped to 0.
+    /// Whether log1p is applied (every training value non-negative and skew
+    /// above the threshold).
     pub log1p: bool,
+    /// Smallest present raw value in the training table (every row handed to
+    /// training, holdout included): with `max`, the model's input domain.
+    /// A negative value where this is >= 0 is refused at scoring; values
+    /// beyond `[min, max]` are scored and counted as out of range. `None`
+    /// only in artifacts written before the domain was recorded (then a log1p
+    /// feature still refuses negative values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// Largest present raw value in the training table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+impl NumericPrep {
+    /// Whether the model only accepts values >= 0 for this feature: every
+    /// training value was (or log1p was applied, which implies it).
+    pub fn non_negative(&self) -> bool {
+        self.log1p || self.min.is_some_and(|m| m >= 0.0)
+    }
+
+    /// Whether a valid value lies outside the training `[min, max]`.
+    pub fn out_of_range(&self, x: f64) -> bool {
+        self.min.is_some_and(|m| x < m) || self.max.is_some_and(|m| x > m)
+    }
+
+    /// The transformed value of a present raw value `x` (log1p'd when the
+    /// model does). `x` is in the domain: >= 0 for a log1p feature.
+    #[inline]
+    pub fn transform(&self, x: f64) -> f64 {
+        if self.log1p {
+            x.ln_1p()
+        } else {
+            x
+        }
+    }
+
+    /// The transformed training median, what a missing value becomes.
+    pub fn transformed_median(&self) -> f64 {
+        self.transform(self.median)
+    }
 }
 
 /// Fitted parameters of a categorical feature.
@@ -252,7 +292,10 @@ fn fit_one(
             }
             let n_missing = n - present.len().min(n);
             let (raw_mean, m2, skew) = moments(&present, sum);
-            let min = if min.is_finite() { min } else { 0.0 };
+            // The input domain spans every row given to training, so a
+            // holdout value is never outside what the model accepts.
+            let (all_min, all_max) = value_range(v);
+            let min = all_min.unwrap_or(if min.is_finite() { min } else { 0.0 });
             // The median (imputation) is exact, by selection; the decile
             // edges (drift reference only) come from an evenly strided
             // sample of at most 100k values.
@@ -261,13 +304,13 @@ fn fit_one(
             let log1p = min >= 0.0 && skew > opts.skew_threshold;
             let (mean, std) = if log1p {
                 // Two passes over the transformed values, imputed at log1p(median).
-                let t_med = median.max(0.0).ln_1p();
-                let sum_t = present.iter().map(|x| x.max(0.0).ln_1p()).sum::<f64>()
+                let t_med = median.ln_1p();
+                let sum_t = present.iter().map(|x| x.ln_1p()).sum::<f64>()
                     + n_missing as f64 * t_med;
                 let mean = sum_t / n as f64;
                 let ss = present
                     .iter()
-                    .map(|x| (x.max(0.0).ln_1p() - mean).powi(2))
+                    .map(|x| (x.ln_1p() - mean).powi(2))
                     .sum::<f64>()
                     + n_missing as f64 * (t_med - mean).powi(2);
                 (mean, (ss / n as f64).sqrt())
@@ -305,6 +348,8 @@ fn fit_one(
                 median,
                 skew,
                 log1p,
+                min: all_min,
+                max: all_max,
             };
             (
                 FeaturePrep::Numeric(prep),
@@ -586,23 +631,13 @@ impl Preprocessor {
         let inv = scale / c.std;
         match (&self.features[c.feature], data[c.feature]) {
             (FeaturePrep::Numeric(np), FeatureData::Num(v)) => {
-                let t_med = if np.log1p {
-                    np.median.max(0.0).ln_1p()
-                } else {
-                    np.median
-                };
+                let t_med = np.transformed_median();
                 for (o, &r) in out.iter_mut().zip(rows) {
                     let x = v[r];
                     *o = match c.role {
                         Role::Missing => (x.is_nan() as u8 as f64 - c.mean) * inv,
                         _ => {
-                            let t = if x.is_nan() {
-                                t_med
-                            } else if np.log1p {
-                                x.max(0.0).ln_1p()
-                            } else {
-                                x
-                            };
+                            let t = if x.is_nan() { t_med } else { np.transform(x) };
                             (t - c.mean) * inv
                         }
                     };
@@ -624,6 +659,25 @@ impl Preprocessor {
             // mismatch contributes the column mean (0 after standardizing).
             _ => out.iter_mut().for_each(|o| *o = 0.0),
         }
+    }
+}
+
+/// Smallest and largest present (non-NaN) value of `v`; `None` when all are missing.
+fn value_range(v: &[f64]) -> (Option<f64>, Option<f64>) {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for &x in v {
+        // NaN compares false both ways, so missing values drop out.
+        if x < lo {
+            lo = x;
+        }
+        if x > hi {
+            hi = x;
+        }
+    }
+    if lo <= hi {
+        (Some(lo), Some(hi))
+    } else {
+        (None, None)
     }
 }
 

@@ -9,6 +9,12 @@
 //! and the logit is the intercept plus these contributions summed in feature
 //! order, which is also how [`Explanation`] adds them up (so they agree exactly).
 //!
+//! Every numeric value passes one rule ([`Scorer`]'s `numeric_value`): a
+//! negative value where every training value was >= 0 is an error
+//! ([`Error::NegativeValue`]), never clamped; a valid value outside the
+//! training `[min, max]` is scored and counted (`out_of_range`), so callers
+//! can report it.
+//!
 //! The batch hot path ([`Scorer::score_table_compact`]) allocates nothing per
 //! row: it returns a [`CompactScore`] (probability, logit, band and the
 //! indices of the top three reasons); [`Scorer::reasons`] materialises the
@@ -37,6 +43,33 @@ pub struct Score {
     pub risk_band: RiskBand,
     /// Up to three features pushing towards churn, largest contribution first.
     pub reasons: Vec<Reason>,
+    /// How many numeric features lie outside their training `[min, max]`
+    /// (scored nonetheless; see the module doc).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub out_of_range: u16,
+}
+
+fn is_zero(n: &u16) -> bool {
+    *n == 0
+}
+
+/// A numeric value outside its feature's training range (still scored).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutOfRange {
+    pub field: String,
+    pub value: f64,
+    pub training_min: f64,
+    pub training_max: f64,
+}
+
+impl std::fmt::Display for OutOfRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} is {}, outside the training range [{}, {}]; scored, but the model has not seen such values",
+            self.field, self.value, self.training_min, self.training_max
+        )
+    }
 }
 
 /// A score from a JSON record, with the number of fields the model does not use.
@@ -45,6 +78,8 @@ pub struct ScoredRecord {
     pub score: Score,
     /// Fields that are neither model features nor the id/label column.
     pub ignored_fields: usize,
+    /// Numeric fields outside their training range, in model order.
+    pub out_of_range: Vec<OutOfRange>,
 }
 
 /// A score without materialised reasons (no heap data).
@@ -58,6 +93,8 @@ pub struct CompactScore {
     /// Their contributions to the logit.
     pub reason_contributions: [f64; TOP_REASONS],
     pub n_reasons: u8,
+    /// Numeric features outside their training `[min, max]` in this row.
+    pub out_of_range: u16,
 }
 
 impl Default for CompactScore {
@@ -69,6 +106,7 @@ impl Default for CompactScore {
             reason_features: [0; TOP_REASONS],
             reason_contributions: [0.0; TOP_REASONS],
             n_reasons: 0,
+            out_of_range: 0,
         }
     }
 }
@@ -90,6 +128,11 @@ struct NumParam {
     b: f64,
     missing: f64,
     log1p: bool,
+    /// Negative values are outside the domain.
+    non_negative: bool,
+    /// Training range (infinite when the artifact predates it).
+    min: f64,
+    max: f64,
 }
 
 /// Folded parameters of a categorical feature: contribution per kept level,
@@ -192,6 +235,9 @@ impl Scorer {
                     b: 0.0,
                     missing: 0.0,
                     log1p: n.log1p,
+                    non_negative: n.non_negative(),
+                    min: n.min.unwrap_or(f64::NEG_INFINITY),
+                    max: n.max.unwrap_or(f64::INFINITY),
                 }),
                 FeaturePrep::Categorical(c) => Param::Cat(CatParam {
                     levels: c.levels.iter().map(|l| l.as_str().into()).collect(),
@@ -215,11 +261,7 @@ impl Scorer {
             };
             match (p, &prep.features[col.feature], &col.role) {
                 (Param::Num(p), FeaturePrep::Numeric(np), Role::Value) => {
-                    let t_med = if np.log1p {
-                        np.median.max(0.0).ln_1p()
-                    } else {
-                        np.median
-                    };
+                    let t_med = np.transformed_median();
                     p.a += w;
                     p.b += at0;
                     p.missing += w * t_med + at0;
@@ -266,8 +308,34 @@ impl Scorer {
         self.bands.band(p)
     }
 
-    /// Contribution of feature `f` for a JSON value.
-    fn json_contribution(&self, f: usize, v: Option<&Value>) -> Result<f64> {
+    /// The one rule for a present, finite numeric value `x` of feature `f`:
+    /// its contribution and whether it lies outside the training range.
+    ///
+    /// # Errors
+    /// [`Error::NegativeValue`] outside the domain; [`Error::ValueOutOfRange`]
+    /// when the contribution overflows.
+    #[inline]
+    fn numeric_value(
+        &self,
+        f: usize,
+        p: &NumParam,
+        x: f64,
+        row: Option<usize>,
+    ) -> Result<(f64, bool)> {
+        if p.non_negative && x < 0.0 {
+            return Err(Error::NegativeValue {
+                field: self.names[f].clone(),
+                row,
+                value: x,
+            });
+        }
+        let c = finite_contribution(num_contribution(p, x), &self.names[f], row)?;
+        Ok((c, x < p.min || x > p.max))
+    }
+
+    /// Contribution of feature `f` for a JSON value, and whether the value
+    /// is outside the training range.
+    fn json_contribution(&self, f: usize, v: Option<&Value>) -> Result<(f64, bool)> {
         let field = || self.names[f].clone();
         let missing = matches!(v, None | Some(Value::Null));
         if missing && self.required[f] {
@@ -279,7 +347,7 @@ impl Scorer {
         match &self.params[f] {
             Param::Num(p) => {
                 let x = match v {
-                    None | Some(Value::Null) => return Ok(p.missing),
+                    None | Some(Value::Null) => return Ok((p.missing, false)),
                     Some(Value::Number(n)) => n.as_f64().unwrap_or(f64::NAN),
                     Some(Value::String(s)) => match s.trim().parse::<f64>() {
                         Ok(x) => x,
@@ -307,13 +375,15 @@ impl Scorer {
                         row: None,
                     });
                 }
-                finite_contribution(num_contribution(p, x), &self.names[f], None)
+                self.numeric_value(f, p, x, None)
             }
             Param::Cat(p) => match v {
-                None | Some(Value::Null) => Ok(p.other),
-                Some(Value::String(s)) => Ok(p.contribution(Some(s))),
+                None | Some(Value::Null) => Ok((p.other, false)),
+                Some(Value::String(s)) => Ok((p.contribution(Some(s)), false)),
                 Some(Value::Number(n)) => match n.as_f64() {
-                    Some(x) if x.is_finite() => Ok(p.contribution(Some(&format!("{x}")))),
+                    Some(x) if x.is_finite() => {
+                        Ok((p.contribution(Some(&format!("{x}"))), false))
+                    }
                     _ => Err(Error::NonFiniteField {
                         field: field(),
                         row: None,
@@ -337,7 +407,7 @@ impl Scorer {
         let mut logit = self.intercept;
         let mut contributions = Vec::with_capacity(self.names.len());
         for (f, name) in self.names.iter().enumerate() {
-            let c = self.json_contribution(f, features.get(name))?;
+            let (c, _) = self.json_contribution(f, features.get(name))?;
             logit += c;
             contributions.push((name.clone(), c));
         }
@@ -367,10 +437,14 @@ impl Scorer {
             logit: self.intercept,
             ..CompactScore::default()
         };
+        let mut out_of_range = Vec::new();
         for (f, name) in self.names.iter().enumerate() {
-            let c = self.json_contribution(f, features.get(name))?;
+            let (c, outside) = self.json_contribution(f, features.get(name))?;
             s.logit += c;
             push_top(&mut s, f, c);
+            if outside {
+                out_of_range.push(self.out_of_range_of(f, features.get(name)));
+            }
         }
         self.check_logit(&s, None)?;
         self.finish(&mut s);
@@ -392,11 +466,33 @@ impl Scorer {
             logit: s.logit,
             risk_band: s.risk_band,
             reasons,
+            out_of_range: out_of_range.len() as u16,
         };
         Ok(ScoredRecord {
             score,
             ignored_fields,
+            out_of_range,
         })
+    }
+
+    /// The out-of-range note for numeric feature `f` with JSON value `v`
+    /// (already found outside the range, so a number).
+    fn out_of_range_of(&self, f: usize, v: Option<&Value>) -> OutOfRange {
+        let value = match v {
+            Some(Value::Number(n)) => n.as_f64(),
+            Some(Value::String(s)) => s.trim().parse().ok(),
+            _ => None,
+        };
+        let (training_min, training_max) = match &self.params[f] {
+            Param::Num(p) => (p.min, p.max),
+            Param::Cat(_) => (f64::NAN, f64::NAN),
+        };
+        OutOfRange {
+            field: self.names[f].clone(),
+            value: value.unwrap_or(f64::NAN),
+            training_min,
+            training_max,
+        }
     }
 
     /// Finite contributions can still add up to an infinite logit; blame
@@ -481,9 +577,16 @@ impl Scorer {
         }
     }
 
-    /// Contribution of feature `f` at row `i` of a bound table.
+    /// Contribution of feature `f` at row `i` of a bound table, and whether
+    /// the value is outside the training range.
     #[inline]
-    fn cell_contribution(&self, f: usize, b: &Bound<'_>, i: usize, table: &Table) -> Result<f64> {
+    fn cell_contribution(
+        &self,
+        f: usize,
+        b: &Bound<'_>,
+        i: usize,
+        table: &Table,
+    ) -> Result<(f64, bool)> {
         let field_err = |e: fn(String, Option<usize>) -> Error| {
             e(self.names[f].clone(), Some(table.row_number(i)))
         };
@@ -494,28 +597,22 @@ impl Scorer {
                     if self.required[f] {
                         return Err(field_err(|field, row| Error::MissingField { field, row }));
                     }
-                    Ok(p.missing)
+                    Ok((p.missing, false))
                 } else if x.is_infinite() {
                     Err(field_err(|field, row| Error::NonFiniteField { field, row }))
                 } else {
-                    finite_contribution(
-                        num_contribution(p, x),
-                        &self.names[f],
-                        Some(table.row_number(i)),
-                    )
+                    self.numeric_value(f, p, x, Some(table.row_number(i)))
                 }
             }
             (Param::Num(p), Bound::NumText(v)) => match v[i].as_deref().map(str::trim) {
                 None | Some("") if self.required[f] => {
                     Err(field_err(|field, row| Error::MissingField { field, row }))
                 }
-                None | Some("") => Ok(p.missing),
+                None | Some("") => Ok((p.missing, false)),
                 Some(s) => match s.parse::<f64>() {
-                    Ok(x) if x.is_finite() => finite_contribution(
-                        num_contribution(p, x),
-                        &self.names[f],
-                        Some(table.row_number(i)),
-                    ),
+                    Ok(x) if x.is_finite() => {
+                        self.numeric_value(f, p, x, Some(table.row_number(i)))
+                    }
                     Ok(_) => Err(field_err(|field, row| Error::NonFiniteField { field, row })),
                     Err(_) => Err(Error::WrongType {
                         field: self.names[f].clone(),
@@ -530,7 +627,7 @@ impl Scorer {
                 if s.is_none() && self.required[f] {
                     return Err(field_err(|field, row| Error::MissingField { field, row }));
                 }
-                Ok(p.contribution(s))
+                Ok((p.contribution(s), false))
             }
             (Param::Cat(p), Bound::CatNum(v)) => {
                 let x = v[i];
@@ -538,9 +635,9 @@ impl Scorer {
                     if self.required[f] {
                         return Err(field_err(|field, row| Error::MissingField { field, row }));
                     }
-                    Ok(p.other)
+                    Ok((p.other, false))
                 } else {
-                    Ok(p.contribution(Some(&format!("{x}"))))
+                    Ok((p.contribution(Some(&format!("{x}"))), false))
                 }
             }
             (_, Bound::Ragged(len)) => Err(Error::RaggedTable {
@@ -551,8 +648,8 @@ impl Scorer {
             (_, Bound::Absent) if self.required[f] => {
                 Err(field_err(|field, row| Error::MissingField { field, row }))
             }
-            (Param::Num(p), _) => Ok(p.missing),
-            (Param::Cat(p), _) => Ok(p.other),
+            (Param::Num(p), _) => Ok((p.missing, false)),
+            (Param::Cat(p), _) => Ok((p.other, false)),
         }
     }
 
@@ -564,9 +661,10 @@ impl Scorer {
             ..CompactScore::default()
         };
         for (f, b) in bound.iter().enumerate() {
-            let c = self.cell_contribution(f, b, i, table)?;
+            let (c, outside) = self.cell_contribution(f, b, i, table)?;
             s.logit += c;
             push_top(&mut s, f, c);
+            s.out_of_range += u16::from(outside);
         }
         self.check_logit(&s, Some(table.row_number(i)))?;
         self.finish(&mut s);
@@ -708,6 +806,7 @@ impl Scorer {
                     logit: s.logit,
                     risk_band: s.risk_band,
                     reasons,
+                    out_of_range: s.out_of_range,
                 })
             })
             .collect()
@@ -728,9 +827,10 @@ fn finite_contribution(c: f64, field: &str, row: Option<usize>) -> Result<f64> {
     }
 }
 
+/// `x` is in the domain (>= 0 for a log1p feature; `numeric_value` checks).
 #[inline]
 fn num_contribution(p: &NumParam, x: f64) -> f64 {
-    let t = if p.log1p { x.max(0.0).ln_1p() } else { x };
+    let t = if p.log1p { x.ln_1p() } else { x };
     p.a * t + p.b
 }
 

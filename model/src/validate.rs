@@ -122,11 +122,17 @@ pub(crate) fn check_ids(table: &Table, id_column: &str) -> Result<()> {
         ColumnValues::Text(v) => {
             let mut keys = Vec::with_capacity(v.len());
             for (i, s) in v.iter().enumerate() {
-                let s = s
-                    .as_deref()
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .ok_or_else(|| missing(i))?;
+                let s = match crate::customer_id::customer_id(s.as_deref().unwrap_or("")) {
+                    Ok(s) => s,
+                    Err(crate::customer_id::CustomerIdError::Empty) => return Err(missing(i)),
+                    Err(problem) => {
+                        return Err(Error::InvalidId {
+                            row: table.row_number(i),
+                            column: id_column.to_string(),
+                            problem,
+                        })
+                    }
+                };
                 keys.push((fx_hash(s), i));
             }
             let key = |i: usize| v[i].as_deref().map(str::trim);

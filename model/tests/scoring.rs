@@ -285,3 +285,141 @@ fn ragged_tables_are_errors_not_panics() {
     let e = evaluate(&saas_model().artifact, &t, &[0, 1], "churned").unwrap_err();
     assert!(matches!(e, Error::RaggedTable { .. }), "{e}");
 }
+
+/// The numeric features of the model, with their fitted preprocessing.
+fn numeric_preps(s: &Scorer) -> Vec<churn_model::preprocess::NumericPrep> {
+    s.artifact()
+        .preprocessing
+        .features
+        .iter()
+        .filter_map(|f| match f {
+            churn_model::preprocess::FeaturePrep::Numeric(n) => Some(n.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_training_domain_is_recorded_and_negative_values_are_refused_not_clamped() {
+    let s = scorer();
+    let preps = numeric_preps(&s);
+    let logins = preps.iter().find(|p| p.name == "logins_30d").unwrap();
+    // Recorded over the whole training table.
+    let column = match &saas_table().column("logins_30d").unwrap().values {
+        ColumnValues::Numeric(v) => v.clone(),
+        _ => unreachable!(),
+    };
+    let present = column.iter().filter(|x| !x.is_nan());
+    assert_eq!(logins.min, present.clone().copied().reduce(f64::min));
+    assert_eq!(logins.max, present.copied().reduce(f64::max));
+    assert!(logins.non_negative());
+
+    let mut rec = record(saas_table(), 3);
+    rec.insert("logins_30d".into(), json!(-5));
+    let e = s.score_json(&rec).unwrap_err();
+    assert_eq!(
+        e,
+        Error::NegativeValue {
+            field: "logins_30d".into(),
+            row: None,
+            value: -5.0
+        }
+    );
+    assert!(
+        e.to_string()
+            .contains("logins_30d is -5; every training value was >= 0"),
+        "{e}"
+    );
+    // The same rule on the batch path, naming the row.
+    let mut bad = saas_table().clone();
+    bad.first_row = 10;
+    for c in bad.columns.iter_mut().filter(|c| c.name == "logins_30d") {
+        if let ColumnValues::Numeric(v) = &mut c.values {
+            v[3] = -0.5;
+        }
+    }
+    let res = s.score_table(&bad);
+    assert_eq!(
+        res[3].as_ref().unwrap_err(),
+        &Error::NegativeValue {
+            field: "logins_30d".into(),
+            row: Some(13),
+            value: -0.5
+        }
+    );
+    let mut compact = Vec::new();
+    let errs = s.score_table_compact(&bad, &mut compact);
+    assert_eq!(errs.iter().map(|e| e.0).collect::<Vec<_>>(), vec![3]);
+    // -0.0 is zero, not negative.
+    rec.insert("logins_30d".into(), json!(-0.0));
+    assert!(s.score_json(&rec).is_ok());
+}
+
+#[test]
+fn values_beyond_the_training_range_are_scored_and_counted() {
+    let s = scorer();
+    let preps = numeric_preps(&s);
+    let logins = preps.iter().find(|p| p.name == "logins_30d").unwrap();
+    let max = logins.max.unwrap();
+    let base = record(saas_table(), 5);
+    let inside = s.score_json(&base).unwrap();
+    assert!(inside.out_of_range.is_empty());
+    assert_eq!(inside.score.out_of_range, 0);
+
+    let mut rec = base.clone();
+    rec.insert("logins_30d".into(), json!(max + 1000.0));
+    let outside = s.score_json(&rec).unwrap();
+    assert_eq!(outside.out_of_range.len(), 1);
+    let o = &outside.out_of_range[0];
+    assert_eq!(o.field, "logins_30d");
+    assert_eq!(o.value, max + 1000.0);
+    assert_eq!((o.training_min, o.training_max), (logins.min.unwrap(), max));
+    assert!(o.to_string().contains("outside the training range"), "{o}");
+    assert_eq!(outside.score.out_of_range, 1);
+    assert_ne!(outside.score.churn_probability, inside.score.churn_probability);
+
+    // The batch paths count the same.
+    let mut table = saas_table().clone();
+    for c in table.columns.iter_mut().filter(|c| c.name == "logins_30d") {
+        if let ColumnValues::Numeric(v) = &mut c.values {
+            v[7] = max + 1.0;
+        }
+    }
+    let full = s.score_table(&table);
+    let counted: Vec<usize> = full
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.as_ref().unwrap().out_of_range > 0)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(counted, vec![7]);
+    let mut compact = Vec::new();
+    assert!(s.score_table_compact(&table, &mut compact).is_empty());
+    assert_eq!(compact[7].out_of_range, 1);
+    assert_eq!(compact[6].out_of_range, 0);
+}
+
+#[test]
+fn artifacts_without_a_recorded_domain_still_refuse_negative_log1p_values() {
+    let mut artifact = saas_model().artifact.clone();
+    let mut log1p_feature = None;
+    for f in &mut artifact.preprocessing.features {
+        if let churn_model::preprocess::FeaturePrep::Numeric(n) = f {
+            n.min = None;
+            n.max = None;
+            if n.log1p && log1p_feature.is_none() {
+                log1p_feature = Some(n.name.clone());
+            }
+        }
+    }
+    let name = log1p_feature.expect("the synthetic model log1p's a skewed count");
+    let s = Scorer::new(&artifact);
+    let mut rec = record(saas_table(), 2);
+    rec.insert(name.clone(), json!(-1));
+    assert!(
+        matches!(s.score_json(&rec), Err(Error::NegativeValue { field, .. }) if field == name)
+    );
+    // Without a recorded range nothing is out of range.
+    rec.insert(name, json!(1e9));
+    assert!(s.score_json(&rec).unwrap().out_of_range.is_empty());
+}

@@ -71,6 +71,15 @@ pub async fn rescore(
         super::train::short_id(&summary.model_id),
         context::flags_display(&services.config)
     ));
+    for note in &summary.notes {
+        eprintln!("note: {note}");
+    }
+    if summary.out_of_range_rows > 0 {
+        eprintln!(
+            "note: {} rows have a value outside its feature's training range (scored, but the model has not seen such values)",
+            summary.out_of_range_rows
+        );
+    }
     if summary.failed_rows_count > 0 {
         eprintln!(
             "warning: {} rows could not be scored:",
@@ -122,6 +131,10 @@ pub fn render(s: &RescoreSummary) -> String {
     ]);
     t.row(["newly at risk".to_string(), s.newly_at_risk.to_string()]);
     t.row(["failed rows".to_string(), s.failed_rows_count.to_string()]);
+    t.row([
+        "out of training range".to_string(),
+        s.out_of_range_rows.to_string(),
+    ]);
     t.row([
         "write failures".to_string(),
         s.write_failures_count.to_string(),

@@ -263,6 +263,12 @@ impl Trained {
                 out.push_str(&format!("  - {w}\n"));
             }
         }
+        if !s.notes.is_empty() {
+            out.push_str("\nNotes\n");
+            for n in &s.notes {
+                out.push_str(&format!("  - {n}\n"));
+            }
+        }
         out
     }
 }

@@ -4,9 +4,8 @@ use churn_model::{Reason, RiskBand};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-/// Longest customer id accepted (DynamoDB's partition key limit is 2048 bytes;
-/// ids are external keys, so a much lower bound catches garbage early).
-pub const MAX_CUSTOMER_ID_BYTES: usize = 256;
+/// Longest customer id accepted; the rule itself is [`churn_model::customer_id`].
+pub use churn_model::MAX_CUSTOMER_ID_BYTES;
 
 /// A customer's latest churn score as stored in the flag store.
 ///
@@ -67,16 +66,14 @@ impl Flag {
     /// Checks what the stores rely on.
     ///
     /// # Errors
-    /// A message naming the problem: empty or over-long customer id, or a
+    /// A message naming the problem: a customer id that breaks the id rule, or a
     /// probability that is not a number in `[0, 1]`.
     pub fn validate(&self) -> Result<(), String> {
-        if self.customer_id.is_empty() {
-            return Err("customer_id is empty".into());
-        }
-        if self.customer_id.len() > MAX_CUSTOMER_ID_BYTES {
-            return Err(format!(
-                "customer_id is longer than {MAX_CUSTOMER_ID_BYTES} bytes"
-            ));
+        // The one id rule; a stored id is the rule's trimmed form exactly.
+        match churn_model::customer_id(&self.customer_id) {
+            Ok(id) if id.len() == self.customer_id.len() => {}
+            Ok(_) => return Err("customer_id has leading or trailing whitespace".into()),
+            Err(e) => return Err(e.to_string()),
         }
         if !(0.0..=1.0).contains(&self.churn_probability) {
             return Err(format!(

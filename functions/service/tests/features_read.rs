@@ -431,6 +431,7 @@ fn scores_file_has_the_documented_columns() {
         logit: 1.46,
         risk_band: RiskBand::High,
         reasons: vec![reason("logins_30d", 2.0, 14.0), reason("nps", 3.0, 8.0)],
+        out_of_range: 0,
     };
     w.write("c,1", &score).unwrap();
     let out = String::from_utf8(w.finish().unwrap()).unwrap();

@@ -235,11 +235,22 @@ async fn api_with_model() -> Api {
 }
 
 async fn call(api: &Api, method: Method, uri: &str, body: &str) -> (StatusCode, Value) {
-    let request = Request::builder()
-        .method(method)
-        .uri(uri)
-        .body(Bytes::from(body.to_string()))
-        .unwrap();
+    let content_type = (!body.is_empty()).then_some("application/json");
+    call_as(api, method, uri, content_type, body).await
+}
+
+async fn call_as(
+    api: &Api,
+    method: Method,
+    uri: &str,
+    content_type: Option<&str>,
+    body: &str,
+) -> (StatusCode, Value) {
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(t) = content_type {
+        request = request.header("content-type", t);
+    }
+    let request = request.body(Bytes::from(body.to_string())).unwrap();
     let s = &api.services;
     let response = handle(
         ScoreApi {
@@ -712,4 +723,13 @@ async fn risk_list_pages_follow_the_cursor_and_failures_are_capped() {
     let unique: std::collections::HashSet<_> = seen.iter().collect();
     assert_eq!(unique.len(), seen.len(), "pages do not overlap");
     assert!(probs.windows(2).all(|w| w[0] >= w[1]), "{probs:?}");
+}
+
+#[path = "shared/invalid_inputs.rs"]
+mod invalid_inputs;
+
+#[tokio::test]
+async fn invalid_inputs_change_no_stored_flag() {
+    let api = api_with_model().await;
+    invalid_inputs::invalid_inputs_change_nothing(&api.services, api._dir.path()).await;
 }

@@ -15,6 +15,9 @@ use churn_service::test_support::{unique_name, MotoServer};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
+#[path = "shared/invalid_inputs.rs"]
+mod invalid_inputs;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn train_rescore_and_serve_on_moto() {
     let moto = MotoServer::start().await.unwrap();
@@ -133,4 +136,7 @@ async fn train_rescore_and_serve_on_moto() {
     assert_eq!(r.status(), 200);
     let stored = flags.get(&id).await.unwrap().unwrap();
     assert_eq!(stored.model_id, summary.model_id);
+
+    let dir = tempfile::tempdir().unwrap();
+    invalid_inputs::invalid_inputs_change_nothing(&services, dir.path()).await;
 }

@@ -27,17 +27,24 @@ fn header_error(location: &str, message: String) -> FeatureError {
     }
 }
 
-/// Parses a complete CSV file held in memory.
+/// Parses a complete CSV file held in memory; returns the table and the
+/// reader's notes (a detected delimiter).
 ///
 /// # Errors
 /// [`FeatureError::Header`], [`FeatureError::Ragged`] or
 /// [`FeatureError::Cell`] naming `location`, the row and the column.
-pub(crate) fn parse_csv(buf: &[u8], location: &str, options: &ReadOptions) -> FeatureResult<Table> {
-    let (names, body_start) = match parse_header(buf, true) {
+pub(crate) fn parse_csv(
+    buf: &[u8],
+    location: &str,
+    options: &ReadOptions,
+) -> FeatureResult<(Table, Vec<String>)> {
+    let header = match parse_header(buf, true) {
         Ok(Some(h)) => h,
         Ok(None) => unreachable!("a final buffer always yields a header or an error"),
         Err(message) => return Err(header_error(location, message)),
     };
+    let notes: Vec<String> = header.delimiter_note(location).into_iter().collect();
+    let (names, body_start, delimiter) = (header.names, header.end, header.delimiter);
     let plan = plan_for(&names, options);
     let body = &buf[body_start..];
     let threads = if body.len() < MIN_PARALLEL_BYTES {
@@ -53,23 +60,26 @@ pub(crate) fn parse_csv(buf: &[u8], location: &str, options: &ReadOptions) -> Fe
                 .iter()
                 .map(|part| {
                     let plan = plan.clone();
-                    s.spawn(move || parse_part(part, plan, false))
+                    s.spawn(move || parse_part(part, plan, false, delimiter))
                 })
                 .collect();
             handles.into_iter().map(join).collect()
         });
         // A quote somewhere: a line end may hide inside quotes, so the split is not safe.
         if !results.iter().any(|r| matches!(r, Ok(None))) {
-            return merge(
+            let table = merge(
                 slices.into_iter().zip(results).collect(),
                 &names,
                 &plan,
+                delimiter,
                 location,
-            );
+            )?;
+            return Ok((table, notes));
         }
     }
-    let result = parse_part(body, plan.clone(), true);
-    merge(vec![(body, result)], &names, &plan, location)
+    let result = parse_part(body, plan.clone(), true, delimiter);
+    let table = merge(vec![(body, result)], &names, &plan, delimiter, location)?;
+    Ok((table, notes))
 }
 
 fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
@@ -101,7 +111,7 @@ pub(crate) fn read_csv_file(
     path: &Path,
     location: &str,
     options: &ReadOptions,
-) -> FeatureResult<Table> {
+) -> FeatureResult<(Table, Vec<String>)> {
     let io = |e: std::io::Error| FeatureError::io("read", location, e);
     let file = std::fs::File::open(path).map_err(|e| FeatureError::io("open", location, e))?;
     let len = file.metadata().map_err(io)?.len() as usize;
@@ -128,10 +138,11 @@ fn estimate_rows(part: &[u8]) -> usize {
 
 /// Parses `part` to completion, restarting on kind switches.
 /// `Ok(None)` means a quote was met with quotes forbidden.
-fn parse_part(part: &[u8], mut plan: Vec<Plan>, allow_quotes: bool) -> PartResult {
+fn parse_part(part: &[u8], mut plan: Vec<Plan>, allow_quotes: bool, delimiter: u8) -> PartResult {
     let estimate = estimate_rows(part);
     let pass = Pass {
         buf: part,
+        delimiter,
         is_final: true,
         allow_quotes,
         mode: Mode::Strict,
@@ -155,6 +166,7 @@ fn merge(
     parts: Vec<(&[u8], PartResult)>,
     names: &[String],
     plan: &[Plan],
+    delimiter: u8,
     location: &str,
 ) -> FeatureResult<Table> {
     let mut done: Vec<(&[u8], Builders)> = Vec::with_capacity(parts.len());
@@ -181,7 +193,7 @@ fn merge(
         .collect();
     for (bytes, b) in &mut done {
         if b.plan != final_plan {
-            match parse_part(bytes, final_plan.clone(), true) {
+            match parse_part(bytes, final_plan.clone(), true, delimiter) {
                 Ok(Some(again)) => *b = again,
                 Ok(None) => unreachable!("quotes are allowed"),
                 // The same bytes parsed once without error; a text column cannot add one.

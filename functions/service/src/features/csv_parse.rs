@@ -7,6 +7,11 @@
 //! escapes, newlines inside quotes); `\n` and `\r\n` line ends; blank lines
 //! are skipped and not counted as rows.
 //!
+//! The delimiter is the comma unless the header line has none: then a
+//! header with semicolons or tabs (what spreadsheet exports in many locales
+//! write) sets it, and the reader notes it ([`Header::delimiter_note`]).
+//! Decimal commas are not guessed: `1,5` in a numeric column is an error.
+//!
 //! Whole-file reads split the buffer at line ends and parse the parts on
 //! several threads with quotes *forbidden* (a line end inside quotes would
 //! misalign the split); a part that meets a quote makes the caller re-parse
@@ -219,6 +224,8 @@ enum CellRead {
 /// One pass over `buf[start..]`.
 pub(crate) struct Pass<'a> {
     pub buf: &'a [u8],
+    /// The field delimiter (from the header, [`Header::delimiter`]).
+    pub delimiter: u8,
     /// More bytes may follow `buf` (streams): an unterminated record is incomplete.
     pub is_final: bool,
     pub allow_quotes: bool,
@@ -304,7 +311,7 @@ impl Pass<'_> {
             let mut end = None;
             if matches!(plan, Plan::Numeric | Plan::Infer) && p < n && buf[p] != b'"' {
                 if let Some((v, e)) = fast_decimal(buf, p) {
-                    if e < n && matches!(buf[e], b',' | b'\n' | b'\r') {
+                    if e < n && (buf[e] == self.delimiter || matches!(buf[e], b'\n' | b'\r')) {
                         if let ColBuf::Num(col) = &mut b.cols[j] {
                             col.push(v);
                         }
@@ -352,7 +359,7 @@ impl Pass<'_> {
                 return Ok(RecordEnd::Next(n));
             }
             match buf[e] {
-                b',' => {
+                d if d == self.delimiter => {
                     if j + 1 == ncols {
                         let found = match self.count_rest(e + 1) {
                             Some((extra, _)) => ncols + extra,
@@ -436,7 +443,7 @@ impl Pass<'_> {
         while i < n {
             match buf[i] {
                 b'"' => in_quotes = !in_quotes,
-                b',' if !in_quotes => fields += 1,
+                d if d == self.delimiter && !in_quotes => fields += 1,
                 b'\n' if !in_quotes => return Some((fields, i + 1)),
                 _ => {}
             }
@@ -461,9 +468,9 @@ impl Pass<'_> {
         }
         let rest = &buf[p..];
         let found = if self.allow_quotes {
-            memchr::memchr2(b',', b'\n', rest)
+            memchr::memchr2(self.delimiter, b'\n', rest)
         } else {
-            memchr::memchr3(b',', b'\n', b'"', rest)
+            memchr::memchr3(self.delimiter, b'\n', b'"', rest)
         };
         let mut e = match found {
             Some(i) => p + i,
@@ -506,7 +513,7 @@ impl Pass<'_> {
                 return CellRead::Incomplete;
             }
             let e = q + 1;
-            if e < n && !matches!(buf[e], b',' | b'\n' | b'\r') {
+            if e < n && buf[e] != self.delimiter && !matches!(buf[e], b'\n' | b'\r') {
                 return CellRead::Malformed(
                     "unexpected character after a closing quote (quotes inside a quoted field are written \"\")"
                         .to_string(),
@@ -585,16 +592,74 @@ enum RecordEnd {
     Stop(Stop),
 }
 
+/// A parsed header line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub names: Vec<String>,
+    /// Index in the buffer after the header.
+    pub end: usize,
+    pub delimiter: u8,
+}
+
+impl Header {
+    /// A sentence for the reader's notes when the delimiter is not a comma.
+    pub(crate) fn delimiter_note(&self, location: &str) -> Option<String> {
+        let name = match self.delimiter {
+            b',' => return None,
+            b';' => "semicolons",
+            b'\t' => "tabs",
+            _ => "an unusual delimiter",
+        };
+        Some(format!(
+            "{location}: the header has no commas, so fields are read as separated by {name}"
+        ))
+    }
+}
+
+/// The delimiter of a file whose header line is `line`: a comma when the
+/// line has one outside quotes; else the more frequent of semicolon and tab;
+/// else a comma (a one-column file).
+fn detect_delimiter(line: &[u8]) -> u8 {
+    let (mut commas, mut semicolons, mut tabs, mut quoted) = (0, 0, 0, false);
+    for &b in line {
+        match b {
+            b'"' => quoted = !quoted,
+            b',' if !quoted => commas += 1,
+            b';' if !quoted => semicolons += 1,
+            b'\t' if !quoted => tabs += 1,
+            _ => {}
+        }
+    }
+    if commas > 0 || (semicolons == 0 && tabs == 0) {
+        b','
+    } else if semicolons >= tabs {
+        b';'
+    } else {
+        b'\t'
+    }
+}
+
+/// The end of the line starting at `p` (index of its `\n`, or the buffer's
+/// end), skipping line ends inside quotes; `None` when more bytes may follow.
+fn header_line_end(buf: &[u8], p: usize, is_final: bool) -> Option<usize> {
+    let mut quoted = false;
+    for (i, &b) in buf.iter().enumerate().skip(p) {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\n' if !quoted => return Some(i),
+            _ => {}
+        }
+    }
+    is_final.then_some(buf.len())
+}
+
 /// Parses the header record at the start of `buf` (after an optional UTF-8
-/// BOM). Returns the names and the index after the header, or `None` when
-/// the header is not complete yet (`is_final` false).
+/// BOM) and detects the delimiter. Returns `None` when the header is not
+/// complete yet (`is_final` false).
 ///
 /// # Errors
 /// A message when there is no header, a name is duplicated, or quoting is malformed.
-pub(crate) fn parse_header(
-    buf: &[u8],
-    is_final: bool,
-) -> Result<Option<(Vec<String>, usize)>, String> {
+pub(crate) fn parse_header(buf: &[u8], is_final: bool) -> Result<Option<Header>, String> {
     let mut p = if buf.starts_with(b"\xEF\xBB\xBF") {
         3
     } else {
@@ -611,8 +676,13 @@ pub(crate) fn parse_header(
             Ok(None)
         };
     }
+    let Some(line_end) = header_line_end(buf, p, is_final) else {
+        return Ok(None);
+    };
+    let delimiter = detect_delimiter(&buf[p..line_end]);
     let pass = Pass {
         buf,
+        delimiter,
         is_final,
         allow_quotes: true,
         mode: Mode::Strict,
@@ -643,17 +713,47 @@ pub(crate) fn parse_header(
             return Err(format!("column {name:?} appears twice"));
         }
         names.push(name);
+        let header = |names, end| {
+            Ok(Some(Header {
+                names,
+                end,
+                delimiter,
+            }))
+        };
         if e >= buf.len() {
             if !is_final {
                 return Ok(None);
             }
-            return Ok(Some((names, e)));
+            return header(names, e);
         }
         match buf[e] {
-            b',' => p = e + 1,
-            b'\r' if e + 1 < buf.len() && buf[e + 1] == b'\n' => return Ok(Some((names, e + 2))),
+            d if d == delimiter => p = e + 1,
+            b'\r' if e + 1 < buf.len() && buf[e + 1] == b'\n' => return header(names, e + 2),
             b'\r' if e + 1 >= buf.len() && !is_final => return Ok(None),
-            _ => return Ok(Some((names, e + 1))),
+            _ => return header(names, e + 1),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delimiters_are_detected_from_the_header() {
+        assert_eq!(detect_delimiter(b"id,plan;x"), b',');
+        assert_eq!(detect_delimiter(b"id;plan;mrr"), b';');
+        assert_eq!(detect_delimiter(b"id\tplan\tmrr"), b'\t');
+        assert_eq!(detect_delimiter(b"\"a,b\";c"), b';');
+        assert_eq!(detect_delimiter(b"only"), b',');
+        let h = parse_header(b"\xEF\xBB\xBFid;plan\r\n1;a\r\n", true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.names, ["id", "plan"]);
+        assert_eq!(h.delimiter, b';');
+        assert_eq!(h.end, 12);
+        assert!(h.delimiter_note("f.csv").unwrap().contains("semicolons"));
+        // A header split across buffers waits for its line end.
+        assert_eq!(parse_header(b"id\tpl", false), Ok(None));
     }
 }

@@ -34,7 +34,9 @@ pub mod write;
 
 pub use error::{FeatureError, FeatureResult, RowError};
 pub use options::{ColumnHint, ReadOptions};
-pub use read::{read_local_file, read_table};
+pub use read::{
+    read_local_file, read_local_file_with_notes, read_table, read_table_with_notes, NotedTable,
+};
 pub use scores_write::{ScoresWriter, SCORES_HEADER};
 pub use stream::{TableChunk, TableStream};
 pub use uri::{FeatureUri, Format};

@@ -15,9 +15,14 @@ use super::uri::{FeatureUri, Format};
 use churn_model::{ColumnValues, Table};
 use std::path::Path;
 
+/// A table and what its reader noted: columns it did not read (Parquet
+/// dates, nested columns), a detected delimiter. One sentence each.
+pub type NotedTable = (Table, Vec<String>);
+
 /// Reads a whole table from a local path or `s3://` URI (file or prefix).
 ///
 /// Parsing runs on a blocking thread, so the async runtime stays responsive.
+/// The reader's notes are logged; [`read_table_with_notes`] returns them.
 ///
 /// # Errors
 /// [`FeatureError`] naming the part, and the row and column for bad cells.
@@ -26,10 +31,28 @@ pub async fn read_table(
     s3: Option<&aws_sdk_s3::Client>,
     options: &ReadOptions,
 ) -> FeatureResult<Table> {
+    let (table, notes) = read_table_with_notes(uri, s3, options).await?;
+    for note in notes {
+        tracing::info!(%note, "reader note");
+    }
+    Ok(table)
+}
+
+/// As [`read_table`], with the reader's notes (each once, in part order).
+///
+/// # Errors
+/// As [`read_table`].
+pub async fn read_table_with_notes(
+    uri: &FeatureUri,
+    s3: Option<&aws_sdk_s3::Client>,
+    options: &ReadOptions,
+) -> FeatureResult<NotedTable> {
     let parts = resolve(uri, s3).await?;
     let mut tables: Vec<(Part, Table)> = Vec::with_capacity(parts.len());
+    let mut notes: Vec<String> = Vec::new();
     for part in parts {
-        let table = read_part(&part, s3, options).await?;
+        let (table, part_notes) = read_part(&part, s3, options).await?;
+        notes.extend(part_notes);
         tables.push((part, table));
     }
     // Columns that are text in some part are text in all.
@@ -51,7 +74,7 @@ pub async fn read_table(
                     forced.hints.insert(name.clone(), ColumnHint::Text);
                 }
             }
-            table = read_part(&part, s3, &forced).await?;
+            table = read_part(&part, s3, &forced).await?.0;
         }
         match &mut out {
             None => out = Some((part.location(), table)),
@@ -69,7 +92,7 @@ pub async fn read_table(
             }
         }
     }
-    Ok(out.map(|(_, t)| t).unwrap_or_default())
+    Ok((out.map(|(_, t)| t).unwrap_or_default(), notes))
 }
 
 /// Reads a whole local CSV or Parquet file (no directories), synchronously.
@@ -77,6 +100,14 @@ pub async fn read_table(
 /// # Errors
 /// As [`read_table`].
 pub fn read_local_file(path: &Path, options: &ReadOptions) -> FeatureResult<Table> {
+    read_local_file_with_notes(path, options).map(|(table, _)| table)
+}
+
+/// As [`read_local_file`], with the reader's notes.
+///
+/// # Errors
+/// As [`read_table`].
+pub fn read_local_file_with_notes(path: &Path, options: &ReadOptions) -> FeatureResult<NotedTable> {
     let location = path.display().to_string();
     match Format::from_name(&location) {
         Some(Format::Csv) => read_csv_file(path, &location, options),
@@ -96,13 +127,13 @@ async fn read_part(
     part: &Part,
     s3: Option<&aws_sdk_s3::Client>,
     options: &ReadOptions,
-) -> FeatureResult<Table> {
+) -> FeatureResult<NotedTable> {
     let location = part.location();
     let options = options.clone();
     match part {
         Part::Local(path, _) => {
             let path = path.clone();
-            blocking(move || read_local_file(&path, &options)).await
+            blocking(move || read_local_file_with_notes(&path, &options)).await
         }
         Part::S3 {
             bucket,

@@ -44,6 +44,9 @@ pub struct TableChunk {
     pub part: Arc<str>,
     /// How many parts the source has (to say which one in messages when > 1).
     pub parts: usize,
+    /// What the reader noted on opening the part (columns it did not read,
+    /// a detected delimiter); on the part's first chunk only.
+    pub notes: Vec<String>,
 }
 
 /// Chunks of a local file or `s3://` source, part after part.
@@ -55,6 +58,8 @@ pub struct TableStream {
     current: Option<(Arc<str>, PartReader)>,
     /// Column names of the first part's chunks: every part must match.
     columns: Option<(String, Vec<String>)>,
+    /// Notes of the part just opened, for its first chunk.
+    notes: Vec<String>,
 }
 
 enum PartReader {
@@ -82,6 +87,7 @@ impl TableStream {
             s3: s3.map(|c| (c, handle)),
             current: None,
             columns: None,
+            notes: Vec::new(),
         })
     }
 
@@ -98,6 +104,7 @@ impl TableStream {
             s3: None,
             current: None,
             columns: None,
+            notes: Vec::new(),
         })
     }
 
@@ -113,6 +120,10 @@ impl TableStream {
                     return Ok(None);
                 };
                 let reader = self.open_part(&part)?;
+                self.notes = match &reader {
+                    PartReader::Csv(c) => c.notes.clone(),
+                    PartReader::Parquet(p, _) => p.notes.clone(),
+                };
                 self.current = Some((Arc::from(part.location()), reader));
             }
             let Some((location, reader)) = self.current.as_mut() else {
@@ -158,6 +169,7 @@ impl TableStream {
                 row_errors,
                 part: location,
                 parts: self.n_parts,
+                notes: std::mem::take(&mut self.notes),
             }));
         }
     }
@@ -270,6 +282,9 @@ pub(crate) struct CsvChunks<R: Read> {
     eof: bool,
     names: Vec<String>,
     plan: Vec<Plan>,
+    delimiter: u8,
+    /// A detected delimiter, said once.
+    pub notes: Vec<String>,
     next_row: usize,
     scratch: Vec<u8>,
 }
@@ -289,14 +304,18 @@ impl<R: Read> CsvChunks<R> {
             eof: false,
             names: Vec::new(),
             plan: Vec::new(),
+            delimiter: b',',
+            notes: Vec::new(),
             next_row: 1,
             scratch: Vec::new(),
         };
         loop {
             match parse_header(&s.buf[s.start..s.end], s.eof) {
-                Ok(Some((names, consumed))) => {
-                    s.start += consumed;
-                    s.names = names;
+                Ok(Some(header)) => {
+                    s.notes.extend(header.delimiter_note(location));
+                    s.start += header.end;
+                    s.names = header.names;
+                    s.delimiter = header.delimiter;
                     break;
                 }
                 Ok(None) => s.fill()?,
@@ -316,6 +335,7 @@ impl<R: Read> CsvChunks<R> {
             }
             let pass = Pass {
                 buf: &s.buf[s.start..s.end],
+                delimiter: s.delimiter,
                 is_final: s.eof,
                 allow_quotes: true,
                 mode: Mode::Lenient,
@@ -373,6 +393,7 @@ impl<R: Read> CsvChunks<R> {
         loop {
             let pass = Pass {
                 buf: &self.buf[self.start..self.end],
+                delimiter: self.delimiter,
                 is_final: self.eof,
                 allow_quotes: true,
                 mode: Mode::Lenient,

@@ -102,12 +102,19 @@ pub struct RescoreSummary {
     /// Older than what is stored (another run was newer): not written.
     pub stale_rejected: usize,
     pub newly_at_risk: usize,
+    /// Scored rows with at least one value outside its feature's training
+    /// range (valid, scored, flagged for monitoring).
+    #[serde(default)]
+    pub out_of_range_rows: usize,
     /// Rows that failed validation, first [`MAX_LISTED_FAILURES`].
     pub failed_rows: Vec<FailedRow>,
     pub failed_rows_count: usize,
     /// Flags the store could not write before the deadline, first [`MAX_LISTED_FAILURES`].
     pub write_failures: Vec<WriteFailure>,
     pub write_failures_count: usize,
+    /// What the reader noted: columns it ignored, a delimiter it detected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     pub seconds: f64,
 }
 
@@ -195,9 +202,11 @@ pub async fn handle_rescore(
             }
         }
     }
-    let (failed, _) = stream.finish();
-    summary.failed_rows = failed.listed;
-    summary.failed_rows_count = failed.count;
+    let totals = stream.finish();
+    summary.failed_rows = totals.failed.listed;
+    summary.failed_rows_count = totals.failed.count;
+    summary.out_of_range_rows = totals.out_of_range_rows;
+    summary.notes = totals.notes;
     summary.seconds = started.elapsed().as_secs_f64();
     tracing::info!(
         snapshot = %summary.snapshot,
@@ -206,6 +215,7 @@ pub async fn handle_rescore(
         written = summary.written,
         skipped = summary.skipped_unchanged,
         failed_rows = summary.failed_rows_count,
+        out_of_range_rows = summary.out_of_range_rows,
         write_failures = summary.write_failures_count,
         seconds = summary.seconds,
         "rescore done"

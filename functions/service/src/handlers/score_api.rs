@@ -9,8 +9,15 @@
 //!
 //! Errors are `{"error": "...", "details": [{"customer_id"|"field", "message"}]}`:
 //! 400 malformed or invalid input, 413 body or batch too large, 404 unknown
-//! route or customer, 405 wrong method, 503 no promoted model or a store
-//! outage. Bad input never yields a 500. Feature values are never logged.
+//! route or customer, 405 wrong method, 415 a body that is not
+//! `application/json`, 503 no promoted model or a store outage. Bad input
+//! never yields a 500. Feature values are never logged.
+//!
+//! The request rules are the product's, not this module's: customer ids pass
+//! [`churn_model::customer_id`] (as every snapshot row does), feature values
+//! pass the scorer's domain rule (a negative value where training saw none is
+//! a 400 naming the field). A score response lists, in `warnings`, every
+//! value that was valid but outside its feature's training range.
 
 use crate::config::ServiceConfig;
 use crate::error::Error;
@@ -165,6 +172,7 @@ async fn route(
     };
     if path == "/v1/score" {
         allow(&Method::POST)?;
+        require_json(request.headers())?;
         return score(api, request.body()).await;
     }
     if path == "/v1/risk-list" {
@@ -181,19 +189,49 @@ async fn route(
             )
         })?;
         // A literal `/` would be another path level; ids containing one are sent as %2F.
-        if id.trim().is_empty() || raw.contains('/') {
+        if raw.contains('/') {
             return Err(ApiError::field(
                 StatusCode::BAD_REQUEST,
                 "customer_id",
-                "empty, or contains an unencoded '/' (send it as %2F)",
+                "contains an unencoded '/' (send it as %2F)",
             ));
         }
-        return customer(api, &id).await;
+        let id = churn_model::customer_id(&id)
+            .map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, "customer_id", e.to_string()))?;
+        return customer(api, id).await;
     }
     Err(ApiError::new(
         StatusCode::NOT_FOUND,
         format!("no route for {method} {path}; routes: POST /v1/score, GET /v1/customers/{{id}}, GET /v1/risk-list"),
     ))
+}
+
+/// 415 unless the body is declared `application/json` (parameters such as
+/// `charset=utf-8` allowed): a form or text body is not parsed on a guess.
+fn require_json(headers: &http::HeaderMap) -> Result<(), ApiError> {
+    let declared = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let media_type = declared
+        .as_deref()
+        .map(|v| v.split(';').next().unwrap_or("").trim());
+    if media_type.is_some_and(|m| m.eq_ignore_ascii_case("application/json")) {
+        return Ok(());
+    }
+    let found = match &declared {
+        None => "no Content-Type".to_string(),
+        // Shortened: the header is the caller's text, quoted back.
+        Some(v) => format!("Content-Type {:?}", v.chars().take(60).collect::<String>()),
+    };
+    Err(ApiError {
+        status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        error: format!("the request body must be JSON sent as Content-Type: application/json; found {found}"),
+        details: vec![Detail {
+            customer_id: None,
+            field: Some("Content-Type".to_string()),
+            message: format!("expected application/json, found {found}"),
+        }],
+    })
 }
 
 /// The model to score with, or 503.
@@ -293,7 +331,17 @@ async fn score(api: ScoreApi<'_>, body: &Bytes) -> Result<(StatusCode, Value), A
             continue;
         };
         let id = match c.remove("customer_id") {
-            Some(Value::String(s)) if !s.trim().is_empty() => s,
+            Some(Value::String(s)) => match churn_model::customer_id(&s) {
+                Ok(id) => id.to_string(),
+                Err(e) => {
+                    details.push(Detail {
+                        customer_id: None,
+                        field: Some(format!("customers[{i}].customer_id")),
+                        message: e.to_string(),
+                    });
+                    continue;
+                }
+            },
             other => {
                 let found = match other {
                     None => "missing".to_string(),
@@ -328,9 +376,21 @@ async fn score(api: ScoreApi<'_>, body: &Bytes) -> Result<(StatusCode, Value), A
     let scored_at = OffsetDateTime::now_utc();
     let mut scores = Vec::with_capacity(parsed.len());
     let mut flags = Vec::new();
+    let mut warnings = Vec::new();
     for (id, features) in &parsed {
         match model.model.scorer.score_json(features) {
             Ok(record) => {
+                warnings.extend(record.out_of_range.iter().map(|o| {
+                    json!({
+                        "customer_id": id,
+                        "field": o.field,
+                        "code": "out_of_range",
+                        "value": o.value,
+                        "training_min": o.training_min,
+                        "training_max": o.training_max,
+                        "message": o.to_string(),
+                    })
+                }));
                 let s = record.score;
                 scores.push(json!({
                     "customer_id": id,
@@ -359,7 +419,11 @@ async fn score(api: ScoreApi<'_>, body: &Bytes) -> Result<(StatusCode, Value), A
     if !details.is_empty() {
         return Err(invalid(details));
     }
-    let mut body = json!({"model_id": model.model.model_id(), "scores": scores});
+    let mut body = json!({
+        "model_id": model.model.model_id(),
+        "scores": scores,
+        "warnings": warnings,
+    });
     if persist {
         let deadline = Instant::now() + api.config.write_deadline.min(Duration::from_secs(20));
         let summary = api
@@ -388,9 +452,11 @@ fn invalid(details: Vec<Detail>) -> ApiError {
 fn field_of(e: &churn_model::Error) -> Option<String> {
     use churn_model::Error::*;
     match e {
-        NonFiniteField { field, .. } | WrongType { field, .. } | MissingField { field, .. } => {
-            Some(field.clone())
-        }
+        NonFiniteField { field, .. }
+        | WrongType { field, .. }
+        | MissingField { field, .. }
+        | NegativeValue { field, .. }
+        | ValueOutOfRange { field, .. } => Some(field.clone()),
         _ => None,
     }
 }

@@ -43,6 +43,13 @@ pub struct ScoreFileSummary {
     /// Model features with no column in the input: scored as missing
     /// (imputed with the training value).
     pub missing_feature_columns: Vec<String>,
+    /// Scored rows with at least one value outside its feature's training
+    /// range (valid, scored, but the model has not seen such values).
+    #[serde(default)]
+    pub out_of_range_rows: usize,
+    /// What the reader noted: columns it ignored, a delimiter it detected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Scores `input` with `model` into `out` (CSV or Parquet by its extension,
@@ -82,15 +89,18 @@ pub async fn handle_score_file(
         progress(chunk.rows);
     }
     writer.finish().map_err(write_error)?;
-    let (failed, missing) = stream.finish();
-    summary.failed_rows = failed.listed;
-    summary.failed_rows_count = failed.count;
-    summary.missing_feature_columns = missing;
+    let totals = stream.finish();
+    summary.failed_rows = totals.failed.listed;
+    summary.failed_rows_count = totals.failed.count;
+    summary.missing_feature_columns = totals.missing_feature_columns;
+    summary.out_of_range_rows = totals.out_of_range_rows;
+    summary.notes = totals.notes;
     tracing::info!(
         out = %location,
         model_id = %model.artifact.model_id(),
         scored = summary.scored,
         failed_rows = summary.failed_rows_count,
+        out_of_range_rows = summary.out_of_range_rows,
         "scoring done"
     );
     Ok(summary)

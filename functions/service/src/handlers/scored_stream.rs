@@ -5,9 +5,12 @@
 //! A [`ScoredStream`] reads a feature source chunk by chunk on a blocking
 //! thread (at most two chunks in flight), scores each chunk with the model
 //! crate's `Scorer` (the one scoring path, as in the API) and hands back the
-//! scored customers of the chunk. Rows that cannot be read, have no customer
-//! id or cannot be scored are recorded as [`FailedRow`]s (first
-//! [`MAX_LISTED_FAILURES`], exact count) and never stop the run.
+//! scored customers of the chunk. Rows that cannot be read, have no valid
+//! customer id (the one rule, [`churn_model::customer_id`]) or cannot be
+//! scored (a value outside the model's domain among them) are recorded as
+//! [`FailedRow`]s (first [`MAX_LISTED_FAILURES`], exact count) and never stop
+//! the run. Rows with a value outside the training range are scored and
+//! counted ([`StreamTotals::out_of_range_rows`]).
 
 use crate::features::{FeatureUri, ReadOptions, TableStream};
 use crate::handlers::error::HandlerError;
@@ -62,6 +65,18 @@ pub struct ScoredChunk {
     pub scored: Vec<(String, Score)>,
 }
 
+/// What a finished stream saw, beyond the scored rows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StreamTotals {
+    pub failed: FailedRows,
+    /// Model features with no column in the source (scored as missing).
+    pub missing_feature_columns: Vec<String>,
+    /// Scored rows with at least one numeric value outside its training range.
+    pub out_of_range_rows: usize,
+    /// What the readers noted (ignored columns, a detected delimiter), once each.
+    pub notes: Vec<String>,
+}
+
 /// A feature source being scored chunk by chunk.
 pub struct ScoredStream<'m> {
     model: &'m ScoringModel,
@@ -70,6 +85,8 @@ pub struct ScoredStream<'m> {
         tokio::sync::mpsc::Receiver<crate::features::FeatureResult<crate::features::TableChunk>>,
     failed: FailedRows,
     missing_feature_columns: Option<Vec<String>>,
+    out_of_range_rows: usize,
+    notes: Vec<String>,
 }
 
 impl<'m> ScoredStream<'m> {
@@ -97,6 +114,8 @@ impl<'m> ScoredStream<'m> {
             chunks,
             failed: FailedRows::default(),
             missing_feature_columns: None,
+            out_of_range_rows: 0,
+            notes: Vec::new(),
         })
     }
 
@@ -114,6 +133,11 @@ impl<'m> ScoredStream<'m> {
         let n = table.n_rows();
         if self.missing_feature_columns.is_none() {
             self.missing_feature_columns = Some(absent_features(self.model, table));
+        }
+        for note in &chunk.notes {
+            if !self.notes.contains(note) {
+                self.notes.push(note.clone());
+            }
         }
         let part = (chunk.parts > 1).then_some(&*chunk.part);
         let bad: HashSet<usize> = chunk.row_errors.iter().map(|e| e.row).collect();
@@ -136,16 +160,19 @@ impl<'m> ScoredStream<'m> {
             if bad.contains(&row) {
                 continue;
             }
-            let Some(id) = ids[i].as_deref().map(str::trim).filter(|s| !s.is_empty()) else {
-                self.failed.push(
-                    row,
-                    part,
-                    format!("column {id_column:?}: customer id is missing"),
-                );
-                continue;
+            let id = match churn_model::customer_id(ids[i].as_deref().unwrap_or("")) {
+                Ok(id) => id,
+                Err(e) => {
+                    self.failed
+                        .push(row, part, format!("column {id_column:?}: {e}"));
+                    continue;
+                }
             };
             match result {
-                Ok(score) => scored.push((id.to_string(), score)),
+                Ok(score) => {
+                    self.out_of_range_rows += usize::from(score.out_of_range > 0);
+                    scored.push((id.to_string(), score));
+                }
                 Err(e) => self.failed.push(row, part, e.to_string()),
             }
         }
@@ -163,12 +190,14 @@ impl<'m> ScoredStream<'m> {
         self.missing_feature_columns.as_deref().unwrap_or_default()
     }
 
-    /// The failed rows and the missing feature columns, at the end.
-    pub fn finish(self) -> (FailedRows, Vec<String>) {
-        (
-            self.failed,
-            self.missing_feature_columns.unwrap_or_default(),
-        )
+    /// Everything the run saw besides its scores, at the end.
+    pub fn finish(self) -> StreamTotals {
+        StreamTotals {
+            failed: self.failed,
+            missing_feature_columns: self.missing_feature_columns.unwrap_or_default(),
+            out_of_range_rows: self.out_of_range_rows,
+            notes: self.notes,
+        }
     }
 }
 

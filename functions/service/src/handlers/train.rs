@@ -8,7 +8,7 @@
 //! candidate, and the summary says why (it can be promoted by hand).
 
 use crate::config::ServiceConfig;
-use crate::features::{read_table, FeatureUri, ReadOptions};
+use crate::features::{read_table_with_notes, FeatureUri, ReadOptions};
 use crate::handlers::error::HandlerError;
 use crate::model_store::ModelStore;
 use crate::timestamp;
@@ -77,6 +77,10 @@ pub struct TrainSummary {
     pub champion: Option<ChampionComparison>,
     pub rows: usize,
     pub report: TrainingReport,
+    /// What the reader noted: columns it did not read (Parquet dates,
+    /// nested columns), a detected delimiter.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Gate thresholds.
@@ -192,7 +196,7 @@ pub async fn handle_train_with(
         })
     })?;
     let options = ReadOptions::from_schema(&schema, &config.id_column, &config.label_column);
-    let table = read_table(&uri, s3, &options).await?;
+    let (table, notes) = read_table_with_notes(&uri, s3, &options).await?;
     tracing::info!(
         rows = table.n_rows(),
         columns = table.columns.len(),
@@ -303,5 +307,6 @@ pub async fn handle_train_with(
         champion,
         rows,
         report: outcome.report,
+        notes,
     })
 }
