@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Checks the deployable definition of churn-risk, as CI does (issue 5):
+# Checks the deployable definition of churn-risk, as CI does:
 #   1. a Python venv with the pinned tools of infra/requirements.txt
 #      (cfn-lint, checkov, cargo-lambda, ziglang, pytest), created or updated
 #      only when missing or when requirements.txt changed;

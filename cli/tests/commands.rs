@@ -1072,3 +1072,126 @@ fn the_shared_demo_output_was_complete() {
         assert!(d.join(file).exists(), "{file}");
     }
 }
+
+/// One raw HTTP/1.1 exchange; returns the status and the body text.
+fn raw_http(addr: &str, head: &str, body: &[u8]) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut request = format!(
+        "{head}\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    stream.write_all(&request).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status: u16 = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {response:?}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Requests a careless or hostile client sends: each gets a 4xx with a JSON
+/// error (never a 5xx, never a crash), and the server keeps answering.
+#[test]
+fn serve_answers_hostile_requests_with_4xx_and_stays_up() {
+    let server = start_server(demo());
+    let a = server.addr.as_str();
+    let json_post = "POST /v1/score HTTP/1.1\r\nContent-Type: application/json";
+    let score = |id: &str, logins: &str| {
+        format!(
+            r#"{{"customers":[{{"customer_id":{},"features":{{"logins_30d":{logins}}}}}],"persist":false}}"#,
+            serde_json::to_string(id).unwrap()
+        )
+    };
+    let long_id = "x".repeat(100_000);
+    let deep = "[".repeat(10_000);
+    let cases: Vec<(String, Vec<u8>, u16, &str)> = vec![
+        // (request head, body, expected status, text the error must contain)
+        (
+            "POST /v1/score HTTP/1.1\r\nContent-Type: text/plain".into(),
+            score("c1", "3").into_bytes(),
+            415,
+            "application/json",
+        ),
+        (
+            "POST /v1/score HTTP/1.1".into(),
+            score("c1", "3").into_bytes(),
+            415,
+            "Content-Type",
+        ),
+        (
+            "POST /v1/score HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded".into(),
+            b"customers=1".to_vec(),
+            415,
+            "Content-Type",
+        ),
+        (json_post.into(), score(&long_id, "3").into_bytes(), 400, "256"),
+        (json_post.into(), score("c\u{7}1", "3").into_bytes(), 400, "control character"),
+        (json_post.into(), score("   ", "3").into_bytes(), 400, "customer_id"),
+        (
+            json_post.into(),
+            score("c1", "-5").into_bytes(),
+            400,
+            "logins_30d is -5; every training value was >= 0",
+        ),
+        (json_post.into(), score("c1", "1e400").into_bytes(), 400, "malformed JSON"),
+        (json_post.into(), score("c1", "\"NaN\"").into_bytes(), 400, "logins_30d"),
+        (json_post.into(), b"\xff\xfe{}".to_vec(), 400, "malformed JSON"),
+        (json_post.into(), deep.into_bytes(), 400, "malformed JSON"),
+        (json_post.into(), b"null".to_vec(), 400, "body"),
+        (json_post.into(), b"[]".to_vec(), 400, "body"),
+        (
+            json_post.into(),
+            br#"{"customers":[{"customer_id":"c1","features":{"plan":{"a":[1]}}}]}"#.to_vec(),
+            400,
+            "plan",
+        ),
+        ("PUT /v1/score HTTP/1.1".into(), Vec::new(), 405, "POST"),
+        ("GET /v1/customers/%00 HTTP/1.1".into(), Vec::new(), 400, "control character"),
+        ("GET /v1/customers/%ZZ HTTP/1.1".into(), Vec::new(), 400, "percent"),
+        (
+            format!("GET /v1/customers/{} HTTP/1.1", "y".repeat(300)),
+            Vec::new(),
+            400,
+            "256",
+        ),
+        (
+            "GET /v1/risk-list?limit=99999999999999999999999 HTTP/1.1".into(),
+            Vec::new(),
+            400,
+            "limit",
+        ),
+        ("GET /v1/risk-list?band=low HTTP/1.1".into(), Vec::new(), 400, "band"),
+        ("GET /../../etc/passwd HTTP/1.1".into(), Vec::new(), 404, "no route"),
+    ];
+    for (head, body, want, needle) in &cases {
+        let (status, text) = raw_http(a, head, body);
+        let shown: String = head.chars().take(60).collect();
+        assert_eq!(status, *want, "{shown}: {text}");
+        let v = json(&text);
+        let error = v["error"].as_str().unwrap_or_else(|| panic!("{shown}: {v}"));
+        let whole = format!("{error} {}", v["details"]);
+        assert!(whole.contains(needle), "{shown}: {needle:?} not in {whole}");
+    }
+    // Still serving, and parameters on the media type are fine.
+    let (status, text) = raw_http(
+        a,
+        "POST /v1/score HTTP/1.1\r\nContent-Type: Application/JSON; charset=utf-8",
+        score("c1", "3").as_bytes(),
+    );
+    assert_eq!(status, 200, "{text}");
+    assert!(json(&text)["warnings"].is_array(), "{text}");
+    let (status, _) = http(a, "GET", "/v1/risk-list?band=high&limit=1", "");
+    assert_eq!(status, 200);
+}

@@ -13,7 +13,7 @@
   local-only table creation, whose only callers are checked.
 - Every action of the state machine and scheduler roles is needed by the
   state machine definition or schedule in the template.
-- The rest of what issue 5 requires of the template and that a reader could
+- The rest of what the deployment requires of the template and that a reader could
   break without noticing: build metadata vs the Cargo binaries, runtime and
   architecture, JSON logging with retention, IAM-authenticated Function URL
   without CORS, the DynamoDB key schema vs the code, checkov skips justified.
@@ -595,7 +595,7 @@ def test_scheduler_role_is_exactly_what_the_schedule_needs(template):
 
 
 # --------------------------------------------------------------------------
-# What issue 5 asks of the functions and the data stores.
+# What the deployment asks of the functions and the data stores.
 # --------------------------------------------------------------------------
 
 

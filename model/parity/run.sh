@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Holdout-AUC parity with scikit-learn on public churn data (issue 2):
+# Holdout-AUC parity with scikit-learn on public churn data:
 # "on a public churn data set with categorical columns it must reach the
 # holdout AUC that scikit-learn's LogisticRegression reaches with one-hot
 # encoding and standard scaling on the same split (within 0.005)".

@@ -1,4 +1,4 @@
-"""scikit-learn side of the holdout-AUC parity check (issue 2).
+"""scikit-learn side of the holdout-AUC parity check.
 
 Reads the CSV the Rust example trained on and the example's JSON (holdout row
 indices and customer ids), fits

@@ -17,7 +17,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The artifact format version this build writes and the newest it reads.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version 2 records each numeric feature's training range (`min`, `max`):
+/// an older build refuses it by version rather than calling it tampered.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The oldest format this build reads (version 1: no training range; the
+/// domain rule then falls back to "log1p features are non-negative").
+pub const MIN_SCHEMA_VERSION: u32 = 1;
 
 /// Class balance and size of the data the model was trained on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,14 +105,16 @@ impl ModelArtifact {
     /// # Errors
     /// [`Error::ArtifactCorrupt`] for invalid or truncated JSON or an
     /// internally inconsistent artifact, [`Error::UnsupportedVersion`] for a
-    /// version other than [`SCHEMA_VERSION`], [`Error::ArtifactTampered`]
+    /// version outside [`MIN_SCHEMA_VERSION`]..=[`SCHEMA_VERSION`], [`Error::ArtifactTampered`]
     /// when the content does not hash to `model_id`.
     pub fn from_json_bytes(bytes: &[u8]) -> Result<ModelArtifact> {
         let probe: VersionProbe =
             serde_json::from_slice(bytes).map_err(|e| Error::ArtifactCorrupt {
                 message: e.to_string(),
             })?;
-        if probe.schema_version != SCHEMA_VERSION as u64 {
+        if !(u64::from(MIN_SCHEMA_VERSION)..=u64::from(SCHEMA_VERSION))
+            .contains(&probe.schema_version)
+        {
             return Err(Error::UnsupportedVersion {
                 found: probe.schema_version,
                 supported: SCHEMA_VERSION,

@@ -58,7 +58,7 @@ pub mod table;
 pub mod train;
 mod validate;
 
-pub use artifact::{ModelArtifact, SCHEMA_VERSION};
+pub use artifact::{ModelArtifact, MIN_SCHEMA_VERSION, SCHEMA_VERSION};
 pub use customer_id::{customer_id, CustomerIdError, MAX_CUSTOMER_ID_BYTES};
 pub use band::{BandCutoffs, BandPolicy, RiskBand};
 pub use error::{Error, Result};
@@ -68,4 +68,4 @@ pub use schema::{ColumnKind, ColumnSpec, Schema};
 pub use scoring::{CompactScore, Explanation, OutOfRange, Score, ScoredRecord, Scorer};
 pub use synthetic::{generate, SyntheticConfig};
 pub use table::{Column, ColumnValues, Table};
-pub use train::{evaluate, train, TrainConfig, TrainConfigBuilder, TrainOutcome, TrainingReport};
+pub use train::{evaluate, evaluate_scorable, train, TrainConfig, TrainConfigBuilder, TrainOutcome, TrainingReport};

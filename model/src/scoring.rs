@@ -724,6 +724,19 @@ impl Scorer {
         Ok(out)
     }
 
+    /// The probability of each of `rows` (0-based) of `table`, `None` where
+    /// the row cannot be scored (a value outside this model's domain, say).
+    pub(crate) fn score_rows_scorable(&self, table: &Table, rows: &[usize]) -> Vec<Option<f64>> {
+        let bound = self.bind(table);
+        rows.iter()
+            .map(|&i| {
+                self.score_bound(&bound, i, table)
+                    .ok()
+                    .map(|s| s.churn_probability)
+            })
+            .collect()
+    }
+
     /// The reasons of row `row` (0-based) of `table` for its compact score.
     pub fn reasons(&self, table: &Table, row: usize, score: &CompactScore) -> Vec<Reason> {
         if row >= table.n_rows() {

@@ -397,6 +397,39 @@ pub fn train(table: &Table, schema: &Schema, config: &TrainConfig) -> Result<Tra
     })
 }
 
+/// Metrics of `artifact` on the rows of `rows` it can score, and those rows.
+///
+/// A champion may refuse values of a newer snapshot (a negative value where
+/// its training saw none); a fair comparison with a challenger then uses
+/// the rows both can score, which the caller gets back for that purpose.
+///
+/// # Errors
+/// As [`evaluate`], except that rows the artifact cannot score are left out.
+pub fn evaluate_scorable(
+    artifact: &ModelArtifact,
+    table: &Table,
+    rows: &[usize],
+    label_column: &str,
+) -> Result<(Metrics, Vec<usize>)> {
+    let n = check_shape(table)?;
+    let labels = label::labels(table, label_column)?;
+    if let Some(&bad) = rows.iter().find(|&&r| r >= n) {
+        return Err(Error::InvalidConfig {
+            message: format!("row index {bad} is outside the table ({n} rows)"),
+        });
+    }
+    let probs = Scorer::new(artifact).score_rows_scorable(table, rows);
+    let (mut kept, mut y, mut p) = (Vec::new(), Vec::new(), Vec::new());
+    for (&r, prob) in rows.iter().zip(probs) {
+        if let Some(prob) = prob {
+            kept.push(r);
+            y.push(labels[r]);
+            p.push(prob);
+        }
+    }
+    Ok((Metrics::compute(&y, &p, artifact.bands.high), kept))
+}
+
 /// Scores `rows` (0-based positions) of `table` with `artifact` and returns
 /// the metrics, e.g. to compare a champion on a challenger's holdout. The
 /// confusion matrix uses the artifact's `high` cutoff.

@@ -115,7 +115,39 @@ fn future_versions_are_refused_before_parsing() {
             supported: SCHEMA_VERSION
         }
     );
-    assert!(e.to_string().contains("schema_version 2"));
+    assert!(e
+        .to_string()
+        .contains(&format!("schema_version {}", SCHEMA_VERSION + 1)));
+}
+
+#[test]
+fn version_one_artifacts_without_a_training_range_still_load_and_verify() {
+    // What the previous format wrote: no `min`/`max` on numeric features.
+    let mut old = saas_model().artifact.clone();
+    old.schema_version = 1;
+    for f in &mut old.preprocessing.features {
+        if let churn_model::preprocess::FeaturePrep::Numeric(n) = f {
+            n.min = None;
+            n.max = None;
+        }
+    }
+    old.model_id = old.content_hash();
+    let bytes = old.to_json_bytes();
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    assert!(!text.contains("\"min\"") && !text.contains("\"max\""));
+    let loaded = ModelArtifact::from_json_bytes(&bytes).unwrap();
+    assert_eq!(loaded, old);
+    // The current format records the range and is a different model id.
+    let new = &saas_model().artifact;
+    assert_eq!(new.schema_version, SCHEMA_VERSION);
+    assert_ne!(new.model_id, old.model_id);
+    assert!(String::from_utf8(new.to_json_bytes()).unwrap().contains("\"min\""));
+    // Older than the oldest supported version: refused by version.
+    let ancient = edit(&bytes, |v| v["schema_version"] = Value::from(MIN_SCHEMA_VERSION - 1));
+    assert!(matches!(
+        ModelArtifact::from_json_bytes(&ancient),
+        Err(Error::UnsupportedVersion { found: 0, .. })
+    ));
 }
 
 #[test]

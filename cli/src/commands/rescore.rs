@@ -72,13 +72,13 @@ pub async fn rescore(
         context::flags_display(&services.config)
     ));
     for note in &summary.notes {
-        eprintln!("note: {note}");
+        progress.note(format!("note: {note}"));
     }
     if summary.out_of_range_rows > 0 {
-        eprintln!(
+        progress.note(format!(
             "note: {} rows have a value outside its feature's training range (scored, but the model has not seen such values)",
             summary.out_of_range_rows
-        );
+        ));
     }
     if summary.failed_rows_count > 0 {
         eprintln!(

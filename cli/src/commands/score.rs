@@ -64,20 +64,20 @@ pub async fn run(args: ScoreArgs, progress: Progress) -> anyhow::Result<()> {
         args.out.display(),
         super::train::short_id(model.model_id())
     ));
-    print_warnings(&args.data, &summary);
+    print_warnings(&args.data, &summary, &progress);
     Ok(())
 }
 
 /// Missing feature columns and failed rows, on stderr (the count is exact).
-fn print_warnings(data: &str, summary: &ScoreFileSummary) {
+fn print_warnings(data: &str, summary: &ScoreFileSummary, progress: &Progress) {
     for note in &summary.notes {
-        eprintln!("note: {note}");
+        progress.note(format!("note: {note}"));
     }
     if summary.out_of_range_rows > 0 {
-        eprintln!(
+        progress.note(format!(
             "note: {} rows have a value outside its feature's training range (scored, but the model has not seen such values)",
             summary.out_of_range_rows
-        );
+        ));
     }
     if !summary.missing_feature_columns.is_empty() {
         let names: Vec<String> = summary

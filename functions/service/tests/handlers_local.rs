@@ -733,3 +733,40 @@ async fn invalid_inputs_change_no_stored_flag() {
     let api = api_with_model().await;
     invalid_inputs::invalid_inputs_change_nothing(&api.services, api._dir.path()).await;
 }
+
+#[tokio::test]
+async fn a_champion_that_refuses_some_new_values_is_compared_on_the_rows_it_can_score() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = DirModelStore::new(dir.path().join("models"));
+    let good = write_csv(dir.path(), "good.csv", &synthetic(4000, 1));
+    let first = handle_train(&train_request(&good), &store, None, GATE)
+        .await
+        .unwrap();
+    assert!(first.promoted, "{}", first.reason);
+    // A newer export writes -1 for "unknown" logins in a tenth of the rows:
+    // the champion (trained on counts >= 0) refuses those rows.
+    let mut newer = synthetic(4000, 3);
+    for c in newer.columns.iter_mut().filter(|c| c.name == "logins_30d") {
+        if let churn_model::ColumnValues::Numeric(v) = &mut c.values {
+            for x in v.iter_mut().step_by(10) {
+                *x = -1.0;
+            }
+        }
+    }
+    let newer = write_csv(dir.path(), "newer.csv", &newer);
+    let second = handle_train(&train_request(&newer), &store, None, GATE)
+        .await
+        .unwrap();
+    let champion = second.champion.as_ref().unwrap();
+    assert_eq!(champion.model_id, first.model_id);
+    assert!(
+        champion.roc_auc_on_new_holdout.is_some(),
+        "{}",
+        second.reason
+    );
+    assert!(
+        second.reason.contains("holdout rows the champion can score"),
+        "{}",
+        second.reason
+    );
+}

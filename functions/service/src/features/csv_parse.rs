@@ -199,6 +199,13 @@ pub(crate) fn not_a_number(cell: &[u8]) -> String {
     format!("{:?} is not a number (the column is numeric)", shown(cell))
 }
 
+pub(crate) fn not_utf8(cell: &[u8]) -> String {
+    format!(
+        "{:?} is not valid UTF-8 text (save the file as UTF-8)",
+        shown(cell)
+    )
+}
+
 pub(crate) fn non_finite(cell: &str) -> String {
     format!("{cell:?} is not a finite number; leave the cell empty for a missing value")
 }
@@ -541,8 +548,13 @@ impl Pass<'_> {
             ColBuf::Text(col) => {
                 if bytes.is_empty() {
                     col.push(None);
+                } else if let Ok(text) = std::str::from_utf8(bytes) {
+                    col.push(Some(text.to_owned()));
                 } else {
-                    col.push(Some(String::from_utf8_lossy(bytes).into_owned()));
+                    // Never a lossy guess: two ids differing only in bad bytes
+                    // would become the same customer.
+                    col.push(None);
+                    self.bad_cell(b, row, j, not_utf8(bytes))?;
                 }
             }
             ColBuf::Num(col) => match parse_cell(bytes) {
@@ -564,25 +576,38 @@ impl Pass<'_> {
                     } else {
                         not_a_number(bytes)
                     };
-                    if self.mode == Mode::Strict {
-                        return Err(LocalError::Cell {
-                            row,
-                            column: j,
-                            message,
-                        });
-                    }
-                    // Lenient: keep going; the record is reported once, at its first bad cell.
-                    if b.row_errors.last().is_none_or(|e| e.row != row) {
-                        b.row_errors.push(LocalRowError {
-                            row,
-                            column: Some(j),
-                            message,
-                        });
-                    }
+                    self.bad_cell(b, row, j, message)?;
                 }
             },
         }
         Ok(None)
+    }
+
+    /// A cell that does not fit its column: the error in strict mode; in
+    /// lenient mode recorded once per record (at its first bad cell), and
+    /// the pass goes on.
+    fn bad_cell(
+        &self,
+        b: &mut Builders,
+        row: usize,
+        column: usize,
+        message: String,
+    ) -> Result<(), LocalError> {
+        if self.mode == Mode::Strict {
+            return Err(LocalError::Cell {
+                row,
+                column,
+                message,
+            });
+        }
+        if b.row_errors.last().is_none_or(|e| e.row != row) {
+            b.row_errors.push(LocalRowError {
+                row,
+                column: Some(column),
+                message,
+            });
+        }
+        Ok(())
     }
 }
 

@@ -130,7 +130,10 @@ fn logical_of(col: &ColumnDescriptor) -> Logical {
             ConvertedType::UTF8 | ConvertedType::ENUM | ConvertedType::JSON => {
                 value(Decode::Plain, true)
             }
-            ConvertedType::MAP | ConvertedType::MAP_KEY_VALUE | ConvertedType::LIST => {
+            ConvertedType::MAP
+            | ConvertedType::MAP_KEY_VALUE
+            | ConvertedType::LIST
+            | ConvertedType::BSON => {
                 Logical::Unsupported(format!("converted type {}", col.converted_type()))
             }
             _ => plain,
@@ -162,9 +165,13 @@ pub(crate) struct ParquetChunks<R: ChunkReader + 'static> {
 impl<R: ChunkReader + 'static> ParquetChunks<R> {
     /// Opens `reader` and decides each column's plan.
     ///
+    /// Columns that cannot be inputs (dates and times, nested or repeated,
+    /// unknown types) are skipped with a note in [`ParquetChunks::notes`]
+    /// unless `options` asks for them.
+    ///
     /// # Errors
-    /// [`FeatureError::Parquet`] for an unreadable file or a nested/repeated
-    /// column or an unsupported physical type.
+    /// [`FeatureError::Parquet`] for an unreadable file, or naming a column
+    /// `options` asks for that cannot be an input.
     pub(crate) fn open(
         reader: R,
         location: &str,
@@ -365,12 +372,14 @@ pub(crate) fn read_parquet<R: ChunkReader + 'static>(
     Ok((table, notes))
 }
 
+/// Reserves room for the footer's row count: a hint only, since a damaged
+/// or hostile footer may claim any number (then the columns grow as read).
 fn reserve(values: &mut churn_model::ColumnValues, total: usize) {
     use churn_model::ColumnValues::*;
-    match values {
-        Numeric(v) => v.reserve(total.saturating_sub(v.len())),
-        Text(v) => v.reserve(total.saturating_sub(v.len())),
-    }
+    let _ = match values {
+        Numeric(v) => v.try_reserve(total.saturating_sub(v.len())),
+        Text(v) => v.try_reserve(total.saturating_sub(v.len())),
+    };
 }
 
 /// Appends `more`'s columns to `all`'s (same names and kinds, as both come
@@ -438,7 +447,13 @@ fn push_cell(col: &mut ColBuf, plan: Plan, cell: Cell<'_>) -> Result<(), String>
                 Cell::UInt(u) => Some(u.to_string()),
                 Cell::Bool(b) => Some(b.to_string()),
                 Cell::Bytes([]) => None,
-                Cell::Bytes(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+                Cell::Bytes(bytes) => match std::str::from_utf8(bytes) {
+                    Ok(s) => Some(s.to_owned()),
+                    Err(_) => {
+                        v.push(None);
+                        return Err(super::csv_parse::not_utf8(bytes));
+                    }
+                },
                 Cell::Decimal(unscaled, scale) => Some(decimal_text(unscaled, scale)),
                 Cell::Uuid(bytes) => Some(uuid_text(bytes)),
                 Cell::Bad(message) => {
@@ -537,6 +552,7 @@ fn borrowing<T, F: for<'a> Fn(&'a T) -> Cell<'a>>(f: F) -> F {
 /// A byte-array value (variable or fixed length) under its decoding.
 fn bytes_cell(bytes: &[u8], decode: Decode) -> Cell<'_> {
     match decode {
+        Decode::Decimal { .. } if bytes.is_empty() => Cell::Bad("a DECIMAL value has no bytes"),
         Decode::Decimal { scale } => match be_i128(bytes) {
             Some(unscaled) => Cell::Decimal(unscaled, scale),
             None => Cell::Bad("a DECIMAL value wider than 16 bytes cannot be read"),

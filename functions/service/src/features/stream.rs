@@ -120,10 +120,11 @@ impl TableStream {
                     return Ok(None);
                 };
                 let reader = self.open_part(&part)?;
-                self.notes = match &reader {
+                // Appended: a part that yields no rows passes its notes on.
+                self.notes.extend(match &reader {
                     PartReader::Csv(c) => c.notes.clone(),
                     PartReader::Parquet(p, _) => p.notes.clone(),
-                };
+                });
                 self.current = Some((Arc::from(part.location()), reader));
             }
             let Some((location, reader)) = self.current.as_mut() else {

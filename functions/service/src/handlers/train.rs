@@ -13,7 +13,8 @@ use crate::handlers::error::HandlerError;
 use crate::model_store::ModelStore;
 use crate::timestamp;
 use churn_model::{
-    evaluate, train, BandPolicy, Metrics, ModelArtifact, Schema, TrainConfig, TrainingReport,
+    evaluate, evaluate_scorable, train, BandPolicy, Metrics, ModelArtifact, Schema, TrainConfig,
+    TrainingReport,
 };
 use serde::{Deserialize, Serialize};
 
@@ -251,13 +252,21 @@ pub async fn handle_train_with(
                 )
             }
             Some((pointer, champion_bytes)) => {
-                let champion_auc = ModelArtifact::from_json_bytes(&champion_bytes)
+                let compared = ModelArtifact::from_json_bytes(&champion_bytes)
                     .map_err(|e| e.to_string())
                     .and_then(|champ| {
-                        evaluate(&champ, &table, &outcome.holdout_rows, &label)
-                            .map(|m| m.roc_auc)
-                            .map_err(|e| e.to_string())
+                        compare_on_shared_rows(&champ, artifact, &table, &outcome.holdout_rows, &label)
                     });
+                let champion_auc = compared.as_ref().map(|c| c.champion_auc).map_err(Clone::clone);
+                let auc = compared.as_ref().map_or(auc, |c| c.challenger_auc);
+                let on_rows = match &compared {
+                    Ok(c) if c.rows < outcome.holdout_rows.len() => format!(
+                        " on the {} of {} holdout rows the champion can score",
+                        c.rows,
+                        outcome.holdout_rows.len()
+                    ),
+                    _ => " on the same holdout".to_string(),
+                };
                 champion = Some(ChampionComparison {
                     model_id: pointer.model_id.clone(),
                     roc_auc_on_new_holdout: champion_auc.as_ref().ok().copied(),
@@ -266,14 +275,14 @@ pub async fn handle_train_with(
                     Ok(c) if auc + gate.max_auc_drop < c => (
                         false,
                         format!(
-                            "holdout ROC AUC {auc:.4} is more than {:.3} below the champion {} ({c:.4} on the same holdout); kept as a candidate",
+                            "holdout ROC AUC {auc:.4} is more than {:.3} below the champion {} ({c:.4}{on_rows}); kept as a candidate",
                             gate.max_auc_drop, pointer.model_id
                         ),
                     ),
                     Ok(c) => (
                         true,
                         format!(
-                            "holdout ROC AUC {auc:.4} passes the floor {:.2} and is within {:.3} of the champion {} ({c:.4} on the same holdout)",
+                            "holdout ROC AUC {auc:.4} passes the floor {:.2} and is within {:.3} of the champion {} ({c:.4}{on_rows})",
                             gate.min_auc, gate.max_auc_drop, pointer.model_id
                         ),
                     ),
@@ -308,5 +317,49 @@ pub async fn handle_train_with(
         rows,
         report: outcome.report,
         notes,
+    })
+}
+
+/// Both models' holdout ROC AUC on the rows the champion can score.
+struct SharedRows {
+    champion_auc: f64,
+    challenger_auc: f64,
+    rows: usize,
+}
+
+/// Compares `champion` and `challenger` on the holdout rows the champion can
+/// score: a champion that refuses some values of the new data (a negative
+/// value where its training saw none) is still compared, on equal terms.
+///
+/// # Errors
+/// A message when the champion cannot score at least half the holdout (a
+/// renamed feature, say): then the floor is the only comparison left.
+fn compare_on_shared_rows(
+    champion: &ModelArtifact,
+    challenger: &ModelArtifact,
+    table: &churn_model::Table,
+    holdout: &[usize],
+    label: &str,
+) -> Result<SharedRows, String> {
+    let (champion_metrics, rows) =
+        evaluate_scorable(champion, table, holdout, label).map_err(|e| e.to_string())?;
+    if rows.len() * 2 < holdout.len() {
+        return Err(format!(
+            "it could score only {} of {} holdout rows",
+            rows.len(),
+            holdout.len()
+        ));
+    }
+    let challenger_auc = if rows.len() == holdout.len() {
+        challenger.metrics().roc_auc
+    } else {
+        evaluate(challenger, table, &rows, label)
+            .map_err(|e| e.to_string())?
+            .roc_auc
+    };
+    Ok(SharedRows {
+        champion_auc: champion_metrics.roc_auc,
+        challenger_auc,
+        rows: rows.len(),
     })
 }

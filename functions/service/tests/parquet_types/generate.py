@@ -22,6 +22,7 @@ import csv
 import datetime as dt
 import decimal
 import random
+import struct
 import sys
 
 import pyarrow as pa
@@ -32,6 +33,9 @@ def main() -> None:
     out = sys.argv[1]
     rows = int(sys.argv[2]) if len(sys.argv) > 2 else 4000
     rng = random.Random(20261130)
+    # Exact decimal arithmetic up to DECIMAL(38, x): the default 28 digits
+    # would round the widest values before they are written.
+    decimal.getcontext().prec = 60
 
     def maybe(v, share=0.05):
         return None if rng.random() < share else v
@@ -63,7 +67,8 @@ def main() -> None:
         cols["bytes_u32"].append(maybe(rng.randint(2**31, 2**32 - 1)))
         cols["counter_u64"].append(maybe(rng.randint(2**63, 2**64 - 1)))
         cols["autopay"].append(maybe(rng.random() < 0.6))
-        cols["nps_f32"].append(maybe(float(rng.randint(0, 20)) / 2))
+        # A float32 value (not a short decimal), as the f64 it widens to.
+        cols["nps_f32"].append(maybe(struct.unpack("f", struct.pack("f", rng.uniform(0, 10)))[0]))
         cols["usage_f64"].append(maybe(rng.lognormvariate(3, 1.5)))
         cols["half_f16"].append(maybe(float(rng.randint(-2048, 2048)) / 16))
         cols["signup_date"].append(maybe(dt.date(2020, 1, 1) + dt.timedelta(days=rng.randint(0, 2000))))

@@ -81,6 +81,9 @@ pub async fn invalid_inputs_change_nothing(services: &Services, dir: &Path) {
         cells[column] = value;
         lines[row] = cells.join(",");
     };
+    for row in 4..=200 {
+        set(row, logins, "0".into());
+    }
     set(1, logins, "-5".into());
     set(2, id_col, "x".repeat(300));
     set(3, id_col, "bad\u{1}id".into());
@@ -97,6 +100,9 @@ pub async fn invalid_inputs_change_nothing(services: &Services, dir: &Path) {
     .await
     .unwrap();
     assert_eq!(second.failed_rows_count, 3, "{:?}", second.failed_rows);
+    // The valid rows were scored (and mostly rewritten: no logins is riskier).
+    assert_eq!(second.scored, 197, "{second:?}");
+    assert!(second.written > 100, "{second:?}");
     let rows: Vec<usize> = second.failed_rows.iter().map(|f| f.row).collect();
     assert_eq!(rows, [1, 2, 3]);
     let messages: Vec<&str> = second.failed_rows.iter().map(|f| f.message.as_str()).collect();
@@ -107,6 +113,8 @@ pub async fn invalid_inputs_change_nothing(services: &Services, dir: &Path) {
     assert!(messages[1].contains("customer_id") && messages[1].contains("300 bytes"), "{messages:?}");
     assert!(messages[2].contains("control character"), "{messages:?}");
     assert_eq!(stored(services, &ids[..3]).await, before, "damaged rows changed flags");
+    let refused = ["x".repeat(300), "bad\u{1}id".to_string()];
+    assert_eq!(stored(services, &refused).await, [None, None]);
 
     // The API: one bad customer refuses the whole request, persisted or not.
     let customer = |id: &str, logins: f64| {
