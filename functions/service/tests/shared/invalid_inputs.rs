@@ -100,9 +100,9 @@ pub async fn invalid_inputs_change_nothing(services: &Services, dir: &Path) {
     .await
     .unwrap();
     assert_eq!(second.failed_rows_count, 3, "{:?}", second.failed_rows);
-    // The valid rows were scored (and mostly rewritten: no logins is riskier).
+    // The valid rows were scored, and those whose score moved were rewritten.
     assert_eq!(second.scored, 197, "{second:?}");
-    assert!(second.written > 100, "{second:?}");
+    assert!(second.written > 0, "{second:?}");
     let rows: Vec<usize> = second.failed_rows.iter().map(|f| f.row).collect();
     assert_eq!(rows, [1, 2, 3]);
     let messages: Vec<&str> = second.failed_rows.iter().map(|f| f.message.as_str()).collect();
