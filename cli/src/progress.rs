@@ -48,6 +48,19 @@ impl Progress {
         }
     }
 
+    /// What a scoring run's reader noted, and how many rows held a value
+    /// beyond its feature's training range (both only informative).
+    pub fn scoring_notes(&self, notes: &[String], out_of_range_rows: usize) {
+        for note in notes {
+            self.note(format!("note: {note}"));
+        }
+        if out_of_range_rows > 0 {
+            self.note(format!(
+                "note: {out_of_range_rows} rows have a value outside its feature's training range (scored, but the model has not seen such values)"
+            ));
+        }
+    }
+
     /// Start a step of unknown length (a spinner).
     pub fn step(&self, message: impl Into<String>) -> Step {
         self.start(message.into(), "{spinner} {msg} [{elapsed}]")

@@ -71,15 +71,7 @@ pub async fn rescore(
         super::train::short_id(&summary.model_id),
         context::flags_display(&services.config)
     ));
-    for note in &summary.notes {
-        progress.note(format!("note: {note}"));
-    }
-    if summary.out_of_range_rows > 0 {
-        progress.note(format!(
-            "note: {} rows have a value outside its feature's training range (scored, but the model has not seen such values)",
-            summary.out_of_range_rows
-        ));
-    }
+    progress.scoring_notes(&summary.notes, summary.out_of_range_rows);
     if summary.failed_rows_count > 0 {
         eprintln!(
             "warning: {} rows could not be scored:",

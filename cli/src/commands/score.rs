@@ -70,15 +70,7 @@ pub async fn run(args: ScoreArgs, progress: Progress) -> anyhow::Result<()> {
 
 /// Missing feature columns and failed rows, on stderr (the count is exact).
 fn print_warnings(data: &str, summary: &ScoreFileSummary, progress: &Progress) {
-    for note in &summary.notes {
-        progress.note(format!("note: {note}"));
-    }
-    if summary.out_of_range_rows > 0 {
-        progress.note(format!(
-            "note: {} rows have a value outside its feature's training range (scored, but the model has not seen such values)",
-            summary.out_of_range_rows
-        ));
-    }
+    progress.scoring_notes(&summary.notes, summary.out_of_range_rows);
     if !summary.missing_feature_columns.is_empty() {
         let names: Vec<String> = summary
             .missing_feature_columns

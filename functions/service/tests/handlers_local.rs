@@ -10,7 +10,9 @@ use churn_service::flag_store::{FlagStore, SqliteFlagStore};
 use churn_service::handlers::rescore::{handle_rescore, run_event, RescoreSettings};
 use churn_service::handlers::score_api::{handle, ScoreApi};
 use churn_service::handlers::score_file::{handle_score_file, ScoreFileOptions};
-use churn_service::handlers::train::{handle_train, Gate, TrainOptions, TrainRequest};
+use churn_service::handlers::train::{
+    handle_train, Gate, TrainOptions, TrainRequest, TrainSummary,
+};
 use churn_service::model_store::{DirModelStore, ModelStore};
 use churn_service::services::Services;
 use http::{Method, Request, StatusCode};
@@ -65,15 +67,22 @@ fn shuffled_labels(mut t: Table) -> Table {
     t
 }
 
+/// Trains and promotes the first model of `store` on `dir/good.csv`.
+async fn train_first_model(dir: &Path, store: &DirModelStore) -> TrainSummary {
+    let good = write_csv(dir, "good.csv", &synthetic(4000, 1));
+    let first = handle_train(&train_request(&good), store, None, GATE)
+        .await
+        .unwrap();
+    assert!(first.promoted, "{}", first.reason);
+    first
+}
+
 #[tokio::test]
 async fn train_promotes_then_gates_on_floor_and_champion() {
     let dir = tempfile::tempdir().unwrap();
     let store = DirModelStore::new(dir.path().join("models"));
-    let good = write_csv(dir.path(), "good.csv", &synthetic(4000, 1));
-    let first = handle_train(&train_request(&good), &store, None, GATE)
-        .await
-        .unwrap();
-    assert!(first.promoted, "{}", first.reason);
+    let first = train_first_model(dir.path(), &store).await;
+    let good = dir.path().join("good.csv");
     assert!(first.metrics.roc_auc > 0.7, "{}", first.metrics.roc_auc);
     assert!(first.reason.contains("first model"), "{}", first.reason);
     assert_eq!(first.rows, 4000);
@@ -738,11 +747,7 @@ async fn invalid_inputs_change_no_stored_flag() {
 async fn a_champion_that_refuses_some_new_values_is_compared_on_the_rows_it_can_score() {
     let dir = tempfile::tempdir().unwrap();
     let store = DirModelStore::new(dir.path().join("models"));
-    let good = write_csv(dir.path(), "good.csv", &synthetic(4000, 1));
-    let first = handle_train(&train_request(&good), &store, None, GATE)
-        .await
-        .unwrap();
-    assert!(first.promoted, "{}", first.reason);
+    let first = train_first_model(dir.path(), &store).await;
     // A newer export writes -1 for "unknown" logins in a tenth of the rows:
     // the champion (trained on counts >= 0) refuses those rows.
     let mut newer = synthetic(4000, 3);

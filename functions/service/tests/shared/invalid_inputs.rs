@@ -21,6 +21,23 @@ async fn stored(services: &Services, ids: &[String]) -> Vec<Option<Flag>> {
     out
 }
 
+async fn rescore(
+    services: &Services,
+    model: &churn_service::handlers::model::ScoringModel,
+    snapshot: &Path,
+) -> churn_service::handlers::rescore::RescoreSummary {
+    handle_rescore(
+        &snapshot.display().to_string(),
+        model,
+        services.flags.as_ref(),
+        None,
+        RescoreSettings::from_config(&services.config),
+        &|_| {},
+    )
+    .await
+    .unwrap()
+}
+
 async fn post(services: &Services, content_type: &str, body: &str) -> (u16, Value) {
     let api = ScoreApi {
         models: &services.cache,
@@ -49,17 +66,7 @@ pub async fn invalid_inputs_change_nothing(services: &Services, dir: &Path) {
     let text = String::from_utf8(csv).unwrap();
     let good = dir.join("good.csv");
     std::fs::write(&good, &text).unwrap();
-    let settings = RescoreSettings::from_config(&services.config);
-    let first = handle_rescore(
-        &good.display().to_string(),
-        &model.model,
-        services.flags.as_ref(),
-        None,
-        settings,
-        &|_| {},
-    )
-    .await
-    .unwrap();
+    let first = rescore(services, &model.model, &good).await;
     // Written, or already stored from the caller's earlier runs.
     assert_eq!(first.scored, 200, "{first:?}");
     assert_eq!(first.written + first.skipped_unchanged, 200, "{first:?}");
@@ -89,16 +96,7 @@ pub async fn invalid_inputs_change_nothing(services: &Services, dir: &Path) {
     set(3, id_col, "bad\u{1}id".into());
     let damaged = dir.join("damaged.csv");
     std::fs::write(&damaged, lines.join("\n") + "\n").unwrap();
-    let second = handle_rescore(
-        &damaged.display().to_string(),
-        &model.model,
-        services.flags.as_ref(),
-        None,
-        settings,
-        &|_| {},
-    )
-    .await
-    .unwrap();
+    let second = rescore(services, &model.model, &damaged).await;
     assert_eq!(second.failed_rows_count, 3, "{:?}", second.failed_rows);
     // The valid rows were scored, and those whose score moved were rewritten.
     assert_eq!(second.scored, 197, "{second:?}");
