@@ -1136,18 +1136,48 @@ fn serve_answers_hostile_requests_with_4xx_and_stays_up() {
             415,
             "Content-Type",
         ),
-        (json_post.into(), score(&long_id, "3").into_bytes(), 400, "256"),
-        (json_post.into(), score("c\u{7}1", "3").into_bytes(), 400, "control character"),
-        (json_post.into(), score("   ", "3").into_bytes(), 400, "customer_id"),
+        (
+            json_post.into(),
+            score(&long_id, "3").into_bytes(),
+            400,
+            "256",
+        ),
+        (
+            json_post.into(),
+            score("c\u{7}1", "3").into_bytes(),
+            400,
+            "control character",
+        ),
+        (
+            json_post.into(),
+            score("   ", "3").into_bytes(),
+            400,
+            "customer_id",
+        ),
         (
             json_post.into(),
             score("c1", "-5").into_bytes(),
             400,
             "logins_30d is -5; every training value was >= 0",
         ),
-        (json_post.into(), score("c1", "1e400").into_bytes(), 400, "malformed JSON"),
-        (json_post.into(), score("c1", "\"NaN\"").into_bytes(), 400, "logins_30d"),
-        (json_post.into(), b"\xff\xfe{}".to_vec(), 400, "malformed JSON"),
+        (
+            json_post.into(),
+            score("c1", "1e400").into_bytes(),
+            400,
+            "malformed JSON",
+        ),
+        (
+            json_post.into(),
+            score("c1", "\"NaN\"").into_bytes(),
+            400,
+            "logins_30d",
+        ),
+        (
+            json_post.into(),
+            b"\xff\xfe{}".to_vec(),
+            400,
+            "malformed JSON",
+        ),
         (json_post.into(), deep.into_bytes(), 400, "malformed JSON"),
         (json_post.into(), b"null".to_vec(), 400, "body"),
         (json_post.into(), b"[]".to_vec(), 400, "body"),
@@ -1158,8 +1188,18 @@ fn serve_answers_hostile_requests_with_4xx_and_stays_up() {
             "plan",
         ),
         ("PUT /v1/score HTTP/1.1".into(), Vec::new(), 405, "POST"),
-        ("GET /v1/customers/%00 HTTP/1.1".into(), Vec::new(), 400, "control character"),
-        ("GET /v1/customers/%ZZ HTTP/1.1".into(), Vec::new(), 400, "percent"),
+        (
+            "GET /v1/customers/%00 HTTP/1.1".into(),
+            Vec::new(),
+            400,
+            "control character",
+        ),
+        (
+            "GET /v1/customers/%ZZ HTTP/1.1".into(),
+            Vec::new(),
+            400,
+            "percent",
+        ),
         (
             format!("GET /v1/customers/{} HTTP/1.1", "y".repeat(300)),
             Vec::new(),
@@ -1172,15 +1212,27 @@ fn serve_answers_hostile_requests_with_4xx_and_stays_up() {
             400,
             "limit",
         ),
-        ("GET /v1/risk-list?band=low HTTP/1.1".into(), Vec::new(), 400, "band"),
-        ("GET /../../etc/passwd HTTP/1.1".into(), Vec::new(), 404, "no route"),
+        (
+            "GET /v1/risk-list?band=low HTTP/1.1".into(),
+            Vec::new(),
+            400,
+            "band",
+        ),
+        (
+            "GET /../../etc/passwd HTTP/1.1".into(),
+            Vec::new(),
+            404,
+            "no route",
+        ),
     ];
     for (head, body, want, needle) in &cases {
         let (status, text) = raw_http(a, head, body);
         let shown: String = head.chars().take(60).collect();
         assert_eq!(status, *want, "{shown}: {text}");
         let v = json(&text);
-        let error = v["error"].as_str().unwrap_or_else(|| panic!("{shown}: {v}"));
+        let error = v["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{shown}: {v}"));
         let whole = format!("{error} {}", v["details"]);
         assert!(whole.contains(needle), "{shown}: {needle:?} not in {whole}");
     }

@@ -41,8 +41,8 @@
 
 pub mod artifact;
 pub mod band;
-mod cv;
 pub mod customer_id;
+mod cv;
 pub mod error;
 pub mod label;
 pub mod logistic;
@@ -59,8 +59,8 @@ pub mod train;
 mod validate;
 
 pub use artifact::{ModelArtifact, MIN_SCHEMA_VERSION, SCHEMA_VERSION};
-pub use customer_id::{customer_id, CustomerIdError, MAX_CUSTOMER_ID_BYTES};
 pub use band::{BandCutoffs, BandPolicy, RiskBand};
+pub use customer_id::{customer_id, CustomerIdError, MAX_CUSTOMER_ID_BYTES};
 pub use error::{Error, Result};
 pub use metrics::{ConfusionMatrix, Metrics};
 pub use reason::Reason;
@@ -68,4 +68,7 @@ pub use schema::{ColumnKind, ColumnSpec, Schema};
 pub use scoring::{CompactScore, Explanation, OutOfRange, Score, ScoredRecord, Scorer};
 pub use synthetic::{generate, SyntheticConfig};
 pub use table::{Column, ColumnValues, Table};
-pub use train::{evaluate, evaluate_scorable, train, TrainConfig, TrainConfigBuilder, TrainOutcome, TrainingReport};
+pub use train::{
+    evaluate, evaluate_scorable, train, TrainConfig, TrainConfigBuilder, TrainOutcome,
+    TrainingReport,
+};

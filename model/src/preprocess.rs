@@ -305,8 +305,8 @@ fn fit_one(
             let (mean, std) = if log1p {
                 // Two passes over the transformed values, imputed at log1p(median).
                 let t_med = median.ln_1p();
-                let sum_t = present.iter().map(|x| x.ln_1p()).sum::<f64>()
-                    + n_missing as f64 * t_med;
+                let sum_t =
+                    present.iter().map(|x| x.ln_1p()).sum::<f64>() + n_missing as f64 * t_med;
                 let mean = sum_t / n as f64;
                 let ss = present
                     .iter()

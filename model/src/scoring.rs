@@ -381,9 +381,7 @@ impl Scorer {
                 None | Some(Value::Null) => Ok((p.other, false)),
                 Some(Value::String(s)) => Ok((p.contribution(Some(s)), false)),
                 Some(Value::Number(n)) => match n.as_f64() {
-                    Some(x) if x.is_finite() => {
-                        Ok((p.contribution(Some(&format!("{x}"))), false))
-                    }
+                    Some(x) if x.is_finite() => Ok((p.contribution(Some(&format!("{x}"))), false)),
                     _ => Err(Error::NonFiniteField {
                         field: field(),
                         row: None,

@@ -141,9 +141,13 @@ fn version_one_artifacts_without_a_training_range_still_load_and_verify() {
     let new = &saas_model().artifact;
     assert_eq!(new.schema_version, SCHEMA_VERSION);
     assert_ne!(new.model_id, old.model_id);
-    assert!(String::from_utf8(new.to_json_bytes()).unwrap().contains("\"min\""));
+    assert!(String::from_utf8(new.to_json_bytes())
+        .unwrap()
+        .contains("\"min\""));
     // Older than the oldest supported version: refused by version.
-    let ancient = edit(&bytes, |v| v["schema_version"] = Value::from(MIN_SCHEMA_VERSION - 1));
+    let ancient = edit(&bytes, |v| {
+        v["schema_version"] = Value::from(MIN_SCHEMA_VERSION - 1)
+    });
     assert!(matches!(
         ModelArtifact::from_json_bytes(&ancient),
         Err(Error::UnsupportedVersion { found: 0, .. })

@@ -376,7 +376,10 @@ fn values_beyond_the_training_range_are_scored_and_counted() {
     assert_eq!((o.training_min, o.training_max), (logins.min.unwrap(), max));
     assert!(o.to_string().contains("outside the training range"), "{o}");
     assert_eq!(outside.score.out_of_range, 1);
-    assert_ne!(outside.score.churn_probability, inside.score.churn_probability);
+    assert_ne!(
+        outside.score.churn_probability,
+        inside.score.churn_probability
+    );
 
     // The batch paths count the same.
     let mut table = saas_table().clone();
@@ -416,9 +419,7 @@ fn artifacts_without_a_recorded_domain_still_refuse_negative_log1p_values() {
     let s = Scorer::new(&artifact);
     let mut rec = record(saas_table(), 2);
     rec.insert(name.clone(), json!(-1));
-    assert!(
-        matches!(s.score_json(&rec), Err(Error::NegativeValue { field, .. }) if field == name)
-    );
+    assert!(matches!(s.score_json(&rec), Err(Error::NegativeValue { field, .. }) if field == name));
     // Without a recorded range nothing is out of range.
     rec.insert(name, json!(1e9));
     assert!(s.score_json(&rec).unwrap().out_of_range.is_empty());

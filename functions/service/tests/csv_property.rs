@@ -47,10 +47,7 @@ fn case_of(
     (2usize..6, n_rows)
         .prop_flat_map(move |(columns, n_rows)| {
             (
-                proptest::collection::vec(
-                    proptest::collection::vec(cell.clone(), columns),
-                    n_rows,
-                ),
+                proptest::collection::vec(proptest::collection::vec(cell.clone(), columns), n_rows),
                 Just(columns),
                 prop_oneof![Just(b','), Just(b';'), Just(b'\t')],
                 any::<bool>(),
@@ -117,10 +114,12 @@ fn reference(bytes: &[u8], case: &CsvCase) -> Vec<Vec<Option<String>>> {
 /// Row-major cells of a table read with every column as text.
 fn cells(table: &Table, columns: usize) -> Vec<Vec<Option<String>>> {
     let cols: Vec<&Vec<Option<String>>> = (0..columns)
-        .map(|j| match &table.column(&format!("col{j}")).unwrap().values {
-            ColumnValues::Text(v) => v,
-            ColumnValues::Numeric(_) => panic!("col{j} read as numbers"),
-        })
+        .map(
+            |j| match &table.column(&format!("col{j}")).unwrap().values {
+                ColumnValues::Text(v) => v,
+                ColumnValues::Numeric(_) => panic!("col{j} read as numbers"),
+            },
+        )
         .collect();
     (0..table.n_rows())
         .map(|i| cols.iter().map(|c| c[i].clone()).collect())
@@ -146,7 +145,10 @@ fn check(case: &CsvCase) {
     let path = dir.path().join("generated.csv");
     std::fs::write(&path, &bytes).unwrap();
     let whole = read_local_file(&path, &text_options(case.columns, 8192)).unwrap();
-    assert!(cells(&whole, case.columns) == want, "whole-file read differs");
+    assert!(
+        cells(&whole, case.columns) == want,
+        "whole-file read differs"
+    );
     let mut stream = TableStream::open_local(&path, text_options(case.columns, 5000)).unwrap();
     let mut streamed = Vec::new();
     while let Some(chunk) = stream.next_chunk().unwrap() {

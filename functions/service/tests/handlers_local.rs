@@ -770,7 +770,9 @@ async fn a_champion_that_refuses_some_new_values_is_compared_on_the_rows_it_can_
         second.reason
     );
     assert!(
-        second.reason.contains("holdout rows the champion can score"),
+        second
+            .reason
+            .contains("holdout rows the champion can score"),
         "{}",
         second.reason
     );

@@ -95,7 +95,10 @@ fn options() -> ReadOptions {
 fn assert_same_values(want: &Table, got: &Table, what: &str) {
     assert_eq!(got.n_rows(), want.n_rows(), "{what}: rows");
     for name in NUMERIC.iter().chain(TEXT) {
-        let a = &want.column(name).unwrap_or_else(|| panic!("csv {name}")).values;
+        let a = &want
+            .column(name)
+            .unwrap_or_else(|| panic!("csv {name}"))
+            .values;
         let b = &got
             .column(name)
             .unwrap_or_else(|| panic!("{what}: no column {name}"))
@@ -346,7 +349,13 @@ fn write_legacy(path: &Path) -> Vec<(&'static str, Vec<Option<f64>>)> {
     let schema = Arc::new(
         Type::group_type_builder("m")
             .with_fields(vec![
-                field("amount_bytes", Physical::BYTE_ARRAY, ConvertedType::DECIMAL, 30, 3),
+                field(
+                    "amount_bytes",
+                    Physical::BYTE_ARRAY,
+                    ConvertedType::DECIMAL,
+                    30,
+                    3,
+                ),
                 field("legacy_dec", Physical::INT64, ConvertedType::DECIMAL, 12, 2),
                 field("legacy_u32", Physical::INT32, ConvertedType::UINT_32, 0, 0),
                 field("legacy_u64", Physical::INT64, ConvertedType::UINT_64, 0, 0),
@@ -356,8 +365,8 @@ fn write_legacy(path: &Path) -> Vec<(&'static str, Vec<Option<f64>>)> {
             .unwrap(),
     );
     let file = std::fs::File::create(path).unwrap();
-    let mut w = SerializedFileWriter::new(file, schema, Arc::new(WriterProperties::default()))
-        .unwrap();
+    let mut w =
+        SerializedFileWriter::new(file, schema, Arc::new(WriterProperties::default())).unwrap();
     let mut rg = w.next_row_group().unwrap();
     let defs = [1, 0, 1, 1];
     // -1234.567, missing, 0.001, 10^26 + 0.5 (needs 12 bytes)
@@ -369,7 +378,9 @@ fn write_legacy(path: &Path) -> Vec<(&'static str, Vec<Option<f64>>)> {
             // Minimal two's complement: drop redundant sign bytes.
             let skip = b
                 .windows(2)
-                .take_while(|w| (w[0] == 0 && w[1] & 0x80 == 0) || (w[0] == 0xff && w[1] & 0x80 != 0))
+                .take_while(|w| {
+                    (w[0] == 0 && w[1] & 0x80 == 0) || (w[0] == 0xff && w[1] & 0x80 != 0)
+                })
                 .count();
             ByteArray::from(b[skip..].to_vec())
         })
@@ -417,7 +428,12 @@ fn write_legacy(path: &Path) -> Vec<(&'static str, Vec<Option<f64>>)> {
         ),
         (
             "legacy_u32",
-            vec![Some(4_294_967_295.0), None, Some(7.0), Some(2_147_483_648.0)],
+            vec![
+                Some(4_294_967_295.0),
+                None,
+                Some(7.0),
+                Some(2_147_483_648.0),
+            ],
         ),
         (
             "legacy_u64",
@@ -451,7 +467,9 @@ fn byte_array_decimals_and_legacy_converted_types_are_scaled_and_unsigned() {
     }
     assert!(table.column("legacy_date").is_none());
     assert!(
-        notes.iter().any(|n| n.contains("legacy_date") && n.contains("DATE")),
+        notes
+            .iter()
+            .any(|n| n.contains("legacy_date") && n.contains("DATE")),
         "{notes:?}"
     );
     // As text (a categorical or an id), a decimal is its exact decimal text.

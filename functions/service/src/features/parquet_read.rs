@@ -62,7 +62,9 @@ enum Decode {
     Plain,
     /// Unsigned integer stored in INT32/INT64.
     Unsigned,
-    Decimal { scale: i32 },
+    Decimal {
+        scale: i32,
+    },
     Float16,
     Uuid,
 }
@@ -526,16 +528,16 @@ fn read_batch(
         }
         (ColumnReader::DoubleColumnReader(r), _) => typed!(r, |v: &f64| Cell::Float(*v)),
         (ColumnReader::ByteArrayColumnReader(r), decode) => {
-            typed!(r, borrowing(|v: &parquet::data_type::ByteArray| bytes_cell(
-                v.data(),
-                decode
-            )))
+            typed!(
+                r,
+                borrowing(|v: &parquet::data_type::ByteArray| bytes_cell(v.data(), decode))
+            )
         }
         (ColumnReader::FixedLenByteArrayColumnReader(r), decode) => {
-            typed!(r, borrowing(|v: &parquet::data_type::FixedLenByteArray| bytes_cell(
-                v.data(),
-                decode
-            )))
+            typed!(
+                r,
+                borrowing(|v: &parquet::data_type::FixedLenByteArray| bytes_cell(v.data(), decode))
+            )
         }
         _ => Err(parquet::errors::ParquetError::General(
             "unsupported physical type".to_string(),
@@ -610,7 +612,10 @@ fn column_plan(
     let plan = match hint {
         Some(ColumnHint::Numeric) => Plan::Numeric,
         Some(ColumnHint::Text) => Plan::Text,
-        _ if text || col.physical_type() == PhysicalType::FIXED_LEN_BYTE_ARRAY && decode == Decode::Plain => {
+        _ if text
+            || col.physical_type() == PhysicalType::FIXED_LEN_BYTE_ARRAY
+                && decode == Decode::Plain =>
+        {
             Plan::Text
         }
         _ => Plan::Numeric,
@@ -660,7 +665,10 @@ fn decimal_text(unscaled: i128, scale: i32) -> String {
         if unscaled == 0 {
             return "0".to_string();
         }
-        return format!("{sign}{digits}{}", "0".repeat(scale.unsigned_abs() as usize));
+        return format!(
+            "{sign}{digits}{}",
+            "0".repeat(scale.unsigned_abs() as usize)
+        );
     }
     let scale = scale as usize;
     let padded = if digits.len() <= scale {
@@ -708,7 +716,10 @@ mod tests {
         assert_eq!(decimal_f64(12, -3), 12000.0);
         // Beyond 2^53 the text path rounds once, like parsing the text.
         let big: i128 = 123_456_789_012_345_678_901_234_567;
-        assert_eq!(decimal_f64(big, 9), "123456789012345678.901234567".parse::<f64>().unwrap());
+        assert_eq!(
+            decimal_f64(big, 9),
+            "123456789012345678.901234567".parse::<f64>().unwrap()
+        );
         assert_eq!(decimal_text(12345, 2), "123.45");
         assert_eq!(decimal_text(-5, 2), "-0.05");
         assert_eq!(decimal_text(0, 2), "0.00");

@@ -225,7 +225,9 @@ fn require_json(headers: &http::HeaderMap) -> Result<(), ApiError> {
     };
     Err(ApiError {
         status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        error: format!("the request body must be JSON sent as Content-Type: application/json; found {found}"),
+        error: format!(
+            "the request body must be JSON sent as Content-Type: application/json; found {found}"
+        ),
         details: vec![Detail {
             customer_id: None,
             field: Some("Content-Type".to_string()),

@@ -255,9 +255,18 @@ pub async fn handle_train_with(
                 let compared = ModelArtifact::from_json_bytes(&champion_bytes)
                     .map_err(|e| e.to_string())
                     .and_then(|champ| {
-                        compare_on_shared_rows(&champ, artifact, &table, &outcome.holdout_rows, &label)
+                        compare_on_shared_rows(
+                            &champ,
+                            artifact,
+                            &table,
+                            &outcome.holdout_rows,
+                            &label,
+                        )
                     });
-                let champion_auc = compared.as_ref().map(|c| c.champion_auc).map_err(Clone::clone);
+                let champion_auc = compared
+                    .as_ref()
+                    .map(|c| c.champion_auc)
+                    .map_err(Clone::clone);
                 let auc = compared.as_ref().map_or(auc, |c| c.challenger_auc);
                 let on_rows = match &compared {
                     Ok(c) if c.rows < outcome.holdout_rows.len() => format!(

@@ -103,21 +103,30 @@ pub async fn invalid_inputs_change_nothing(services: &Services, dir: &Path) {
     assert!(second.written > 0, "{second:?}");
     let rows: Vec<usize> = second.failed_rows.iter().map(|f| f.row).collect();
     assert_eq!(rows, [1, 2, 3]);
-    let messages: Vec<&str> = second.failed_rows.iter().map(|f| f.message.as_str()).collect();
+    let messages: Vec<&str> = second
+        .failed_rows
+        .iter()
+        .map(|f| f.message.as_str())
+        .collect();
     assert!(
         messages[0].contains("logins_30d is -5; every training value was >= 0"),
         "{messages:?}"
     );
-    assert!(messages[1].contains("customer_id") && messages[1].contains("300 bytes"), "{messages:?}");
+    assert!(
+        messages[1].contains("customer_id") && messages[1].contains("300 bytes"),
+        "{messages:?}"
+    );
     assert!(messages[2].contains("control character"), "{messages:?}");
-    assert_eq!(stored(services, &ids[..3]).await, before, "damaged rows changed flags");
+    assert_eq!(
+        stored(services, &ids[..3]).await,
+        before,
+        "damaged rows changed flags"
+    );
     let refused = ["x".repeat(300), "bad\u{1}id".to_string()];
     assert_eq!(stored(services, &refused).await, [None, None]);
 
     // The API: one bad customer refuses the whole request, persisted or not.
-    let customer = |id: &str, logins: f64| {
-        json!({"customer_id": id, "features": {"logins_30d": logins, "tenure_months": 12}})
-    };
+    let customer = |id: &str, logins: f64| json!({"customer_id": id, "features": {"logins_30d": logins, "tenure_months": 12}});
     let before = stored(services, &ids[3..5]).await;
     let body = json!({
         "customers": [customer(&ids[3], 1.0), customer(&ids[4], -3.0)],
@@ -128,19 +137,32 @@ pub async fn invalid_inputs_change_nothing(services: &Services, dir: &Path) {
     assert_eq!(v["details"][0]["customer_id"], ids[4].as_str());
     assert_eq!(v["details"][0]["field"], "logins_30d");
     let long = "y".repeat(257);
-    for (persist, id) in [(false, long.as_str()), (true, long.as_str()), (false, "a\nb"), (false, "  ")] {
+    for (persist, id) in [
+        (false, long.as_str()),
+        (true, long.as_str()),
+        (false, "a\nb"),
+        (false, "  "),
+    ] {
         let body = json!({"customers": [customer(id, 1.0)], "persist": persist});
         let (status, v) = post(services, "application/json", &body.to_string()).await;
         assert_eq!(status, 400, "{id:?}: {v}");
         assert_eq!(v["details"][0]["field"], "customers[0].customer_id", "{v}");
     }
     let body = json!({"customers": [customer(&ids[3], 1.0)], "persist": true}).to_string();
-    for content_type in ["text/plain", "application/x-www-form-urlencoded", "application/jsonx"] {
+    for content_type in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/jsonx",
+    ] {
         let (status, v) = post(services, content_type, &body).await;
         assert_eq!(status, 415, "{content_type}: {v}");
         assert_eq!(v["details"][0]["field"], "Content-Type");
     }
-    assert_eq!(stored(services, &ids[3..5]).await, before, "refused requests changed flags");
+    assert_eq!(
+        stored(services, &ids[3..5]).await,
+        before,
+        "refused requests changed flags"
+    );
     // Parameters are allowed, and a value beyond the training range is
     // scored with a warning naming it.
     let body = json!({"customers": [customer(&ids[3], 1e6)], "persist": false}).to_string();
