@@ -2,16 +2,16 @@
 # End-to-end training on the shared 1,000,000 x 20 benchmark CSV:
 #   A = the `churn train` process (read, fit, evaluate, write the artifact to a
 #       fresh model store, promote), timed as a whole process;
-#   B = ../shared/bench/sklearn_baseline.py train (pandas.read_csv +
+#   B = bench/sklearn_baseline.py train (pandas.read_csv +
 #       StandardScaler + LogisticRegression(lbfgs)); its work_s excludes
 #       interpreter start and imports, so the ratio against it is strict.
 # Alternated A B A B ..., medians and the median ratio printed last.
 #
 #   bench/compare_train.sh [CSV] [PYTHON] [ROUNDS]
 #
-# Setup (see ../shared/bench/README.md):
+# Setup (see bench/README.md):
 #   python3 -m venv /tmp/bench-venv && /tmp/bench-venv/bin/pip install -q numpy pandas scikit-learn
-#   /tmp/bench-venv/bin/python ../shared/bench/gen_syn.py --out /tmp/syn1m.csv
+#   /tmp/bench-venv/bin/python bench/gen_syn.py --out /tmp/syn1m.csv
 #   cargo build --release -p churn-cli
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,7 +19,7 @@ csv=${1:-/tmp/syn1m.csv}
 py=${2:-/tmp/bench-venv/bin/python}
 rounds=${3:-5}
 churn=${CARGO_TARGET_DIR:-$here/target}/release/churn
-baseline=$here/../shared/bench/sklearn_baseline.py
+baseline=$here/bench/sklearn_baseline.py
 [ -x "$churn" ] || { echo "build first: cargo build --release -p churn-cli" >&2; exit 1; }
 [ -f "$baseline" ] || { echo "missing $baseline" >&2; exit 1; }
 work=$(mktemp -d)

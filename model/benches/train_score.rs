@@ -4,7 +4,7 @@
 //! # generate N synthetic SaaS customers in memory, train, score
 //! cargo bench -p churn-model --bench train_score -- syn 1000000
 //! # the benchmark table's shape (20 numeric columns on scales 1..1000, the
-//! # generator of ../shared/bench/gen_syn.py) built in memory, train, score
+//! # generator of bench/gen_syn.py) built in memory, train, score
 //! cargo bench -p churn-model --bench train_score -- wide 1000000
 //! ```
 //!
@@ -113,7 +113,7 @@ fn bench_config() -> TrainConfig {
     b.build().expect("config")
 }
 
-/// The shape of `../shared/bench/gen_syn.py`: `f_j = u_j * 10^(j % 4)`,
+/// The shape of `bench/gen_syn.py`: `f_j = u_j * 10^(j % 4)`,
 /// `u_j ~ U(-1, 1)`, churn ~ Bernoulli(sigmoid(-1.5 + sum_j (j - 10) / 10 * u_j)).
 fn wide_table(n: usize, seed: u64) -> Table {
     use rand::{Rng, SeedableRng};
