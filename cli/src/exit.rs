@@ -1,30 +1,31 @@
-//! Exit codes and error reporting.
+//! Exit codes and error reporting. One table for every command:
 //!
-//! - `0`: success;
-//! - `1`: user error (bad input, missing file, unknown model id, empty model
-//!   store...), reported as one sentence on stderr;
-//! - `2`: internal error (I/O failure we did not expect, a bug, AWS errors
-//!   other than "not found"/"access denied").
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success |
+//! | 1 | bad input or state, named in the message (a missing file, a wrong column, no promoted model, an unknown model id) |
+//! | 2 | usage: the command line itself is wrong (clap's convention) |
+//! | 3 | a snapshot refused by the snapshot check (reserved for it) |
+//! | 70 | internal error (sysexits' `EX_SOFTWARE`): a bug, corrupt stored state, or a backend that failed (the message says when retrying may help) |
+//!
+//! The code is derived from the error's [`ErrorKind`] (each library error has
+//! `kind()`), the same decision the HTTP API and the Lambda `errorType` make.
 //!
 //! `RUST_BACKTRACE` may be set in the environment, so errors are printed here
 //! with `{:#}` (the chain on one line) and never returned from `main` as a
 //! `Result`, which would print a backtrace.
 
+use churn_model::ErrorKind;
 use std::fmt;
 use std::io::Write;
 use std::process::ExitCode;
 
-/// Exit code for a user error.
-pub const USER: u8 = 1;
-/// Exit code for an internal error.
-pub const INTERNAL: u8 = 2;
-
-/// How an error is classified.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    User,
-    Internal,
-}
+/// Exit code for bad input or state.
+pub const INPUT: u8 = 1;
+/// Exit code for a command line clap refuses.
+pub const USAGE: u8 = 2;
+/// Exit code for an internal (or transient backend) error.
+pub const INTERNAL: u8 = 70;
 
 /// An error caused by what the user asked for (exit code 1).
 #[derive(Debug)]
@@ -43,42 +44,34 @@ pub fn user(message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(UserError(message.into()))
 }
 
-/// Classify an error by the typed errors in its chain.
-pub fn classify(err: &anyhow::Error) -> Kind {
+/// The kind of an error: the first typed error in its chain decides;
+/// anything unknown is internal.
+pub fn classify(err: &anyhow::Error) -> ErrorKind {
     for cause in err.chain() {
         if cause.is::<UserError>() {
-            return Kind::User;
+            return ErrorKind::Input;
         }
-        if let Some(kind) = classify_typed(cause) {
+        if let Some(kind) = kind_of(cause) {
             return kind;
         }
     }
-    Kind::Internal
+    ErrorKind::Internal
 }
 
-/// The classification of one typed error from the service or model crates,
-/// or `None` when `cause` is not one we know (look further down the chain).
-fn classify_typed(cause: &(dyn std::error::Error + 'static)) -> Option<Kind> {
+/// The kind of one typed error from the service or model crates (their own
+/// `kind()`), or of an I/O error; `None` when `cause` is not one we know.
+fn kind_of(cause: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
     if let Some(e) = cause.downcast_ref::<churn_service::handlers::HandlerError>() {
-        use churn_service::handlers::HandlerError as H;
-        // `#[error(transparent)]` variants hide the inner error from the
-        // source chain, so look inside here.
-        return Some(match e {
-            H::BadRequest(_) | H::Features(_) | H::NoModel => Kind::User,
-            H::Model(m) => model_kind(m),
-            H::Service(s) => service_kind(s),
-        });
+        return Some(e.kind());
     }
     if let Some(e) = cause.downcast_ref::<churn_service::Error>() {
-        return Some(service_kind(e));
+        return Some(e.kind());
     }
     if let Some(e) = cause.downcast_ref::<churn_model::Error>() {
-        return Some(model_kind(e));
+        return Some(e.kind());
     }
-    if cause.is::<churn_service::features::FeatureError>() {
-        // Every feature error is about the source the user named: a missing
-        // file or object, a bad header, a bad cell, a missing column.
-        return Some(Kind::User);
+    if let Some(e) = cause.downcast_ref::<churn_service::features::FeatureError>() {
+        return Some(e.kind());
     }
     if let Some(e) = cause.downcast_ref::<std::io::Error>() {
         return Some(match e.kind() {
@@ -88,8 +81,8 @@ fn classify_typed(cause: &(dyn std::error::Error + 'static)) -> Option<Kind> {
             | std::io::ErrorKind::InvalidInput
             | std::io::ErrorKind::InvalidData
             | std::io::ErrorKind::AddrInUse
-            | std::io::ErrorKind::AddrNotAvailable => Kind::User,
-            _ => Kind::Internal,
+            | std::io::ErrorKind::AddrNotAvailable => ErrorKind::Input,
+            _ => ErrorKind::Internal,
         });
     }
     None
@@ -110,47 +103,13 @@ pub fn one_line(message: &str) -> String {
 }
 
 /// Report a command-line parsing outcome: `--help`/`--version` exit 0,
-/// usage errors exit 1 (clap's own default would be 2, our "internal").
+/// usage errors exit 2 (clap's convention and GNU's).
 pub fn usage(err: clap::Error) -> ExitCode {
     let _ = err.print();
     if err.use_stderr() {
-        ExitCode::from(USER)
+        ExitCode::from(USAGE)
     } else {
         ExitCode::SUCCESS
-    }
-}
-
-/// Service errors: what the user asked for or gave is wrong (1), or a
-/// backend/stored state is broken (2).
-fn service_kind(e: &churn_service::Error) -> Kind {
-    use churn_service::Error as E;
-    match e {
-        E::Config { .. }
-        | E::ModelNotFound { .. }
-        | E::NoPreviousModel
-        | E::InvalidCursor(_)
-        | E::BandNotListed(_)
-        | E::InvalidInput { .. } => Kind::User,
-        E::Storage { .. }
-        | E::InvalidArtifact(_)
-        | E::ArtifactConflict { .. }
-        | E::ShaMismatch { .. }
-        | E::Corrupt { .. } => Kind::Internal,
-        #[allow(unreachable_patterns)]
-        _ => Kind::Internal,
-    }
-}
-
-/// Model errors: problems with the data or schema the user handed in (1);
-/// a failed fit or a broken stored artifact (2).
-fn model_kind(e: &churn_model::Error) -> Kind {
-    use churn_model::Error as E;
-    match e {
-        E::Solver { .. }
-        | E::ArtifactCorrupt { .. }
-        | E::ArtifactTampered { .. }
-        | E::UnsupportedVersion { .. } => Kind::Internal,
-        _ => Kind::User,
     }
 }
 
@@ -166,11 +125,15 @@ pub fn finish(result: anyhow::Result<()>) -> ExitCode {
                 message.push('.');
             }
             match kind {
-                Kind::User => {
+                ErrorKind::Input => {
                     eprintln!("error: {message}");
-                    ExitCode::from(USER)
+                    ExitCode::from(INPUT)
                 }
-                Kind::Internal => {
+                ErrorKind::Transient => {
+                    eprintln!("error (temporary; retrying may help): {message}");
+                    ExitCode::from(INTERNAL)
+                }
+                ErrorKind::Internal => {
                     eprintln!("internal error: {message}");
                     ExitCode::from(INTERNAL)
                 }
@@ -189,7 +152,7 @@ mod tests {
         let err: anyhow::Error = Err::<(), _>(user("no such column \"x\""))
             .context("reading data.csv")
             .unwrap_err();
-        assert_eq!(classify(&err), Kind::User);
+        assert_eq!(classify(&err), ErrorKind::Input);
         assert_eq!(format!("{err:#}"), "reading data.csv: no such column \"x\"");
     }
 
@@ -206,7 +169,7 @@ mod tests {
     #[test]
     fn missing_file_is_a_user_error_and_other_errors_are_internal() {
         let nf = anyhow::Error::new(std::io::Error::new(std::io::ErrorKind::NotFound, "gone"));
-        assert_eq!(classify(&nf), Kind::User);
-        assert_eq!(classify(&anyhow::anyhow!("bug")), Kind::Internal);
+        assert_eq!(classify(&nf), ErrorKind::Input);
+        assert_eq!(classify(&anyhow::anyhow!("bug")), ErrorKind::Internal);
     }
 }

@@ -242,7 +242,7 @@ fn generate_writes_seeded_csv_and_parquet() {
         ".csv or .parquet",
     );
     let (code, _, stderr) = run(churn(d).args(["generate", "--customers", "0", "--out", "x.csv"]));
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "a value clap refuses is a usage error");
     assert!(
         stderr.starts_with("error: invalid value '0' for '--customers"),
         "{stderr}"
@@ -427,8 +427,9 @@ fn train_band_options_and_their_variables_reach_the_stored_model() {
     );
 
     // The two forms conflict, also through a variable; cutoffs come in pairs;
-    // out-of-order cutoffs name the variable. Exit 1 each time.
-    for (args, envs, needle) in [
+    // out-of-order cutoffs name the variable. What clap refuses is a usage
+    // error (exit 2); values that parse but break a rule are bad input (1).
+    for (args, envs, needle, expected) in [
         (
             vec![
                 "--high-share",
@@ -440,27 +441,32 @@ fn train_band_options_and_their_variables_reach_the_stored_model() {
             ],
             vec![],
             "cannot be used with",
+            2,
         ),
         (
             vec!["--high-cutoff", "0.5", "--medium-cutoff", "0.2"],
             vec![("CHURN_BAND_MEDIUM_SHARE", "0.1")],
             "cannot be used with",
+            2,
         ),
-        (vec!["--high-cutoff", "0.5"], vec![], "--medium-cutoff"),
+        (vec!["--high-cutoff", "0.5"], vec![], "--medium-cutoff", 2),
         (
             vec!["--high-cutoff", "0.2", "--medium-cutoff", "0.5"],
             vec![],
             "CHURN_BAND_MEDIUM_CUTOFF",
+            1,
         ),
         (
             vec!["--high-share", "0.8", "--medium-share", "0.5"],
             vec![],
             "CHURN_BAND_MEDIUM_SHARE",
+            1,
         ),
         (
             vec!["--high-cutoff", "high", "--medium-cutoff", "0.2"],
             vec![],
             "--high-cutoff",
+            2,
         ),
     ] {
         let mut cmd = churn(d);
@@ -469,7 +475,7 @@ fn train_band_options_and_their_variables_reach_the_stored_model() {
             cmd.env(k, v);
         }
         let (code, _, stderr) = run(&mut cmd);
-        assert_eq!(code, 1, "{args:?} {envs:?}: {stderr}");
+        assert_eq!(code, expected, "{args:?} {envs:?}: {stderr}");
         assert!(stderr.contains(needle), "{args:?} {envs:?}: {stderr}");
     }
 }
@@ -871,7 +877,7 @@ fn a_broken_model_store_is_an_internal_error_exit_2() {
     let models = d.join("churn-data/models");
     let pointer = std::fs::read_to_string(models.join("current.json")).unwrap();
     let id = json(&pointer)["model_id"].as_str().unwrap().to_string();
-    // The artifact changed under the pointer: refused, exit 2, one line.
+    // The artifact changed under the pointer: refused, exit 70, one line.
     let artifact = models.join(&id).join("model.json");
     let mut bytes = std::fs::read_to_string(&artifact).unwrap();
     bytes = bytes.replacen("\"intercept\": ", "\"intercept\": 1", 1);
@@ -884,14 +890,14 @@ fn a_broken_model_store_is_an_internal_error_exit_2() {
         "--out",
         "s.csv",
     ]));
-    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(code, 70, "{stderr}");
     assert!(stderr.starts_with("internal error: "), "{stderr}");
     assert!(stderr.contains("sha256 mismatch"), "{stderr}");
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     // An unreadable pointer.
     std::fs::write(models.join("current.json"), "{not json").unwrap();
     let (code, _, stderr) = run(churn(d).args(["-q", "models", "rollback"]));
-    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(code, 70, "{stderr}");
     assert!(stderr.contains("current.json"), "{stderr}");
 }
 

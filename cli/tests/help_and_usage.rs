@@ -1,4 +1,5 @@
-//! `--help` on every command (with an example) and usage errors (exit 1).
+//! `--help` on every command (with an example and the exit codes) and usage
+//! errors (exit 2, clap's convention).
 
 use assert_cmd::Command;
 use predicates::prelude::*;
@@ -53,27 +54,27 @@ fn store_options_show_their_env_fallbacks_and_defaults() {
 }
 
 #[test]
-fn usage_errors_exit_1_with_a_message() {
+fn usage_errors_exit_2_with_a_message() {
     churn()
         .arg("frobnicate")
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicate::str::contains("unrecognized subcommand"));
     churn()
         .args(["generate", "--out", "x.csv"])
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicate::str::contains("--customers"));
     churn()
         .args(["risk-list", "--band", "urgent"])
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicate::str::contains("unknown risk band"));
     churn()
         .args(["risk-list", "--format", "xml"])
         .assert()
-        .code(1);
-    churn().assert().code(1);
+        .code(2);
+    churn().assert().code(2);
 }
 
 #[test]
@@ -83,4 +84,17 @@ fn version_exits_0() {
         .assert()
         .success()
         .stdout(predicate::str::starts_with("churn "));
+}
+
+#[test]
+fn help_lists_the_exit_codes() {
+    let out = churn().arg("--help").output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("1 bad input or state")
+            && text.contains("2 usage")
+            && text.contains("3 snapshot refused")
+            && text.contains("70 internal error"),
+        "{text}"
+    );
 }

@@ -177,9 +177,7 @@ def run(machine: dict, data: Any, task: TaskHandler, context: dict | None = None
             if kind == "Pass":
                 result = st.get("Result", effective)
             elif kind == "Task":
-                result = task(st["Resource"], effective)
-                if "ResultSelector" in st:
-                    result = evaluate(st["ResultSelector"], result, context)
+                result = _run_task_with_retries(st, effective, task, context)
             elif kind == "Map":
                 result = _run_map(st, data, task, context, trace)
             else:
@@ -200,6 +198,25 @@ def run(machine: dict, data: Any, task: TaskHandler, context: dict | None = None
             return "SUCCEEDED", data
         name = st["Next"]
     raise AssertionError("state machine did not end within 1000 transitions")
+
+
+def _run_task_with_retries(st: dict, effective: Any, task: TaskHandler, context: dict) -> Any:
+    """A Task with its Retry clauses: the first retrier whose ErrorEquals names
+    the error (or States.ALL) retries it up to its MaxAttempts (default 3);
+    waits are not simulated."""
+    attempts = [0] * len(st.get("Retry", []))
+    while True:
+        try:
+            result = task(st["Resource"], effective)
+            if "ResultSelector" in st:
+                result = evaluate(st["ResultSelector"], result, context)
+            return result
+        except TaskFailed as failure:
+            index = next((i for i, r in enumerate(st.get("Retry", []))
+                          if failure.error in r["ErrorEquals"] or "States.ALL" in r["ErrorEquals"]), None)
+            if index is None or attempts[index] >= st["Retry"][index].get("MaxAttempts", 3):
+                raise
+            attempts[index] += 1
 
 
 def _run_map(st: dict, data: Any, task: TaskHandler, context: dict, trace: list) -> Any:

@@ -836,9 +836,11 @@ def substituted_definition(template) -> dict:
 class FakeAws:
     """Answers the state machine's tasks; records what was asked."""
 
-    def __init__(self, objects, fail_invocations=()):
+    def __init__(self, objects, fail_invocations=(), errors=None):
         self.objects = objects  # [(key, size)]
         self.fail = set(fail_invocations)
+        # snapshot -> errorTypes its invocations raise, one per attempt, in order
+        self.errors = {k: list(v) for k, v in (errors or {}).items()}
         self.invocations, self.messages, self.listings, self.written = [], [], [], []
 
     def __call__(self, resource, params):
@@ -854,6 +856,9 @@ class FakeAws:
             self.invocations.append(params["Payload"])
             if params["Payload"]["snapshot"] in self.fail:
                 raise asl_sim.TaskFailed("RescoreError", "bad shard")
+            pending = self.errors.get(params["Payload"]["snapshot"])
+            if pending:
+                raise asl_sim.TaskFailed(pending.pop(0), "from the function")
             return {"StatusCode": 200, "Payload": {"scored": 10, "written": 1}}
         if resource == "arn:aws:states:::s3:putObject":
             self.written.append(params)
@@ -926,3 +931,54 @@ def test_state_machine_reports_a_failed_direct_run(template):
     status, out = asl_sim.run(substituted_definition(template), {}, aws)
     assert status == "FAILED" and out == {"Error": "RescoreError", "Cause": "bad shard"}
     assert len(aws.messages) == 1
+
+
+ERROR_TYPES = ("ChurnInputError", "ChurnTransientError", "ChurnInternalError")
+
+
+def test_error_types_are_the_ones_the_functions_report():
+    """The errorType names the state machine matches are the ones the Rust
+    code gives each error kind (model/src/error.rs)."""
+    source = (REPO / "model" / "src" / "error.rs").read_text()
+    for name in ERROR_TYPES:
+        assert f'"{name}"' in source, f"{name} is not an errorType of the functions"
+
+
+def test_rescore_invocations_retry_transient_errors_only(template):
+    (sm,) = resources(template, "AWS::StepFunctions::StateMachine").values()
+    states = dict(walk_states(sm["Properties"]["Definition"]["States"]))
+    invokes = [s for s in states.values() if s.get("Resource") == "arn:aws:states:::lambda:invoke"]
+    assert invokes
+    for s in invokes:
+        retried = {e for r in s["Retry"] for e in r["ErrorEquals"]}
+        assert "States.ALL" not in retried, "input errors and bugs must not be retried"
+        assert "ChurnTransientError" in retried
+        assert not retried & {"ChurnInputError", "ChurnInternalError"}
+
+
+def test_state_machine_retries_a_transient_failure_and_succeeds(template):
+    snapshot = BUCKET_URI + "snapshots/latest/"
+    aws = FakeAws([("snapshots/latest/all.csv", 1)], errors={snapshot: ["ChurnTransientError"]})
+    status, out = asl_sim.run(substituted_definition(template), {}, aws)
+    assert status == "SUCCEEDED", out
+    assert aws.invocations == [{"snapshot": snapshot}] * 2
+    assert not aws.messages
+
+
+@pytest.mark.parametrize("error", ["ChurnInputError", "ChurnInternalError"])
+def test_state_machine_sends_input_errors_and_bugs_straight_to_failure(template, error):
+    snapshot = BUCKET_URI + "snapshots/latest/"
+    aws = FakeAws([("snapshots/latest/all.csv", 1)], errors={snapshot: [error, error]})
+    status, out = asl_sim.run(substituted_definition(template), {}, aws)
+    assert status == "FAILED" and out["Error"] == error
+    assert len(aws.invocations) == 1, "not retried"
+    assert len(aws.messages) == 1
+
+
+def test_a_shard_with_bad_input_fails_without_retries(template):
+    bad = BUCKET_URI + "snapshots/latest/part-1.csv"
+    aws = FakeAws([("snapshots/latest/part-0.csv", 1), ("snapshots/latest/part-1.csv", 1)],
+                  errors={bad: ["ChurnInputError"]})
+    status, out = asl_sim.run(substituted_definition(template), {}, aws)
+    assert status == "FAILED" and out["Error"] == "States.ExceedToleratedFailureThreshold"
+    assert aws.invocations.count({"snapshot": bad}) == 1

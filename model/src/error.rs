@@ -5,6 +5,34 @@
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Who is to blame for an error: the one decision every caller derives its
+/// reaction from (CLI exit code, HTTP status, Lambda `errorType` and so
+/// whether Step Functions retries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The input, request or stored state the caller named is wrong or
+    /// missing: retrying the same thing fails the same way.
+    Input,
+    /// A dependency failed for now (a store outage, throttling past the
+    /// deadline, a network error): the same request may succeed later.
+    Transient,
+    /// A bug, or stored data that cannot be what it claims (a tampered or
+    /// corrupt artifact): needs an operator.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The Lambda Runtime API `errorType` of this kind, matched by the state
+    /// machine's `Retry` (transient only) and `Catch` clauses.
+    pub fn lambda_error_type(self) -> &'static str {
+        match self {
+            ErrorKind::Input => "ChurnInputError",
+            ErrorKind::Transient => "ChurnTransientError",
+            ErrorKind::Internal => "ChurnInternalError",
+        }
+    }
+}
+
 /// Formats an optional row number as `" at row N"` (or nothing).
 fn at_row(row: &Option<usize>) -> String {
     match row {
@@ -15,6 +43,7 @@ fn at_row(row: &Option<usize>) -> String {
 
 /// Everything that can go wrong in the model crate.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A column the configuration or schema names is not in the table.
     #[error("column {column:?} not found in the table (columns: {available})")]
@@ -155,4 +184,19 @@ pub enum Error {
     /// A required feature is absent or null at scoring time.
     #[error("field {field:?}{}: required feature is missing", at_row(.row))]
     MissingField { field: String, row: Option<usize> },
+}
+
+impl Error {
+    /// Whose fault it is: a failed fit or an artifact that does not verify is
+    /// internal; everything else concerns the data, schema or configuration
+    /// the caller handed in.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Solver { .. }
+            | Error::ArtifactCorrupt { .. }
+            | Error::ArtifactTampered { .. }
+            | Error::UnsupportedVersion { .. } => ErrorKind::Internal,
+            _ => ErrorKind::Input,
+        }
+    }
 }

@@ -61,7 +61,7 @@ mod validate;
 pub use artifact::{ModelArtifact, MIN_SCHEMA_VERSION, SCHEMA_VERSION};
 pub use band::{BandCutoffs, BandPolicy, RiskBand};
 pub use customer_id::{customer_id, CustomerIdError, MAX_CUSTOMER_ID_BYTES};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use metrics::{ConfusionMatrix, Metrics};
 pub use reason::Reason;
 pub use schema::{ColumnKind, ColumnSpec, Schema};

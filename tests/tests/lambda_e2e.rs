@@ -108,7 +108,7 @@ async fn train_score_and_rescore_binaries_against_moto() {
         )
         .await
         .unwrap();
-    assert!(matches!(missing, Outcome::Error(_)), "{missing:?}");
+    assert_error_type(&missing, "ChurnInputError");
     assert_eq!(
         models.current_pointer().await.unwrap().unwrap().model_id,
         model_id
@@ -253,11 +253,27 @@ async fn train_score_and_rescore_binaries_against_moto() {
         )
         .await
         .unwrap();
-    assert!(matches!(missing, Outcome::Error(_)), "{missing:?}");
+    assert_error_type(&missing, "ChurnInputError");
     let one = invoke_json(
         &rescore_api,
         &json!({"snapshot": format!("s3://{BUCKET}/snapshots/latest/part-0001.csv")}),
     )
     .await;
     assert_eq!(one["scored"], 2000, "{one}");
+}
+
+/// An invocation error whose Runtime API `errorType` is `expected` (what
+/// the state machine's Retry and Catch clauses match).
+fn assert_error_type(outcome: &Outcome, expected: &str) {
+    let Outcome::Error(body) = outcome else {
+        panic!("expected an invocation error, got {outcome:?}");
+    };
+    let error: serde_json::Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(error["errorType"], expected, "{error}");
+    assert!(
+        error["errorMessage"]
+            .as_str()
+            .is_some_and(|m| m.contains("nope")),
+        "{error}"
+    );
 }

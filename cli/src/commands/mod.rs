@@ -31,7 +31,7 @@ pub const DEFAULT_FLAGS: &str = "sqlite://./churn-data/flags.db";
                   risk lists.\n\nThe same handlers run as AWS Lambda functions (models in S3, flags \
                   in DynamoDB) and here on your machine (models in a directory, flags in SQLite). \
                   After `churn demo`, every other command works with no options.",
-    after_help = "Examples:\n  churn demo\n  churn risk-list --band high --limit 20\n  churn train --data customers.csv --id customer_id --label churned\n\nExit codes: 0 success, 1 user error, 2 internal error."
+    after_help = "Examples:\n  churn demo\n  churn risk-list --band high --limit 20\n  churn train --data customers.csv --id customer_id --label churned\n\nExit codes: 0 success, 1 bad input or state (named in the message), 2 usage, 3 snapshot refused by the check, 70 internal error."
 )]
 pub struct Cli {
     /// No progress or notes on stderr (results and errors are still printed).

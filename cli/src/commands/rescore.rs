@@ -91,7 +91,8 @@ pub async fn rescore(
     Ok(summary)
 }
 
-/// Flags the store could not write are an error (exit 2) after the summary.
+/// Flags the store could not write before the deadline are an error after
+/// the summary: a transient store failure (exit 70; a rerun writes them).
 pub fn write_failures(summary: &RescoreSummary) -> anyhow::Result<()> {
     if summary.write_failures_count == 0 {
         return Ok(());
@@ -101,10 +102,15 @@ pub fn write_failures(summary: &RescoreSummary) -> anyhow::Result<()> {
         .first()
         .map(|f| format!(" (first: {}: {})", f.customer_id, f.reason))
         .unwrap_or_default();
-    Err(anyhow::anyhow!(
-        "{} flags could not be written{first}",
-        summary.write_failures_count
-    ))
+    Err(churn_service::Error::Storage {
+        backend: "flag store",
+        operation: "write",
+        message: format!(
+            "{} flags could not be written before the deadline{first}",
+            summary.write_failures_count
+        ),
+    }
+    .into())
 }
 
 /// The rescore summary for people.

@@ -15,8 +15,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let services = Services::from_config(ServiceConfig::from_env()?).await?;
     let services = &services;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let summary = run_event(services, &event.payload, &|_| {}).await?;
-        Ok::<Value, lambda_runtime::Error>(serde_json::to_value(summary)?)
+        // A `HandlerError` becomes a Runtime API error whose `errorType`
+        // says input, transient or internal.
+        run_event(services, &event.payload, &|_| {}).await
     }))
     .await
 }

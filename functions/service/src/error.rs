@@ -6,10 +6,11 @@
 //! Adapters convert their SDK/driver errors into [`Error::Storage`] with the
 //! operation named, so no AWS or SQLite type leaks through the ports.
 
-use churn_model::RiskBand;
+use churn_model::{ErrorKind, RiskBand};
 
 /// Errors of the churn service (configuration, storage ports, handlers).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// An environment variable (or URI inside it) could not be understood.
     #[error("configuration {variable}={value:?}: {message}")]
@@ -30,12 +31,6 @@ pub enum Error {
     /// Bytes handed to the model store are not a model artifact we can store.
     #[error("invalid model artifact: {0}")]
     InvalidArtifact(String),
-
-    /// An artifact with this id already exists with different bytes; artifacts
-    /// are immutable. The model store no longer returns it (an existing id is
-    /// already stored, see `ModelStore::put_artifact`); kept for callers that match it.
-    #[error("model {model_id} already exists with different content; artifacts are immutable")]
-    ArtifactConflict { model_id: String },
 
     /// The model id is not stored.
     #[error("model {model_id} not found")]
@@ -90,3 +85,25 @@ impl Error {
 
 /// `Result` with the service [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Whose fault it is (see [`ErrorKind`]): what the caller configured or
+    /// asked for is input; a backend call that failed is transient; stored
+    /// state that does not decode or verify is internal.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Config { .. }
+            | Error::ModelNotFound { .. }
+            | Error::NoPreviousModel
+            | Error::InvalidCursor(_)
+            | Error::BandNotListed(_)
+            | Error::InvalidInput { .. } => ErrorKind::Input,
+            Error::Storage { .. } => ErrorKind::Transient,
+            // Artifacts are written by training; one that does not load or
+            // verify is broken stored state, not the caller's input.
+            Error::InvalidArtifact(_) | Error::ShaMismatch { .. } | Error::Corrupt { .. } => {
+                ErrorKind::Internal
+            }
+        }
+    }
+}

@@ -8,7 +8,6 @@ use churn_service::features::FeatureUri;
 use churn_service::handlers::train::{handle_train_with, TrainRequest, TrainSettings};
 use churn_service::services::Services;
 use lambda_runtime::{service_fn, LambdaEvent};
-use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -23,14 +22,15 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 Ok(uri) => services.s3_for(&uri).await,
                 Err(_) => None,
             };
-            let summary = handle_train_with(
+            // A `HandlerError` becomes a Runtime API error whose `errorType`
+            // says input, transient or internal.
+            handle_train_with(
                 &request,
                 services.models.as_ref(),
                 s3.as_ref(),
                 TrainSettings::from_config(&services.config),
             )
-            .await?;
-            Ok::<Value, lambda_runtime::Error>(serde_json::to_value(summary)?)
+            .await
         },
     ))
     .await

@@ -7,6 +7,7 @@
 
 /// A feature source could not be read or written.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FeatureError {
     /// The source string is neither a local path nor a usable `s3://bucket/key`.
     #[error("invalid feature source {uri:?}: {message}")]
@@ -22,6 +23,10 @@ pub enum FeatureError {
         operation: &'static str,
         location: String,
         message: String,
+        /// The backend failed for now (S3 5xx, throttling, timeout): the
+        /// same read may succeed later. A missing file or object, or access
+        /// denied, is not transient.
+        transient: bool,
     },
 
     /// An S3 prefix with no objects (or a directory with no data files).
@@ -86,6 +91,50 @@ impl FeatureError {
             operation,
             location: location.into(),
             message: err.to_string(),
+            transient: false,
+        }
+    }
+
+    /// An S3 call's failure, transient when S3 says so (5xx, `SlowDown`) or
+    /// the request never got an answer (timeout, connection failure).
+    pub(crate) fn s3<E>(
+        operation: &'static str,
+        location: impl Into<String>,
+        err: aws_sdk_s3::error::SdkError<E>,
+    ) -> Self
+    where
+        E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        use aws_sdk_s3::error::SdkError;
+        let transient = match &err {
+            SdkError::TimeoutError(_)
+            | SdkError::DispatchFailure(_)
+            | SdkError::ResponseError(_) => true,
+            SdkError::ServiceError(s) => {
+                s.raw().status().as_u16() >= 500
+                    || matches!(s.err().code(), Some("SlowDown" | "RequestTimeout"))
+            }
+            _ => false,
+        };
+        FeatureError::Io {
+            operation,
+            location: location.into(),
+            message: aws_sdk_s3::error::DisplayErrorContext(err).to_string(),
+            transient,
+        }
+    }
+
+    /// Whose fault it is: the source the caller named (missing, malformed,
+    /// wrong columns) is input; a transient backend failure is transient; a
+    /// writer handed an inconsistent table is a bug.
+    pub fn kind(&self) -> churn_model::ErrorKind {
+        use churn_model::ErrorKind;
+        match self {
+            FeatureError::Io {
+                transient: true, ..
+            } => ErrorKind::Transient,
+            FeatureError::InvalidTable { .. } => ErrorKind::Internal,
+            _ => ErrorKind::Input,
         }
     }
 

@@ -44,10 +44,12 @@ pub(crate) async fn resolve(
         FeatureUri::Local(path) => resolve_local(path),
         FeatureUri::S3 { bucket, key } => {
             let location = uri.to_string();
-            let client = s3.ok_or_else(|| FeatureError::Io {
-                operation: "read",
-                location: location.clone(),
-                message: "an s3:// source needs an S3 client (AWS configuration)".to_string(),
+            let client = s3.ok_or_else(|| {
+                FeatureError::io(
+                    "read",
+                    &location,
+                    "an s3:// source needs an S3 client (AWS configuration)",
+                )
             })?;
             if !FeatureUri::is_s3_prefix(key) {
                 let format = Format::from_name(key).unwrap_or(Format::Csv);
@@ -70,9 +72,7 @@ pub(crate) async fn resolve(
                 .into_paginator()
                 .send();
             while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| {
-                    FeatureError::io("list", &location, aws_sdk_s3::error::DisplayErrorContext(e))
-                })?;
+                let page = page.map_err(|e| FeatureError::s3("list", &location, e))?;
                 for obj in page.contents() {
                     if let Some(k) = obj.key() {
                         if let Some(f) = Format::from_name(k) {

@@ -147,9 +147,7 @@ async fn read_part(
                 .key(key)
                 .send()
                 .await
-                .map_err(|e| {
-                    FeatureError::io("get", &location, aws_sdk_s3::error::DisplayErrorContext(e))
-                })?;
+                .map_err(|e| FeatureError::s3("get", &location, e))?;
             let bytes = resp
                 .body
                 .collect()

@@ -224,13 +224,7 @@ impl TableStream {
                     .ok_or_else(|| FeatureError::io("read", &location, "no S3 client"))?;
                 let resp = handle
                     .block_on(client.get_object().bucket(bucket).key(key).send())
-                    .map_err(|e| {
-                        FeatureError::io(
-                            "get",
-                            &location,
-                            aws_sdk_s3::error::DisplayErrorContext(e),
-                        )
-                    })?;
+                    .map_err(|e| FeatureError::s3("get", &location, e))?;
                 let _guard = handle.enter();
                 let body = tokio_util::io::SyncIoBridge::new_with_handle(
                     resp.body.into_async_read(),

@@ -5,6 +5,7 @@ use crate::features::FeatureError;
 
 /// Why a train, rescore or score-to-file invocation failed as a whole.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum HandlerError {
     /// The event could not be understood (missing snapshot, bad URI, bad option).
     #[error("invalid request: {0}")]
@@ -21,4 +22,70 @@ pub enum HandlerError {
     /// Rescoring needs a promoted model.
     #[error("no model has been promoted yet; train one first")]
     NoModel,
+}
+
+impl HandlerError {
+    /// Whose fault it is, from the error inside.
+    pub fn kind(&self) -> churn_model::ErrorKind {
+        match self {
+            HandlerError::BadRequest(_) | HandlerError::NoModel => churn_model::ErrorKind::Input,
+            HandlerError::Features(e) => e.kind(),
+            HandlerError::Model(e) => e.kind(),
+            HandlerError::Service(e) => e.kind(),
+        }
+    }
+}
+
+/// What a Lambda invocation reports to the Runtime API: `errorType` is the
+/// kind's name (`ChurnInputError`, `ChurnTransientError`,
+/// `ChurnInternalError`), so the state machine retries transient failures
+/// only and sends input errors straight to its failure path.
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(e: HandlerError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: e.kind().lambda_error_type().to_string(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_has_its_lambda_error_type() {
+        let cases = [
+            (
+                HandlerError::BadRequest("no snapshot".into()),
+                "ChurnInputError",
+            ),
+            (HandlerError::NoModel, "ChurnInputError"),
+            (
+                HandlerError::Service(crate::Error::Storage {
+                    backend: "dynamodb",
+                    operation: "put",
+                    message: "throttled".into(),
+                }),
+                "ChurnTransientError",
+            ),
+            (
+                HandlerError::Service(crate::Error::Corrupt {
+                    what: "pointer",
+                    message: "not json".into(),
+                }),
+                "ChurnInternalError",
+            ),
+            (
+                HandlerError::Model(churn_model::Error::EmptyTable),
+                "ChurnInputError",
+            ),
+        ];
+        for (error, expected) in cases {
+            let message = error.to_string();
+            let diagnostic = lambda_runtime::Diagnostic::from(error);
+            assert_eq!(diagnostic.error_type, expected, "{message}");
+            assert_eq!(diagnostic.error_message, message);
+        }
+    }
 }

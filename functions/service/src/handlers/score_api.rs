@@ -10,8 +10,10 @@
 //! Errors are `{"error": "...", "details": [{"customer_id"|"field", "message"}]}`:
 //! 400 malformed or invalid input, 413 body or batch too large, 404 unknown
 //! route or customer, 405 wrong method, 415 a body that is not
-//! `application/json`, 503 no promoted model or a store outage. Bad input
-//! never yields a 500. Feature values are never logged.
+//! `application/json`, 503 no promoted model or a store outage, 500 broken
+//! stored state (an artifact that does not verify). Statuses of store
+//! failures follow the error's kind (`Error::kind`). Bad input never yields
+//! a 5xx. Feature values are never logged.
 //!
 //! The request rules are the product's, not this module's: customer ids pass
 //! [`churn_model::customer_id`] (as every snapshot row does), feature values
@@ -27,7 +29,7 @@ use crate::handlers::model::ScoringModel;
 use crate::model_store::ModelCache;
 use bytes::Bytes;
 use churn_model::scoring::json_type;
-use churn_model::RiskBand;
+use churn_model::{ErrorKind, RiskBand};
 use http::{header, Method, Request, Response, StatusCode};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -89,23 +91,33 @@ impl ApiError {
         }
     }
 
-    /// A store failure: input was fine, so the store is to blame.
-    fn store(e: Error) -> Self {
-        match e {
-            Error::InvalidCursor(m) => ApiError::field(StatusCode::BAD_REQUEST, "cursor", m),
-            Error::BandNotListed(b) => ApiError::field(
+    /// A service error, its status derived from its kind: the caller's
+    /// input 400 (naming the field), a backend failing for now 503, broken
+    /// stored state 500. Bad input never gets a 5xx.
+    fn service(e: Error) -> Self {
+        match (e.kind(), e) {
+            (_, Error::InvalidCursor(m)) => ApiError::field(StatusCode::BAD_REQUEST, "cursor", m),
+            (_, Error::BandNotListed(b)) => ApiError::field(
                 StatusCode::BAD_REQUEST,
                 "band",
                 format!("{b} is not an at-risk band; use high or medium"),
             ),
-            Error::InvalidInput { field, message } => {
+            (_, Error::InvalidInput { field, message }) => {
                 ApiError::field(StatusCode::BAD_REQUEST, field, message)
             }
-            other => {
+            (ErrorKind::Input, other) => ApiError::new(StatusCode::BAD_REQUEST, other.to_string()),
+            (ErrorKind::Transient, other) => {
                 tracing::error!(error = %other, "store unavailable");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!("storage unavailable: {other}"),
+                )
+            }
+            (ErrorKind::Internal, other) => {
+                tracing::error!(error = %other, "internal error");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("internal error: {other}"),
                 )
             }
         }
@@ -246,13 +258,7 @@ async fn current_model(
             StatusCode::SERVICE_UNAVAILABLE,
             "no model has been promoted yet; train and promote one first",
         )),
-        Err(e) => {
-            tracing::error!(error = %e, "model store unavailable");
-            Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("model unavailable: {e}"),
-            ))
-        }
+        Err(e) => Err(ApiError::service(e)),
     }
 }
 
@@ -432,7 +438,7 @@ async fn score(api: ScoreApi<'_>, body: &Bytes) -> Result<(StatusCode, Value), A
             .flags
             .write_batch(&flags, api.config.score_epsilon, deadline)
             .await
-            .map_err(ApiError::store)?;
+            .map_err(ApiError::service)?;
         body["persisted"] = serde_json::to_value(&summary).unwrap_or(Value::Null);
     }
     Ok((StatusCode::OK, body))
@@ -464,7 +470,7 @@ fn field_of(e: &churn_model::Error) -> Option<String> {
 }
 
 async fn customer(api: ScoreApi<'_>, id: &str) -> Result<(StatusCode, Value), ApiError> {
-    match api.flags.get(id).await.map_err(ApiError::store)? {
+    match api.flags.get(id).await.map_err(ApiError::service)? {
         Some(flag) => Ok((StatusCode::OK, flag_json(&flag))),
         None => Err(ApiError {
             status: StatusCode::NOT_FOUND,
@@ -539,7 +545,7 @@ async fn risk_list(api: ScoreApi<'_>, query: &str) -> Result<(StatusCode, Value)
         .flags
         .risk_list(band, limit, cursor.as_deref())
         .await
-        .map_err(ApiError::store)?;
+        .map_err(ApiError::service)?;
     let flags: Vec<Value> = page.flags.iter().map(flag_json).collect();
     Ok((
         StatusCode::OK,
