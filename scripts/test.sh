@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine with the Rust toolchain:
+# first the lint gate (rustfmt, clippy with warnings as errors), then
 # installs what the tests need (a Python venv with moto[server] for the local
 # S3/DynamoDB server, Debian packages where missing), builds the Lambda
 # binaries the end-to-end tests drive, runs the Rust test suite, then lints
@@ -25,7 +26,17 @@ free_mib() {
 # should be visible in the log as such rather than as a linker crash.
 step() { printf '\n==> %s (%s MiB free)\n' "$*" "$(free_mib)"; }
 
-step "Python venv with moto[server] (.venv)"
+step "Lint gate: cargo fmt --check, cargo clippy -D warnings"
+# The toolchain's components; rustup fetches them where they are missing.
+for component in rustfmt clippy; do
+    if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+        rustup component add "$component"
+    fi
+done
+cargo fmt --all -- --check
+cargo clippy --locked --workspace --all-targets -- -D warnings
+
+step "Python venv with moto[server] and pyarrow (.venv)"
 scripts/dev-env.sh
 
 step "Building the Lambda binaries driven by the end-to-end tests"

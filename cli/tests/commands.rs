@@ -1040,7 +1040,7 @@ fn serve_persists_scores_when_asked() {
     let (code, stdout, _) = run(churn(copy.path()).args([
         "risk-list",
         "--band",
-        &flag["risk_band"].as_str().unwrap().to_string(),
+        flag["risk_band"].as_str().unwrap(),
         "--limit",
         "5000",
         "--format",

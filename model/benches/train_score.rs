@@ -118,7 +118,7 @@ fn bench_config() -> TrainConfig {
 fn wide_table(n: usize, seed: u64) -> Table {
     use rand::{Rng, SeedableRng};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let mut cols = vec![Vec::with_capacity(n); 20];
+    let mut cols: Vec<Vec<f64>> = (0..20).map(|_| Vec::with_capacity(n)).collect();
     let mut churned = Vec::with_capacity(n);
     for _ in 0..n {
         let mut logit = -1.5;

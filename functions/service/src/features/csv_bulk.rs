@@ -117,7 +117,7 @@ pub(crate) fn read_csv_file(
     let len = file.metadata().map_err(io)?.len() as usize;
     #[cfg(unix)]
     if len > 0 {
-        let map = super::mmap::Mapping::new(&file, len).map_err(io)?;
+        let map = super::mmap::map(&file).map_err(io)?;
         return parse_csv(&map, location, options);
     }
     drop(file);

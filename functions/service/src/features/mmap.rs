@@ -7,65 +7,19 @@
 //! being read; callers that cannot promise that use `std::fs::read`.
 
 use std::fs::File;
-use std::ops::Deref;
 
-/// A mapped file, unmapped on drop.
-pub(crate) struct Mapping {
-    ptr: *mut libc::c_void,
-    len: usize,
-}
-
-// SAFETY: the mapping is read-only and owned; sharing `&[u8]` across threads is sound.
-unsafe impl Send for Mapping {}
-// SAFETY: as above; no interior mutability.
-unsafe impl Sync for Mapping {}
-
-impl Mapping {
-    /// Maps `file` (of `len` bytes, > 0) read-only.
-    ///
-    /// # Errors
-    /// The OS error of `mmap`.
-    pub(crate) fn new(file: &File, len: usize) -> std::io::Result<Mapping> {
-        use std::os::unix::io::AsRawFd;
-        if len == 0 {
-            return Err(std::io::Error::other("cannot map an empty file"));
-        }
-        // SAFETY: a fresh private read-only mapping of a valid descriptor;
-        // the result is checked against MAP_FAILED before use.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_PRIVATE,
-                file.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: `ptr..ptr+len` is the mapping just created. Advice only.
-        unsafe {
-            libc::madvise(ptr, len, libc::MADV_SEQUENTIAL);
-        }
-        Ok(Mapping { ptr, len })
+/// Maps `file` (not empty) read-only, advising sequential access.
+///
+/// # Errors
+/// The OS error of `mmap`, or an empty file.
+pub(crate) fn map(file: &File) -> std::io::Result<memmap2::Mmap> {
+    if file.metadata()?.len() == 0 {
+        return Err(std::io::Error::other("cannot map an empty file"));
     }
-}
-
-impl Deref for Mapping {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        // SAFETY: the mapping is `len` readable bytes for the life of `self`.
-        unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.len) }
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly the mapping created in `new`, once.
-        unsafe {
-            libc::munmap(self.ptr, self.len);
-        }
-    }
+    // SAFETY: a private read-only mapping of a file this process opened; the
+    // module doc states the truncation caveat the callers accept.
+    let map = unsafe { memmap2::Mmap::map(file)? };
+    // Advice only: a kernel that ignores it reads as fast, just with less read-ahead.
+    let _ = map.advise(memmap2::Advice::Sequential);
+    Ok(map)
 }
