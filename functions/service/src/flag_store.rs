@@ -206,7 +206,7 @@ pub(crate) fn encode_cursor<T: Serialize>(state: &T) -> String {
 /// Decodes a cursor made by [`encode_cursor`].
 pub(crate) fn decode_cursor<T: DeserializeOwned>(cursor: &str) -> Result<T> {
     let bad = |m: &str| Error::InvalidCursor(m.to_string());
-    if cursor.len() % 2 != 0 || cursor.len() > 64 * 1024 {
+    if !cursor.len().is_multiple_of(2) || cursor.len() > 64 * 1024 {
         return Err(bad("not a cursor issued by this store"));
     }
     let bytes = (0..cursor.len())
