@@ -208,13 +208,7 @@ pub(crate) fn feature_data<'a>(table: &'a Table, col: &ResolvedColumn) -> Result
         (_, ColumnValues::Text(v)) => FeatureData::Cat(Cow::Borrowed(v)),
         (_, ColumnValues::Numeric(v)) => FeatureData::Cat(Cow::Owned(
             v.iter()
-                .map(|x| {
-                    if x.is_nan() {
-                        None
-                    } else {
-                        Some(format!("{x}"))
-                    }
-                })
+                .map(|&x| (!x.is_nan()).then(|| number_as_level(x)))
                 .collect(),
         )),
     };
@@ -660,6 +654,12 @@ impl Preprocessor {
             _ => out.iter_mut().for_each(|o| *o = 0.0),
         }
     }
+}
+
+/// The level text of a number in a categorical column (`1`, `2.5`): how
+/// training names it, and so what scoring must find it as.
+pub fn number_as_level(x: f64) -> String {
+    format!("{x}")
 }
 
 /// Smallest and largest present (non-NaN) value of `v`; `None` when all are missing.

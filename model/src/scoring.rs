@@ -9,6 +9,11 @@
 //! and the logit is the intercept plus these contributions summed in feature
 //! order, which is also how [`Explanation`] adds them up (so they agree exactly).
 //!
+//! One scoring core: a JSON field or a table cell becomes one `Cell` value
+//! (missing, a number or text), which feeds one contribution function and
+//! one reason function, so a record scores and explains the same whichever
+//! way it arrives.
+//!
 //! Every numeric value passes one rule ([`Scorer`]'s `numeric_value`): a
 //! negative value where every training value was >= 0 is an error
 //! ([`Error::NegativeValue`]), never clamped; a valid value outside the
@@ -16,14 +21,15 @@
 //! can report it.
 //!
 //! The batch hot path ([`Scorer::score_table_compact`]) allocates nothing per
-//! row: it returns a [`CompactScore`] (probability, logit, band and the
+//! row (numbers in a categorical column find their level through a
+//! precomputed numeric index, not by formatting them): it returns a [`CompactScore`] (probability, logit, band and the
 //! indices of the top three reasons); [`Scorer::reasons`] materialises the
 //! reasons of a row only when someone wants to read them.
 
 use crate::artifact::ModelArtifact;
 use crate::band::{BandCutoffs, RiskBand};
 use crate::error::{Error, Result};
-use crate::preprocess::{FeaturePrep, Role, OTHER_LEVEL};
+use crate::preprocess::{number_as_level, FeaturePrep, Role, OTHER_LEVEL};
 use crate::reason::Reason;
 use crate::table::{ColumnValues, Table};
 use serde::{Deserialize, Serialize};
@@ -142,27 +148,74 @@ struct CatParam {
     levels: Vec<Box<str>>,
     /// Only for many levels; a short linear scan beats hashing otherwise.
     index: Option<HashMap<Box<str>, u32>>,
+    /// Levels that are the text of a number (as training wrote numbers in a
+    /// categorical column, [`number_as_level`]): (bits of the number, level).
+    numeric: Vec<(u64, u32)>,
     contrib: Vec<f64>,
     other: f64,
 }
 
 impl CatParam {
+    fn new(levels: &[String]) -> CatParam {
+        let numeric = levels
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| {
+                let x: f64 = l.parse().ok()?;
+                (number_as_level(x) == *l).then_some((x.to_bits(), i as u32))
+            })
+            .collect();
+        CatParam {
+            levels: levels.iter().map(|l| l.as_str().into()).collect(),
+            index: (levels.len() > 16).then(|| {
+                levels
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| (l.as_str().into(), i as u32))
+                    .collect()
+            }),
+            numeric,
+            contrib: vec![0.0; levels.len()],
+            other: 0.0,
+        }
+    }
+
+    /// The kept level of a cell (`None`: `other`).
     #[inline]
-    fn level(&self, s: &str) -> Option<usize> {
-        let s = s.trim();
-        match &self.index {
-            Some(m) => m.get(s).map(|&i| i as usize),
-            None => self.levels.iter().position(|l| &**l == s),
+    fn level(&self, cell: Cell<'_>) -> Option<usize> {
+        match cell {
+            Cell::Missing => None,
+            Cell::Text(s) => {
+                let s = s.trim();
+                match &self.index {
+                    Some(m) => m.get(s).map(|&i| i as usize),
+                    None => self.levels.iter().position(|l| &**l == s),
+                }
+            }
+            Cell::Number(x) => self
+                .numeric
+                .iter()
+                .find(|(bits, _)| *bits == x.to_bits())
+                .map(|&(_, i)| i as usize),
         }
     }
 
     #[inline]
-    fn contribution(&self, s: Option<&str>) -> f64 {
-        match s.and_then(|s| self.level(s)) {
+    fn contribution(&self, cell: Cell<'_>) -> f64 {
+        match self.level(cell) {
             Some(i) => self.contrib[i],
             None => self.other,
         }
     }
+}
+
+/// One feature value as handed in, from a JSON field or a table cell.
+#[derive(Debug, Clone, Copy)]
+enum Cell<'a> {
+    /// Absent, null, or an empty cell.
+    Missing,
+    Number(f64),
+    Text(&'a str),
 }
 
 #[derive(Debug, Clone)]
@@ -174,12 +227,26 @@ enum Param {
 /// One feature's column in a table being scored.
 enum Bound<'a> {
     Num(&'a [f64]),
-    NumText(&'a [Option<String>]),
-    Cat(&'a [Option<String>]),
-    CatNum(&'a [f64]),
+    Text(&'a [Option<String>]),
     Absent,
     /// The column's length differs from the table's row count.
     Ragged(usize),
+}
+
+impl<'a> Bound<'a> {
+    /// The cell at row `i` (an empty or blank text cell is missing).
+    #[inline]
+    fn cell(&self, i: usize) -> Cell<'a> {
+        match self {
+            Bound::Num(v) if v[i].is_nan() => Cell::Missing,
+            Bound::Num(v) => Cell::Number(v[i]),
+            Bound::Text(v) => match v[i].as_deref() {
+                Some(s) if !s.trim().is_empty() => Cell::Text(s),
+                _ => Cell::Missing,
+            },
+            Bound::Absent | Bound::Ragged(_) => Cell::Missing,
+        }
+    }
 }
 
 /// Precomputed, flattened scoring parameters of an artifact.
@@ -239,18 +306,7 @@ impl Scorer {
                     min: n.min.unwrap_or(f64::NEG_INFINITY),
                     max: n.max.unwrap_or(f64::INFINITY),
                 }),
-                FeaturePrep::Categorical(c) => Param::Cat(CatParam {
-                    levels: c.levels.iter().map(|l| l.as_str().into()).collect(),
-                    index: (c.levels.len() > 16).then(|| {
-                        c.levels
-                            .iter()
-                            .enumerate()
-                            .map(|(i, l)| (l.as_str().into(), i as u32))
-                            .collect()
-                    }),
-                    contrib: vec![0.0; c.levels.len()],
-                    other: 0.0,
-                }),
+                FeaturePrep::Categorical(c) => Param::Cat(CatParam::new(&c.levels)),
             })
             .collect();
         for (col, coef) in prep.columns.iter().zip(&artifact.coefficients) {
@@ -333,68 +389,71 @@ impl Scorer {
         Ok((c, x < p.min || x > p.max))
     }
 
-    /// Contribution of feature `f` for a JSON value, and whether the value
-    /// is outside the training range.
-    fn json_contribution(&self, f: usize, v: Option<&Value>) -> Result<(f64, bool)> {
-        let field = || self.names[f].clone();
-        let missing = matches!(v, None | Some(Value::Null));
-        if missing && self.required[f] {
-            return Err(Error::MissingField {
-                field: field(),
+    /// The cell of a JSON field (absent or null = missing).
+    ///
+    /// # Errors
+    /// [`Error::WrongType`] for a boolean, array or object.
+    fn json_cell<'v>(&self, f: usize, v: Option<&'v Value>) -> Result<Cell<'v>> {
+        match v {
+            None | Some(Value::Null) => Ok(Cell::Missing),
+            Some(Value::Number(n)) => Ok(Cell::Number(n.as_f64().unwrap_or(f64::NAN))),
+            Some(Value::String(s)) => Ok(Cell::Text(s)),
+            Some(other) => Err(Error::WrongType {
+                field: self.names[f].clone(),
                 row: None,
-            });
-        }
-        match &self.params[f] {
-            Param::Num(p) => {
-                let x = match v {
-                    None | Some(Value::Null) => return Ok((p.missing, false)),
-                    Some(Value::Number(n)) => n.as_f64().unwrap_or(f64::NAN),
-                    Some(Value::String(s)) => match s.trim().parse::<f64>() {
-                        Ok(x) => x,
-                        Err(_) => {
-                            return Err(Error::WrongType {
-                                field: field(),
-                                row: None,
-                                expected: "a number",
-                                found: format!("string {s:?}"),
-                            })
-                        }
-                    },
-                    Some(other) => {
-                        return Err(Error::WrongType {
-                            field: field(),
-                            row: None,
-                            expected: "a number",
-                            found: json_type(other).into(),
-                        })
-                    }
-                };
-                if !x.is_finite() {
-                    return Err(Error::NonFiniteField {
-                        field: field(),
-                        row: None,
-                    });
-                }
-                self.numeric_value(f, p, x, None)
-            }
-            Param::Cat(p) => match v {
-                None | Some(Value::Null) => Ok((p.other, false)),
-                Some(Value::String(s)) => Ok((p.contribution(Some(s)), false)),
-                Some(Value::Number(n)) => match n.as_f64() {
-                    Some(x) if x.is_finite() => Ok((p.contribution(Some(&format!("{x}"))), false)),
-                    _ => Err(Error::NonFiniteField {
-                        field: field(),
-                        row: None,
-                    }),
+                expected: match self.params[f] {
+                    Param::Num(_) => "a number",
+                    Param::Cat(_) => "a string",
                 },
-                Some(other) => Err(Error::WrongType {
+                found: json_type(other).into(),
+            }),
+        }
+    }
+
+    /// The one contribution function: feature `f`'s contribution for `cell`
+    /// (row `row` of a table, or `None` for a JSON record), and whether the
+    /// value lies outside the training range.
+    ///
+    /// # Errors
+    /// [`Error::MissingField`] for a missing required feature;
+    /// [`Error::NonFiniteField`], [`Error::WrongType`] (text that is not a
+    /// number in a numeric feature), and the domain errors of `numeric_value`.
+    #[inline]
+    fn contribution(&self, f: usize, cell: Cell<'_>, row: Option<usize>) -> Result<(f64, bool)> {
+        let field = || self.names[f].clone();
+        match (&self.params[f], cell) {
+            (_, Cell::Missing) if self.required[f] => Err(Error::MissingField {
+                field: field(),
+                row,
+            }),
+            (Param::Num(p), Cell::Missing) => Ok((p.missing, false)),
+            (Param::Cat(p), Cell::Missing) => Ok((p.other, false)),
+            (Param::Num(p), Cell::Number(x)) if x.is_finite() => self.numeric_value(f, p, x, row),
+            (Param::Num(p), Cell::Text(s)) => match s.trim().parse::<f64>() {
+                Ok(x) if x.is_finite() => self.numeric_value(f, p, x, row),
+                Ok(_) => Err(Error::NonFiniteField {
                     field: field(),
-                    row: None,
-                    expected: "a string",
-                    found: json_type(other).into(),
+                    row,
+                }),
+                Err(_) => Err(Error::WrongType {
+                    field: field(),
+                    row,
+                    expected: "a number",
+                    found: format!("string {s:?}"),
                 }),
             },
+            (Param::Cat(p), Cell::Number(x)) if x.is_finite() => Ok((p.contribution(cell), false)),
+            (Param::Cat(p), Cell::Text(_)) => Ok((p.contribution(cell), false)),
+            (_, Cell::Number(_)) => Err(Error::NonFiniteField {
+                field: field(),
+                row,
+            }),
         }
+    }
+
+    /// Contribution of feature `f` for a JSON value.
+    fn json_contribution(&self, f: usize, v: Option<&Value>) -> Result<(f64, bool)> {
+        self.contribution(f, self.json_cell(f, v)?, None)
     }
 
     /// Every contribution of one record.
@@ -455,8 +514,11 @@ impl Scorer {
         let reasons = (0..s.n_reasons as usize)
             .map(|i| {
                 let f = s.reason_features[i] as usize;
-                let raw = features.get(&self.names[f]).cloned().unwrap_or(Value::Null);
-                self.reason(f, raw, s.reason_contributions[i])
+                // The field scored, so its cell is valid.
+                let cell = self
+                    .json_cell(f, features.get(&self.names[f]))
+                    .unwrap_or(Cell::Missing);
+                self.reason(f, cell, s.reason_contributions[i])
             })
             .collect();
         let score = Score {
@@ -515,35 +577,33 @@ impl Scorer {
         s.risk_band = self.bands.band(s.churn_probability);
     }
 
-    /// A reason for feature `f` with the customer's raw value.
-    fn reason(&self, f: usize, raw: Value, contribution: f64) -> Reason {
-        let (value, typical) = match &self.artifact.preprocessing.features[f] {
-            FeaturePrep::Numeric(n) => {
-                let v = match raw {
-                    Value::String(s) => s
-                        .trim()
-                        .parse::<f64>()
-                        .ok()
-                        .map_or(Value::Null, Value::from),
-                    // As f64, so JSON and table scoring report the same value.
-                    Value::Number(n) => n.as_f64().map_or(Value::Null, Value::from),
-                    _ => Value::Null,
+    /// The one reason function: feature `f` with the customer's value of
+    /// `cell` beside the typical one (training median or most common level).
+    fn reason(&self, f: usize, cell: Cell<'_>, contribution: f64) -> Reason {
+        let (value, typical) = match (&self.artifact.preprocessing.features[f], &self.params[f]) {
+            (FeaturePrep::Numeric(n), _) => {
+                let x = match cell {
+                    Cell::Number(x) => x,
+                    Cell::Text(s) => s.trim().parse().unwrap_or(f64::NAN),
+                    Cell::Missing => f64::NAN,
+                };
+                let v = if x.is_finite() {
+                    Value::from(x)
+                } else {
+                    Value::Null
                 };
                 (v, Value::from(n.median))
             }
-            FeaturePrep::Categorical(c) => {
-                let s = match raw {
-                    Value::String(s) => Some(s.trim().to_string()),
-                    Value::Number(n) => n.as_f64().map(|x| format!("{x}")),
-                    _ => None,
-                };
-                let v = match s {
-                    None => Value::Null,
-                    Some(s) if c.levels.contains(&s) => Value::String(s),
-                    Some(_) => Value::String(OTHER_LEVEL.to_string()),
+            (FeaturePrep::Categorical(c), Param::Cat(p)) => {
+                let v = match (cell, p.level(cell)) {
+                    (Cell::Missing, _) => Value::Null,
+                    (Cell::Text(s), _) if s.trim().is_empty() => Value::Null,
+                    (_, Some(k)) => Value::String(c.levels[k].clone()),
+                    (_, None) => Value::String(OTHER_LEVEL.to_string()),
                 };
                 (v, Value::String(c.most_common.clone()))
             }
+            (FeaturePrep::Categorical(c), _) => (Value::Null, Value::String(c.most_common.clone())),
         };
         Reason {
             feature: self.names[f].clone(),
@@ -562,21 +622,15 @@ impl Scorer {
 
     /// Binds model feature `f` to its column of `table`.
     fn bind_one<'a>(&self, table: &'a Table, f: usize) -> Bound<'a> {
-        match (
-            table.column(&self.names[f]).map(|c| &c.values),
-            &self.params[f],
-        ) {
-            (None, _) => Bound::Absent,
-            (Some(v), _) if v.len() != table.n_rows() => Bound::Ragged(v.len()),
-            (Some(ColumnValues::Numeric(v)), Param::Num(_)) => Bound::Num(v),
-            (Some(ColumnValues::Text(v)), Param::Num(_)) => Bound::NumText(v),
-            (Some(ColumnValues::Text(v)), Param::Cat(_)) => Bound::Cat(v),
-            (Some(ColumnValues::Numeric(v)), Param::Cat(_)) => Bound::CatNum(v),
+        match table.column(&self.names[f]).map(|c| &c.values) {
+            None => Bound::Absent,
+            Some(v) if v.len() != table.n_rows() => Bound::Ragged(v.len()),
+            Some(ColumnValues::Numeric(v)) => Bound::Num(v),
+            Some(ColumnValues::Text(v)) => Bound::Text(v),
         }
     }
 
-    /// Contribution of feature `f` at row `i` of a bound table, and whether
-    /// the value is outside the training range.
+    /// Contribution of feature `f` at row `i` of a bound table.
     #[inline]
     fn cell_contribution(
         &self,
@@ -585,70 +639,14 @@ impl Scorer {
         i: usize,
         table: &Table,
     ) -> Result<(f64, bool)> {
-        let field_err = |e: fn(String, Option<usize>) -> Error| {
-            e(self.names[f].clone(), Some(table.row_number(i)))
-        };
-        match (&self.params[f], b) {
-            (Param::Num(p), Bound::Num(v)) => {
-                let x = v[i];
-                if x.is_nan() {
-                    if self.required[f] {
-                        return Err(field_err(|field, row| Error::MissingField { field, row }));
-                    }
-                    Ok((p.missing, false))
-                } else if x.is_infinite() {
-                    Err(field_err(|field, row| Error::NonFiniteField { field, row }))
-                } else {
-                    self.numeric_value(f, p, x, Some(table.row_number(i)))
-                }
-            }
-            (Param::Num(p), Bound::NumText(v)) => match v[i].as_deref().map(str::trim) {
-                None | Some("") if self.required[f] => {
-                    Err(field_err(|field, row| Error::MissingField { field, row }))
-                }
-                None | Some("") => Ok((p.missing, false)),
-                Some(s) => match s.parse::<f64>() {
-                    Ok(x) if x.is_finite() => {
-                        self.numeric_value(f, p, x, Some(table.row_number(i)))
-                    }
-                    Ok(_) => Err(field_err(|field, row| Error::NonFiniteField { field, row })),
-                    Err(_) => Err(Error::WrongType {
-                        field: self.names[f].clone(),
-                        row: Some(table.row_number(i)),
-                        expected: "a number",
-                        found: format!("string {s:?}"),
-                    }),
-                },
-            },
-            (Param::Cat(p), Bound::Cat(v)) => {
-                let s = v[i].as_deref().filter(|s| !s.trim().is_empty());
-                if s.is_none() && self.required[f] {
-                    return Err(field_err(|field, row| Error::MissingField { field, row }));
-                }
-                Ok((p.contribution(s), false))
-            }
-            (Param::Cat(p), Bound::CatNum(v)) => {
-                let x = v[i];
-                if x.is_nan() {
-                    if self.required[f] {
-                        return Err(field_err(|field, row| Error::MissingField { field, row }));
-                    }
-                    Ok((p.other, false))
-                } else {
-                    Ok((p.contribution(Some(&format!("{x}"))), false))
-                }
-            }
-            (_, Bound::Ragged(len)) => Err(Error::RaggedTable {
+        if let Bound::Ragged(len) = b {
+            return Err(Error::RaggedTable {
                 column: self.names[f].clone(),
                 len: *len,
                 expected: table.n_rows(),
-            }),
-            (_, Bound::Absent) if self.required[f] => {
-                Err(field_err(|field, row| Error::MissingField { field, row }))
-            }
-            (Param::Num(p), _) => Ok((p.missing, false)),
-            (Param::Cat(p), _) => Ok((p.other, false)),
+            });
         }
+        self.contribution(f, b.cell(i), Some(table.row_number(i)))
     }
 
     /// Scores row `i` of a bound table.
@@ -744,59 +742,13 @@ impl Scorer {
             .filter(|&k| (score.reason_features[k] as usize) < self.names.len())
             .map(|k| {
                 let f = score.reason_features[k] as usize;
-                self.reason_at(
+                self.reason(
                     f,
-                    &self.bind_one(table, f),
-                    row,
+                    self.bind_one(table, f).cell(row),
                     score.reason_contributions[k],
                 )
             })
             .collect()
-    }
-
-    /// A reason for feature `f` at row `i` of a bound column, without
-    /// going through an intermediate JSON value.
-    fn reason_at(&self, f: usize, b: &Bound<'_>, i: usize, contribution: f64) -> Reason {
-        let (value, typical) = match (&self.artifact.preprocessing.features[f], &self.params[f]) {
-            (FeaturePrep::Numeric(n), _) => {
-                let x = match b {
-                    Bound::Num(v) => v[i],
-                    Bound::NumText(v) => v[i]
-                        .as_deref()
-                        .and_then(|s| s.trim().parse().ok())
-                        .unwrap_or(f64::NAN),
-                    _ => f64::NAN,
-                };
-                let v = if x.is_finite() {
-                    Value::from(x)
-                } else {
-                    Value::Null
-                };
-                (v, Value::from(n.median))
-            }
-            (FeaturePrep::Categorical(c), Param::Cat(p)) => {
-                let level = |s: &str| match p.level(s) {
-                    Some(k) => Value::String(c.levels[k].clone()),
-                    None => Value::String(OTHER_LEVEL.to_string()),
-                };
-                let v = match b {
-                    Bound::Cat(v) => v[i]
-                        .as_deref()
-                        .filter(|s| !s.trim().is_empty())
-                        .map_or(Value::Null, level),
-                    Bound::CatNum(v) if !v[i].is_nan() => level(&format!("{}", v[i])),
-                    _ => Value::Null,
-                };
-                (v, Value::String(c.most_common.clone()))
-            }
-            (FeaturePrep::Categorical(c), _) => (Value::Null, Value::String(c.most_common.clone())),
-        };
-        Reason {
-            feature: self.names[f].clone(),
-            value,
-            typical,
-            contribution,
-        }
     }
 
     /// Scores every row of a table, with reasons; errors name the row (via
@@ -809,7 +761,7 @@ impl Scorer {
                 let reasons = (0..s.n_reasons as usize)
                     .map(|k| {
                         let f = s.reason_features[k] as usize;
-                        self.reason_at(f, &bound[f], i, s.reason_contributions[k])
+                        self.reason(f, bound[f].cell(i), s.reason_contributions[k])
                     })
                     .collect();
                 Ok(Score {
