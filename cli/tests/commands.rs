@@ -1253,3 +1253,138 @@ fn serve_answers_hostile_requests_with_4xx_and_stays_up() {
     let (status, _) = http(a, "GET", "/v1/risk-list?band=high&limit=1", "");
     assert_eq!(status, 200);
 }
+
+/// docs/openapi.yaml as JSON.
+fn openapi() -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Follows a local `$ref` (`#/components/...`) in the spec.
+fn resolve<'a>(spec: &'a Value, node: &'a Value) -> &'a Value {
+    match node.get("$ref").and_then(Value::as_str) {
+        Some(r) => {
+            let pointer = r
+                .strip_prefix('#')
+                .unwrap_or_else(|| panic!("non-local $ref {r}"));
+            resolve(
+                spec,
+                spec.pointer(pointer)
+                    .unwrap_or_else(|| panic!("dangling $ref {r}")),
+            )
+        }
+        None => node,
+    }
+}
+
+/// Checks one real response against the operation the spec documents for
+/// `method` `template`: the status is listed and the body matches its schema.
+fn conforms(spec: &Value, method: &str, template: &str, status: u16, body: &Value) {
+    let op = &spec["paths"][template][method.to_lowercase()];
+    assert!(op.is_object(), "{method} {template} is not documented");
+    let response = op["responses"]
+        .get(status.to_string())
+        .unwrap_or_else(|| panic!("{method} {template}: status {status} is not documented"));
+    let response = resolve(spec, response);
+    let schema = &response["content"]["application/json"]["schema"];
+    assert!(
+        !schema.is_null(),
+        "{method} {template} {status}: no JSON schema"
+    );
+    // The schema with the spec's components beside it, so `#/components/...`
+    // references resolve inside one document.
+    let document = serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "allOf": [schema],
+        "components": spec["components"],
+    });
+    let validator = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .build(&document)
+        .unwrap_or_else(|e| panic!("{method} {template} {status}: bad schema: {e}"));
+    let errors: Vec<String> = validator
+        .iter_errors(body)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{method} {template} {status}: {errors:?}\n{body}"
+    );
+}
+
+#[test]
+fn the_served_api_matches_its_openapi_description() {
+    let spec = openapi();
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
+    // The spec documents exactly the routes the handler serves.
+    let mut documented: Vec<(String, String)> = spec["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| ["get", "post", "put", "delete", "patch"].contains(&k.as_str()))
+                .map(move |m| (m.to_uppercase(), path.clone()))
+        })
+        .collect();
+    documented.sort();
+    let mut served: Vec<(String, String)> = churn_service::handlers::score_api::ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    served.sort();
+    assert_eq!(documented, served);
+
+    let copy = demo_copy();
+    let server = start_server(copy.path());
+    let a = server.addr.as_str();
+    let (_, page) = http(a, "GET", "/v1/risk-list?band=high&limit=2", "");
+    let known = page["flags"][0]["customer_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let many: Vec<Value> = (0..1001)
+        .map(|i| serde_json::json!({"customer_id": format!("c{i}"), "features": {}}))
+        .collect();
+    let many = serde_json::json!({ "customers": many }).to_string();
+    let as_json = "Content-Type: application/json";
+    // (method, path, extra header, body, documented template, expected status)
+    let cases: Vec<(&str, String, &str, String, &str, u16)> = vec![
+        ("POST", "/v1/score".into(), as_json, r#"{"customers":[{"customer_id":"c1","features":{"logins_30d":2,"plan":"basic"}}]}"#.into(), "/v1/score", 200),
+        ("POST", "/v1/score".into(), as_json, r#"{"customers":[{"customer_id":"n1","features":{"logins_30d":100000}}],"persist":true}"#.into(), "/v1/score", 200),
+        ("POST", "/v1/score".into(), as_json, "{not json".into(), "/v1/score", 400),
+        ("POST", "/v1/score".into(), as_json, r#"{"customers":[{"customer_id":"c1","features":{"logins_30d":-1}}]}"#.into(), "/v1/score", 400),
+        ("POST", "/v1/score".into(), as_json, many, "/v1/score", 413),
+        ("POST", "/v1/score".into(), "Content-Type: text/plain", "{}".into(), "/v1/score", 415),
+        ("GET", "/v1/score".into(), "", String::new(), "/v1/score", 405),
+        ("GET", format!("/v1/customers/{known}"), "", String::new(), "/v1/customers/{id}", 200),
+        ("GET", "/v1/customers/n1".into(), "", String::new(), "/v1/customers/{id}", 200),
+        ("GET", "/v1/customers/nobody".into(), "", String::new(), "/v1/customers/{id}", 404),
+        ("GET", "/v1/customers/%01".into(), "", String::new(), "/v1/customers/{id}", 400),
+        ("POST", "/v1/customers/x".into(), as_json, "{}".into(), "/v1/customers/{id}", 405),
+        ("GET", "/v1/risk-list?band=medium&limit=3".into(), "", String::new(), "/v1/risk-list", 200),
+        ("GET", "/v1/risk-list?band=low".into(), "", String::new(), "/v1/risk-list", 400),
+        ("GET", "/v1/risk-list?cursor=zzz".into(), "", String::new(), "/v1/risk-list", 400),
+        ("POST", "/v1/risk-list".into(), as_json, "{}".into(), "/v1/risk-list", 405),
+    ];
+    for (method, path, header, body, template, want) in cases {
+        let head = if header.is_empty() {
+            format!("{method} {path} HTTP/1.1")
+        } else {
+            format!("{method} {path} HTTP/1.1\r\n{header}")
+        };
+        let (status, text) = raw_http(a, &head, body.as_bytes());
+        assert_eq!(status, want, "{method} {path}: {text}");
+        // The documented method of the template: a 405 is documented on the
+        // route's own operation.
+        let documented_method = served
+            .iter()
+            .find(|(_, p)| p == template)
+            .map(|(m, _)| m.as_str())
+            .unwrap();
+        conforms(&spec, documented_method, template, status, &json(&text));
+    }
+}

@@ -36,6 +36,14 @@ use serde_json::{json, Map, Value};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
+/// Every route, as (method, path template). `docs/openapi.yaml` describes
+/// exactly these (the CLI's OpenAPI test checks both ways).
+pub const ROUTES: [(&str, &str); 3] = [
+    ("POST", "/v1/score"),
+    ("GET", "/v1/customers/{id}"),
+    ("GET", "/v1/risk-list"),
+];
+
 /// Most customers per `POST /v1/score`.
 pub const MAX_CUSTOMERS: usize = 1000;
 /// Largest request body accepted (Lambda's synchronous payload limit is 6 MB).
@@ -212,9 +220,13 @@ async fn route(
             .map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, "customer_id", e.to_string()))?;
         return customer(api, id).await;
     }
+    let routes: Vec<String> = ROUTES.iter().map(|(m, p)| format!("{m} {p}")).collect();
     Err(ApiError::new(
         StatusCode::NOT_FOUND,
-        format!("no route for {method} {path}; routes: POST /v1/score, GET /v1/customers/{{id}}, GET /v1/risk-list"),
+        format!(
+            "no route for {method} {path}; routes: {}",
+            routes.join(", ")
+        ),
     ))
 }
 
