@@ -71,8 +71,91 @@ impl Default for BandPolicy {
     /// Top 10 % high, next 20 % medium.
     fn default() -> Self {
         BandPolicy::Quantile {
-            high_share: 0.10,
-            medium_share: 0.20,
+            high_share: BandPolicy::DEFAULT_HIGH_SHARE,
+            medium_share: BandPolicy::DEFAULT_MEDIUM_SHARE,
+        }
+    }
+}
+
+/// Why a band policy is refused: the one set of rules, whoever builds the
+/// policy (environment, CLI flags, a training event, code).
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BandPolicyError {
+    #[error("high share {0} must be above 0 and at most 1")]
+    HighShare(f64),
+    #[error("medium share {0} must be at least 0 and below 1")]
+    MediumShare(f64),
+    #[error("high share + medium share = {high} + {medium} exceeds 1")]
+    SharesAboveOne { high: f64, medium: f64 },
+    #[error("high cutoff {0} must be a probability between 0 and 1 (both excluded)")]
+    HighCutoff(f64),
+    #[error("medium cutoff {0} must be a probability between 0 and 1 (both excluded)")]
+    MediumCutoff(f64),
+    #[error("medium cutoff {medium} must be below the high cutoff {high}")]
+    CutoffOrder { high: f64, medium: f64 },
+}
+
+impl BandPolicy {
+    /// Default share of holdout scores in the high band.
+    pub const DEFAULT_HIGH_SHARE: f64 = 0.10;
+    /// Default share in the medium band, below the high ones.
+    pub const DEFAULT_MEDIUM_SHARE: f64 = 0.20;
+
+    /// A quantile policy: `0 < high_share <= 1`, `0 <= medium_share < 1`,
+    /// `high_share + medium_share <= 1`.
+    ///
+    /// # Errors
+    /// [`BandPolicyError`] naming the rule.
+    pub fn quantile(high_share: f64, medium_share: f64) -> Result<BandPolicy, BandPolicyError> {
+        if !(high_share > 0.0 && high_share <= 1.0) {
+            return Err(BandPolicyError::HighShare(high_share));
+        }
+        if !(0.0..1.0).contains(&medium_share) {
+            return Err(BandPolicyError::MediumShare(medium_share));
+        }
+        if high_share + medium_share > 1.0 {
+            return Err(BandPolicyError::SharesAboveOne {
+                high: high_share,
+                medium: medium_share,
+            });
+        }
+        Ok(BandPolicy::Quantile {
+            high_share,
+            medium_share,
+        })
+    }
+
+    /// Fixed cutoffs: both strictly between 0 and 1, `medium < high`.
+    ///
+    /// # Errors
+    /// [`BandPolicyError`] naming the rule.
+    pub fn fixed(high: f64, medium: f64) -> Result<BandPolicy, BandPolicyError> {
+        if !(high > 0.0 && high < 1.0) {
+            return Err(BandPolicyError::HighCutoff(high));
+        }
+        if !(medium > 0.0 && medium < 1.0) {
+            return Err(BandPolicyError::MediumCutoff(medium));
+        }
+        if medium >= high {
+            return Err(BandPolicyError::CutoffOrder { high, medium });
+        }
+        Ok(BandPolicy::Fixed { high, medium })
+    }
+
+    /// This policy, checked by the rules of [`BandPolicy::quantile`] or
+    /// [`BandPolicy::fixed`] (for a policy deserialized from an event or
+    /// written as a literal).
+    ///
+    /// # Errors
+    /// [`BandPolicyError`] naming the rule.
+    pub fn checked(self) -> Result<BandPolicy, BandPolicyError> {
+        match self {
+            BandPolicy::Quantile {
+                high_share,
+                medium_share,
+            } => BandPolicy::quantile(high_share, medium_share),
+            BandPolicy::Fixed { high, medium } => BandPolicy::fixed(high, medium),
         }
     }
 }
@@ -140,5 +223,51 @@ impl BandCutoffs {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod policy_tests {
+    use super::*;
+
+    #[test]
+    fn one_set_of_rules_for_every_policy() {
+        assert_eq!(BandPolicy::quantile(0.1, 0.2), Ok(BandPolicy::default()));
+        assert!(BandPolicy::quantile(1.0, 0.0).is_ok());
+        assert_eq!(
+            BandPolicy::quantile(0.0, 0.2),
+            Err(BandPolicyError::HighShare(0.0))
+        );
+        assert_eq!(
+            BandPolicy::quantile(0.1, 1.0),
+            Err(BandPolicyError::MediumShare(1.0))
+        );
+        assert!(matches!(
+            BandPolicy::quantile(0.6, 0.5),
+            Err(BandPolicyError::SharesAboveOne { .. })
+        ));
+        assert!(BandPolicy::quantile(f64::NAN, 0.1).is_err());
+        assert!(BandPolicy::fixed(0.5, 0.2).is_ok());
+        // Cutoffs at 0 or 1 would put everyone (or no one) in a band.
+        assert_eq!(
+            BandPolicy::fixed(1.0, 0.5),
+            Err(BandPolicyError::HighCutoff(1.0))
+        );
+        assert_eq!(
+            BandPolicy::fixed(0.5, 0.0),
+            Err(BandPolicyError::MediumCutoff(0.0))
+        );
+        assert!(matches!(
+            BandPolicy::fixed(0.3, 0.3),
+            Err(BandPolicyError::CutoffOrder { .. })
+        ));
+        // A policy from elsewhere (an event, a literal) meets the same rules.
+        assert!(BandPolicy::Fixed {
+            high: 1.0,
+            medium: 0.5
+        }
+        .checked()
+        .is_err());
+        assert_eq!(BandPolicy::default().checked(), Ok(BandPolicy::default()));
     }
 }

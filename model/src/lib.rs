@@ -59,7 +59,7 @@ pub mod train;
 mod validate;
 
 pub use artifact::{ModelArtifact, MIN_SCHEMA_VERSION, SCHEMA_VERSION};
-pub use band::{BandCutoffs, BandPolicy, RiskBand};
+pub use band::{BandCutoffs, BandPolicy, BandPolicyError, RiskBand};
 pub use customer_id::{customer_id, CustomerIdError, MAX_CUSTOMER_ID_BYTES};
 pub use error::{Error, ErrorKind, Result};
 pub use metrics::{ConfusionMatrix, Metrics};

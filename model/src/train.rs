@@ -143,22 +143,8 @@ impl TrainConfig {
         if self.skew_threshold.is_nan() {
             return bad("skew_threshold must be a number");
         }
-        match self.bands {
-            BandPolicy::Quantile {
-                high_share,
-                medium_share,
-            } => {
-                if !(high_share > 0.0 && medium_share >= 0.0 && high_share + medium_share <= 1.0) {
-                    return bad(
-                        "band shares must satisfy 0 < high, 0 <= medium, high + medium <= 1",
-                    );
-                }
-            }
-            BandPolicy::Fixed { high, medium } => {
-                if !(0.0..=1.0).contains(&high) || !(0.0..=1.0).contains(&medium) || medium > high {
-                    return bad("fixed band cutoffs must satisfy 0 <= medium <= high <= 1");
-                }
-            }
+        if let Err(e) = self.bands.checked() {
+            return bad(&format!("bands: {e}"));
         }
         Ok(())
     }

@@ -17,10 +17,8 @@ mod score;
 mod serve;
 mod train;
 
-/// Default model store (after `churn demo`).
-pub const DEFAULT_MODELS: &str = "./churn-data/models";
-/// Default flag store (after `churn demo`).
-pub const DEFAULT_FLAGS: &str = "sqlite://./churn-data/flags.db";
+/// Default stores (where `churn demo` puts them), defined once in the service config.
+use churn_service::config::{DEFAULT_FLAGS, DEFAULT_MODELS};
 
 #[derive(Debug, Parser)]
 #[command(

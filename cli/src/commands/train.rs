@@ -4,10 +4,9 @@ use clap::Args;
 use std::path::PathBuf;
 
 use churn_model::artifact::Coefficient;
+use churn_model::BandPolicy;
 use churn_model::ModelArtifact;
-use churn_service::config::{
-    ServiceConfig, BAND_HIGH_CUTOFF, BAND_HIGH_SHARE, BAND_MEDIUM_CUTOFF, BAND_MEDIUM_SHARE,
-};
+use churn_service::config::{band_policy_from, BandSetting, ServiceConfig};
 use churn_service::handlers::train::{
     handle_train_with, TrainOptions, TrainRequest, TrainSettings, TrainSummary,
 };
@@ -82,22 +81,28 @@ pub struct BandArgs {
 }
 
 impl BandArgs {
-    /// The options as the `CHURN_BAND_*` values they replace, for
-    /// [`context::config_overriding`] (which validates them as for the Lambda).
-    pub fn overrides(&self) -> [(&'static str, Option<String>); 4] {
-        let text = |v: Option<f64>| v.map(|x| x.to_string());
-        [
-            (BAND_HIGH_SHARE, text(self.high_share)),
-            (BAND_MEDIUM_SHARE, text(self.medium_share)),
-            (BAND_HIGH_CUTOFF, text(self.high_cutoff)),
-            (BAND_MEDIUM_CUTOFF, text(self.medium_cutoff)),
-        ]
+    /// The checked policy of these options (flags, or the `CHURN_BAND_*`
+    /// variables clap read for them); errors name both spellings.
+    pub fn policy(&self) -> anyhow::Result<BandPolicy> {
+        let setting = |name: &'static str, value: Option<f64>| BandSetting { name, value };
+        Ok(band_policy_from(
+            setting("--high-share (CHURN_BAND_HIGH_SHARE)", self.high_share),
+            setting(
+                "--medium-share (CHURN_BAND_MEDIUM_SHARE)",
+                self.medium_share,
+            ),
+            setting("--high-cutoff (CHURN_BAND_HIGH_CUTOFF)", self.high_cutoff),
+            setting(
+                "--medium-cutoff (CHURN_BAND_MEDIUM_CUTOFF)",
+                self.medium_cutoff,
+            ),
+        )?)
     }
 }
 
 pub async fn run(args: TrainArgs, progress: Progress) -> anyhow::Result<()> {
-    let config =
-        context::config_overriding(Some(&args.store.models), None, &args.bands.overrides())?;
+    let mut config = context::config_overriding(Some(&args.store.models), None, &[])?;
+    config.bands = args.bands.policy()?;
     let schema = match &args.schema {
         Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
             crate::exit::user(format!("cannot read schema file {}: {e}", path.display()))

@@ -4,7 +4,7 @@
 //! lives here once. Every error names the variable and the offending value.
 
 use crate::error::{Error, Result};
-use churn_model::BandPolicy;
+use churn_model::{BandPolicy, BandPolicyError};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -62,10 +62,6 @@ pub const BAND_MEDIUM_SHARE: &str = "CHURN_BAND_MEDIUM_SHARE";
 pub const BAND_HIGH_CUTOFF: &str = "CHURN_BAND_HIGH_CUTOFF";
 /// Fixed probability from which a customer is medium risk (with [`BAND_HIGH_CUTOFF`]).
 pub const BAND_MEDIUM_CUTOFF: &str = "CHURN_BAND_MEDIUM_CUTOFF";
-/// Default of `CHURN_BAND_HIGH_SHARE`.
-pub const DEFAULT_BAND_HIGH_SHARE: f64 = 0.10;
-/// Default of `CHURN_BAND_MEDIUM_SHARE`.
-pub const DEFAULT_BAND_MEDIUM_SHARE: f64 = 0.20;
 
 /// Default of `CHURN_MODELS`.
 pub const DEFAULT_MODELS: &str = "./churn-data/models";
@@ -78,7 +74,9 @@ impl Default for ServiceConfig {
     fn default() -> Self {
         ServiceConfig {
             models: ModelsLocation::Dir(PathBuf::from(DEFAULT_MODELS)),
-            flags: FlagsLocation::Sqlite(PathBuf::from("./churn-data/flags.db")),
+            flags: FlagsLocation::Sqlite(PathBuf::from(
+                DEFAULT_FLAGS.trim_start_matches("sqlite://"),
+            )),
             snapshot: None,
             model_refresh: Duration::from_secs(60),
             score_epsilon: 0.01,
@@ -86,10 +84,7 @@ impl Default for ServiceConfig {
             gate_max_auc_drop: 0.01,
             risk_list_shards: 8,
             write_deadline: Duration::from_secs(60),
-            bands: BandPolicy::Quantile {
-                high_share: DEFAULT_BAND_HIGH_SHARE,
-                medium_share: DEFAULT_BAND_MEDIUM_SHARE,
-            },
+            bands: BandPolicy::default(),
         }
     }
 }
@@ -151,117 +146,112 @@ impl ServiceConfig {
     }
 }
 
+/// One band setting, by the name to blame in errors (a variable such as
+/// `CHURN_BAND_HIGH_SHARE` or a flag such as `--high-share`), and its value
+/// when given.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BandSetting {
+    pub name: &'static str,
+    pub value: Option<f64>,
+}
+
+/// The band policy from its four settings, whoever gives them (environment,
+/// CLI flags): shares or fixed cutoffs, never both; cutoffs in pairs; the
+/// values checked by [`BandPolicy`]'s own rules (the model crate owns them).
+/// No value at all is [`BandPolicy::default`].
+///
+/// # Errors
+/// [`Error::Config`] naming the setting at fault.
+pub fn band_policy_from(
+    high_share: BandSetting,
+    medium_share: BandSetting,
+    high_cutoff: BandSetting,
+    medium_cutoff: BandSetting,
+) -> Result<BandPolicy> {
+    let given = |s: BandSetting| s.value.map(|v| (s.name, v));
+    let blame = |(name, value): (&'static str, f64), message: String| {
+        config_error(name, &value.to_string(), message)
+    };
+    let share = given(high_share).or(given(medium_share));
+    if let (Some((share_name, _)), Some(cutoff)) =
+        (share, given(high_cutoff).or(given(medium_cutoff)))
+    {
+        return Err(blame(
+            cutoff,
+            format!(
+                "{share_name} is also set: configure bands either by shares ({}/{}) or by \
+                 fixed cutoffs ({}/{}), not both",
+                high_share.name, medium_share.name, high_cutoff.name, medium_cutoff.name
+            ),
+        ));
+    }
+    match (given(high_cutoff), given(medium_cutoff)) {
+        (Some(high), Some(medium)) => {
+            return BandPolicy::fixed(high.1, medium.1).map_err(|e| match e {
+                BandPolicyError::HighCutoff(_) => blame(high, e.to_string()),
+                BandPolicyError::CutoffOrder { .. } => blame(
+                    medium,
+                    format!("must be below {} ({})", high_cutoff.name, high.1),
+                ),
+                _ => blame(medium, e.to_string()),
+            })
+        }
+        (Some(high), None) => {
+            return Err(blame(
+                high,
+                format!(
+                    "{} must be set too (fixed cutoffs come in pairs)",
+                    medium_cutoff.name
+                ),
+            ))
+        }
+        (None, Some(medium)) => {
+            return Err(blame(
+                medium,
+                format!(
+                    "{} must be set too (fixed cutoffs come in pairs)",
+                    high_cutoff.name
+                ),
+            ))
+        }
+        (None, None) => {}
+    }
+    let high = high_share.value.unwrap_or(BandPolicy::DEFAULT_HIGH_SHARE);
+    let medium = medium_share
+        .value
+        .unwrap_or(BandPolicy::DEFAULT_MEDIUM_SHARE);
+    BandPolicy::quantile(high, medium).map_err(|e| {
+        let at_fault = match e {
+            BandPolicyError::HighShare(_) => given(high_share),
+            BandPolicyError::MediumShare(_) => given(medium_share),
+            // The medium share when it was given, else the high one.
+            _ => given(medium_share).or(given(high_share)),
+        };
+        match at_fault {
+            Some(s) => blame(s, e.to_string()),
+            // Unreachable with valid defaults; still named, not a panic.
+            None => config_error(high_share.name, "", e.to_string()),
+        }
+    })
+}
+
 /// The band policy from the four `CHURN_BAND_*` variables (see
 /// [`ServiceConfig::bands`]). `get` returns `None` for unset (or empty) ones.
 ///
 /// # Errors
-/// [`Error::Config`] naming the variable: a value that is not a number or is
-/// out of range (shares: high in (0, 1], medium in [0, 1), high + medium <= 1;
-/// cutoffs: in (0, 1), medium < high), one cutoff without the other, or a
-/// share and a cutoff both set.
+/// [`Error::Config`] naming the variable: a value that is not a number, or
+/// a policy [`band_policy_from`] refuses.
 pub fn band_policy(get: &impl Fn(&str) -> Option<String>) -> Result<BandPolicy> {
-    let high_share = get(BAND_HIGH_SHARE);
-    let medium_share = get(BAND_MEDIUM_SHARE);
-    let high_cutoff = get(BAND_HIGH_CUTOFF);
-    let medium_cutoff = get(BAND_MEDIUM_CUTOFF);
-    let share_set = [
-        (BAND_HIGH_SHARE, &high_share),
-        (BAND_MEDIUM_SHARE, &medium_share),
-    ]
-    .into_iter()
-    .find_map(|(n, v)| v.as_ref().map(|_| n));
-    let cutoff_set = [
-        (BAND_HIGH_CUTOFF, &high_cutoff),
-        (BAND_MEDIUM_CUTOFF, &medium_cutoff),
-    ]
-    .into_iter()
-    .find_map(|(n, v)| v.as_ref().map(|v| (n, v)));
-    if let (Some(share), Some((cutoff, value))) = (share_set, cutoff_set) {
-        return Err(config_error(
-            cutoff,
-            value,
-            format!(
-                "{share} is also set: configure bands either by shares \
-                 ({BAND_HIGH_SHARE}/{BAND_MEDIUM_SHARE}) or by fixed cutoffs \
-                 ({BAND_HIGH_CUTOFF}/{BAND_MEDIUM_CUTOFF}), not both"
-            ),
-        ));
-    }
-    if cutoff_set.is_some() {
-        let (high_text, medium_text) = match (&high_cutoff, &medium_cutoff) {
-            (Some(h), Some(m)) => (h, m),
-            (Some(h), None) => {
-                return Err(config_error(
-                    BAND_HIGH_CUTOFF,
-                    h,
-                    format!("{BAND_MEDIUM_CUTOFF} must be set too (fixed cutoffs come in pairs)"),
-                ))
-            }
-            (None, Some(m)) => {
-                return Err(config_error(
-                    BAND_MEDIUM_CUTOFF,
-                    m,
-                    format!("{BAND_HIGH_CUTOFF} must be set too (fixed cutoffs come in pairs)"),
-                ))
-            }
-            (None, None) => unreachable!("a cutoff is set"),
-        };
-        let high = open_unit_interval(BAND_HIGH_CUTOFF, high_text)?;
-        let medium = open_unit_interval(BAND_MEDIUM_CUTOFF, medium_text)?;
-        if medium >= high {
-            return Err(config_error(
-                BAND_MEDIUM_CUTOFF,
-                medium_text,
-                format!("must be below {BAND_HIGH_CUTOFF} ({high})"),
-            ));
-        }
-        return Ok(BandPolicy::Fixed { high, medium });
-    }
-    let high = match &high_share {
-        Some(v) => {
-            let x = number(BAND_HIGH_SHARE, v)?;
-            if !(x > 0.0 && x <= 1.0) {
-                return Err(config_error(
-                    BAND_HIGH_SHARE,
-                    v,
-                    "expected a share above 0 and at most 1",
-                ));
-            }
-            x
-        }
-        None => DEFAULT_BAND_HIGH_SHARE,
+    let setting = |name: &'static str| -> Result<BandSetting> {
+        let value = get(name).map(|text| number(name, &text)).transpose()?;
+        Ok(BandSetting { name, value })
     };
-    let medium = match &medium_share {
-        Some(v) => {
-            let x = number(BAND_MEDIUM_SHARE, v)?;
-            if !(0.0..1.0).contains(&x) {
-                return Err(config_error(
-                    BAND_MEDIUM_SHARE,
-                    v,
-                    "expected a share of at least 0 and below 1",
-                ));
-            }
-            x
-        }
-        None => DEFAULT_BAND_MEDIUM_SHARE,
-    };
-    if high + medium > 1.0 {
-        // Name the variable that was set (the medium one when both were).
-        let (variable, value) = match (&medium_share, &high_share) {
-            (Some(m), _) => (BAND_MEDIUM_SHARE, m.clone()),
-            (None, Some(h)) => (BAND_HIGH_SHARE, h.clone()),
-            (None, None) => unreachable!("the defaults sum to 0.3"),
-        };
-        return Err(config_error(
-            variable,
-            &value,
-            format!("{BAND_HIGH_SHARE} + {BAND_MEDIUM_SHARE} = {high} + {medium} exceeds 1"),
-        ));
-    }
-    Ok(BandPolicy::Quantile {
-        high_share: high,
-        medium_share: medium,
-    })
+    band_policy_from(
+        setting(BAND_HIGH_SHARE)?,
+        setting(BAND_MEDIUM_SHARE)?,
+        setting(BAND_HIGH_CUTOFF)?,
+        setting(BAND_MEDIUM_CUTOFF)?,
+    )
 }
 
 fn config_error(variable: &'static str, value: &str, message: impl Into<String>) -> Error {
@@ -387,18 +377,6 @@ fn number(variable: &'static str, value: &str) -> Result<f64> {
         .trim()
         .parse()
         .map_err(|_| config_error(variable, value, "expected a number"))
-}
-
-fn open_unit_interval(variable: &'static str, value: &str) -> Result<f64> {
-    let x = number(variable, value)?;
-    if !(x > 0.0 && x < 1.0) {
-        return Err(config_error(
-            variable,
-            value,
-            "expected a probability strictly between 0 and 1",
-        ));
-    }
-    Ok(x)
 }
 
 fn shards(variable: &'static str, value: &str) -> Result<u32> {
