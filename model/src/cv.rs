@@ -3,7 +3,16 @@
 use crate::error::{Error, Result};
 use crate::logistic::{self, LogisticFit, SolverOptions};
 use crate::metrics::roc_auc;
-use crate::train::{CvResult, TrainConfig};
+use crate::train_config::TrainConfig;
+use serde::{Deserialize, Serialize};
+
+/// Mean cross-validated ROC AUC of one L2 strength.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CvResult {
+    pub l2: f64,
+    pub mean_auc: f64,
+    pub fold_aucs: Vec<f64>,
+}
 
 /// What cross-validation decided.
 pub(crate) struct CvOutcome {

@@ -30,7 +30,8 @@
 //! - [`customer_id`](mod@customer_id): the one rule for customer ids (every path calls it).
 //! - `validate` (private): table shape, customer ids, class balance checks.
 //! - [`logistic`]: linfa-logistic wrapper: class orientation, design scaling, per-row tolerance, exact intercept.
-//! - [`train`](mod@train): `TrainConfig`, cross-validated L2 choice, final fit, [`train()`], [`evaluate()`].
+//! - `train_config` (private, re-exported by [`train`](mod@train)): `TrainConfig` and its checked builder.
+//! - [`train`](mod@train): cross-validated L2 choice, final fit, [`train()`], [`evaluate()`].
 //! - [`metrics`]: ROC AUC, PR AUC, log loss, Brier, lift, ECE, confusion matrix.
 //! - [`band`]: risk bands and their cutoffs.
 //! - [`reason`]: per-customer reasons.
@@ -56,6 +57,7 @@ pub mod split;
 pub mod synthetic;
 pub mod table;
 pub mod train;
+mod train_config;
 mod validate;
 
 pub use artifact::{ModelArtifact, MIN_SCHEMA_VERSION, SCHEMA_VERSION};
