@@ -1,0 +1,350 @@
+//! Writes: read the stored items of a batch (to decide per flag), then put
+//! the changed rows, conditionally one by one or in unconditional batches
+//! (see [`WriteStrategy`](super::WriteStrategy)). Every call goes through
+//! the one retry loop, [`retrying`].
+
+use super::codec::{from_item, to_item, Item, DECISION_ATTRIBUTES};
+use super::retry::{classify, retrying, GaveUp, Outcome};
+use super::{DynamoFlagStore, WriteStrategy, BATCH_GET_MAX, BATCH_WRITE_MAX};
+use crate::flag::{Flag, WriteFailure, WriteSummary};
+use crate::flag_store::{decide, past, Decision};
+use crate::timestamp;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
+use futures::stream::{self, StreamExt};
+use std::collections::HashMap;
+use std::time::Instant;
+
+/// How often one row is re-read and re-decided after losing a conditional write.
+const MAX_CONFLICT_ROUNDS: u32 = 5;
+
+/// A decided write still to be carried out.
+pub(super) struct Pending {
+    pub flag: Flag,
+    pub newly_at_risk: bool,
+    /// `scored_at` of the item we read (`None`: it did not exist).
+    pub read_scored_at: Option<String>,
+}
+
+impl Pending {
+    /// The write `decide` asked for, against what was read.
+    pub(super) fn new(flag: Flag, newly_at_risk: bool, read: Option<&Flag>) -> Pending {
+        Pending {
+            flag,
+            newly_at_risk,
+            read_scored_at: read.map(|o| timestamp::format(o.scored_at)),
+        }
+    }
+}
+
+/// The failures of `ids`, all for `reason`.
+fn fail_all(ids: impl IntoIterator<Item = String>, reason: &str) -> Vec<WriteFailure> {
+    ids.into_iter()
+        .map(|customer_id| WriteFailure {
+            customer_id,
+            reason: reason.to_string(),
+        })
+        .collect()
+}
+
+/// The customer id of a key or item.
+fn id_of(item: &Item) -> String {
+    item.get("customer_id")
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default()
+}
+
+impl DynamoFlagStore {
+    /// Reads the stored items of `ids` (consistent reads, chunks of 100,
+    /// UnprocessedKeys and throttling retried). Ids that could not be read by
+    /// the deadline come back in the failure list.
+    pub(super) async fn read_stored(
+        &self,
+        ids: Vec<String>,
+        deadline: Instant,
+    ) -> (HashMap<String, Item>, Vec<WriteFailure>) {
+        let chunks: Vec<Vec<String>> = ids.chunks(BATCH_GET_MAX).map(<[String]>::to_vec).collect();
+        let results: Vec<(HashMap<String, Item>, Vec<WriteFailure>)> = stream::iter(chunks)
+            .map(|chunk| self.read_chunk(chunk, deadline))
+            .buffer_unordered(self.concurrency.min(8))
+            .collect()
+            .await;
+        let mut found = HashMap::new();
+        let mut failed = Vec::new();
+        for (f, e) in results {
+            found.extend(f);
+            failed.extend(e);
+        }
+        (found, failed)
+    }
+
+    /// One BatchGetItem of at most 100 keys, until every key is processed.
+    pub(super) async fn read_chunk(
+        &self,
+        ids: Vec<String>,
+        deadline: Instant,
+    ) -> (HashMap<String, Item>, Vec<WriteFailure>) {
+        let keys: Vec<Item> = ids
+            .into_iter()
+            .map(|id| HashMap::from([("customer_id".to_string(), AttributeValue::S(id))]))
+            .collect();
+        let ((keys, found), result) = retrying(
+            &self.retry,
+            deadline,
+            (keys, HashMap::new()),
+            move |(keys, mut found): (Vec<Item>, HashMap<String, Item>)| async move {
+                let request = match KeysAndAttributes::builder()
+                    .set_keys(Some(keys.clone()))
+                    // Strongly consistent: deciding "unchanged" from an
+                    // outdated copy would skip a write that is needed.
+                    .consistent_read(true)
+                    // Only what `decide` needs. (Read capacity is billed on the
+                    // whole item either way; this saves transfer and decoding.)
+                    .projection_expression(DECISION_ATTRIBUTES)
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => return ((keys, found), Outcome::Fatal(e.to_string())),
+                };
+                let out = match self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                {
+                    Ok(out) => out,
+                    Err(e) => return ((keys, found), classify(e)),
+                };
+                for item in out
+                    .responses()
+                    .and_then(|r| r.get(&self.table))
+                    .into_iter()
+                    .flatten()
+                {
+                    found.insert(id_of(item), item.clone());
+                }
+                let before = keys.len();
+                let left: Vec<Item> = out
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.table))
+                    .map(|k| k.keys().to_vec())
+                    .unwrap_or_default();
+                let outcome = if left.is_empty() {
+                    Outcome::Done(())
+                } else if left.len() < before {
+                    Outcome::Progress(format!("{} UnprocessedKeys", left.len()))
+                } else {
+                    Outcome::Retry(format!("{} UnprocessedKeys", left.len()))
+                };
+                ((left, found), outcome)
+            },
+        )
+        .await;
+        let reason = match result {
+            Ok(()) => return (found, Vec::new()),
+            Err(GaveUp::Deadline { last, .. }) => {
+                format!("deadline exceeded reading the stored flag ({last})")
+            }
+            Err(other) => other.reason(),
+        };
+        let ids: Vec<String> = keys.iter().map(id_of).collect();
+        (found, fail_all(ids, &reason))
+    }
+
+    /// Carries out the decided writes with the store's strategy, adding the
+    /// outcome to `summary`.
+    pub(super) async fn write_decided(
+        &self,
+        pending: Vec<Pending>,
+        epsilon: f64,
+        deadline: Instant,
+        summary: &mut WriteSummary,
+    ) {
+        match self.strategy {
+            WriteStrategy::Conditional => {
+                let outcomes: Vec<_> = stream::iter(pending)
+                    .map(|p| self.put_conditional(p, epsilon, deadline))
+                    .buffer_unordered(self.concurrency)
+                    .collect()
+                    .await;
+                for outcome in outcomes {
+                    match outcome {
+                        Ok(Decision::Write { newly_at_risk, .. }) => {
+                            summary.written += 1;
+                            summary.newly_at_risk += usize::from(newly_at_risk);
+                        }
+                        Ok(Decision::Stale) => summary.stale_rejected += 1,
+                        Ok(Decision::Unchanged) => summary.skipped_unchanged += 1,
+                        Err(f) => summary.failed.push(f),
+                    }
+                }
+            }
+            WriteStrategy::Batch => {
+                let mut chunks: Vec<Vec<Pending>> = Vec::new();
+                let mut rest = pending;
+                while !rest.is_empty() {
+                    let tail = rest.split_off(rest.len().min(BATCH_WRITE_MAX));
+                    chunks.push(rest);
+                    rest = tail;
+                }
+                let outcomes: Vec<_> = stream::iter(chunks)
+                    .map(|c| self.put_batch(c, deadline))
+                    .buffer_unordered(self.concurrency)
+                    .collect()
+                    .await;
+                for (written, failed) in outcomes {
+                    summary.written += written.len();
+                    summary.newly_at_risk += written.iter().filter(|p| p.newly_at_risk).count();
+                    summary.failed.extend(failed);
+                }
+            }
+        }
+    }
+
+    /// One conditional PutItem of a decided row.
+    async fn put_once(&self, pending: &Pending) -> Outcome<()> {
+        let mut request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&pending.flag, self.shards)));
+        request = match &pending.read_scored_at {
+            None => request.condition_expression("attribute_not_exists(customer_id)"),
+            Some(read) => request
+                .condition_expression("scored_at = :read")
+                .expression_attribute_values(":read", AttributeValue::S(read.clone())),
+        };
+        match request.send().await {
+            Ok(_) => Outcome::Done(()),
+            Err(e) => classify(e),
+        }
+    }
+
+    /// Conditional PutItem of one decided row, re-deciding after conflicts.
+    async fn put_conditional(
+        &self,
+        mut pending: Pending,
+        epsilon: f64,
+        deadline: Instant,
+    ) -> std::result::Result<Decision, WriteFailure> {
+        let original = pending.flag.clone();
+        let fail = |reason: String| WriteFailure {
+            customer_id: original.customer_id.clone(),
+            reason,
+        };
+        let mut conflicts = 0u32;
+        loop {
+            let current = &pending;
+            let (_, result) = retrying(&self.retry, deadline, (), move |()| async move {
+                ((), self.put_once(current).await)
+            })
+            .await;
+            match result {
+                Ok(()) => {
+                    return Ok(Decision::Write {
+                        flag: pending.flag,
+                        newly_at_risk: pending.newly_at_risk,
+                    })
+                }
+                Err(GaveUp::Conflict) => {}
+                Err(other) => return Err(fail(other.reason())),
+            }
+            // Someone else wrote this customer since we read it: read again
+            // and apply the same rules to what is there now.
+            conflicts += 1;
+            if conflicts > MAX_CONFLICT_ROUNDS || past(deadline) {
+                return Err(fail(
+                    "kept losing conditional writes to concurrent writers".into(),
+                ));
+            }
+            let (found, mut failed) = self
+                .read_chunk(vec![original.customer_id.clone()], deadline)
+                .await;
+            if let Some(f) = failed.pop() {
+                return Err(f);
+            }
+            let stored = found
+                .get(&original.customer_id)
+                .map(from_item)
+                .transpose()
+                .map_err(|e| fail(e.to_string()))?;
+            match decide(stored.as_ref(), &original, epsilon) {
+                Decision::Write {
+                    flag,
+                    newly_at_risk,
+                } => pending = Pending::new(flag, newly_at_risk, stored.as_ref()),
+                other => return Ok(other),
+            }
+        }
+    }
+
+    /// BatchWriteItem of up to 25 rows, retrying UnprocessedItems and
+    /// throttling. Returns the rows written and the failures.
+    async fn put_batch(
+        &self,
+        rows: Vec<Pending>,
+        deadline: Instant,
+    ) -> (Vec<Pending>, Vec<WriteFailure>) {
+        let mut by_id: HashMap<String, Pending> = rows
+            .into_iter()
+            .map(|p| (p.flag.customer_id.clone(), p))
+            .collect();
+        let mut requests: Vec<WriteRequest> = Vec::with_capacity(by_id.len());
+        let mut failed = Vec::new();
+        for p in by_id.values() {
+            match PutRequest::builder()
+                .set_item(Some(to_item(&p.flag, self.shards)))
+                .build()
+            {
+                Ok(put) => requests.push(WriteRequest::builder().put_request(put).build()),
+                Err(e) => failed.push(WriteFailure {
+                    customer_id: p.flag.customer_id.clone(),
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        let (left, result) = retrying(
+            &self.retry,
+            deadline,
+            requests,
+            move |requests: Vec<WriteRequest>| async move {
+                let out = match self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests.clone())
+                    .send()
+                    .await
+                {
+                    Ok(out) => out,
+                    Err(e) => return (requests, classify(e)),
+                };
+                let before = requests.len();
+                let left: Vec<WriteRequest> = out
+                    .unprocessed_items()
+                    .and_then(|u| u.get(&self.table))
+                    .cloned()
+                    .unwrap_or_default();
+                let outcome = if left.is_empty() {
+                    Outcome::Done(())
+                } else if left.len() < before {
+                    Outcome::Progress(format!("{} UnprocessedItems", left.len()))
+                } else {
+                    Outcome::Retry(format!("{} UnprocessedItems", left.len()))
+                };
+                (left, outcome)
+            },
+        )
+        .await;
+        if let Err(gave_up) = result {
+            let ids = left
+                .iter()
+                .filter_map(|r| r.put_request().map(|p| id_of(p.item())));
+            failed.extend(fail_all(ids, &gave_up.reason()));
+        }
+        for f in &failed {
+            by_id.remove(&f.customer_id);
+        }
+        (by_id.into_values().collect(), failed)
+    }
+}
