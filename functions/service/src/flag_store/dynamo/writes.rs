@@ -46,6 +46,18 @@ fn fail_all(ids: impl IntoIterator<Item = String>, reason: &str) -> Vec<WriteFai
         .collect()
 }
 
+/// The outcome of a batch call that left `left` of `before` keys or items
+/// unprocessed (`what` names them in messages).
+fn unprocessed(before: usize, left: usize, what: &str) -> Outcome<()> {
+    if left == 0 {
+        Outcome::Done(())
+    } else if left < before {
+        Outcome::Progress(format!("{left} {what}"))
+    } else {
+        Outcome::Retry(format!("{left} {what}"))
+    }
+}
+
 /// The customer id of a key or item.
 fn id_of(item: &Item) -> String {
     item.get("customer_id")
@@ -130,13 +142,7 @@ impl DynamoFlagStore {
                     .and_then(|u| u.get(&self.table))
                     .map(|k| k.keys().to_vec())
                     .unwrap_or_default();
-                let outcome = if left.is_empty() {
-                    Outcome::Done(())
-                } else if left.len() < before {
-                    Outcome::Progress(format!("{} UnprocessedKeys", left.len()))
-                } else {
-                    Outcome::Retry(format!("{} UnprocessedKeys", left.len()))
-                };
+                let outcome = unprocessed(before, left.len(), "UnprocessedKeys");
                 ((left, found), outcome)
             },
         )
@@ -325,13 +331,7 @@ impl DynamoFlagStore {
                     .and_then(|u| u.get(&self.table))
                     .cloned()
                     .unwrap_or_default();
-                let outcome = if left.is_empty() {
-                    Outcome::Done(())
-                } else if left.len() < before {
-                    Outcome::Progress(format!("{} UnprocessedItems", left.len()))
-                } else {
-                    Outcome::Retry(format!("{} UnprocessedItems", left.len()))
-                };
+                let outcome = unprocessed(before, left.len(), "UnprocessedItems");
                 (left, outcome)
             },
         )
