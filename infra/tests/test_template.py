@@ -52,6 +52,8 @@ LAMBDA_RUNTIME_VARS = {
 DELIBERATELY_UNSET = {
     "AWS_ENDPOINT_URL": "points the SDK at a local S3/DynamoDB server in tests; "
                         "unset in Lambda means the real regional endpoints",
+    "CHURN_THREADS": "the thread pool defaults to the vCPUs Lambda gives the memory size; "
+                     "a fixed count would be wrong after a memory change",
 }
 # `env::var("X")` reads outside the CHURN_/AWS_ namespaces that are fine
 # unset in Lambda (name -> reason).

@@ -13,7 +13,7 @@
 //! the `churn train` process against scikit-learn by `bench/compare_train.sh`.
 //!
 //! `key=value` arguments override training knobs for experiments:
-//! `tol=`, `cv_rows=`, `threads=`, `max_iter=`.
+//! `tol=`, `cv_rows=`, `max_iter=`; `RAYON_NUM_THREADS` sizes the thread pool.
 
 use churn_model::{
     generate, train, Column, CompactScore, Schema, Scorer, SyntheticConfig, Table, TrainConfig,
@@ -104,7 +104,6 @@ fn bench_config() -> TrainConfig {
             match k {
                 "tol" => b = b.gradient_tolerance(v.parse::<f64>().expect("tol")),
                 "cv_rows" => b = b.cv_max_rows(v.parse::<usize>().expect("cv_rows")),
-                "threads" => b = b.threads(v.parse::<usize>().expect("threads")),
                 "max_iter" => b = b.max_iterations(v.parse::<u64>().expect("max_iter")),
                 _ => {}
             }

@@ -1,6 +1,6 @@
 //! Choosing the L2 strength by k-fold cross-validated ROC AUC.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::logistic::{self, LogisticFit, SolverOptions};
 use crate::metrics::roc_auc;
 use crate::train_config::TrainConfig;
@@ -97,9 +97,9 @@ pub(crate) fn cross_validate(
 /// One fold's fit and validation AUC per grid value.
 type FoldFits = Vec<(LogisticFit, f64)>;
 
-/// Per fold, per grid value: the fit and its validation AUC. Folds run on
-/// up to `config.threads` threads; each fold is computed independently, so
-/// the result does not depend on the thread count.
+/// Per fold, per grid value: the fit and its validation AUC. Folds run in
+/// parallel on the current rayon pool; each fold is computed independently,
+/// so the result does not depend on the thread count.
 fn run_folds(
     x: &[f64],
     y: &[bool],
@@ -149,39 +149,11 @@ fn run_folds(
         }
         Ok(out)
     };
-    let threads = match config.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        t => t,
-    }
-    .clamp(1, k);
-    let mut results: Vec<Option<Result<FoldFits>>> = (0..k).map(|_| None).collect();
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let one_fold = &one_fold;
-                s.spawn(move || {
-                    (t..k)
-                        .step_by(threads)
-                        .map(|f| (f, one_fold(f)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        for h in handles {
-            // A panic in a worker is a bug, not bad input: re-raise it here.
-            for (f, r) in h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)) {
-                results[f] = Some(r);
-            }
-        }
-    });
-    results
+    use rayon::prelude::*;
+    (0..k)
+        .into_par_iter()
+        .map(one_fold)
+        .collect::<Vec<_>>()
         .into_iter()
-        .map(|r| {
-            r.unwrap_or_else(|| {
-                Err(Error::Solver {
-                    message: "a cross-validation worker failed".into(),
-                })
-            })
-        })
         .collect()
 }

@@ -19,6 +19,9 @@
 //! # }
 //! ```
 //!
+//! Parallel steps run on the caller's rayon pool: the binary sizes it once
+//! (the library never decides how many cores there are).
+//!
 //! # Layout
 //! - [`error`]: the crate's error enum (names row, column, field) and `Result`.
 //! - [`table`]: columnar input handed in by readers.
@@ -26,7 +29,7 @@
 //! - [`label`]: churn label parsing (1/0, true/false, yes/no).
 //! - [`split`]: stratified seeded holdout split and k-fold assignment.
 //! - [`preprocess`]: imputation, log1p, one-hot, standardization of numeric values (fitted on training rows).
-//! - `cv` (private): L2 strength by k-fold cross-validated ROC AUC, folds on parallel threads.
+//! - `cv` (private): L2 strength by k-fold cross-validated ROC AUC, folds in parallel.
 //! - [`customer_id`](mod@customer_id): the one rule for customer ids (every path calls it).
 //! - `validate` (private): table shape, customer ids, class balance checks.
 //! - [`logistic`]: linfa-logistic wrapper: class orientation, design scaling, per-row tolerance, exact intercept.

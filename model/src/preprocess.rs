@@ -421,39 +421,11 @@ fn fit_one(
     (feature, columns, bins, missing_share)
 }
 
-/// `f(0..n)` in order, computed on up to `available_parallelism` threads
-/// (at most 2: the Lambda and CI machines this runs on have 2 cores).
-pub(crate) fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |t| t.get())
-        .clamp(1, 2)
-        .min(n.max(1));
-    if threads <= 1 {
-        return (0..n).map(f).collect();
-    }
-    let f = &f;
-    let mut parts: Vec<Vec<(usize, T)>> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..threads)
-            .map(|t| {
-                s.spawn(move || {
-                    (t..n)
-                        .step_by(threads)
-                        .map(|i| (i, f(i)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        hs.into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    });
-    let mut out: Vec<Option<T>> = (0..n).map(|_| None).collect();
-    for part in parts.iter_mut() {
-        for (i, v) in part.drain(..) {
-            out[i] = Some(v);
-        }
-    }
-    out.into_iter().flatten().collect()
+/// `f(0..n)` in order, computed on the current rayon pool (the binary sizes
+/// it once; a library never decides how many cores there are).
+pub(crate) fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
+    use rayon::prelude::*;
+    (0..n).into_par_iter().map(f).collect()
 }
 
 impl Preprocessor {
@@ -471,7 +443,7 @@ impl Preprocessor {
         let mut reference = Vec::new();
         let mut warnings = Vec::new();
         let mut kept = Vec::new();
-        // Features are independent: fit them on up to two threads.
+        // Features are independent: fit them in parallel.
         let results = par_map(cols.len(), |ci| fit_one(&cols[ci], &data[ci], rows, opts));
         for (ci, (col, (feature, mut columns, bins, missing_share))) in
             cols.iter().zip(results).enumerate()
@@ -594,21 +566,11 @@ impl Preprocessor {
             }
         });
         let codes = &codes;
-        // Columns are independent: fill them on up to two threads.
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |t| t.get())
-            .clamp(1, 2);
-        let mut chunks: Vec<(usize, &mut [f64])> = out.chunks_mut(n).enumerate().collect();
-        let per = chunks.len().div_ceil(threads);
-        std::thread::scope(|s| {
-            for group in chunks.chunks_mut(per.max(1)) {
-                s.spawn(move || {
-                    for (j, col) in group.iter_mut() {
-                        self.fill_column(*j, data, codes, rows, scale, col);
-                    }
-                });
-            }
-        });
+        // Columns are independent: fill them in parallel.
+        use rayon::prelude::*;
+        out.par_chunks_mut(n.max(1))
+            .enumerate()
+            .for_each(|(j, col)| self.fill_column(j, data, codes, rows, scale, col));
     }
 
     /// Fills `out` (one slot per row of `rows`) with standardized design column `j`.

@@ -698,26 +698,17 @@ impl Scorer {
     pub(crate) fn score_rows(&self, table: &Table, rows: &[usize]) -> Result<Vec<f64>> {
         let bound = self.bind(table);
         let bound = &bound;
-        // Two halves on two threads (training's evaluation step; the result
-        // is the same as one pass, in row order, first error first).
-        let parts = crate::preprocess::par_map(2, |h| {
-            let part = if h == 0 {
-                &rows[..rows.len() / 2]
-            } else {
-                &rows[rows.len() / 2..]
-            };
-            part.iter()
-                .map(|&i| {
-                    self.score_bound(bound, i, table)
-                        .map(|s| s.churn_probability)
-                })
-                .collect::<Result<Vec<f64>>>()
-        });
-        let mut out = Vec::with_capacity(rows.len());
-        for p in parts {
-            out.extend(p?);
-        }
-        Ok(out)
+        // In parallel on the current pool; the result is the same as one
+        // pass, in row order, first error first.
+        use rayon::prelude::*;
+        rows.par_iter()
+            .map(|&i| {
+                self.score_bound(bound, i, table)
+                    .map(|s| s.churn_probability)
+            })
+            .collect::<Vec<Result<f64>>>()
+            .into_iter()
+            .collect()
     }
 
     /// The probability of each of `rows` (0-based) of `table`, `None` where

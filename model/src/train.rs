@@ -7,7 +7,7 @@
 //! - design matrices are standardized, column-major and scaled so that
 //!   linfa's Hessian is near the identity (see [`crate::logistic`]);
 //! - cross-validation runs on a stratified subsample of at most
-//!   `cv_max_rows` training rows, folds on parallel threads, each fold's
+//!   `cv_max_rows` training rows, folds in parallel, each fold's
 //!   L2 path warm-started from a pilot fit and then from the previous
 //!   strength;
 //! - the final fit on the whole training split starts from the average of

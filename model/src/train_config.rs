@@ -49,9 +49,6 @@ pub struct TrainConfig {
     /// 3e-4 gave the same holdout AUC to five decimals and a ~30 % slower
     /// final fit; lower it for very large, very clean data.
     pub gradient_tolerance: f64,
-    /// Worker threads for cross-validation (results do not depend on it).
-    /// Default 0 = available parallelism.
-    pub threads: usize,
     /// Timestamp stored in the artifact (supplied by the caller so training
     /// is reproducible). Default `1970-01-01T00:00:00Z`.
     pub created_at: String,
@@ -73,7 +70,6 @@ impl Default for TrainConfig {
             bands: BandPolicy::default(),
             max_iterations: 200,
             gradient_tolerance: 1e-3,
-            threads: 0,
             created_at: "1970-01-01T00:00:00Z".into(),
         }
     }
@@ -167,8 +163,6 @@ impl TrainConfigBuilder {
         max_iterations: u64);
     setter!(/// See [`TrainConfig::gradient_tolerance`].
         gradient_tolerance: f64);
-    setter!(/// See [`TrainConfig::threads`].
-        threads: usize);
     setter!(/// See [`TrainConfig::created_at`].
         created_at: String);
 

@@ -35,7 +35,8 @@ pub fn config_overriding(
             return value.clone();
         }
         match name {
-            "CHURN_MODELS" | "CHURN_FLAGS" => None,
+            // read once, by clap (`--models`, `--flags`, `--threads`)
+            "CHURN_MODELS" | "CHURN_FLAGS" | churn_service::config::THREADS => None,
             other => std::env::var(other).ok(),
         }
     })?;

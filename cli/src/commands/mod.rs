@@ -36,6 +36,10 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub quiet: bool,
 
+    /// Threads for parsing, training and scoring (default: one per core).
+    #[arg(long, global = true, env = "CHURN_THREADS", value_name = "N", value_parser = churn_service::config::thread_count)]
+    pub threads: Option<usize>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -89,6 +93,8 @@ pub fn positive(text: &str) -> Result<u64, String> {
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let progress = Progress::new(cli.quiet);
+    churn_service::config::init_thread_pool(cli.threads)
+        .map_err(|e| anyhow::anyhow!("could not start the thread pool: {e}"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

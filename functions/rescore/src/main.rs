@@ -12,7 +12,9 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let services = Services::from_config(ServiceConfig::from_env()?).await?;
+    let config = ServiceConfig::from_env()?;
+    churn_service::config::init_thread_pool(config.threads)?;
+    let services = Services::from_config(config).await?;
     let services = &services;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         // A `HandlerError` becomes a Runtime API error whose `errorType`

@@ -15,7 +15,9 @@ use lambda_http::{service_fn, Body, Request};
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
-    let services = Services::from_config(ServiceConfig::from_env()?).await?;
+    let config = ServiceConfig::from_env()?;
+    churn_service::config::init_thread_pool(config.threads)?;
+    let services = Services::from_config(config).await?;
     let services = &services;
     lambda_http::run(service_fn(move |request: Request| async move {
         let api = ScoreApi {

@@ -1,7 +1,8 @@
 //! Times whole-table CSV/Parquet reads (the training read path).
 //!
 //! ```sh
-//! cargo run --release -p churn-service --example read_bench -- /tmp/syn1m.csv [runs] [threads]
+//! cargo run --release -p churn-service --example read_bench -- /tmp/syn1m.csv [runs]
+//! # RAYON_NUM_THREADS=1 for one parser thread
 //! ```
 
 use churn_service::features::{read_local_file, ReadOptions};
@@ -11,11 +12,7 @@ fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let path = args.next().unwrap_or_else(|| "/tmp/syn1m.csv".into());
     let runs: usize = args.next().map_or(Ok(5), |s| s.parse())?;
-    let threads: Option<usize> = args.next().map(|s| s.parse()).transpose()?;
-    let options = ReadOptions {
-        threads,
-        ..ReadOptions::default()
-    };
+    let options = ReadOptions::default();
     let mut times = Vec::new();
     for _ in 0..runs {
         let t0 = Instant::now();

@@ -52,6 +52,9 @@ pub struct ServiceConfig {
     /// 0.20) or `CHURN_BAND_HIGH_CUTOFF` / `CHURN_BAND_MEDIUM_CUTOFF` (fixed
     /// probabilities, set together); the two forms are exclusive.
     pub bands: BandPolicy,
+    /// `CHURN_THREADS`: threads of the one pool every parallel step runs on
+    /// (parsing, training, scoring), 1..=256; unset = the cores available.
+    pub threads: Option<usize>,
 }
 
 /// Share of holdout scores in the high band (default 0.10).
@@ -67,6 +70,10 @@ pub const BAND_MEDIUM_CUTOFF: &str = "CHURN_BAND_MEDIUM_CUTOFF";
 pub const DEFAULT_MODELS: &str = "./churn-data/models";
 /// Default of `CHURN_FLAGS`.
 pub const DEFAULT_FLAGS: &str = "sqlite://./churn-data/flags.db";
+/// The thread-pool size variable (the CLI's `--threads` falls back to it).
+pub const THREADS: &str = "CHURN_THREADS";
+/// Most threads accepted for the pool.
+pub const MAX_THREADS: usize = 256;
 /// Most risk-list shards accepted: every page queries each shard.
 pub const MAX_RISK_LIST_SHARDS: u32 = 256;
 
@@ -85,6 +92,7 @@ impl Default for ServiceConfig {
             risk_list_shards: 8,
             write_deadline: Duration::from_secs(60),
             bands: BandPolicy::default(),
+            threads: None,
         }
     }
 }
@@ -142,6 +150,9 @@ impl ServiceConfig {
                 None => d.write_deadline,
             },
             bands: band_policy(&get)?,
+            threads: get(THREADS)
+                .map(|v| thread_count(&v).map_err(|m| config_error(THREADS, &v, m)))
+                .transpose()?,
         })
     }
 }
@@ -379,6 +390,35 @@ fn number(variable: &'static str, value: &str) -> Result<f64> {
         .map_err(|_| config_error(variable, value, "expected a number"))
 }
 
+/// Parses a thread count (`CHURN_THREADS`, `--threads`): 1..=[`MAX_THREADS`].
+///
+/// # Errors
+/// What is wrong with `value`, for the caller to attach to its name.
+pub fn thread_count(value: &str) -> std::result::Result<usize, String> {
+    match value.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "expected a whole number of threads from 1 to {MAX_THREADS}"
+        )),
+    }
+}
+
+/// Sizes the one thread pool (rayon's global pool) every parallel step of
+/// this process runs on: `None` = one thread per available core. Binaries
+/// call it once, first thing; the libraries never pick a thread count.
+///
+/// # Errors
+/// When the pool was already built (a second call) or no thread starts.
+pub fn init_thread_pool(
+    threads: Option<usize>,
+) -> std::result::Result<(), rayon::ThreadPoolBuildError> {
+    let mut builder = rayon::ThreadPoolBuilder::new().thread_name(|i| format!("churn-worker-{i}"));
+    if let Some(n) = threads {
+        builder = builder.num_threads(n);
+    }
+    builder.build_global()
+}
+
 fn shards(variable: &'static str, value: &str) -> Result<u32> {
     let n: u32 = value
         .trim()
@@ -481,6 +521,19 @@ mod tests {
     /// A band error case: variables set, the variable and value the error
     /// names, and text the message must contain.
     type BandCase<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str, &'a str);
+
+    #[test]
+    fn thread_count_is_one_to_the_maximum() {
+        assert_eq!(cfg(&[("CHURN_THREADS", " 3 ")]).unwrap().threads, Some(3));
+        assert_eq!(cfg(&[]).unwrap().threads, None);
+        for bad in ["0", "-1", "two", "257"] {
+            let err = cfg(&[("CHURN_THREADS", bad)]).unwrap_err().to_string();
+            assert!(
+                err.contains("CHURN_THREADS") && err.contains("1 to 256"),
+                "{err}"
+            );
+        }
+    }
 
     #[test]
     fn band_errors_name_the_variable() {

@@ -12,7 +12,9 @@ use lambda_runtime::{service_fn, LambdaEvent};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let services = Services::from_config(ServiceConfig::from_env()?).await?;
+    let config = ServiceConfig::from_env()?;
+    churn_service::config::init_thread_pool(config.threads)?;
+    let services = Services::from_config(config).await?;
     let services = &services;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<TrainRequest>| async move {

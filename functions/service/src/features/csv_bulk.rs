@@ -1,5 +1,5 @@
 //! Whole-file CSV parsing for training: the bytes are split into
-//! line-aligned parts parsed in parallel (`std::thread::scope`), then the
+//! line-aligned parts parsed in parallel (on the rayon pool), then the
 //! columns are concatenated.
 //!
 //! Kind inference per column: each part parses `Infer` columns as numbers
@@ -50,21 +50,19 @@ pub(crate) fn parse_csv(
     let threads = if body.len() < MIN_PARALLEL_BYTES {
         1
     } else {
-        options.thread_count()
+        // One part per thread of the current pool (sized once by the binary).
+        rayon::current_num_threads()
     };
     if threads > 1 {
         let bounds = split_points(body, threads);
         let slices: Vec<&[u8]> = bounds.windows(2).map(|w| &body[w[0]..w[1]]).collect();
-        let results: Vec<PartResult> = std::thread::scope(|s| {
-            let handles: Vec<_> = slices
-                .iter()
-                .map(|part| {
-                    let plan = plan.clone();
-                    s.spawn(move || parse_part(part, plan, false, delimiter))
-                })
-                .collect();
-            handles.into_iter().map(join).collect()
-        });
+        let results: Vec<PartResult> = {
+            use rayon::prelude::*;
+            slices
+                .par_iter()
+                .map(|part| parse_part(part, plan.clone(), false, delimiter))
+                .collect()
+        };
         // A quote somewhere: a line end may hide inside quotes, so the split is not safe.
         if !results.iter().any(|r| matches!(r, Ok(None))) {
             let table = merge(
@@ -80,10 +78,6 @@ pub(crate) fn parse_csv(
     let result = parse_part(body, plan.clone(), true, delimiter);
     let table = merge(vec![(body, result)], &names, &plan, delimiter, location)?;
     Ok((table, notes))
-}
-
-fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
-    h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
 /// Offsets splitting `body` into about `parts` pieces at line ends.

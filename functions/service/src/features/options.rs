@@ -35,8 +35,6 @@ pub struct ReadOptions {
     pub skip_unlisted: bool,
     /// Rows per streamed chunk (default 8192).
     pub chunk_rows: usize,
-    /// Parser threads for whole-table reads; `None` = available cores (at most 8).
-    pub threads: Option<usize>,
 }
 
 impl Default for ReadOptions {
@@ -45,7 +43,6 @@ impl Default for ReadOptions {
             hints: BTreeMap::new(),
             skip_unlisted: false,
             chunk_rows: 8192,
-            threads: None,
         }
     }
 }
@@ -110,11 +107,5 @@ impl ReadOptions {
             None if self.skip_unlisted => Some(ColumnHint::Skip),
             None => None,
         }
-    }
-
-    /// Threads for a whole-table parse.
-    pub(crate) fn thread_count(&self) -> usize {
-        let available = std::thread::available_parallelism().map_or(1, |n| n.get());
-        self.threads.unwrap_or(available).clamp(1, 8)
     }
 }
