@@ -105,10 +105,11 @@ pub fn write_failures(summary: &RescoreSummary) -> anyhow::Result<()> {
     Err(churn_service::Error::Storage {
         backend: "flag store",
         operation: "write",
-        message: format!(
+        source: format!(
             "{} flags could not be written before the deadline{first}",
             summary.write_failures_count
-        ),
+        )
+        .into(),
     }
     .into())
 }

@@ -4,6 +4,7 @@
 //! lives here once. Every error names the variable and the offending value.
 
 use crate::error::{Error, Result};
+use crate::flag_store::dynamo::WriteStrategy;
 use churn_model::{BandPolicy, BandPolicyError};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -52,6 +53,9 @@ pub struct ServiceConfig {
     /// 0.20) or `CHURN_BAND_HIGH_CUTOFF` / `CHURN_BAND_MEDIUM_CUTOFF` (fixed
     /// probabilities, set together); the two forms are exclusive.
     pub bands: BandPolicy,
+    /// `CHURN_FLAG_WRITES` (`conditional`, the default, or `batch`): how a
+    /// DynamoDB flag store writes changed rows (see [`WriteStrategy`]).
+    pub flag_writes: WriteStrategy,
     /// `CHURN_THREADS`: threads of the one pool every parallel step runs on
     /// (parsing, training, scoring), 1..=256; unset = the cores available.
     pub threads: Option<usize>,
@@ -92,6 +96,7 @@ impl Default for ServiceConfig {
             risk_list_shards: 8,
             write_deadline: Duration::from_secs(60),
             bands: BandPolicy::default(),
+            flag_writes: WriteStrategy::default(),
             threads: None,
         }
     }
@@ -150,6 +155,10 @@ impl ServiceConfig {
                 None => d.write_deadline,
             },
             bands: band_policy(&get)?,
+            flag_writes: match get("CHURN_FLAG_WRITES") {
+                Some(v) => flag_writes("CHURN_FLAG_WRITES", &v)?,
+                None => d.flag_writes,
+            },
             threads: get(THREADS)
                 .map(|v| thread_count(&v).map_err(|m| config_error(THREADS, &v, m)))
                 .transpose()?,
@@ -390,6 +399,18 @@ fn number(variable: &'static str, value: &str) -> Result<f64> {
         .map_err(|_| config_error(variable, value, "expected a number"))
 }
 
+fn flag_writes(variable: &'static str, value: &str) -> Result<WriteStrategy> {
+    match value.trim() {
+        "conditional" => Ok(WriteStrategy::Conditional),
+        "batch" => Ok(WriteStrategy::Batch),
+        _ => Err(config_error(
+            variable,
+            value,
+            "expected conditional (safe with concurrent writers) or batch (one writer at a time)",
+        )),
+    }
+}
+
 /// Parses a thread count (`CHURN_THREADS`, `--threads`): 1..=[`MAX_THREADS`].
 ///
 /// # Errors
@@ -521,6 +542,22 @@ mod tests {
     /// A band error case: variables set, the variable and value the error
     /// names, and text the message must contain.
     type BandCase<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str, &'a str);
+
+    #[test]
+    fn flag_writes_are_conditional_unless_batch_is_asked_for() {
+        assert_eq!(cfg(&[]).unwrap().flag_writes, WriteStrategy::Conditional);
+        assert_eq!(
+            cfg(&[("CHURN_FLAG_WRITES", "batch")]).unwrap().flag_writes,
+            WriteStrategy::Batch
+        );
+        let err = cfg(&[("CHURN_FLAG_WRITES", "fast")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("CHURN_FLAG_WRITES") && err.contains("batch"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn thread_count_is_one_to_the_maximum() {

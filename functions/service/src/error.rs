@@ -4,7 +4,9 @@
 //! status or a CLI exit code in one place. Variants carry what a reader needs
 //! to act (the variable, the model id, the customer) rather than a bare string.
 //! Adapters convert their SDK/driver errors into [`Error::Storage`] with the
-//! operation named, so no AWS or SQLite type leaks through the ports.
+//! operation named; the SDK or driver error is kept as the `source` (boxed,
+//! so no AWS or SQLite type appears in a port's signature) for callers that
+//! walk the chain. [`report`] renders an error with its causes on one line.
 
 use churn_model::{ErrorKind, RiskBand};
 
@@ -21,11 +23,13 @@ pub enum Error {
     },
 
     /// A storage backend call failed (S3, DynamoDB, SQLite, filesystem).
-    #[error("{backend} {operation} failed: {message}")]
+    #[error("{backend} {operation} failed")]
     Storage {
         backend: &'static str,
         operation: &'static str,
-        message: String,
+        /// The SDK, driver or I/O error (or what was wrong, as text).
+        #[source]
+        source: BoxError,
     },
 
     /// Bytes handed to the model store are not a model artifact we can store.
@@ -68,19 +72,70 @@ pub enum Error {
     },
 }
 
+/// Any error, owned and shareable between threads (the cause of a storage
+/// or I/O failure).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 impl Error {
-    /// Shorthand for [`Error::Storage`].
+    /// Shorthand for [`Error::Storage`] caused by `cause`.
     pub(crate) fn storage(
         backend: &'static str,
         operation: &'static str,
-        message: impl std::fmt::Display,
+        cause: impl Into<BoxError>,
     ) -> Self {
         Error::Storage {
             backend,
             operation,
-            message: message.to_string(),
+            source: cause.into(),
         }
     }
+
+    /// [`Error::Storage`] caused by `cause` at `place` (a path or an
+    /// `s3://` URI, shown before the cause).
+    pub(crate) fn storage_at(
+        backend: &'static str,
+        operation: &'static str,
+        place: impl std::fmt::Display,
+        cause: impl Into<BoxError>,
+    ) -> Self {
+        Error::storage(backend, operation, At::new(place, cause))
+    }
+}
+
+/// A cause and where it happened (`/models/current.json`, `s3://b/k`).
+#[derive(Debug, thiserror::Error)]
+#[error("{place}")]
+pub struct At {
+    place: String,
+    #[source]
+    source: BoxError,
+}
+
+impl At {
+    /// `cause` at `place`.
+    pub fn new(place: impl std::fmt::Display, cause: impl Into<BoxError>) -> Self {
+        At {
+            place: place.to_string(),
+            source: cause.into(),
+        }
+    }
+}
+
+/// `err` and its causes on one line, outermost first, separated by `: `
+/// (what a response body, a Lambda error message or a log line shows).
+/// A cause whose text its parent already ends with is not repeated.
+pub fn report(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !text.is_empty() && !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
 }
 
 /// `Result` with the service [`Error`].

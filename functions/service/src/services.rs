@@ -77,11 +77,10 @@ impl Services {
             FlagsLocation::DynamoDb { table } => {
                 let sdk = sdk.get_or_init(load_sdk_config).await;
                 let client = aws_sdk_dynamodb::Client::new(sdk);
-                Arc::new(DynamoFlagStore::new(
-                    client,
-                    table.clone(),
-                    config.risk_list_shards,
-                ))
+                Arc::new(
+                    DynamoFlagStore::new(client, table.clone(), config.risk_list_shards)
+                        .with_strategy(config.flag_writes),
+                )
             }
         };
         Ok(Services::new(config, models, flags, sdk))

@@ -165,5 +165,10 @@ async fn prefixes_objects_and_streams_on_s3() {
     let err = read_table(&bad, None, &ReadOptions::default())
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("S3 client"), "{err}");
+    // The cause is the source of the error, shown by the one-line report.
+    let text = churn_service::error::report(&err);
+    assert!(
+        text.contains("S3 client") && text.contains("bad/x.csv"),
+        "{text}"
+    );
 }

@@ -18,11 +18,13 @@ pub enum FeatureError {
     UnsupportedFormat { location: String, message: String },
 
     /// Opening, reading or writing failed (file system or S3).
-    #[error("{operation} {location}: {message}")]
+    #[error("{operation} {location}")]
     Io {
         operation: &'static str,
         location: String,
-        message: String,
+        /// The I/O or SDK error (or what was missing, as text).
+        #[source]
+        source: crate::error::BoxError,
         /// The backend failed for now (S3 5xx, throttling, timeout): the
         /// same read may succeed later. A missing file or object, or access
         /// denied, is not transient.
@@ -85,12 +87,12 @@ impl FeatureError {
     pub(crate) fn io(
         operation: &'static str,
         location: impl Into<String>,
-        err: impl std::fmt::Display,
+        cause: impl Into<crate::error::BoxError>,
     ) -> Self {
         FeatureError::Io {
             operation,
             location: location.into(),
-            message: err.to_string(),
+            source: cause.into(),
             transient: false,
         }
     }
@@ -119,7 +121,7 @@ impl FeatureError {
         FeatureError::Io {
             operation,
             location: location.into(),
-            message: aws_sdk_s3::error::DisplayErrorContext(err).to_string(),
+            source: Box::new(err),
             transient,
         }
     }

@@ -22,7 +22,7 @@
 //!   read-decide-write cycle, typically milliseconds). Only correct when a
 //!   single writer owns each customer at a time, such as a sharded rescore
 //!   with the score endpoint not persisting; it is offered for that case
-//!   because it needs 25x fewer requests.
+//!   because it needs 25x fewer requests (`CHURN_FLAG_WRITES=batch`).
 //!
 //! Throttling (ProvisionedThroughputExceeded, ThrottlingException,
 //! RequestLimitExceeded, 5xx, timeouts) and UnprocessedKeys/UnprocessedItems
@@ -56,7 +56,7 @@ use crate::error::{Error, Result};
 use crate::flag::{Flag, Page, WriteFailure, WriteSummary};
 use crate::retry::RetryPolicy;
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, Projection, ProjectionType, ScalarAttributeType,
@@ -211,13 +211,7 @@ impl FlagStore for DynamoFlagStore {
         {
             Ok(_) => return Ok(()),
             Err(e) if e.code() == Some("ResourceNotFoundException") => {}
-            Err(e) => {
-                return Err(Error::storage(
-                    BACKEND,
-                    "describe_table",
-                    DisplayErrorContext(&e),
-                ))
-            }
+            Err(e) => return Err(Error::storage(BACKEND, "describe_table", e)),
         }
         let build =
             |e: aws_sdk_dynamodb::error::BuildError| Error::storage(BACKEND, "create_table", e);
@@ -262,13 +256,7 @@ impl FlagStore for DynamoFlagStore {
             Ok(_) => {}
             // Created concurrently by someone else: fine.
             Err(e) if e.code() == Some("ResourceInUseException") => {}
-            Err(e) => {
-                return Err(Error::storage(
-                    BACKEND,
-                    "create_table",
-                    DisplayErrorContext(&e),
-                ))
-            }
+            Err(e) => return Err(Error::storage(BACKEND, "create_table", e)),
         }
         // Real DynamoDB takes a few seconds to make the table ACTIVE.
         for _ in 0..120 {
@@ -278,7 +266,7 @@ impl FlagStore for DynamoFlagStore {
                 .table_name(&self.table)
                 .send()
                 .await
-                .map_err(|e| Error::storage(BACKEND, "describe_table", DisplayErrorContext(&e)))?;
+                .map_err(|e| Error::storage(BACKEND, "describe_table", e))?;
             let status = out.table().and_then(|t| t.table_status());
             if status == Some(&aws_sdk_dynamodb::types::TableStatus::Active) {
                 return Ok(());

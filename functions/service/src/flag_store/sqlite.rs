@@ -78,12 +78,11 @@ impl SqliteFlagStore {
         let path = path.as_ref().to_path_buf();
         let conn = tokio::task::spawn_blocking(move || -> Result<Connection> {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    Error::storage(BACKEND, "open", format!("{}: {e}", dir.display()))
-                })?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| Error::storage_at(BACKEND, "open", dir.display(), e))?;
             }
             let conn = Connection::open(&path)
-                .map_err(|e| Error::storage(BACKEND, "open", format!("{}: {e}", path.display())))?;
+                .map_err(|e| Error::storage_at(BACKEND, "open", path.display(), e))?;
             // WAL lets readers (CLI risk lists) run while a rescore writes.
             conn.pragma_update(None, "journal_mode", "WAL")
                 .map_err(|e| Error::storage(BACKEND, "open", e))?;

@@ -44,7 +44,9 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
     fn from(e: HandlerError) -> Self {
         lambda_runtime::Diagnostic {
             error_type: e.kind().lambda_error_type().to_string(),
-            error_message: e.to_string(),
+            // With its causes: the Display of a storage error names the
+            // operation, its source says what the backend answered.
+            error_message: crate::error::report(&e),
         }
     }
 }
@@ -65,7 +67,7 @@ mod tests {
                 HandlerError::Service(crate::Error::Storage {
                     backend: "dynamodb",
                     operation: "put",
-                    message: "throttled".into(),
+                    source: "throttled".into(),
                 }),
                 "ChurnTransientError",
             ),
@@ -82,10 +84,32 @@ mod tests {
             ),
         ];
         for (error, expected) in cases {
-            let message = error.to_string();
+            let message = crate::error::report(&error);
             let diagnostic = lambda_runtime::Diagnostic::from(error);
             assert_eq!(diagnostic.error_type, expected, "{message}");
             assert_eq!(diagnostic.error_message, message);
         }
+    }
+
+    #[test]
+    fn the_lambda_error_message_carries_the_cause() {
+        let io = std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "read-only file system",
+        );
+        let error =
+            HandlerError::Service(crate::Error::storage_at("sqlite", "open", "/flags.db", io));
+        // The cause is kept as a source, not flattened into the message...
+        let source = std::error::Error::source(&error).expect("a source");
+        assert_eq!(source.to_string(), "/flags.db");
+        assert!(source
+            .source()
+            .and_then(|c| c.downcast_ref::<std::io::Error>())
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied));
+        // ...and the message a caller sees shows the whole chain.
+        assert_eq!(
+            lambda_runtime::Diagnostic::from(error).error_message,
+            "sqlite open failed: /flags.db: read-only file system"
+        );
     }
 }

@@ -113,16 +113,19 @@ impl ApiError {
             (_, Error::InvalidInput { field, message }) => {
                 ApiError::field(StatusCode::BAD_REQUEST, field, message)
             }
-            (ErrorKind::Input, other) => ApiError::new(StatusCode::BAD_REQUEST, other.to_string()),
+            (ErrorKind::Input, other) => {
+                ApiError::new(StatusCode::BAD_REQUEST, crate::error::report(&other))
+            }
             (ErrorKind::Transient, other) => {
-                tracing::error!(error = %other, "store unavailable");
+                // The log gets the whole chain; the caller a short message.
+                tracing::error!(error = %crate::error::report(&other), "store unavailable");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!("storage unavailable: {other}"),
                 )
             }
             (ErrorKind::Internal, other) => {
-                tracing::error!(error = %other, "internal error");
+                tracing::error!(error = %crate::error::report(&other), "internal error");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     format!("internal error: {other}"),

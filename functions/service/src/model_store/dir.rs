@@ -38,7 +38,7 @@ impl DirModelStore {
 }
 
 fn io_error(operation: &'static str, path: &Path, e: std::io::Error) -> Error {
-    Error::storage(BACKEND, operation, format!("{}: {e}", path.display()))
+    Error::storage_at(BACKEND, operation, path.display(), e)
 }
 
 /// Writes `bytes` to a fresh temporary file beside `path` and returns its path.

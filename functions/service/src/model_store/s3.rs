@@ -7,7 +7,7 @@
 use super::ModelObjects;
 use crate::error::{Error, Result};
 use async_trait::async_trait;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use time::OffsetDateTime;
@@ -56,18 +56,20 @@ impl ModelObjects for S3ModelStore {
             Ok(out) => out,
             Err(e) if matches!(e.code(), Some("NoSuchKey" | "NotFound")) => return Ok(None),
             Err(e) => {
-                return Err(Error::storage(
+                return Err(Error::storage_at(
                     BACKEND,
                     "get_object",
-                    format!("s3://{}/{key}: {}", self.bucket, DisplayErrorContext(&e)),
+                    format!("s3://{}/{key}", self.bucket),
+                    e,
                 ))
             }
         };
         let body = out.body.collect().await.map_err(|e| {
-            Error::storage(
+            Error::storage_at(
                 BACKEND,
                 "get_object",
-                format!("s3://{}/{key}: {e}", self.bucket),
+                format!("s3://{}/{key}", self.bucket),
+                e,
             )
         })?;
         Ok(Some(body.into_bytes().to_vec()))
@@ -85,10 +87,11 @@ impl ModelObjects for S3ModelStore {
             .await
             .map(|_| ())
             .map_err(|e| {
-                Error::storage(
+                Error::storage_at(
                     BACKEND,
                     "put_object",
-                    format!("s3://{}/{key}: {}", self.bucket, DisplayErrorContext(&e)),
+                    format!("s3://{}/{key}", self.bucket),
+                    e,
                 )
             })
     }
@@ -117,10 +120,11 @@ impl ModelObjects for S3ModelStore {
             {
                 Ok(false)
             }
-            Err(e) => Err(Error::storage(
+            Err(e) => Err(Error::storage_at(
                 BACKEND,
                 "put_object",
-                format!("s3://{}/{key}: {}", self.bucket, DisplayErrorContext(&e)),
+                format!("s3://{}/{key}", self.bucket),
+                e,
             )),
         }
     }
@@ -137,10 +141,11 @@ impl ModelObjects for S3ModelStore {
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| {
-                Error::storage(
+                Error::storage_at(
                     BACKEND,
                     "list_objects_v2",
-                    format!("s3://{}/{prefix}: {}", self.bucket, DisplayErrorContext(&e)),
+                    format!("s3://{}/{prefix}", self.bucket),
+                    e,
                 )
             })?;
             for object in page.contents() {
