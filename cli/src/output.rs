@@ -69,43 +69,34 @@ impl Table {
         self.rows.push(row);
     }
 
-    /// Render as aligned text: header, a rule, the rows. Lines have no
-    /// trailing spaces.
+    /// Render as aligned text: header, a rule, the rows, columns two
+    /// spaces apart. Widths are display widths (comfy-table), so a name in
+    /// CJK characters or with an emoji does not shift the columns after it.
+    /// Lines have no trailing spaces.
     pub fn render(&self) -> String {
-        let n = self.headers.len();
-        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        use comfy_table::{CellAlignment, ColumnConstraint, ContentArrangement, TableComponent};
+        let mut t = comfy_table::Table::new();
+        t.load_preset(comfy_table::presets::NOTHING)
+            .set_style(TableComponent::HeaderLines, '-')
+            .set_style(TableComponent::MiddleHeaderIntersections, ' ')
+            .set_style(TableComponent::VerticalLines, ' ')
+            // Never wrap or truncate: output piped to a file keeps every cell whole.
+            .set_content_arrangement(ContentArrangement::Disabled)
+            .set_header(self.headers.iter().map(String::as_str));
         for row in &self.rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
+            t.add_row(row.iter().map(String::as_str));
+        }
+        for (i, column) in t.column_iter_mut().enumerate() {
+            column.set_padding((0, 1));
+            column.set_constraint(ColumnConstraint::ContentWidth);
+            if self.align[i] == Align::Right {
+                column.set_cell_alignment(CellAlignment::Right);
             }
         }
         let mut out = String::new();
-        let line = |out: &mut String, cells: &[String]| {
-            let mut text = String::new();
-            for (i, cell) in cells.iter().enumerate() {
-                let pad = widths[i] - cell.chars().count();
-                if i > 0 {
-                    text.push_str("  ");
-                }
-                match self.align[i] {
-                    Align::Left => {
-                        text.push_str(cell);
-                        text.extend(std::iter::repeat_n(' ', pad));
-                    }
-                    Align::Right => {
-                        text.extend(std::iter::repeat_n(' ', pad));
-                        text.push_str(cell);
-                    }
-                }
-            }
-            out.push_str(text.trim_end());
+        for line in t.lines() {
+            out.push_str(line.trim_end());
             out.push('\n');
-        };
-        line(&mut out, &self.headers);
-        let rule: Vec<String> = (0..n).map(|i| "-".repeat(widths[i])).collect();
-        line(&mut out, &rule);
-        for row in &self.rows {
-            line(&mut out, row);
         }
         out
     }
@@ -172,10 +163,41 @@ mod tests {
         assert_eq!(
             t.render(),
             "id               p  note\n\
-             -----------  -----  ----\n\
+             ------------ ------ -----\n\
              c1            5.0%\n\
              customer-22  45.7%  x\n"
         );
+    }
+
+    #[test]
+    fn wide_characters_keep_columns_aligned() {
+        let mut t = Table::new(["name", "p"]).right(&[1]);
+        t.row(["株式会社テスト", "5.0%"]);
+        t.row(["Zoë 🚀", "45.7%"]);
+        t.row(["plain", "1.0%"]);
+        let text = t.render();
+        // The probability column ends at the same display column on every row.
+        let ends: Vec<usize> = text
+            .lines()
+            .filter(|l| l.ends_with('%'))
+            .map(|l| l.chars().map(display_width).sum())
+            .collect();
+        assert_eq!(ends.len(), 3, "{text}");
+        assert!(ends.iter().all(|e| *e == ends[0]), "{text}\n{ends:?}");
+    }
+
+    /// Display width of a character as terminals draw it (CJK and emoji are 2).
+    fn display_width(c: char) -> usize {
+        match c as u32 {
+            0x1100..=0x115F
+            | 0x2E80..=0xA4CF
+            | 0xAC00..=0xD7A3
+            | 0xF900..=0xFAFF
+            | 0xFF00..=0xFF60
+            | 0xFFE0..=0xFFE6
+            | 0x1F300..=0x1FAFF => 2,
+            _ => 1,
+        }
     }
 
     #[test]

@@ -508,47 +508,41 @@ fn flag_json(flag: &Flag) -> Value {
 }
 
 async fn risk_list(api: ScoreApi<'_>, query: &str) -> Result<(StatusCode, Value), ApiError> {
-    let mut band = RiskBand::High;
-    let mut limit = DEFAULT_LIMIT;
-    let mut cursor: Option<String> = None;
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        // `+` means a space in form encoding, but cursors are opaque tokens
-        // that may contain a literal `+` when a client pastes them unencoded.
-        let v = if k == "cursor" {
-            v.to_string()
-        } else {
-            v.replace('+', " ")
-        };
-        let v = percent_decode(&v).ok_or_else(|| {
-            ApiError::field(StatusCode::BAD_REQUEST, "query", "invalid percent-encoding")
-        })?;
-        match k {
-            "band" => {
-                band = v.parse().map_err(|_| {
-                    ApiError::field(
-                        StatusCode::BAD_REQUEST,
-                        "band",
-                        format!("{v:?}: use high or medium"),
-                    )
-                })?;
-            }
-            "limit" => {
-                limit = match v.parse::<usize>() {
-                    Ok(n) if (1..=MAX_PAGE_LIMIT).contains(&n) => n,
-                    _ => {
-                        return Err(ApiError::field(
-                            StatusCode::BAD_REQUEST,
-                            "limit",
-                            format!("{v:?}: expected an integer from 1 to {MAX_PAGE_LIMIT}"),
-                        ))
-                    }
-                }
-            }
-            "cursor" if !v.is_empty() => cursor = Some(v),
-            _ => {}
-        }
+    // serde_urlencoded decodes `+` and escapes but lets a malformed escape
+    // or non-UTF-8 bytes through (lossily): refuse those first.
+    if percent_decode(query).is_none() {
+        return Err(ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "query",
+            "invalid percent-encoding",
+        ));
     }
+    let params: RiskListQuery = serde_urlencoded::from_str(query)
+        .map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, "query", e.to_string()))?;
+    let band: RiskBand = match params.band.as_deref() {
+        None => RiskBand::High,
+        Some(v) => v.parse().map_err(|_| {
+            ApiError::field(
+                StatusCode::BAD_REQUEST,
+                "band",
+                format!("{v:?}: use high or medium"),
+            )
+        })?,
+    };
+    let limit = match params.limit.as_deref() {
+        None => DEFAULT_LIMIT,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(ApiError::field(
+                    StatusCode::BAD_REQUEST,
+                    "limit",
+                    format!("{v:?}: expected an integer from 1 to {MAX_PAGE_LIMIT}"),
+                ))
+            }
+        },
+    };
+    let cursor = params.cursor.filter(|c| !c.is_empty());
     if !band.is_at_risk() {
         return Err(ApiError::field(
             StatusCode::BAD_REQUEST,
@@ -568,22 +562,27 @@ async fn risk_list(api: ScoreApi<'_>, query: &str) -> Result<(StatusCode, Value)
     ))
 }
 
-/// Decodes `%XX` escapes; `None` for a malformed escape or non-UTF-8 result.
+/// The query of `GET /v1/risk-list` (other parameters are ignored).
+#[derive(Debug, serde::Deserialize)]
+struct RiskListQuery {
+    band: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// Decodes `%XX` escapes (percent-encoding); `None` where that crate would
+/// guess: a `%` not followed by two hex digits, or bytes that are not UTF-8.
 fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
+    let hex = |i: usize| b.get(i).is_some_and(u8::is_ascii_hexdigit);
+    let malformed = (0..b.len()).any(|i| b[i] == b'%' && !(hex(i + 1) && hex(i + 2)));
+    if malformed {
+        return None;
     }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
 }
 
 #[cfg(test)]
@@ -595,5 +594,8 @@ mod tests {
         assert_eq!(percent_decode("c%2F1%20x").as_deref(), Some("c/1 x"));
         assert_eq!(percent_decode("%zz"), None);
         assert_eq!(percent_decode("%4"), None);
+        assert_eq!(percent_decode("a%"), None);
+        assert_eq!(percent_decode("%C3%A9").as_deref(), Some("é"));
+        assert_eq!(percent_decode("%FF"), None, "not UTF-8");
     }
 }
