@@ -16,6 +16,7 @@ use churn_e2e::function::{aws_env, function_url_event, http_response, spawn_func
 use churn_e2e::runtime_api::RuntimeApi;
 use churn_model::{generate, SyntheticConfig};
 use churn_service::features::write_table;
+use churn_service::features::FeatureSources;
 use churn_service::handlers::train::{handle_train, Gate, TrainOptions, TrainRequest};
 use churn_service::model_store::S3ModelStore;
 use churn_service::test_support::MotoServer;
@@ -91,7 +92,7 @@ async fn main() -> anyhow::Result<()> {
     let trained = handle_train(
         &request,
         &store,
-        None,
+        &FeatureSources::new(),
         Gate {
             min_auc: 0.5,
             max_auc_drop: 1.0,

@@ -15,6 +15,7 @@ use churn_e2e::function::{aws_env, lambda_command, scheduled_event};
 use churn_e2e::runtime_api::RuntimeApi;
 use churn_model::{generate, SyntheticConfig};
 use churn_service::features::write_table;
+use churn_service::features::FeatureSources;
 use churn_service::flag_store::{DynamoFlagStore, FlagStore};
 use churn_service::handlers::train::{handle_train, Gate, TrainOptions, TrainRequest};
 use churn_service::model_store::DirModelStore;
@@ -105,7 +106,11 @@ async fn main() -> anyhow::Result<()> {
         min_auc: 0.5,
         max_auc_drop: 1.0,
     };
-    anyhow::ensure!(handle_train(&request, &store, None, gate).await?.promoted);
+    anyhow::ensure!(
+        handle_train(&request, &store, &FeatureSources::new(), gate)
+            .await?
+            .promoted
+    );
 
     let mut env = vec![
         ("CHURN_MODELS", models_dir.display().to_string()),

@@ -102,16 +102,6 @@ pub async fn services(config: &ServiceConfig, create_flags: bool) -> anyhow::Res
     Ok(Arc::new(Services::from_config(config.clone()).await?))
 }
 
-/// An S3 client when `uri` is on S3 (the feature readers take one).
-pub async fn s3_for(uri: &str) -> Option<aws_sdk_s3::Client> {
-    if uri.trim_start().starts_with("s3://") {
-        let sdk = services::load_sdk_config().await;
-        Some(services::s3_client(&sdk))
-    } else {
-        None
-    }
-}
-
 fn check_sqlite_exists(config: &ServiceConfig, create: bool) -> anyhow::Result<()> {
     if let FlagsLocation::Sqlite(path) = &config.flags {
         if !create && !path.exists() {

@@ -3,7 +3,7 @@
 use clap::Args;
 use std::path::PathBuf;
 
-use churn_service::features::{FeatureUri, Format};
+use churn_service::features::{FeatureSources, FeatureUri, Format};
 use churn_service::handlers::score_file::{handle_score_file, ScoreFileOptions, ScoreFileSummary};
 use churn_service::handlers::{HandlerError, ScoringModel};
 
@@ -42,15 +42,19 @@ pub async fn run(args: ScoreArgs, progress: Progress) -> anyhow::Result<()> {
     let (_, artifact) = context::current_model(store.as_ref(), &config).await?;
     let model = ScoringModel::new(artifact);
     let uri = FeatureUri::parse(&args.data)?;
-    let s3 = context::s3_for(&args.data).await;
     let options = ScoreFileOptions {
         id_column: args.id_column.clone(),
         ..ScoreFileOptions::default()
     };
     let step = progress.counter(format!("scoring {}", args.data));
-    let summary = handle_score_file(&uri, s3, &model, &args.out, &options, &|rows| {
-        step.inc(rows as u64)
-    })
+    let summary = handle_score_file(
+        &uri,
+        &FeatureSources::new(),
+        &model,
+        &args.out,
+        &options,
+        &|rows| step.inc(rows as u64),
+    )
     .await
     .map_err(|e| match e {
         HandlerError::BadRequest(m) if m.contains("no id column") => {

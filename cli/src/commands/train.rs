@@ -7,6 +7,7 @@ use churn_model::artifact::Coefficient;
 use churn_model::BandPolicy;
 use churn_model::ModelArtifact;
 use churn_service::config::{band_policy_from, BandSetting, ServiceConfig};
+use churn_service::features::FeatureSources;
 use churn_service::handlers::train::{
     handle_train_with, TrainOptions, TrainRequest, TrainSettings, TrainSummary,
 };
@@ -142,10 +143,9 @@ pub async fn train(
     config: &ServiceConfig,
     progress: Progress,
 ) -> anyhow::Result<Trained> {
-    let s3 = context::s3_for(&request.features).await;
     let step = progress.step(format!("training on {}", request.features));
     let settings = TrainSettings::from_config(config);
-    let summary = handle_train_with(request, store, s3.as_ref(), settings).await?;
+    let summary = handle_train_with(request, store, &FeatureSources::new(), settings).await?;
     step.done(format!(
         "trained model {} on {} rows",
         short_id(&summary.model_id),

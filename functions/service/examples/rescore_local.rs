@@ -6,6 +6,7 @@
 //! ```
 
 use churn_service::config::ServiceConfig;
+use churn_service::features::FeatureSources;
 use churn_service::flag_store::SqliteFlagStore;
 use churn_service::handlers::rescore::{handle_rescore, RescoreSettings};
 use churn_service::model_store::DirModelStore;
@@ -36,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
             &args[0],
             &model.model,
             services.flags.as_ref(),
-            None,
+            &FeatureSources::new(),
             RescoreSettings::from_config(&config),
             &|_| {},
         )

@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`error`]: the crate's `Error` and `Result`.
+//! - [`aws`]: the SDK configuration and S3 client, built one way everywhere.
 //! - [`features`]: feature tables from CSV/Parquet, local or S3 (whole or streamed), writers.
 //! - [`config`]: `ServiceConfig` from the environment, store URIs.
 //! - [`timestamp`]: the stored RFC 3339 form (fixed width, sortable).
@@ -15,6 +16,7 @@
 //! - `test_support` (feature `test-support`): moto_server launcher,
 //!   fault-injecting DynamoDB proxy, SDK clients for tests.
 
+pub mod aws;
 pub mod config;
 pub mod error;
 pub mod features;

@@ -7,6 +7,7 @@
 
 use crate::config::{FlagsLocation, ModelsLocation, ServiceConfig};
 use crate::error::{Error, Result};
+use crate::features::FeatureSources;
 use crate::flag_store::{DynamoFlagStore, FlagStore, SqliteFlagStore};
 use crate::handlers::model::ScoringModel;
 use crate::model_store::{DirModelStore, ModelCache, ModelStore, S3ModelStore};
@@ -20,8 +21,8 @@ pub struct Services {
     pub flags: Arc<dyn FlagStore>,
     /// The promoted model, re-checked every `config.model_refresh`.
     pub cache: ModelCache<ScoringModel>,
-    sdk: Arc<OnceCell<aws_config::SdkConfig>>,
-    s3: OnceCell<aws_sdk_s3::Client>,
+    /// Feature tables (local paths and `s3://`), sharing the SDK configuration.
+    pub sources: FeatureSources,
 }
 
 impl std::fmt::Debug for Services {
@@ -32,20 +33,7 @@ impl std::fmt::Debug for Services {
     }
 }
 
-/// Loads the SDK configuration (credentials chain, region, `AWS_ENDPOINT_URL`).
-pub async fn load_sdk_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
-}
-
-/// An S3 client; path-style addressing when an endpoint override is set
-/// (local servers such as moto do not resolve `bucket.localhost`).
-pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    let mut builder = aws_sdk_s3::config::Builder::from(sdk);
-    if sdk.endpoint_url().is_some() {
-        builder = builder.force_path_style(true);
-    }
-    aws_sdk_s3::Client::from_conf(builder.build())
-}
+pub use crate::aws::{load_sdk_config, s3_client};
 
 impl Services {
     /// Builds the adapters named by `config`. Opens the SQLite file when
@@ -97,7 +85,7 @@ impl Services {
 
     /// Uses `client` for `s3://` feature sources (tests point it at moto).
     pub fn with_s3(mut self, client: aws_sdk_s3::Client) -> Services {
-        self.s3 = OnceCell::new_with(Some(client));
+        self.sources = FeatureSources::with_s3_client(client);
         self
     }
 
@@ -113,26 +101,7 @@ impl Services {
             models,
             flags,
             cache,
-            sdk,
-            s3: OnceCell::new(),
-        }
-    }
-
-    /// The S3 client for feature sources, built on first use.
-    pub async fn s3(&self) -> &aws_sdk_s3::Client {
-        self.s3
-            .get_or_init(|| async {
-                let sdk = self.sdk.get_or_init(load_sdk_config).await;
-                s3_client(sdk)
-            })
-            .await
-    }
-
-    /// An S3 client only if `uri` needs one.
-    pub async fn s3_for(&self, uri: &crate::features::FeatureUri) -> Option<aws_sdk_s3::Client> {
-        match uri {
-            crate::features::FeatureUri::S3 { .. } => Some(self.s3().await.clone()),
-            crate::features::FeatureUri::Local(_) => None,
+            sources: FeatureSources::sharing_sdk(sdk),
         }
     }
 }

@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use churn_model::{generate, ColumnValues, SyntheticConfig, Table};
 use churn_service::config::ServiceConfig;
+use churn_service::features::FeatureSources;
 use churn_service::features::{write_table, FeatureUri};
 use churn_service::flag_store::{FlagStore, SqliteFlagStore};
 use churn_service::handlers::rescore::{handle_rescore, run_event, RescoreSettings};
@@ -70,7 +71,7 @@ fn shuffled_labels(mut t: Table) -> Table {
 /// Trains and promotes the first model of `store` on `dir/good.csv`.
 async fn train_first_model(dir: &Path, store: &DirModelStore) -> TrainSummary {
     let good = write_csv(dir, "good.csv", &synthetic(4000, 1));
-    let first = handle_train(&train_request(&good), store, None, GATE)
+    let first = handle_train(&train_request(&good), store, &FeatureSources::new(), GATE)
         .await
         .unwrap();
     assert!(first.promoted, "{}", first.reason);
@@ -92,7 +93,7 @@ async fn train_promotes_then_gates_on_floor_and_champion() {
     );
 
     // Same data, same settings: the same artifact, already the champion.
-    let again = handle_train(&train_request(&good), &store, None, GATE)
+    let again = handle_train(&train_request(&good), &store, &FeatureSources::new(), GATE)
         .await
         .unwrap();
     assert_eq!(again.model_id, first.model_id);
@@ -112,7 +113,9 @@ async fn train_promotes_then_gates_on_floor_and_champion() {
     // still designates the stored bytes.
     let mut later = train_request(&good);
     later.options.created_at = None;
-    let retrained = handle_train(&later, &store, None, GATE).await.unwrap();
+    let retrained = handle_train(&later, &store, &FeatureSources::new(), GATE)
+        .await
+        .unwrap();
     assert_eq!(retrained.model_id, first.model_id);
     assert!(retrained.promoted, "{}", retrained.reason);
     assert_eq!(
@@ -130,7 +133,9 @@ async fn train_promotes_then_gates_on_floor_and_champion() {
     // Without a champion the gate promotes the retrained model's stored bytes,
     // and its created_at is now.
     let fresh = DirModelStore::new(dir.path().join("fresh-models"));
-    let now = handle_train(&later, &fresh, None, GATE).await.unwrap();
+    let now = handle_train(&later, &fresh, &FeatureSources::new(), GATE)
+        .await
+        .unwrap();
     assert!(now.promoted, "{}", now.reason);
     let (pointer, bytes) = fresh.current().await.unwrap().unwrap();
     assert_eq!(
@@ -148,7 +153,7 @@ async fn train_promotes_then_gates_on_floor_and_champion() {
     );
     let mut bad_time = train_request(&good);
     bad_time.options.created_at = Some("yesterday".into());
-    let err = handle_train(&bad_time, &fresh, None, GATE)
+    let err = handle_train(&bad_time, &fresh, &FeatureSources::new(), GATE)
         .await
         .unwrap_err()
         .to_string();
@@ -160,7 +165,7 @@ async fn train_promotes_then_gates_on_floor_and_champion() {
         "noise.csv",
         &shuffled_labels(synthetic(4000, 2)),
     );
-    let weak = handle_train(&train_request(&noise), &store, None, GATE)
+    let weak = handle_train(&train_request(&noise), &store, &FeatureSources::new(), GATE)
         .await
         .unwrap();
     assert!(!weak.promoted);
@@ -175,9 +180,14 @@ async fn train_promotes_then_gates_on_floor_and_champion() {
         min_auc: 0.0,
         max_auc_drop: 0.01,
     };
-    let weak = handle_train(&train_request(&noise), &store, None, no_floor)
-        .await
-        .unwrap();
+    let weak = handle_train(
+        &train_request(&noise),
+        &store,
+        &FeatureSources::new(),
+        no_floor,
+    )
+    .await
+    .unwrap();
     assert!(!weak.promoted, "{}", weak.reason);
     assert!(
         weak.reason.contains("below the champion"),
@@ -195,14 +205,14 @@ async fn train_promotes_then_gates_on_floor_and_champion() {
     // Errors name what is wrong.
     let mut bad = train_request(&good);
     bad.label_column = Some("nope".into());
-    let err = handle_train(&bad, &store, None, GATE)
+    let err = handle_train(&bad, &store, &FeatureSources::new(), GATE)
         .await
         .unwrap_err()
         .to_string();
     assert!(err.contains("nope"), "{err}");
     let mut bad = train_request(&dir.path().join("missing.csv"));
     bad.options.seed = Some(1);
-    let err = handle_train(&bad, &store, None, GATE)
+    let err = handle_train(&bad, &store, &FeatureSources::new(), GATE)
         .await
         .unwrap_err()
         .to_string();
@@ -234,7 +244,7 @@ async fn api_with_model() -> Api {
     let s = handle_train(
         &train_request(&csv),
         api.services.models.as_ref(),
-        None,
+        &FeatureSources::new(),
         GATE,
     )
     .await
@@ -437,7 +447,7 @@ async fn rescore_streams_reports_bad_rows_and_skips_unchanged() {
         &csv.display().to_string(),
         &model.model,
         flags,
-        None,
+        &FeatureSources::new(),
         settings,
         &|rows| {
             reported.fetch_add(rows, std::sync::atomic::Ordering::Relaxed);
@@ -466,7 +476,7 @@ async fn rescore_streams_reports_bad_rows_and_skips_unchanged() {
         &csv.display().to_string(),
         &model.model,
         flags,
-        None,
+        &FeatureSources::new(),
         settings,
         &|_| {},
     )
@@ -536,7 +546,7 @@ async fn score_file_writes_scores_and_reports_bad_rows_and_missing_columns() {
     };
     let summary = handle_score_file(
         &FeatureUri::parse(&csv.display().to_string()).unwrap(),
-        None,
+        &FeatureSources::new(),
         &model.model,
         &out,
         &options,
@@ -600,7 +610,7 @@ async fn score_file_writes_scores_and_reports_bad_rows_and_missing_columns() {
     std::fs::write(&bad_csv, all_bad.join("\n") + "\n").unwrap();
     let summary = handle_score_file(
         &FeatureUri::parse(&bad_csv.display().to_string()).unwrap(),
-        None,
+        &FeatureSources::new(),
         &model.model,
         &dir.join("none.csv"),
         &ScoreFileOptions::default(),
@@ -618,7 +628,7 @@ async fn score_file_writes_scores_and_reports_bad_rows_and_missing_columns() {
     // No id column: a clear error naming it.
     let err = handle_score_file(
         &FeatureUri::parse(&csv.display().to_string()).unwrap(),
-        None,
+        &FeatureSources::new(),
         &model.model,
         &dir.join("x.csv"),
         &ScoreFileOptions {
@@ -759,7 +769,7 @@ async fn a_champion_that_refuses_some_new_values_is_compared_on_the_rows_it_can_
         }
     }
     let newer = write_csv(dir.path(), "newer.csv", &newer);
-    let second = handle_train(&train_request(&newer), &store, None, GATE)
+    let second = handle_train(&train_request(&newer), &store, &FeatureSources::new(), GATE)
         .await
         .unwrap();
     let champion = second.champion.as_ref().unwrap();

@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use churn_model::{generate, SyntheticConfig};
 use churn_service::config::ServiceConfig;
+use churn_service::features::FeatureSources;
 use churn_service::flag_store::{DynamoFlagStore, FlagStore};
 use churn_service::handlers::rescore::run_event;
 use churn_service::handlers::score_api::{handle, ScoreApi};
@@ -69,9 +70,14 @@ async fn train_rescore_and_serve_on_moto() {
         min_auc: 0.6,
         max_auc_drop: 0.01,
     };
-    let summary = handle_train(&request, models.as_ref(), Some(&clients.s3), gate)
-        .await
-        .unwrap();
+    let summary = handle_train(
+        &request,
+        models.as_ref(),
+        &FeatureSources::with_s3_client(clients.s3.clone()),
+        gate,
+    )
+    .await
+    .unwrap();
     assert!(summary.promoted, "{}", summary.reason);
     assert_eq!(summary.rows, 3000);
     assert_eq!(

@@ -5,6 +5,7 @@
 use churn_model::{generate, BandPolicy, ModelArtifact, SyntheticConfig};
 use churn_service::config::ServiceConfig;
 use churn_service::features::write_table;
+use churn_service::features::FeatureSources;
 use churn_service::handlers::error::HandlerError;
 use churn_service::handlers::train::{
     handle_train_with, TrainOptions, TrainRequest, TrainSettings, TrainSummary,
@@ -41,8 +42,13 @@ async fn train_into(
     config: &ServiceConfig,
 ) -> Result<(TrainSummary, ModelArtifact), HandlerError> {
     let store = DirModelStore::new(store_dir.to_path_buf());
-    let summary =
-        handle_train_with(request, &store, None, TrainSettings::from_config(config)).await?;
+    let summary = handle_train_with(
+        request,
+        &store,
+        &FeatureSources::new(),
+        TrainSettings::from_config(config),
+    )
+    .await?;
     let bytes = store.artifact(&summary.model_id).await.unwrap().unwrap();
     Ok((summary, ModelArtifact::from_json_bytes(&bytes).unwrap()))
 }

@@ -4,7 +4,6 @@
 //! `churn_service::handlers::train`.
 
 use churn_service::config::ServiceConfig;
-use churn_service::features::FeatureUri;
 use churn_service::handlers::train::{handle_train_with, TrainRequest, TrainSettings};
 use churn_service::services::Services;
 use lambda_runtime::{service_fn, LambdaEvent};
@@ -19,17 +18,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<TrainRequest>| async move {
             let request = event.payload;
-            // A bad URI is reported by the handler; here it only decides whether S3 is needed.
-            let s3 = match FeatureUri::parse(&request.features) {
-                Ok(uri) => services.s3_for(&uri).await,
-                Err(_) => None,
-            };
             // A `HandlerError` becomes a Runtime API error whose `errorType`
             // says input, transient or internal.
             handle_train_with(
                 &request,
                 services.models.as_ref(),
-                s3.as_ref(),
+                &services.sources,
                 TrainSettings::from_config(&services.config),
             )
             .await

@@ -12,6 +12,7 @@
 //! - `mmap`: read-only file maps for whole-file reads (unix).
 //! - `parquet_read`: Parquet column readers (no Arrow), whole or chunked.
 //! - `parts`: resolving a URI to its ordered parts (directory / S3 prefix listing).
+//! - `source`: [`FeatureSources`], the port handlers read through (local paths and `s3://`, S3 client built on first use).
 //! - [`read`]: `read_table` (whole table) and `read_local_file`.
 //! - [`stream`]: `TableStream` / `TableChunk` (constant-memory chunks).
 //! - [`write`]: `write_table` (CSV/Parquet) and the Parquet row-group writer.
@@ -28,6 +29,7 @@ mod parquet_read;
 mod parts;
 pub mod read;
 pub mod scores_write;
+mod source;
 pub mod stream;
 pub mod uri;
 pub mod write;
@@ -38,6 +40,7 @@ pub use read::{
     read_local_file, read_local_file_with_notes, read_table, read_table_with_notes, NotedTable,
 };
 pub use scores_write::{ScoresWriter, SCORES_HEADER};
+pub use source::FeatureSources;
 pub use stream::{TableChunk, TableStream};
 pub use uri::{FeatureUri, Format};
 pub use write::{write_csv, write_parquet, write_table};

@@ -8,6 +8,7 @@
 //! The store skips unchanged scores (same band, |Δp| < epsilon), which is
 //! what makes a daily rerun cheap.
 
+use crate::features::FeatureSources;
 use crate::features::FeatureUri;
 use crate::flag::{Flag, WriteFailure};
 use crate::flag_store::FlagStore;
@@ -150,14 +151,14 @@ pub async fn handle_rescore(
     snapshot: &str,
     model: &ScoringModel,
     flags: &dyn FlagStore,
-    s3: Option<aws_sdk_s3::Client>,
+    sources: &FeatureSources,
     settings: RescoreSettings,
     progress: &(dyn Fn(usize) + Send + Sync),
 ) -> Result<RescoreSummary, HandlerError> {
     let started = Instant::now();
     let uri = FeatureUri::parse(snapshot).map_err(|e| HandlerError::BadRequest(e.to_string()))?;
     let artifact = &model.artifact;
-    let mut stream = ScoredStream::open(&uri, s3, model, None, settings.chunk_rows).await?;
+    let mut stream = ScoredStream::open(&uri, sources, model, None, settings.chunk_rows).await?;
     // One timestamp per run: every flag of this run is equally fresh, and a
     // later run is always newer.
     let scored_at = OffsetDateTime::now_utc();
@@ -247,13 +248,11 @@ pub async fn run_event(
         .refresh_now()
         .await?
         .ok_or(HandlerError::NoModel)?;
-    let uri = FeatureUri::parse(&snapshot).map_err(|e| HandlerError::BadRequest(e.to_string()))?;
-    let s3 = services.s3_for(&uri).await;
     handle_rescore(
         &snapshot,
         &model.model,
         services.flags.as_ref(),
-        s3,
+        &services.sources,
         RescoreSettings::from_config(&services.config),
         progress,
     )

@@ -5,6 +5,7 @@
 //! stays constant and bad rows are reported (row numbers, exact count)
 //! without stopping the run.
 
+use crate::features::FeatureSources;
 use crate::features::{FeatureError, FeatureUri, ScoresWriter};
 use crate::handlers::error::HandlerError;
 use crate::handlers::model::ScoringModel;
@@ -63,7 +64,7 @@ pub struct ScoreFileSummary {
 /// Bad rows are reported in the summary instead.
 pub async fn handle_score_file(
     input: &FeatureUri,
-    s3: Option<aws_sdk_s3::Client>,
+    sources: &FeatureSources,
     model: &ScoringModel,
     out: &Path,
     options: &ScoreFileOptions,
@@ -71,7 +72,7 @@ pub async fn handle_score_file(
 ) -> Result<ScoreFileSummary, HandlerError> {
     let mut stream = ScoredStream::open(
         input,
-        s3,
+        sources,
         model,
         options.id_column.as_deref(),
         options.chunk_rows,

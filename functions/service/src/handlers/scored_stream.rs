@@ -12,7 +12,7 @@
 //! the run. Rows with a value outside the training range are scored and
 //! counted ([`StreamTotals::out_of_range_rows`]).
 
-use crate::features::{FeatureUri, ReadOptions, TableStream};
+use crate::features::{FeatureSources, FeatureUri, ReadOptions};
 use crate::handlers::error::HandlerError;
 use crate::handlers::model::ScoringModel;
 use churn_model::preprocess::FeaturePrep;
@@ -97,7 +97,7 @@ impl<'m> ScoredStream<'m> {
     /// [`HandlerError::Features`] when the source cannot be opened.
     pub async fn open(
         uri: &FeatureUri,
-        s3: Option<aws_sdk_s3::Client>,
+        sources: &FeatureSources,
         model: &'m ScoringModel,
         id_column: Option<&str>,
         chunk_rows: usize,
@@ -107,7 +107,7 @@ impl<'m> ScoredStream<'m> {
             chunk_rows: chunk_rows.max(1),
             ..ReadOptions::for_artifact(&model.artifact, &id_column)
         };
-        let chunks = TableStream::open(uri, s3, options).await?.spawn();
+        let chunks = sources.stream(uri, options).await?.spawn();
         Ok(ScoredStream {
             model,
             id_column,

@@ -8,7 +8,7 @@
 //! candidate, and the summary says why (it can be promoted by hand).
 
 use crate::config::ServiceConfig;
-use crate::features::{read_table_with_notes, FeatureUri, ReadOptions};
+use crate::features::{FeatureSources, FeatureUri, ReadOptions};
 use crate::handlers::error::HandlerError;
 use crate::model_store::ModelStore;
 use crate::timestamp;
@@ -129,14 +129,14 @@ impl TrainSettings {
 pub async fn handle_train(
     request: &TrainRequest,
     models: &dyn ModelStore,
-    s3: Option<&aws_sdk_s3::Client>,
+    sources: &FeatureSources,
     gate: Gate,
 ) -> Result<TrainSummary, HandlerError> {
     let settings = TrainSettings {
         gate,
         bands: BandPolicy::default(),
     };
-    handle_train_with(request, models, s3, settings).await
+    handle_train_with(request, models, sources, settings).await
 }
 
 /// Reads the features, trains, stores the artifact and applies the gate.
@@ -152,7 +152,7 @@ pub async fn handle_train(
 pub async fn handle_train_with(
     request: &TrainRequest,
     models: &dyn ModelStore,
-    s3: Option<&aws_sdk_s3::Client>,
+    sources: &FeatureSources,
     settings: TrainSettings,
 ) -> Result<TrainSummary, HandlerError> {
     let gate = settings.gate;
@@ -197,7 +197,7 @@ pub async fn handle_train_with(
         })
     })?;
     let options = ReadOptions::from_schema(&schema, &config.id_column, &config.label_column);
-    let (table, notes) = read_table_with_notes(&uri, s3, &options).await?;
+    let (table, notes) = sources.read_table(&uri, &options).await?;
     tracing::info!(
         rows = table.n_rows(),
         columns = table.columns.len(),

@@ -5,6 +5,7 @@
 
 use bytes::Bytes;
 use churn_model::{generate, SyntheticConfig};
+use churn_service::features::FeatureSources;
 use churn_service::flag::Flag;
 use churn_service::handlers::rescore::{handle_rescore, RescoreSettings};
 use churn_service::handlers::score_api::{handle, ScoreApi};
@@ -30,7 +31,7 @@ async fn rescore(
         &snapshot.display().to_string(),
         model,
         services.flags.as_ref(),
-        None,
+        &FeatureSources::new(),
         RescoreSettings::from_config(&services.config),
         &|_| {},
     )
