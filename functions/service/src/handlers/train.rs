@@ -155,178 +155,256 @@ pub async fn handle_train_with(
     sources: &FeatureSources,
     settings: TrainSettings,
 ) -> Result<TrainSummary, HandlerError> {
-    let gate = settings.gate;
-    let uri = FeatureUri::parse(&request.features)
-        .map_err(|e| HandlerError::BadRequest(e.to_string()))?;
-    let schema = match &request.schema {
-        Some(text) => {
-            Schema::from_toml_str(text).map_err(|e| HandlerError::BadRequest(e.to_string()))?
-        }
-        None => Schema::default(),
-    };
-    let mut builder = TrainConfig::builder();
-    if let Some(c) = &request.id_column {
-        builder = builder.id_column(c.clone());
-    }
-    if let Some(c) = &request.label_column {
-        builder = builder.label_column(c.clone());
-    }
-    if let Some(s) = request.options.seed {
-        builder = builder.seed(s);
-    }
-    if let Some(h) = request.options.holdout_fraction {
-        builder = builder.holdout_fraction(h);
-    }
-    if let Some(k) = request.options.cv_folds {
-        builder = builder.cv_folds(k);
-    }
-    let created_at = match &request.options.created_at {
-        Some(text) => timestamp::parse(text)
-            .map(timestamp::format)
-            .map_err(|e| HandlerError::BadRequest(format!("options.created_at: {e}")))?,
-        None => timestamp::format(timestamp::now()),
-    };
-    builder = builder.created_at(created_at);
-    let bands_overridden = request.options.bands.is_some();
-    builder = builder.bands(request.options.bands.unwrap_or(settings.bands));
-    let config = builder.build().map_err(|e| {
-        HandlerError::BadRequest(if bands_overridden {
-            format!("options.bands: {e}")
-        } else {
-            e.to_string()
-        })
-    })?;
-    let options = ReadOptions::from_schema(&schema, &config.id_column, &config.label_column);
-    let (table, notes) = sources.read_table(&uri, &options).await?;
+    let job = TrainJob::from_request(request, settings.bands)?;
+    let options =
+        ReadOptions::from_schema(&job.schema, &job.config.id_column, &job.config.label_column);
+    let (table, notes) = sources.read_table(&job.uri, &options).await?;
     tracing::info!(
         rows = table.n_rows(),
         columns = table.columns.len(),
         "training table read"
     );
     let rows = table.n_rows();
-    // Training is CPU-bound for seconds: keep it off the async workers.
-    let (outcome, table) =
-        tokio::task::spawn_blocking(move || (train(&table, &schema, &config), table))
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    let (outcome, table) = fit_off_the_runtime(table, job.schema, job.config).await;
     let outcome = outcome?;
-    let artifact = &outcome.artifact;
-    let bytes = artifact.to_json_bytes();
     // Same data and settings as a stored model (only `created_at` differs):
     // the store keeps the stored bytes and returns their sha256, which is
     // what the gate below promotes.
-    let stored = models.put_artifact(&bytes).await?;
-    let metrics = artifact.metrics().clone();
-    let auc = metrics.roc_auc;
-    let label = artifact.label_column.clone();
-
-    let mut champion = None;
-    let mut already_current = false;
-    let (promote, reason) = if request.options.promote == Some(false) {
-        (
-            false,
-            "stored as a candidate: promotion was not requested".to_string(),
-        )
-    } else if auc < gate.min_auc {
-        (
-            false,
-            format!(
-                "holdout ROC AUC {auc:.4} is below the floor {:.2}; kept as a candidate",
-                gate.min_auc
-            ),
-        )
+    let stored = models
+        .put_artifact(&outcome.artifact.to_json_bytes())
+        .await?;
+    let verdict = if request.options.promote == Some(false) {
+        Verdict::keep("stored as a candidate: promotion was not requested".to_string())
     } else {
-        match models.current().await? {
-            None => (
-                true,
-                format!(
-                    "holdout ROC AUC {auc:.4} passes the floor {:.2}; first model",
-                    gate.min_auc
-                ),
-            ),
-            Some((pointer, _)) if pointer.model_id == stored.model_id => {
-                already_current = true;
-                (
-                    true,
-                    "identical to the current champion (same data and settings)".to_string(),
-                )
-            }
-            Some((pointer, champion_bytes)) => {
-                let compared = ModelArtifact::from_json_bytes(&champion_bytes)
-                    .map_err(|e| e.to_string())
-                    .and_then(|champ| {
-                        compare_on_shared_rows(
-                            &champ,
-                            artifact,
-                            &table,
-                            &outcome.holdout_rows,
-                            &label,
-                        )
-                    });
-                let champion_auc = compared
-                    .as_ref()
-                    .map(|c| c.champion_auc)
-                    .map_err(Clone::clone);
-                let auc = compared.as_ref().map_or(auc, |c| c.challenger_auc);
-                let on_rows = match &compared {
-                    Ok(c) if c.rows < outcome.holdout_rows.len() => format!(
-                        " on the {} of {} holdout rows the champion can score",
-                        c.rows,
-                        outcome.holdout_rows.len()
-                    ),
-                    _ => " on the same holdout".to_string(),
-                };
-                champion = Some(ChampionComparison {
-                    model_id: pointer.model_id.clone(),
-                    roc_auc_on_new_holdout: champion_auc.as_ref().ok().copied(),
-                });
-                match champion_auc {
-                    Ok(c) if auc + gate.max_auc_drop < c => (
-                        false,
-                        format!(
-                            "holdout ROC AUC {auc:.4} is more than {:.3} below the champion {} ({c:.4}{on_rows}); kept as a candidate",
-                            gate.max_auc_drop, pointer.model_id
-                        ),
-                    ),
-                    Ok(c) => (
-                        true,
-                        format!(
-                            "holdout ROC AUC {auc:.4} passes the floor {:.2} and is within {:.3} of the champion {} ({c:.4}{on_rows})",
-                            gate.min_auc, gate.max_auc_drop, pointer.model_id
-                        ),
-                    ),
-                    // The champion cannot read the new data (e.g. a feature was
-                    // renamed): the floor is the only comparison left.
-                    Err(e) => (
-                        true,
-                        format!(
-                            "holdout ROC AUC {auc:.4} passes the floor {:.2}; the champion {} could not score the new holdout ({e})",
-                            gate.min_auc, pointer.model_id
-                        ),
-                    ),
-                }
-            }
-        }
+        let current = models.current().await?;
+        gate_verdict(settings.gate, &outcome, &table, &stored.model_id, current)
     };
-    let promoted = if promote && !already_current {
+    let promoted = if verdict.promote && !verdict.already_current {
         models
             .promote(&stored.model_id, Some(&stored.sha256))
             .await?;
         true
     } else {
-        already_current
+        verdict.already_current
     };
-    tracing::info!(model_id = %stored.model_id, promoted, auc, "training done");
+    let metrics = outcome.artifact.metrics().clone();
+    tracing::info!(model_id = %stored.model_id, promoted, auc = metrics.roc_auc, "training done");
     Ok(TrainSummary {
         model_id: stored.model_id,
         promoted,
-        reason,
+        reason: verdict.reason,
         metrics,
-        champion,
+        champion: verdict.champion,
         rows,
         report: outcome.report,
         notes,
     })
+}
+
+/// A train request checked once: where the data is, the schema and the
+/// model crate's validated configuration.
+#[derive(Debug)]
+struct TrainJob {
+    uri: FeatureUri,
+    schema: Schema,
+    config: TrainConfig,
+}
+
+impl TrainJob {
+    /// Checks `request`; `bands` apply unless the request overrides them.
+    ///
+    /// # Errors
+    /// [`HandlerError::BadRequest`] naming the field at fault.
+    fn from_request(request: &TrainRequest, bands: BandPolicy) -> Result<TrainJob, HandlerError> {
+        let bad = |e: &dyn std::fmt::Display| HandlerError::BadRequest(e.to_string());
+        let uri = FeatureUri::parse(&request.features).map_err(|e| bad(&e))?;
+        let schema = match &request.schema {
+            Some(text) => Schema::from_toml_str(text).map_err(|e| bad(&e))?,
+            None => Schema::default(),
+        };
+        let options = &request.options;
+        let mut builder = TrainConfig::builder();
+        if let Some(c) = &request.id_column {
+            builder = builder.id_column(c.clone());
+        }
+        if let Some(c) = &request.label_column {
+            builder = builder.label_column(c.clone());
+        }
+        if let Some(s) = options.seed {
+            builder = builder.seed(s);
+        }
+        if let Some(h) = options.holdout_fraction {
+            builder = builder.holdout_fraction(h);
+        }
+        if let Some(k) = options.cv_folds {
+            builder = builder.cv_folds(k);
+        }
+        let created_at = match &options.created_at {
+            Some(text) => timestamp::parse(text)
+                .map(timestamp::format)
+                .map_err(|e| HandlerError::BadRequest(format!("options.created_at: {e}")))?,
+            None => timestamp::format(timestamp::now()),
+        };
+        let config = builder
+            .created_at(created_at)
+            .bands(options.bands.unwrap_or(bands))
+            .build()
+            .map_err(|e| match options.bands {
+                Some(_) => HandlerError::BadRequest(format!("options.bands: {e}")),
+                None => bad(&e),
+            })?;
+        Ok(TrainJob {
+            uri,
+            schema,
+            config,
+        })
+    }
+}
+
+/// Trains on a blocking thread (CPU-bound for seconds: the async workers
+/// stay free) and hands the table back for the champion comparison.
+async fn fit_off_the_runtime(
+    table: churn_model::Table,
+    schema: Schema,
+    config: TrainConfig,
+) -> (
+    churn_model::Result<churn_model::TrainOutcome>,
+    churn_model::Table,
+) {
+    tokio::task::spawn_blocking(move || (train(&table, &schema, &config), table))
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
+/// The gate's decision and why.
+#[derive(Debug, Clone, PartialEq)]
+struct Verdict {
+    promote: bool,
+    /// The new model is the champion already (same content hash).
+    already_current: bool,
+    reason: String,
+    champion: Option<ChampionComparison>,
+}
+
+impl Verdict {
+    fn keep(reason: String) -> Verdict {
+        Verdict {
+            promote: false,
+            already_current: false,
+            reason,
+            champion: None,
+        }
+    }
+
+    fn promote(reason: String) -> Verdict {
+        Verdict {
+            promote: true,
+            ..Verdict::keep(reason)
+        }
+    }
+}
+
+/// The gate: the floor first, then the champion (`current`, if any) on the
+/// new holdout rows it can score.
+fn gate_verdict(
+    gate: Gate,
+    outcome: &churn_model::TrainOutcome,
+    table: &churn_model::Table,
+    model_id: &str,
+    current: Option<(crate::model_store::ModelPointer, Vec<u8>)>,
+) -> Verdict {
+    let auc = outcome.artifact.metrics().roc_auc;
+    if auc < gate.min_auc {
+        return Verdict::keep(format!(
+            "holdout ROC AUC {auc:.4} is below the floor {:.2}; kept as a candidate",
+            gate.min_auc
+        ));
+    }
+    match current {
+        None => Verdict::promote(format!(
+            "holdout ROC AUC {auc:.4} passes the floor {:.2}; first model",
+            gate.min_auc
+        )),
+        Some((pointer, _)) if pointer.model_id == model_id => Verdict {
+            already_current: true,
+            ..Verdict::promote(
+                "identical to the current champion (same data and settings)".to_string(),
+            )
+        },
+        Some((pointer, champion_bytes)) => {
+            let compared = ModelArtifact::from_json_bytes(&champion_bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|champion| {
+                    compare_on_shared_rows(
+                        &champion,
+                        &outcome.artifact,
+                        table,
+                        &outcome.holdout_rows,
+                        &outcome.artifact.label_column,
+                    )
+                });
+            versus_champion(
+                gate,
+                auc,
+                &pointer.model_id,
+                outcome.holdout_rows.len(),
+                compared,
+            )
+        }
+    }
+}
+
+/// The verdict against the champion `champion_id`, from the comparison on
+/// the shared holdout rows (or why there was none).
+fn versus_champion(
+    gate: Gate,
+    own_auc: f64,
+    champion_id: &str,
+    holdout_rows: usize,
+    compared: Result<SharedRows, String>,
+) -> Verdict {
+    let champion = Some(ChampionComparison {
+        model_id: champion_id.to_string(),
+        roc_auc_on_new_holdout: compared.as_ref().ok().map(|c| c.champion_auc),
+    });
+    let shared = match compared {
+        Ok(shared) => shared,
+        // The champion cannot read the new data (e.g. a feature was
+        // renamed): the floor is the only comparison left.
+        Err(e) => {
+            return Verdict {
+                champion,
+                ..Verdict::promote(format!(
+                    "holdout ROC AUC {own_auc:.4} passes the floor {:.2}; the champion {champion_id} could not score the new holdout ({e})",
+                    gate.min_auc
+                ))
+            }
+        }
+    };
+    let (auc, c) = (shared.challenger_auc, shared.champion_auc);
+    let on_rows = if shared.rows < holdout_rows {
+        format!(
+            " on the {} of {holdout_rows} holdout rows the champion can score",
+            shared.rows
+        )
+    } else {
+        " on the same holdout".to_string()
+    };
+    let verdict = if auc + gate.max_auc_drop < c {
+        Verdict::keep(format!(
+            "holdout ROC AUC {auc:.4} is more than {:.3} below the champion {champion_id} ({c:.4}{on_rows}); kept as a candidate",
+            gate.max_auc_drop
+        ))
+    } else {
+        Verdict::promote(format!(
+            "holdout ROC AUC {auc:.4} passes the floor {:.2} and is within {:.3} of the champion {champion_id} ({c:.4}{on_rows})",
+            gate.min_auc, gate.max_auc_drop
+        ))
+    };
+    Verdict {
+        champion,
+        ..verdict
+    }
 }
 
 /// Both models' holdout ROC AUC on the rows the champion can score.
@@ -371,4 +449,110 @@ fn compare_on_shared_rows(
         challenger_auc,
         rows: rows.len(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GATE: Gate = Gate {
+        min_auc: 0.6,
+        max_auc_drop: 0.01,
+    };
+
+    fn shared(challenger_auc: f64, champion_auc: f64, rows: usize) -> Result<SharedRows, String> {
+        Ok(SharedRows {
+            champion_auc,
+            challenger_auc,
+            rows,
+        })
+    }
+
+    #[test]
+    fn a_challenger_within_the_drop_is_promoted_and_one_below_is_kept() {
+        let v = versus_champion(GATE, 0.8, "m1", 100, shared(0.795, 0.80, 100));
+        assert!(v.promote, "{v:?}");
+        assert!(
+            v.reason
+                .contains("within 0.010 of the champion m1 (0.8000 on the same holdout)"),
+            "{}",
+            v.reason
+        );
+        assert_eq!(v.champion.unwrap().roc_auc_on_new_holdout, Some(0.80));
+        let v = versus_champion(GATE, 0.8, "m1", 100, shared(0.78, 0.80, 100));
+        assert!(
+            !v.promote && v.reason.contains("more than 0.010 below"),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn the_comparison_names_the_shared_rows_when_the_champion_skips_some() {
+        let v = versus_champion(GATE, 0.8, "m1", 100, shared(0.81, 0.80, 90));
+        assert!(
+            v.reason
+                .contains("on the 90 of 100 holdout rows the champion can score"),
+            "{}",
+            v.reason
+        );
+    }
+
+    #[test]
+    fn a_champion_that_cannot_score_leaves_the_floor() {
+        let v = versus_champion(GATE, 0.7, "m1", 100, Err("no column x".into()));
+        assert!(
+            v.promote
+                && v.reason
+                    .contains("could not score the new holdout (no column x)"),
+            "{v:?}"
+        );
+        assert_eq!(v.champion.unwrap().roc_auc_on_new_holdout, None);
+    }
+
+    #[test]
+    fn request_options_are_checked_naming_the_field() {
+        let request = |options: TrainOptions| TrainRequest {
+            features: "data.csv".into(),
+            id_column: None,
+            label_column: None,
+            schema: None,
+            options,
+        };
+        let err = TrainJob::from_request(
+            &request(TrainOptions {
+                created_at: Some("yesterday".into()),
+                ..TrainOptions::default()
+            }),
+            BandPolicy::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("options.created_at"), "{err}");
+        let err = TrainJob::from_request(
+            &request(TrainOptions {
+                bands: Some(BandPolicy::Fixed {
+                    high: 0.2,
+                    medium: 0.5,
+                }),
+                ..TrainOptions::default()
+            }),
+            BandPolicy::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("options.bands"), "{err}");
+        let job = TrainJob::from_request(
+            &request(TrainOptions {
+                seed: Some(9),
+                created_at: Some("2026-01-02T03:04:05Z".into()),
+                ..TrainOptions::default()
+            }),
+            BandPolicy::default(),
+        )
+        .unwrap();
+        assert_eq!(job.config.seed, 9);
+        assert!(
+            job.config.created_at.starts_with("2026-01-02T03:04:05"),
+            "{}",
+            job.config.created_at
+        );
+    }
 }
