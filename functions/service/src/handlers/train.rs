@@ -206,9 +206,7 @@ pub async fn handle_train_with(
     let rows = table.n_rows();
     // Training is CPU-bound for seconds: keep it off the async workers.
     let (outcome, table) =
-        tokio::task::spawn_blocking(move || (train(&table, &schema, &config), table))
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        crate::blocking::run(move || (train(&table, &schema, &config), table)).await;
     let outcome = outcome?;
     let artifact = &outcome.artifact;
     let bytes = artifact.to_json_bytes();
