@@ -1,11 +1,13 @@
 //! AWS Lambda function `train`: `TrainRequest` (features URI, id/label
 //! columns, schema, options) -> trains, stores the artifact, applies the
 //! promotion gate, returns the `TrainSummary`. Wiring only: the handler is
-//! `churn_service::handlers::train`.
+//! `churn_service::handlers::train`. The summary's counts and AUC are also
+//! written as one CloudWatch EMF line (`churn_service::metrics`).
 
 use churn_service::config::ServiceConfig;
 use churn_service::features::FeatureUri;
 use churn_service::handlers::train::{handle_train_with, TrainRequest, TrainSettings};
+use churn_service::metrics::{measure, Function};
 use churn_service::services::Services;
 use lambda_runtime::{service_fn, LambdaEvent};
 
@@ -18,7 +20,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let services = &services;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<TrainRequest>| async move {
-            let request = event.payload;
+            let (request, context) = event.into_parts();
             // A bad URI is reported by the handler; here it only decides whether S3 is needed.
             let s3 = match FeatureUri::parse(&request.features) {
                 Ok(uri) => services.s3_for(&uri).await,
@@ -26,13 +28,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             };
             // A `HandlerError` becomes a Runtime API error whose `errorType`
             // says input, transient or internal.
-            handle_train_with(
+            let train = handle_train_with(
                 &request,
                 services.models.as_ref(),
                 s3.as_ref(),
                 TrainSettings::from_config(&services.config),
-            )
-            .await
+            );
+            measure(Function::Train, &context.request_id, train).await
         },
     ))
     .await
