@@ -8,14 +8,16 @@
   the production code (mapped to IAM actions), or by the Lambda service acting
   for that function because of a template setting of that very function
   (log group, dead-letter queue, environment encryption), or is implied by
-  another granted action (KMS for objects in the SSE-KMS bucket). Every SDK
+  another granted action (KMS for objects in the SSE-KMS bucket), or by X-Ray
+  active tracing of that function (the trace upload actions). Every SDK
   call in production code is granted to some function role, except the
   local-only table creation, whose only callers are checked.
 - Every action of the state machine and scheduler roles is needed by the
   state machine definition or schedule in the template.
 - The rest of what the deployment requires of the template and that a reader could
   break without noticing: build metadata vs the Cargo binaries, runtime and
-  architecture, JSON logging with retention, IAM-authenticated Function URL
+  architecture, JSON logging with retention, X-Ray active tracing on every
+  function, IAM-authenticated Function URL
   without CORS, the DynamoDB key schema vs the code, checkov skips justified.
 
 The template is parsed with cfn-lint's decoder (intrinsic tags as
@@ -85,6 +87,11 @@ GATED_OPERATIONS = {
 }
 
 FUNCTION_CRATES = {"train", "score", "rescore"}
+
+# What Lambda needs in the function's role to upload the traces of a function
+# with `Tracing: Active`. X-Ray has no resource-level permissions for them:
+# the one place a function role may grant on Resource "*".
+XRAY_TRACING_ACTIONS = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
 
 
 # --------------------------------------------------------------------------
@@ -382,8 +389,8 @@ def implied_actions(tpl, fid, role_id, granted: dict[str, list[dict]], files=())
     if dlq:
         out["sqs:SendMessage"] = f"Lambda sends failed async invocations to {ref_target(dlq['TargetArn'])}"
     if fn_prop(tpl, fid, "Tracing") == "Active":
-        out["xray:PutTraceSegments"] = "active tracing"
-        out["xray:PutTelemetryRecords"] = "active tracing"
+        for a in XRAY_TRACING_ACTIONS:
+            out[a] = f"Tracing: Active: Lambda uploads {fid}'s trace segments to X-Ray"
     if ref_target(fn_prop(tpl, fid, "KmsKeyArn")):
         out["kms:Decrypt"] = "environment variables encrypted with the stack key"
     for action, sts in granted.items():
@@ -495,11 +502,15 @@ def test_no_sdk_call_hides_from_the_scanner(source_files, sdk_ops):
 
 
 def test_kms_and_s3_grants_are_scoped(template):
-    for rid in set(function_roles(template).values()):
+    for fid, rid in function_roles(template).items():
         for st in role_statements(template["Resources"][rid]):
-            for r in as_list(st["Resource"]):
-                assert r != "*", f"{rid} {st.get('Sid')}: Resource '*' in a function role"
             acts = as_list(st["Action"])
+            if "*" in as_list(st["Resource"]):
+                # only the trace upload, which has no resource-level permissions
+                assert set(acts) <= set(XRAY_TRACING_ACTIONS) and as_list(st["Resource"]) == ["*"], \
+                    f"{rid} {st.get('Sid')}: Resource '*' in a function role"
+                assert fn_prop(template, fid, "Tracing") == "Active", \
+                    f"{rid} {st.get('Sid')}: X-Ray grant without Tracing: Active on {fid}"
             if any(a.startswith("kms:") for a in acts):
                 assert statement_targets(st) == {"DataKey"}, st
             if any(a in ("s3:GetObject", "s3:PutObject") for a in acts):
@@ -649,6 +660,18 @@ def test_json_logs_with_retention(template):
         assert group["Properties"].get("RetentionInDays"), f"{fid}: log group without retention"
     for lg_id, lg in resources(template, "AWS::Logs::LogGroup").items():
         assert lg["Properties"].get("RetentionInDays"), lg_id
+
+
+def test_every_function_is_traced_and_can_upload_its_traces(template):
+    """X-Ray active tracing on every function, and each role grants what
+    Lambda needs to upload the traces (Lambda refuses `Tracing: Active` on a
+    role without it)."""
+    roles = function_roles(template)
+    for fid in functions(template):
+        assert fn_prop(template, fid, "Tracing") == "Active", f"{fid}: X-Ray tracing is not active"
+        granted = allowed_actions(template["Resources"][roles[fid]])
+        for action in XRAY_TRACING_ACTIONS:
+            assert action in granted, f"{roles[fid]} lacks {action}, which Tracing: Active needs"
 
 
 def test_score_endpoint_is_iam_authenticated_without_cors(template):
@@ -805,6 +828,7 @@ def test_sam_expansion_keeps_the_security_settings():
         p = fn["Properties"]
         assert p["Architectures"] == ["arm64"] and p["Runtime"] == "provided.al2023", fid
         assert p["LoggingConfig"]["LogFormat"] == "JSON", fid
+        assert p["TracingConfig"] == {"Mode": "Active"}, fid
         assert p["Role"] == {"Fn::GetAtt": [f"{fid.removesuffix('Function')}Role", "Arn"]}, fid
     urls = {k: v for k, v in res.items() if v["Type"] == "AWS::Lambda::Url"}
     assert list(urls) == ["ScoreFunctionUrl"]

@@ -3,18 +3,59 @@
 
 use crate::runtime_api::RuntimeApi;
 use serde_json::{json, Value};
+use std::io::BufRead;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-/// A function process; killed on drop.
+/// A function process; killed on drop. Its stdout (log lines and the
+/// metrics' EMF documents) is collected line by line.
 pub struct FunctionProcess {
     child: Option<Child>,
+    stdout: Arc<Mutex<Vec<String>>>,
 }
 
 impl FunctionProcess {
     /// The process, no longer killed on drop (the caller manages it).
     pub fn into_child(mut self) -> Child {
         self.child.take().expect("the child is only taken here")
+    }
+
+    /// The lines the function wrote to stdout so far.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The CloudWatch EMF documents (stdout lines that are JSON objects with
+    /// an `_aws` member) once there are at least `n`, waiting up to `timeout`:
+    /// a line written just before the invocation's answer may still be in the pipe.
+    ///
+    /// # Errors
+    /// When fewer than `n` arrived in time.
+    pub async fn emf_documents(&self, n: usize, timeout: Duration) -> anyhow::Result<Vec<Value>> {
+        let until = Instant::now() + timeout;
+        loop {
+            let docs: Vec<Value> = self
+                .stdout_lines()
+                .iter()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter(|v| v.get("_aws").is_some())
+                .collect();
+            if docs.len() >= n || Instant::now() >= until {
+                anyhow::ensure!(
+                    docs.len() >= n,
+                    "{} EMF documents on stdout, expected {n}: {:?}",
+                    docs.len(),
+                    self.stdout_lines()
+                );
+                return Ok(docs);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
@@ -27,7 +68,9 @@ impl Drop for FunctionProcess {
     }
 }
 
-/// Starts `binary` with the Lambda environment pointing at `api`, plus `env`.
+/// Starts `binary` with the Lambda environment pointing at `api`, plus
+/// `env`, collecting its stdout (also echoed to stderr, prefixed with
+/// `name`, when `CHURN_E2E_SHOW_LOGS` is set).
 ///
 /// # Errors
 /// When the process cannot be spawned.
@@ -38,8 +81,27 @@ pub fn spawn_function(
     env: &[(&str, String)],
 ) -> anyhow::Result<FunctionProcess> {
     let mut cmd = lambda_command(binary, name, api, env);
+    cmd.stdout(Stdio::piped());
+    let mut child = cmd.spawn()?;
+    let stdout = Arc::new(Mutex::new(Vec::new()));
+    if let Some(pipe) = child.stdout.take() {
+        let lines = Arc::clone(&stdout);
+        let echo = std::env::var_os("CHURN_E2E_SHOW_LOGS").is_some();
+        let name = name.to_string();
+        // Ends at EOF, when the process exits.
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if echo {
+                    eprintln!("[{name}] {line}");
+                }
+                lines.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+            }
+        });
+    }
     Ok(FunctionProcess {
-        child: Some(cmd.spawn()?),
+        child: Some(child),
+        stdout,
     })
 }
 

@@ -2,7 +2,8 @@
 //! through the Lambda Runtime API emulator against moto_server (S3 +
 //! DynamoDB): a training event on an S3 object, Function URL events and an
 //! EventBridge scheduled event, with assertions on the responses, on the
-//! model store in S3 and on the flags stored in DynamoDB.
+//! model store in S3 and on the flags stored in DynamoDB, and on the
+//! CloudWatch EMF document each invocation writes to stdout.
 //!
 //! The binaries are built by the test itself (`cargo build --workspace
 //! --bins`, a no-op when up to date), see `churn_e2e::binaries`.
@@ -83,7 +84,7 @@ async fn train_score_and_rescore_binaries_against_moto() {
         .await
         .unwrap();
     let train_api = RuntimeApi::start().await.unwrap();
-    let _train = spawn_function(&train_bin, "churn-train", &train_api, &env).unwrap();
+    let train = spawn_function(&train_bin, "churn-train", &train_api, &env).unwrap();
     let trained = invoke_json(
         &train_api,
         &json!({"features": format!("s3://{BUCKET}/training/customers.csv")}),
@@ -99,6 +100,11 @@ async fn train_score_and_rescore_binaries_against_moto() {
     let models = S3ModelStore::new(s3.clone(), BUCKET, "models");
     let pointer = models.current_pointer().await.unwrap().unwrap();
     assert_eq!(pointer.model_id, model_id);
+    let docs = train.emf_documents(1, TIMEOUT).await.unwrap();
+    assert_emf(&docs[0], "train", "req-00000001", 1);
+    assert_eq!(docs[0]["RowsRead"], 3000, "{}", docs[0]);
+    assert_eq!(docs[0]["Promoted"], 1, "{}", docs[0]);
+    assert_eq!(docs[0]["HoldoutAuc"], trained["metrics"]["roc_auc"]);
     // Training on a missing object is that invocation's error: nothing stored
     // changes and the process keeps serving.
     let missing = train_api
@@ -149,7 +155,7 @@ async fn train_score_and_rescore_binaries_against_moto() {
 
     // --- score: Function URL events ---
     let score_api = RuntimeApi::start().await.unwrap();
-    let _score = spawn_function(&score_bin, "churn-score", &score_api, &env).unwrap();
+    let score = spawn_function(&score_bin, "churn-score", &score_api, &env).unwrap();
     let body = json!({"customers": [customer("u1", 0.0), customer("u2", 40.0)], "persist": true})
         .to_string();
     let (status, v) = invoke_http(&score_api, "POST", "/v1/score", "", Some(&body)).await;
@@ -157,6 +163,12 @@ async fn train_score_and_rescore_binaries_against_moto() {
     assert_eq!(v["model_id"], model_id.as_str());
     assert_eq!(v["scores"].as_array().unwrap().len(), 2);
     assert_eq!(v["persisted"]["written"], 2);
+    let docs = score.emf_documents(1, TIMEOUT).await.unwrap();
+    assert_emf(&docs[0], "score", "req-00000001", 1);
+    assert_eq!(docs[0]["RowsRead"], 2, "{}", docs[0]);
+    assert_eq!(docs[0]["RowsScored"], 2, "{}", docs[0]);
+    assert_eq!(docs[0]["RowsWritten"], 2, "{}", docs[0]);
+    assert_eq!(docs[0]["NewlyAtRisk"], v["persisted"]["newly_at_risk"]);
     let (status, v) = invoke_http(&score_api, "GET", "/v1/customers/u1", "", None).await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["customer_id"], "u1");
@@ -183,7 +195,7 @@ async fn train_score_and_rescore_binaries_against_moto() {
 
     // --- rescore: EventBridge scheduled event over the configured prefix ---
     let rescore_api = RuntimeApi::start().await.unwrap();
-    let _rescore = spawn_function(&rescore_bin, "churn-rescore", &rescore_api, &env).unwrap();
+    let rescore = spawn_function(&rescore_bin, "churn-rescore", &rescore_api, &env).unwrap();
     let summary = invoke_json(&rescore_api, &scheduled_event()).await;
     assert_eq!(summary["rows"], 3000, "{summary}");
     assert_eq!(summary["scored"], 2999, "{summary}");
@@ -260,6 +272,52 @@ async fn train_score_and_rescore_binaries_against_moto() {
     )
     .await;
     assert_eq!(one["scored"], 2000, "{one}");
+
+    // One EMF line per invocation, with the summary's counts; a cold start
+    // only on the first.
+    let docs = rescore.emf_documents(4, TIMEOUT).await.unwrap();
+    assert_eq!(docs.len(), 4, "{docs:?}");
+    for (i, doc) in docs.iter().enumerate() {
+        assert_emf(
+            doc,
+            "rescore",
+            &format!("req-{:08}", i + 1),
+            usize::from(i == 0),
+        );
+    }
+    for (key, value) in [
+        ("RowsRead", &summary["rows"]),
+        ("RowsScored", &summary["scored"]),
+        ("RowsWritten", &summary["written"]),
+        ("RowsFailed", &summary["failed_rows_count"]),
+        ("NewlyAtRisk", &summary["newly_at_risk"]),
+        ("WriteFailures", &summary["write_failures_count"]),
+    ] {
+        assert_eq!(&docs[0][key], value, "{key}: {}", docs[0]);
+    }
+    assert_eq!(docs[0]["RowsFailed"], 1);
+    assert!(docs[0]["NewlyAtRisk"].as_u64().unwrap() > 0, "{}", docs[0]);
+    assert_eq!(docs[1]["RowsWritten"], 0, "{}", docs[1]);
+    assert_eq!(docs[1]["NewlyAtRisk"], 0, "{}", docs[1]);
+    // The failed invocation: duration and cold start only.
+    assert!(docs[2].get("RowsRead").is_none(), "{}", docs[2]);
+    assert_eq!(docs[3]["RowsScored"], 2000, "{}", docs[3]);
+}
+
+/// An EMF document of `function` for `request_id`, every declared metric a
+/// number at the top level, with a duration and the expected cold start.
+fn assert_emf(doc: &Value, function: &str, request_id: &str, cold_start: usize) {
+    let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(directive["Namespace"], "ChurnRisk", "{doc}");
+    assert_eq!(directive["Dimensions"], json!([["function"]]), "{doc}");
+    assert_eq!(doc["function"], function, "{doc}");
+    assert_eq!(doc["requestId"], request_id, "{doc}");
+    for metric in directive["Metrics"].as_array().unwrap() {
+        let name = metric["Name"].as_str().unwrap();
+        assert!(doc[name].is_number(), "{name} is not a number: {doc}");
+    }
+    assert!(doc["Duration"].as_f64().unwrap() > 0.0, "{doc}");
+    assert_eq!(doc["ColdStart"], cold_start, "{doc}");
 }
 
 /// An invocation error whose Runtime API `errorType` is `expected` (what

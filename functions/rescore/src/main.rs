@@ -1,10 +1,12 @@
 //! AWS Lambda function `rescore`: an EventBridge scheduled event (rescores
 //! `CHURN_SNAPSHOT`), `{"snapshot": "s3://..."}`, or one Step Functions
 //! Distributed Map item. Wiring only: the handler is
-//! `churn_service::handlers::rescore`. Returns the rescore summary as JSON.
+//! `churn_service::handlers::rescore`. Returns the rescore summary as JSON
+//! and writes its counts as one CloudWatch EMF line (`churn_service::metrics`).
 
 use churn_service::config::ServiceConfig;
 use churn_service::handlers::rescore::run_event;
+use churn_service::metrics::{measure, Function};
 use churn_service::services::Services;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
@@ -19,7 +21,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         // A `HandlerError` becomes a Runtime API error whose `errorType`
         // says input, transient or internal.
-        run_event(services, &event.payload, &|_| {}).await
+        let run = run_event(services, &event.payload, &|_| {});
+        measure(Function::Rescore, &event.context.request_id, run).await
     }))
     .await
 }

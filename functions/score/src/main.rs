@@ -1,6 +1,8 @@
 //! AWS Lambda function `score`: the HTTP API (`POST /v1/score`,
 //! `GET /v1/customers/{id}`, `GET /v1/risk-list`) behind a Function URL or
-//! API Gateway. Wiring only: the handler is `churn_service::handlers::score_api`.
+//! API Gateway. Wiring only: the handler is `churn_service::handlers::score_api`;
+//! each request's row counts go out as one CloudWatch EMF line
+//! (`churn_service::metrics`).
 //!
 //! Cold start: only configuration and clients are built before the runtime
 //! loop; the promoted model is fetched on the first request and re-checked
@@ -8,9 +10,10 @@
 
 use bytes::Bytes;
 use churn_service::config::ServiceConfig;
-use churn_service::handlers::score_api::{handle, ScoreApi};
+use churn_service::handlers::score_api::{handle_counted, ScoreApi};
+use churn_service::metrics::{measure, Function};
 use churn_service::services::Services;
-use lambda_http::{service_fn, Body, Request};
+use lambda_http::{service_fn, Body, Request, RequestExt};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -25,10 +28,15 @@ async fn main() -> Result<(), lambda_http::Error> {
             flags: services.flags.as_ref(),
             config: &services.config,
         };
+        let request_id = request
+            .lambda_context_ref()
+            .map(|c| c.request_id.clone())
+            .unwrap_or_default();
         let (parts, body) = request.into_parts();
         let request =
             lambda_http::http::Request::from_parts(parts, Bytes::copy_from_slice(body.as_ref()));
-        let response = handle(api, request).await;
+        let (response, _) =
+            measure(Function::Score, &request_id, handle_counted(api, request)).await;
         Ok::<_, lambda_http::Error>(
             response.map(|b| Body::Text(String::from_utf8_lossy(&b).into_owned())),
         )

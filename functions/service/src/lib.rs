@@ -13,16 +13,20 @@
 //! - [`model_store`]: `ModelStore` port; S3 and directory adapters; `ModelCache`.
 //! - [`handlers`]: train, score API, rescore, score-to-file handlers (plain async functions).
 //! - [`services`]: adapters and AWS clients built from `ServiceConfig`.
+//! - [`metrics`]: one CloudWatch EMF document per Lambda invocation.
+//! - [`blocking`]: hand-offs to other threads that keep the tracing span (request id).
 //! - `test_support` (feature `test-support`): moto_server launcher,
 //!   fault-injecting DynamoDB proxy, SDK clients for tests.
 
 pub mod aws;
+pub mod blocking;
 pub mod config;
 pub mod error;
 pub mod features;
 pub mod flag;
 pub mod flag_store;
 pub mod handlers;
+pub mod metrics;
 pub mod model_store;
 pub mod retry;
 pub mod services;

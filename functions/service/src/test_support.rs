@@ -1,14 +1,17 @@
 //! Test helpers (feature `test-support`): a `moto_server` per test, SDK
-//! clients pointed at it, and a fault-injecting DynamoDB proxy.
+//! clients pointed at it, a fault-injecting DynamoDB proxy, and log lines
+//! captured as the functions write them.
 //!
 //! moto accepts BatchWriteItem with any number of items, never throttles and
 //! never returns UnprocessedItems, so the retry and chunking paths of the
 //! DynamoDB adapter are tested through [`FaultProxy`], which sits between
 //! the SDK and moto and behaves like real DynamoDB does under load.
 
+pub mod logs;
 pub mod moto;
 pub mod proxy;
 
+pub use logs::CapturedLogs;
 pub use moto::MotoServer;
 pub use proxy::{FaultProxy, ProxyStats};
 

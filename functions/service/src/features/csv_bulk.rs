@@ -58,9 +58,10 @@ pub(crate) fn parse_csv(
         let slices: Vec<&[u8]> = bounds.windows(2).map(|w| &body[w[0]..w[1]]).collect();
         let results: Vec<PartResult> = {
             use rayon::prelude::*;
+            let context = crate::blocking::TraceContext::current();
             slices
                 .par_iter()
-                .map(|part| parse_part(part, plan.clone(), false, delimiter))
+                .map(|part| context.run(|| parse_part(part, plan.clone(), false, delimiter)))
                 .collect()
         };
         // A quote somewhere: a line end may hide inside quotes, so the split is not safe.

@@ -12,8 +12,10 @@ use super::options::{ColumnHint, ReadOptions};
 use super::parquet_read::{append, read_parquet};
 use super::parts::{resolve, Part};
 use super::uri::{FeatureUri, Format};
+use crate::blocking;
 use churn_model::{ColumnValues, Table};
 use std::path::Path;
+use std::time::Instant;
 
 /// A table and what its reader noted: columns it did not read (Parquet
 /// dates, nested columns), a detected delimiter. One sentence each.
@@ -21,7 +23,8 @@ pub type NotedTable = (Table, Vec<String>);
 
 /// Reads a whole table from a local path or `s3://` URI (file or prefix).
 ///
-/// Parsing runs on a blocking thread, so the async runtime stays responsive.
+/// Parsing runs on a blocking thread (inside the caller's span), so the
+/// async runtime stays responsive; each part parsed is logged there.
 /// The reader's notes are logged; [`read_table_with_notes`] returns them.
 ///
 /// # Errors
@@ -133,7 +136,13 @@ async fn read_part(
     match part {
         Part::Local(path, _) => {
             let path = path.clone();
-            blocking(move || read_local_file_with_notes(&path, &options)).await
+            blocking::run(move || {
+                let started = Instant::now();
+                let read = read_local_file_with_notes(&path, &options);
+                log_part(&location, &read, started);
+                read
+            })
+            .await
         }
         Part::S3 {
             bucket,
@@ -155,25 +164,31 @@ async fn read_part(
                 .map_err(|e| FeatureError::io("download", &location, e))?
                 .into_bytes();
             let format = *format;
-            blocking(move || match format {
-                Format::Csv => parse_csv(&bytes, &location, &options),
-                Format::Parquet => read_parquet(bytes, &location, &options),
+            blocking::run(move || {
+                let started = Instant::now();
+                let read = match format {
+                    Format::Csv => parse_csv(&bytes, &location, &options),
+                    Format::Parquet => read_parquet(bytes, &location, &options),
+                };
+                log_part(&location, &read, started);
+                read
             })
             .await
         }
     }
 }
 
-/// Runs CPU-heavy parsing off the async worker threads (inline when there
-/// is no runtime, e.g. in a synchronous caller that used `block_on`).
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> FeatureResult<T> + Send + 'static,
-) -> FeatureResult<T> {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) => handle
-            .spawn_blocking(f)
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())),
-        Err(_) => f(),
+/// One line per part parsed (on the parsing thread, inside the invocation's
+/// span): how big it was and how long parsing took (an S3 part's download
+/// is not included).
+fn log_part(location: &str, read: &FeatureResult<NotedTable>, started: Instant) {
+    if let Ok((table, _)) = read {
+        tracing::info!(
+            part = %location,
+            rows = table.n_rows(),
+            columns = table.columns.len(),
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "part read"
+        );
     }
 }

@@ -16,7 +16,8 @@
 //! chunk reports it in [`TableChunk::row_errors`].
 //!
 //! [`TableStream::next_chunk`] blocks; with S3 parts it must run on a
-//! blocking thread (`spawn_blocking`), or use [`TableStream::spawn`].
+//! blocking thread (`crate::blocking::spawn`, which keeps the caller's span),
+//! or use [`TableStream::spawn`]. Each part read is logged (`part read`).
 
 use super::csv_parse::{parse_header, plan_for, Builders, LocalRowError, Mode, Pass, Plan, Stop};
 use super::error::{FeatureError, FeatureResult, RowError};
@@ -28,6 +29,7 @@ use churn_model::Table;
 use std::collections::VecDeque;
 use std::io::Read;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Bytes read from a CSV source per refill.
 const BUFFER_BYTES: usize = 1 << 20;
@@ -60,6 +62,9 @@ pub struct TableStream {
     columns: Option<(String, Vec<String>)>,
     /// Notes of the part just opened, for its first chunk.
     notes: Vec<String>,
+    /// Rows read from the current part and when it was opened (its log line).
+    part_rows: usize,
+    part_started: Instant,
 }
 
 enum PartReader {
@@ -88,6 +93,8 @@ impl TableStream {
             current: None,
             columns: None,
             notes: Vec::new(),
+            part_rows: 0,
+            part_started: Instant::now(),
         })
     }
 
@@ -105,6 +112,8 @@ impl TableStream {
             current: None,
             columns: None,
             notes: Vec::new(),
+            part_rows: 0,
+            part_started: Instant::now(),
         })
     }
 
@@ -119,6 +128,8 @@ impl TableStream {
                 let Some(part) = self.parts.pop_front() else {
                     return Ok(None);
                 };
+                self.part_started = Instant::now();
+                self.part_rows = 0;
                 let reader = self.open_part(&part)?;
                 // Appended: a part that yields no rows passes its notes on.
                 self.notes.extend(match &reader {
@@ -141,9 +152,19 @@ impl TableStream {
                 },
             };
             let Some((table, errors, names)) = got else {
+                // On the reading thread: inside the caller's span when run by
+                // `spawn`. `ms` is the time the part was open, waits for a
+                // slow consumer included.
+                tracing::info!(
+                    part = %location,
+                    rows = self.part_rows,
+                    ms = self.part_started.elapsed().as_secs_f64() * 1e3,
+                    "part read"
+                );
                 self.current = None;
                 continue;
             };
+            self.part_rows += table.n_rows();
             let location = location.clone();
             let names_read: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
             match &self.columns {
@@ -175,12 +196,12 @@ impl TableStream {
         }
     }
 
-    /// Runs the stream on a blocking thread and hands chunks over a bounded
-    /// channel (2 chunks in flight), so reading overlaps the consumer's work
-    /// and memory stays bounded.
+    /// Runs the stream on a blocking thread (inside the caller's span) and
+    /// hands chunks over a bounded channel (2 chunks in flight), so reading
+    /// overlaps the consumer's work and memory stays bounded.
     pub fn spawn(mut self) -> tokio::sync::mpsc::Receiver<FeatureResult<TableChunk>> {
         let (tx, rx) = tokio::sync::mpsc::channel(2);
-        tokio::task::spawn_blocking(move || loop {
+        crate::blocking::spawn(move || loop {
             match self.next_chunk() {
                 Ok(Some(chunk)) => {
                     if tx.blocking_send(Ok(chunk)).is_err() {

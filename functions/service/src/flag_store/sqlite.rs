@@ -76,7 +76,7 @@ impl SqliteFlagStore {
     /// [`Error::Storage`] when the directory, file or schema cannot be created.
     pub async fn open(path: impl AsRef<Path>, shards: u32) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let conn = tokio::task::spawn_blocking(move || -> Result<Connection> {
+        let conn = crate::blocking::spawn(move || -> Result<Connection> {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| Error::storage_at(BACKEND, "open", dir.display(), e))?;
@@ -120,7 +120,7 @@ impl SqliteFlagStore {
         f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
+        crate::blocking::spawn(move || {
             // A panic while holding the lock cannot leave SQLite inconsistent
             // (transactions roll back on drop), so a poisoned lock is usable.
             let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());

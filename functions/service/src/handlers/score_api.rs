@@ -69,6 +69,25 @@ pub struct Detail {
     pub message: String,
 }
 
+/// What one request did to customer rows, for the function's metrics
+/// (`crate::metrics`). All zero unless it was a `POST /v1/score` whose body
+/// listed customers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScoreCounts {
+    /// Customers in the request.
+    pub read: usize,
+    /// Customers scored (all of them, or none when any entry is invalid).
+    pub scored: usize,
+    /// Invalid customer entries (the 400's `details`).
+    pub failed: usize,
+    /// Flags written (`"persist": true`).
+    pub written: usize,
+    /// Written flags newly at risk.
+    pub newly_at_risk: usize,
+    /// Flags the store could not write.
+    pub write_failures: usize,
+}
+
 /// An error response.
 #[derive(Debug)]
 struct ApiError {
@@ -137,10 +156,19 @@ impl ApiError {
 
 /// Answers one request. Never panics on input; every failure is a JSON error.
 pub async fn handle(api: ScoreApi<'_>, request: Request<Bytes>) -> Response<Bytes> {
+    handle_counted(api, request).await.0
+}
+
+/// [`handle`], with what the request did to customer rows.
+pub async fn handle_counted(
+    api: ScoreApi<'_>,
+    request: Request<Bytes>,
+) -> (Response<Bytes>, ScoreCounts) {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
-    let result = route(api, request).await;
+    let mut counts = ScoreCounts::default();
+    let result = route(api, request, &mut counts).await;
     let response = match result {
         Ok((status, body)) => json_response(status, &body),
         Err(e) => json_response(e.status, &json!({"error": e.error, "details": e.details})),
@@ -153,7 +181,7 @@ pub async fn handle(api: ScoreApi<'_>, request: Request<Bytes>) -> Response<Byte
         ms = started.elapsed().as_secs_f64() * 1e3,
         "request"
     );
-    response
+    (response, counts)
 }
 
 fn route_name(path: &str) -> &'static str {
@@ -180,6 +208,7 @@ fn json_response(status: StatusCode, body: &Value) -> Response<Bytes> {
 async fn route(
     api: ScoreApi<'_>,
     request: Request<Bytes>,
+    counts: &mut ScoreCounts,
 ) -> Result<(StatusCode, Value), ApiError> {
     let path = request.uri().path().trim_end_matches('/').to_string();
     let method = request.method().clone();
@@ -196,7 +225,7 @@ async fn route(
     if path == "/v1/score" {
         allow(&Method::POST)?;
         require_json(request.headers())?;
-        return score(api, request.body()).await;
+        return score(api, request.body(), counts).await;
     }
     if path == "/v1/risk-list" {
         allow(&Method::GET)?;
@@ -277,7 +306,11 @@ async fn current_model(
     }
 }
 
-async fn score(api: ScoreApi<'_>, body: &Bytes) -> Result<(StatusCode, Value), ApiError> {
+async fn score(
+    api: ScoreApi<'_>,
+    body: &Bytes,
+    counts: &mut ScoreCounts,
+) -> Result<(StatusCode, Value), ApiError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -341,6 +374,7 @@ async fn score(api: ScoreApi<'_>, body: &Bytes) -> Result<(StatusCode, Value), A
             ),
         ));
     }
+    counts.read = customers.len();
     // Shape first, so malformed requests fail without needing a model.
     let mut parsed: Vec<(String, Map<String, Value>)> = Vec::with_capacity(customers.len());
     let mut details = Vec::new();
@@ -393,6 +427,7 @@ async fn score(api: ScoreApi<'_>, body: &Bytes) -> Result<(StatusCode, Value), A
         }
     }
     if !details.is_empty() {
+        counts.failed = details.len();
         return Err(invalid(details));
     }
     let model = current_model(api).await?;
@@ -440,8 +475,10 @@ async fn score(api: ScoreApi<'_>, body: &Bytes) -> Result<(StatusCode, Value), A
         }
     }
     if !details.is_empty() {
+        counts.failed = details.len();
         return Err(invalid(details));
     }
+    counts.scored = scores.len();
     let mut body = json!({
         "model_id": model.model.model_id(),
         "scores": scores,
@@ -454,6 +491,9 @@ async fn score(api: ScoreApi<'_>, body: &Bytes) -> Result<(StatusCode, Value), A
             .write_batch(&flags, api.config.score_epsilon, deadline)
             .await
             .map_err(ApiError::service)?;
+        counts.written = summary.written;
+        counts.newly_at_risk = summary.newly_at_risk;
+        counts.write_failures = summary.failed.len();
         body["persisted"] = serde_json::to_value(&summary).unwrap_or(Value::Null);
     }
     Ok((StatusCode::OK, body))

@@ -271,9 +271,7 @@ async fn fit_off_the_runtime(
     churn_model::Result<churn_model::TrainOutcome>,
     churn_model::Table,
 ) {
-    tokio::task::spawn_blocking(move || (train(&table, &schema, &config), table))
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    crate::blocking::run(move || (train(&table, &schema, &config), table)).await
 }
 
 /// The gate's decision and why.

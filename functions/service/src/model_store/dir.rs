@@ -72,7 +72,7 @@ async fn blocking<T: Send + 'static>(
     operation: &'static str,
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
-    tokio::task::spawn_blocking(f)
+    crate::blocking::spawn(f)
         .await
         .map_err(|e| Error::storage(BACKEND, operation, e))?
 }
