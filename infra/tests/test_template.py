@@ -77,14 +77,7 @@ LOCAL_ONLY_CALLERS = {"flag_store/sqlite.rs"}
 # them; the test below fails (asking for the grant) as soon as something does.
 #   (service, operation) -> (selector regex, the adapter module, why); the
 #   module is `<name>.rs` and everything under `<name>/`.
-GATED_OPERATIONS = {
-    ("dynamodb", "batch_write_item"): (
-        r"WriteStrategy\s*::\s*Batch|\.with_strategy\s*\(",
-        "flag_store/dynamo",
-        "the flag store's unconditional Batch strategy; the default Conditional "
-        "strategy writes with PutItem",
-    ),
-}
+GATED_OPERATIONS: dict[tuple[str, str], tuple[str, str, str]] = {}
 
 FUNCTION_CRATES = {"train", "score", "rescore"}
 
@@ -164,9 +157,16 @@ def as_list(x):
 
 
 def role_statements(role) -> list[dict]:
+    """Every statement a role may have: both branches of a conditional
+    statement (`Fn::If`) count, since either may be deployed."""
     out = []
     for pol in role["Properties"].get("Policies", []):
-        out.extend(as_list(pol["PolicyDocument"]["Statement"]))
+        for st in as_list(pol["PolicyDocument"]["Statement"]):
+            if isinstance(st, dict) and "Fn::If" in st:
+                _cond, yes, no = st["Fn::If"]
+                out.extend(b for b in (yes, no) if not is_no_value(b))
+            else:
+                out.append(st)
     return out
 
 
@@ -245,6 +245,28 @@ def test_every_env_var_the_code_reads_is_set_in_the_template(template, source_fi
                 continue
             problems.append(f"{fid} ({binary}) reads {name} (in {sorted(crates)}) but the template does not set it")
     assert not problems, "\n".join(problems)
+
+
+def test_batch_flag_writes_are_granted_only_when_chosen(template):
+    """`CHURN_FLAG_WRITES=batch` needs dynamodb:BatchWriteItem; the default
+    conditional writes do not, so the grant exists only under the condition
+    the FlagWrites parameter sets."""
+    assert template["Conditions"]["BatchFlagWrites"] == {"Fn::Equals": [{"Ref": "FlagWrites"}, "batch"]}
+    for rid in ("ScoreRole", "RescoreRole"):
+        conditional = [
+            st["Fn::If"] for pol in template["Resources"][rid]["Properties"]["Policies"]
+            for st in as_list(pol["PolicyDocument"]["Statement"])
+            if isinstance(st, dict) and "Fn::If" in st
+        ]
+        batch = [c for c in conditional if c[0] == "BatchFlagWrites"]
+        assert len(batch) == 1, f"{rid}: one BatchFlagWrites statement"
+        _, yes, no = batch[0]
+        assert as_list(yes["Action"]) == ["dynamodb:BatchWriteItem"] and is_no_value(no)
+        unconditional = [
+            a for st in as_list(template["Resources"][rid]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"])
+            if "Action" in st for a in as_list(st["Action"])
+        ]
+        assert "dynamodb:BatchWriteItem" not in unconditional, rid
 
 
 def test_every_churn_var_in_the_template_is_read_by_the_code(template, source_files):
