@@ -311,184 +311,29 @@ async fn score(
     body: &Bytes,
     counts: &mut ScoreCounts,
 ) -> Result<(StatusCode, Value), ApiError> {
-    if body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "request body is {} bytes; the limit is {MAX_BODY_BYTES}",
-                body.len()
-            ),
-        ));
-    }
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")))?;
-    let Value::Object(mut top) = value else {
-        return Err(ApiError::field(
-            StatusCode::BAD_REQUEST,
-            "body",
-            "expected a JSON object",
-        ));
-    };
-    let persist = match top.remove("persist") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => b,
-        Some(_) => {
-            return Err(ApiError::field(
-                StatusCode::BAD_REQUEST,
-                "persist",
-                "expected true or false",
-            ))
-        }
-    };
-    let customers = match top.remove("customers") {
-        Some(Value::Array(c)) => c,
-        None => {
-            return Err(ApiError::field(
-                StatusCode::BAD_REQUEST,
-                "customers",
-                "missing",
-            ))
-        }
-        Some(_) => {
-            return Err(ApiError::field(
-                StatusCode::BAD_REQUEST,
-                "customers",
-                "expected an array",
-            ))
-        }
-    };
-    if customers.is_empty() {
-        return Err(ApiError::field(
-            StatusCode::BAD_REQUEST,
-            "customers",
-            format!("empty; send 1 to {MAX_CUSTOMERS} customers"),
-        ));
-    }
-    if customers.len() > MAX_CUSTOMERS {
-        return Err(ApiError::field(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "customers",
-            format!(
-                "{} customers; at most {MAX_CUSTOMERS} per request",
-                customers.len()
-            ),
-        ));
-    }
-    counts.read = customers.len();
+    let envelope = ScoreEnvelope::parse(body)?;
+    counts.read = envelope.customers.len();
     // Shape first, so malformed requests fail without needing a model.
-    let mut parsed: Vec<(String, Map<String, Value>)> = Vec::with_capacity(customers.len());
-    let mut details = Vec::new();
-    for (i, c) in customers.into_iter().enumerate() {
-        let Value::Object(mut c) = c else {
-            details.push(Detail {
-                customer_id: None,
-                field: Some(format!("customers[{i}]")),
-                message: "expected an object with customer_id and features".to_string(),
-            });
-            continue;
-        };
-        let id = match c.remove("customer_id") {
-            Some(Value::String(s)) => match churn_model::customer_id(&s) {
-                Ok(id) => id.to_string(),
-                Err(e) => {
-                    details.push(Detail {
-                        customer_id: None,
-                        field: Some(format!("customers[{i}].customer_id")),
-                        message: e.to_string(),
-                    });
-                    continue;
-                }
-            },
-            other => {
-                let found = match other {
-                    None => "missing".to_string(),
-                    Some(v) => format!("found {}", json_type(&v)),
-                };
-                details.push(Detail {
-                    customer_id: None,
-                    field: Some(format!("customers[{i}].customer_id")),
-                    message: format!("expected a non-empty string, {found}"),
-                });
-                continue;
-            }
-        };
-        match c.remove("features") {
-            Some(Value::Object(f)) => parsed.push((id, f)),
-            other => {
-                let found = other.map_or("missing".to_string(), |v| {
-                    format!("found {}", json_type(&v))
-                });
-                details.push(Detail {
-                    customer_id: Some(id),
-                    field: Some("features".to_string()),
-                    message: format!("expected an object of feature values, {found}"),
-                });
-            }
-        }
-    }
-    if !details.is_empty() {
+    let parsed = parse_customers(envelope.customers).map_err(|details| {
         counts.failed = details.len();
-        return Err(invalid(details));
-    }
+        invalid(details)
+    })?;
     let model = current_model(api).await?;
-    let scored_at = OffsetDateTime::now_utc();
-    let mut scores = Vec::with_capacity(parsed.len());
-    let mut flags = Vec::new();
-    let mut warnings = Vec::new();
-    for (id, features) in &parsed {
-        match model.model.scorer.score_json(features) {
-            Ok(record) => {
-                warnings.extend(record.out_of_range.iter().map(|o| {
-                    json!({
-                        "customer_id": id,
-                        "field": o.field,
-                        "code": "out_of_range",
-                        "value": o.value,
-                        "training_min": o.training_min,
-                        "training_max": o.training_max,
-                        "message": o.to_string(),
-                    })
-                }));
-                let s = record.score;
-                scores.push(json!({
-                    "customer_id": id,
-                    "churn_probability": s.churn_probability,
-                    "risk_band": s.risk_band,
-                    "reasons": s.reasons,
-                }));
-                if persist {
-                    flags.push(Flag::new(
-                        id.clone(),
-                        s.churn_probability,
-                        s.risk_band,
-                        s.reasons,
-                        model.model.model_id(),
-                        scored_at,
-                    ));
-                }
-            }
-            Err(e) => details.push(Detail {
-                customer_id: Some(id.clone()),
-                field: field_of(&e),
-                message: e.to_string(),
-            }),
-        }
-    }
-    if !details.is_empty() {
+    let scored = score_all(&model.model, &parsed, envelope.persist).map_err(|details| {
         counts.failed = details.len();
-        return Err(invalid(details));
-    }
-    counts.scored = scores.len();
+        invalid(details)
+    })?;
+    counts.scored = scored.scores.len();
     let mut body = json!({
         "model_id": model.model.model_id(),
-        "scores": scores,
-        "warnings": warnings,
+        "scores": scored.scores,
+        "warnings": scored.warnings,
     });
-    if persist {
+    if envelope.persist {
         let deadline = Instant::now() + api.config.write_deadline.min(Duration::from_secs(20));
         let summary = api
             .flags
-            .write_batch(&flags, api.config.score_epsilon, deadline)
+            .write_batch(&scored.flags, api.config.score_epsilon, deadline)
             .await
             .map_err(ApiError::service)?;
         counts.written = summary.written;
@@ -497,6 +342,200 @@ async fn score(
         body["persisted"] = serde_json::to_value(&summary).unwrap_or(Value::Null);
     }
     Ok((StatusCode::OK, body))
+}
+
+/// The body of `POST /v1/score` with its envelope checked (size, JSON,
+/// `persist`, 1..=[`MAX_CUSTOMERS`] customers); the entries are not yet.
+#[derive(Debug)]
+struct ScoreEnvelope {
+    persist: bool,
+    customers: Vec<Value>,
+}
+
+impl ScoreEnvelope {
+    fn parse(body: &Bytes) -> Result<ScoreEnvelope, ApiError> {
+        let bad =
+            |field: &str, message: &str| ApiError::field(StatusCode::BAD_REQUEST, field, message);
+        if body.len() > MAX_BODY_BYTES {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "request body is {} bytes; the limit is {MAX_BODY_BYTES}",
+                    body.len()
+                ),
+            ));
+        }
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")))?;
+        let Value::Object(mut top) = value else {
+            return Err(bad("body", "expected a JSON object"));
+        };
+        let persist = match top.remove("persist") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => b,
+            Some(_) => return Err(bad("persist", "expected true or false")),
+        };
+        let customers = match top.remove("customers") {
+            Some(Value::Array(c)) => c,
+            None => return Err(bad("customers", "missing")),
+            Some(_) => return Err(bad("customers", "expected an array")),
+        };
+        if customers.is_empty() {
+            return Err(bad(
+                "customers",
+                &format!("empty; send 1 to {MAX_CUSTOMERS} customers"),
+            ));
+        }
+        if customers.len() > MAX_CUSTOMERS {
+            return Err(ApiError::field(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "customers",
+                format!(
+                    "{} customers; at most {MAX_CUSTOMERS} per request",
+                    customers.len()
+                ),
+            ));
+        }
+        Ok(ScoreEnvelope { persist, customers })
+    }
+}
+
+/// One checked entry: the customer id and its feature values.
+type Entry = (String, Map<String, Value>);
+
+/// Every entry checked; all problems at once, each naming its entry.
+fn parse_customers(customers: Vec<Value>) -> Result<Vec<Entry>, Vec<Detail>> {
+    let mut parsed = Vec::with_capacity(customers.len());
+    let mut details = Vec::new();
+    for (i, c) in customers.into_iter().enumerate() {
+        match parse_entry(i, c) {
+            Ok(entry) => parsed.push(entry),
+            Err(detail) => details.push(detail),
+        }
+    }
+    if details.is_empty() {
+        Ok(parsed)
+    } else {
+        Err(details)
+    }
+}
+
+/// Entry `i`: an object with a valid `customer_id` (the model crate's rule)
+/// and a `features` object.
+fn parse_entry(i: usize, entry: Value) -> Result<Entry, Detail> {
+    let at = |field: &str| Some(format!("customers[{i}]{field}"));
+    let Value::Object(mut c) = entry else {
+        return Err(Detail {
+            customer_id: None,
+            field: at(""),
+            message: "expected an object with customer_id and features".to_string(),
+        });
+    };
+    let found = |v: Option<Value>| {
+        v.map_or("missing".to_string(), |v| {
+            format!("found {}", json_type(&v))
+        })
+    };
+    let id = match c.remove("customer_id") {
+        Some(Value::String(s)) => {
+            churn_model::customer_id(&s)
+                .map(str::to_string)
+                .map_err(|e| Detail {
+                    customer_id: None,
+                    field: at(".customer_id"),
+                    message: e.to_string(),
+                })?
+        }
+        other => {
+            return Err(Detail {
+                customer_id: None,
+                field: at(".customer_id"),
+                message: format!("expected a non-empty string, {}", found(other)),
+            })
+        }
+    };
+    match c.remove("features") {
+        Some(Value::Object(f)) => Ok((id, f)),
+        other => Err(Detail {
+            customer_id: Some(id),
+            field: Some("features".to_string()),
+            message: format!("expected an object of feature values, {}", found(other)),
+        }),
+    }
+}
+
+/// The scores of a request, the flags to persist and the out-of-range warnings.
+#[derive(Debug, Default)]
+struct Scored {
+    scores: Vec<Value>,
+    flags: Vec<Flag>,
+    warnings: Vec<Value>,
+}
+
+/// Scores every entry with `model` (flags only when `persist`); a value the
+/// model cannot use fails its entry, and any failure fails the request.
+fn score_all(
+    model: &ScoringModel,
+    entries: &[Entry],
+    persist: bool,
+) -> Result<Scored, Vec<Detail>> {
+    let scored_at = OffsetDateTime::now_utc();
+    let mut out = Scored::default();
+    let mut details = Vec::new();
+    for (id, features) in entries {
+        let record = match model.scorer.score_json(features) {
+            Ok(record) => record,
+            Err(e) => {
+                details.push(Detail {
+                    customer_id: Some(id.clone()),
+                    field: field_of(&e),
+                    message: e.to_string(),
+                });
+                continue;
+            }
+        };
+        out.warnings.extend(
+            record
+                .out_of_range
+                .iter()
+                .map(|o| out_of_range_warning(id, o)),
+        );
+        let s = record.score;
+        out.scores.push(json!({
+            "customer_id": id,
+            "churn_probability": s.churn_probability,
+            "risk_band": s.risk_band,
+            "reasons": s.reasons,
+        }));
+        if persist {
+            out.flags.push(Flag::new(
+                id.clone(),
+                s.churn_probability,
+                s.risk_band,
+                s.reasons,
+                model.model_id(),
+                scored_at,
+            ));
+        }
+    }
+    if details.is_empty() {
+        Ok(out)
+    } else {
+        Err(details)
+    }
+}
+
+/// The response's warning for a value beyond the training range.
+fn out_of_range_warning(id: &str, o: &churn_model::OutOfRange) -> Value {
+    json!({
+        "customer_id": id,
+        "field": o.field,
+        "code": "out_of_range",
+        "value": o.value,
+        "training_min": o.training_min,
+        "training_max": o.training_max,
+        "message": o.to_string(),
+    })
 }
 
 fn invalid(details: Vec<Detail>) -> ApiError {
@@ -627,7 +666,37 @@ fn percent_decode(s: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::percent_decode;
+    use super::*;
+
+    #[test]
+    fn the_envelope_is_checked_before_any_entry() {
+        let parse = |body: &str| ScoreEnvelope::parse(&Bytes::from(body.to_string()));
+        let e = parse(r#"{"customers": [], "persist": true}"#).unwrap_err();
+        assert_eq!(e.details[0].field.as_deref(), Some("customers"), "{e:?}");
+        let e = parse(r#"{"customers": [{}], "persist": "yes"}"#).unwrap_err();
+        assert_eq!(e.details[0].field.as_deref(), Some("persist"), "{e:?}");
+        let ok = parse(r#"{"customers": [1, {"x": 2}]}"#).unwrap();
+        assert_eq!((ok.persist, ok.customers.len()), (false, 2));
+    }
+
+    #[test]
+    fn every_bad_entry_is_named_by_its_index() {
+        let entries: Vec<Value> = serde_json::from_str(
+            r#"[{"customer_id": "a", "features": {}}, 7, {"customer_id": 5}, {"customer_id": "b"}]"#,
+        )
+        .unwrap();
+        let details = parse_customers(entries).unwrap_err();
+        let fields: Vec<_> = details.iter().map(|d| d.field.clone().unwrap()).collect();
+        assert_eq!(
+            fields,
+            ["customers[1]", "customers[2].customer_id", "features"]
+        );
+        assert_eq!(
+            details[1].message,
+            "expected a non-empty string, found a number"
+        );
+        assert_eq!(details[2].customer_id.as_deref(), Some("b"));
+    }
 
     #[test]
     fn decodes_percent_escapes() {
