@@ -234,7 +234,8 @@ pub(crate) struct Fitted {
     pub prep: Preprocessor,
     pub reference: Vec<ReferenceBins>,
     pub warnings: Vec<String>,
-    /// Feature data in `prep.features` order (borrowed from the table).
+    /// Index (into the `cols` handed to `fit`) of each kept feature, in
+    /// `prep.features` order.
     pub data: Vec<usize>,
 }
 
@@ -261,164 +262,265 @@ fn moments(v: &[f64], sum: f64) -> (f64, f64, f64) {
     (mean, m2, skew)
 }
 
-/// Fits one feature: its parameters, design columns (with `feature` = 0,
-/// set by the caller), reference bins and missing share.
+/// One feature fitted alone, before it is numbered among the kept features.
+#[derive(Debug)]
+struct FeatureFit {
+    feature: FeaturePrep,
+    /// Its design columns, with `feature` = 0 (the caller numbers them);
+    /// empty when the feature carries nothing (no values, or constant).
+    columns: Vec<DesignColumn>,
+    /// Its training distribution, for drift checks.
+    bins: Bins,
+    /// Share of the training rows where it is missing.
+    missing_share: f64,
+}
+
+/// Fits one feature on `rows` as its kind says.
 fn fit_one(
     col: &ResolvedColumn,
     d: &FeatureData<'_>,
     rows: &[usize],
     opts: PrepOptions,
-) -> (FeaturePrep, Vec<DesignColumn>, Bins, f64) {
+) -> FeatureFit {
+    match d {
+        FeatureData::Num(v) => fit_numeric(col, v, rows, opts.skew_threshold),
+        FeatureData::Cat(v) => fit_categorical(col, v, rows, opts.min_level_count),
+    }
+}
+
+/// Fits a numeric feature on `rows` of `v`: median imputation, log1p when
+/// every value is >= 0 and the skew is above `skew_threshold`, the
+/// standardization of the imputed value, a missing indicator, the input
+/// domain and the decile edges of the present values.
+fn fit_numeric(col: &ResolvedColumn, v: &[f64], rows: &[usize], skew_threshold: f64) -> FeatureFit {
     let n = rows.len().max(1);
-    let fi = 0;
-    let mut columns: Vec<DesignColumn> = Vec::new();
-    let (feature, bins, missing_share) = match d {
-        FeatureData::Num(v) => {
-            let mut present: Vec<f64> = Vec::with_capacity(rows.len());
-            let (mut sum, mut min) = (0.0, f64::INFINITY);
-            for &r in rows {
-                let x = v[r];
-                if !x.is_nan() {
-                    present.push(x);
-                    sum += x;
-                    min = min.min(x);
-                }
-            }
-            let n_missing = n - present.len().min(n);
-            let (raw_mean, m2, skew) = moments(&present, sum);
-            // The input domain spans every row given to training, so a
-            // holdout value is never outside what the model accepts.
-            let (all_min, all_max) = value_range(v);
-            let min = all_min.unwrap_or(if min.is_finite() { min } else { 0.0 });
-            // The median (imputation) is exact, by selection; the decile
-            // edges (drift reference only) come from an evenly strided
-            // sample of at most 100k values.
-            let deciles = sample_deciles(&present, 100_000);
-            let median = median_in_place(&mut present);
-            let log1p = min >= 0.0 && skew > opts.skew_threshold;
-            let (mean, std) = if log1p {
-                // Two passes over the transformed values, imputed at log1p(median).
-                let t_med = median.ln_1p();
-                let sum_t =
-                    present.iter().map(|x| x.ln_1p()).sum::<f64>() + n_missing as f64 * t_med;
-                let mean = sum_t / n as f64;
-                let ss = present
-                    .iter()
-                    .map(|x| (x.ln_1p() - mean).powi(2))
-                    .sum::<f64>()
-                    + n_missing as f64 * (t_med - mean).powi(2);
-                (mean, (ss / n as f64).sqrt())
-            } else {
-                // Imputed values all sit at the median: combine the present
-                // values' moments with them analytically, no further pass.
-                let mean = (sum + n_missing as f64 * median) / n as f64;
-                let ss = m2
-                    + present.len() as f64 * (raw_mean - mean).powi(2)
-                    + n_missing as f64 * (median - mean).powi(2);
-                (mean, (ss / n as f64).sqrt())
-            };
-            if std > 1e-12 * mean.abs().max(1.0) {
-                columns.push(DesignColumn {
-                    name: col.name.clone(),
-                    feature: fi,
-                    role: Role::Value,
-                    mean,
-                    std,
-                });
-            }
-            if n_missing > 0 && n_missing < n {
-                let r = n_missing as f64 / n as f64;
-                columns.push(DesignColumn {
-                    name: format!("{}_missing", col.name),
-                    feature: fi,
-                    role: Role::Missing,
-                    mean: r,
-                    std: INDICATOR_STD,
-                });
-            }
-            let prep = NumericPrep {
-                name: col.name.clone(),
-                required: col.required,
-                median,
-                skew,
-                log1p,
-                min: all_min,
-                max: all_max,
-            };
-            (
-                FeaturePrep::Numeric(prep),
-                Bins::Deciles { edges: deciles },
-                n_missing as f64 / n as f64,
-            )
-        }
-        FeatureData::Cat(v) => {
-            let mut counts: HashMap<&str, usize> = HashMap::new();
-            let mut n_missing = 0;
-            for &r in rows {
-                match v[r].as_deref().map(str::trim) {
-                    None | Some("") => n_missing += 1,
-                    Some(s) => *counts.entry(s).or_insert(0) += 1,
-                }
-            }
-            let mut levels: Vec<(&str, usize)> = counts
-                .into_iter()
-                .filter(|&(_, c)| c >= opts.min_level_count.max(1))
-                .collect();
-            // Deterministic order: most frequent first, then by name.
-            levels.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-            let kept_rows: usize = levels.iter().map(|l| l.1).sum();
-            let other = n - kept_rows;
-            let most_common = match levels.first() {
-                Some(&(l, c)) if c >= other => l.to_string(),
-                _ => OTHER_LEVEL.to_string(),
-            };
-            let mut shares = Vec::new();
-            for (i, &(l, c)) in levels.iter().enumerate() {
-                let r = c as f64 / n as f64;
-                shares.push((l.to_string(), r));
-                // The most frequent level is the reference and gets no
-                // column: every row is exactly one level or `other`, so a
-                // full set of indicators would sum to the intercept's
-                // constant column, leaving a direction only the L2 penalty
-                // pins down and slowing the solver several-fold. Its effect
-                // is carried by the intercept and the other levels.
-                if i > 0 && c < n {
-                    columns.push(DesignColumn {
-                        name: format!("{}={}", col.name, l),
-                        feature: fi,
-                        role: Role::Level { index: i },
-                        mean: r,
-                        std: INDICATOR_STD,
-                    });
-                }
-            }
-            if other > 0 {
-                let r = other as f64 / n as f64;
-                shares.push((OTHER_LEVEL.to_string(), r));
-                if other < n {
-                    columns.push(DesignColumn {
-                        name: format!("{}={}", col.name, OTHER_LEVEL),
-                        feature: fi,
-                        role: Role::Other,
-                        mean: r,
-                        std: INDICATOR_STD,
-                    });
-                }
-            }
-            let prep = CategoricalPrep {
-                name: col.name.clone(),
-                required: col.required,
-                levels: levels.iter().map(|l| l.0.to_string()).collect(),
-                most_common,
-            };
-            (
-                FeaturePrep::Categorical(prep),
-                Bins::Levels { levels: shares },
-                n_missing as f64 / n as f64,
-            )
-        }
+    let (mut present, sum, present_min) = present_values(v, rows);
+    let n_missing = n - present.len().min(n);
+    // Before the median: selecting it reorders `present`, and the sums of
+    // squares would round differently in another order.
+    let (raw_mean, m2, skew) = moments(&present, sum);
+    // The input domain spans every row given to training, so a
+    // holdout value is never outside what the model accepts.
+    let (all_min, all_max) = value_range(v);
+    let min = all_min.unwrap_or(if present_min.is_finite() {
+        present_min
+    } else {
+        0.0
+    });
+    // The median (imputation) is exact, by selection; the decile
+    // edges (drift reference only) come from an evenly strided
+    // sample of at most 100k values.
+    let deciles = sample_deciles(&present, 100_000);
+    let median = median_in_place(&mut present);
+    let log1p = min >= 0.0 && skew > skew_threshold;
+    let (mean, std) = if log1p {
+        log1p_mean_std(&present, median, n_missing)
+    } else {
+        imputed_mean_std(present.len(), sum, raw_mean, m2, median, n_missing)
     };
-    (feature, columns, bins, missing_share)
+    let prep = NumericPrep {
+        name: col.name.clone(),
+        required: col.required,
+        median,
+        skew,
+        log1p,
+        min: all_min,
+        max: all_max,
+    };
+    FeatureFit {
+        feature: FeaturePrep::Numeric(prep),
+        columns: numeric_columns(&col.name, mean, std, n_missing, n),
+        bins: Bins::Deciles { edges: deciles },
+        missing_share: n_missing as f64 / n as f64,
+    }
+}
+
+/// The present (non-missing) values of `v` at `rows`, their sum and their
+/// smallest value (infinite when none is present).
+fn present_values(v: &[f64], rows: &[usize]) -> (Vec<f64>, f64, f64) {
+    let mut present: Vec<f64> = Vec::with_capacity(rows.len());
+    let (mut sum, mut min) = (0.0, f64::INFINITY);
+    for &r in rows {
+        let x = v[r];
+        if !x.is_nan() {
+            present.push(x);
+            sum += x;
+            min = min.min(x);
+        }
+    }
+    (present, sum, min)
+}
+
+/// Mean and standard deviation of the log1p'd `present` values together
+/// with `n_missing` values imputed at log1p(`median`): two passes over the
+/// transformed values, as the raw moments say nothing about the log's.
+fn log1p_mean_std(present: &[f64], median: f64, n_missing: usize) -> (f64, f64) {
+    let n = (present.len() + n_missing) as f64;
+    let t_med = median.ln_1p();
+    let sum_t = present.iter().map(|x| x.ln_1p()).sum::<f64>() + n_missing as f64 * t_med;
+    let mean = sum_t / n;
+    let ss = present
+        .iter()
+        .map(|x| (x.ln_1p() - mean).powi(2))
+        .sum::<f64>()
+        + n_missing as f64 * (t_med - mean).powi(2);
+    (mean, (ss / n).sqrt())
+}
+
+/// Mean and standard deviation of `n_present` raw values (their `sum`,
+/// `raw_mean` and sum of squared deviations `m2`) together with `n_missing`
+/// values imputed at `median`. The imputed values all sit at the median, so
+/// they combine with the present values' moments analytically, no further
+/// pass.
+fn imputed_mean_std(
+    n_present: usize,
+    sum: f64,
+    raw_mean: f64,
+    m2: f64,
+    median: f64,
+    n_missing: usize,
+) -> (f64, f64) {
+    let n = (n_present + n_missing) as f64;
+    let mean = (sum + n_missing as f64 * median) / n;
+    let ss = m2
+        + n_present as f64 * (raw_mean - mean).powi(2)
+        + n_missing as f64 * (median - mean).powi(2);
+    (mean, (ss / n).sqrt())
+}
+
+/// The design columns of numeric feature `name`: its standardized value
+/// (left out when constant) and a `<name>_missing` indicator (when some,
+/// but not all, of the `n` training rows are missing).
+fn numeric_columns(
+    name: &str,
+    mean: f64,
+    std: f64,
+    n_missing: usize,
+    n: usize,
+) -> Vec<DesignColumn> {
+    let mut columns = Vec::new();
+    if std > 1e-12 * mean.abs().max(1.0) {
+        columns.push(DesignColumn {
+            name: name.to_string(),
+            feature: 0,
+            role: Role::Value,
+            mean,
+            std,
+        });
+    }
+    if n_missing > 0 && n_missing < n {
+        columns.push(DesignColumn {
+            name: format!("{name}_missing"),
+            feature: 0,
+            role: Role::Missing,
+            mean: n_missing as f64 / n as f64,
+            std: INDICATOR_STD,
+        });
+    }
+    columns
+}
+
+/// Fits a categorical feature on `rows` of `v`: the levels seen at least
+/// `min_level_count` times are kept, every other value (rare or missing)
+/// is `other`; one-hot columns and the share of each level.
+fn fit_categorical(
+    col: &ResolvedColumn,
+    v: &[Option<String>],
+    rows: &[usize],
+    min_level_count: usize,
+) -> FeatureFit {
+    let n = rows.len().max(1);
+    let (levels, n_missing) = kept_levels(v, rows, min_level_count);
+    let kept_rows: usize = levels.iter().map(|l| l.1).sum();
+    let other = n - kept_rows;
+    let most_common = match levels.first() {
+        Some(&(l, c)) if c >= other => l.to_string(),
+        _ => OTHER_LEVEL.to_string(),
+    };
+    let (columns, shares) = level_columns(&col.name, &levels, other, n);
+    let prep = CategoricalPrep {
+        name: col.name.clone(),
+        required: col.required,
+        levels: levels.iter().map(|l| l.0.to_string()).collect(),
+        most_common,
+    };
+    FeatureFit {
+        feature: FeaturePrep::Categorical(prep),
+        columns,
+        bins: Bins::Levels { levels: shares },
+        missing_share: n_missing as f64 / n as f64,
+    }
+}
+
+/// The (trimmed) levels of `v` at `rows` seen at least `min_count` times,
+/// with their counts, most frequent first, then by name; and the number of
+/// missing (absent or blank) cells.
+fn kept_levels<'a>(
+    v: &'a [Option<String>],
+    rows: &[usize],
+    min_count: usize,
+) -> (Vec<(&'a str, usize)>, usize) {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    let mut n_missing = 0;
+    for &r in rows {
+        match v[r].as_deref().map(str::trim) {
+            None | Some("") => n_missing += 1,
+            Some(s) => *counts.entry(s).or_insert(0) += 1,
+        }
+    }
+    let mut levels: Vec<(&str, usize)> = counts
+        .into_iter()
+        .filter(|&(_, c)| c >= min_count.max(1))
+        .collect();
+    // Deterministic order (the hash map's is not).
+    levels.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    (levels, n_missing)
+}
+
+/// The one-hot design columns of categorical feature `name` with kept
+/// `levels` (and counts) and `other` rows out of `n`, and the share of
+/// every level, `other` last when any row is `other`.
+fn level_columns(
+    name: &str,
+    levels: &[(&str, usize)],
+    other: usize,
+    n: usize,
+) -> (Vec<DesignColumn>, Vec<(String, f64)>) {
+    let mut columns = Vec::new();
+    let mut shares = Vec::new();
+    for (i, &(l, c)) in levels.iter().enumerate() {
+        let r = c as f64 / n as f64;
+        shares.push((l.to_string(), r));
+        // The most frequent level is the reference and gets no
+        // column: every row is exactly one level or `other`, so a
+        // full set of indicators would sum to the intercept's
+        // constant column, leaving a direction only the L2 penalty
+        // pins down and slowing the solver several-fold. Its effect
+        // is carried by the intercept and the other levels.
+        if i > 0 && c < n {
+            columns.push(DesignColumn {
+                name: format!("{name}={l}"),
+                feature: 0,
+                role: Role::Level { index: i },
+                mean: r,
+                std: INDICATOR_STD,
+            });
+        }
+    }
+    if other > 0 {
+        let r = other as f64 / n as f64;
+        shares.push((OTHER_LEVEL.to_string(), r));
+        if other < n {
+            columns.push(DesignColumn {
+                name: format!("{name}={OTHER_LEVEL}"),
+                feature: 0,
+                role: Role::Other,
+                mean: r,
+                std: INDICATOR_STD,
+            });
+        }
+    }
+    (columns, shares)
 }
 
 /// `f(0..n)` in order, computed on the current rayon pool (the binary sizes
@@ -445,9 +547,13 @@ impl Preprocessor {
         let mut kept = Vec::new();
         // Features are independent: fit them in parallel.
         let results = par_map(cols.len(), |ci| fit_one(&cols[ci], &data[ci], rows, opts));
-        for (ci, (col, (feature, mut columns, bins, missing_share))) in
-            cols.iter().zip(results).enumerate()
-        {
+        for (ci, (col, fit)) in cols.iter().zip(results).enumerate() {
+            let FeatureFit {
+                feature,
+                mut columns,
+                bins,
+                missing_share,
+            } = fit;
             let fi = prep.features.len();
             for c in &mut columns {
                 c.feature = fi;
@@ -676,6 +782,171 @@ fn sample_deciles(v: &[f64], max: usize) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn numeric_col(name: &str) -> ResolvedColumn {
+        ResolvedColumn {
+            name: name.into(),
+            kind: ColumnKind::Numeric,
+            required: false,
+        }
+    }
+
+    fn text(values: &[Option<&str>]) -> Vec<Option<String>> {
+        values.iter().map(|v| v.map(str::to_string)).collect()
+    }
+
+    fn names(columns: &[DesignColumn]) -> Vec<&str> {
+        columns.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    /// A right-tailed non-negative column is log1p'd and imputed at the
+    /// median of its present values; the missing share becomes an indicator.
+    #[test]
+    fn numeric_fit_of_a_skewed_column_with_missing_values() {
+        let nan = f64::NAN;
+        let v = [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 2.0, 50.0, nan, nan];
+        let rows: Vec<usize> = (0..v.len()).collect();
+        let fit = fit_numeric(&numeric_col("x"), &v, &rows, 1.0);
+        let FeaturePrep::Numeric(np) = &fit.feature else {
+            panic!("{:?}", fit.feature)
+        };
+        assert_eq!(np.median, 0.5);
+        assert!(np.skew > 2.0, "{}", np.skew);
+        assert!(np.log1p);
+        assert_eq!((np.min, np.max), (Some(0.0), Some(50.0)));
+        assert_eq!(fit.missing_share, 0.2);
+        assert_eq!(names(&fit.columns), ["x", "x_missing"]);
+        // The value column standardizes log1p(x), missing cells at log1p(0.5).
+        let t: Vec<f64> = v
+            .iter()
+            .map(|&x| if x.is_nan() { 0.5f64 } else { x }.ln_1p())
+            .collect();
+        let mean = t.iter().sum::<f64>() / 10.0;
+        let std = (t.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 10.0).sqrt();
+        assert!((fit.columns[0].mean - mean).abs() < 1e-12);
+        assert!((fit.columns[0].std - std).abs() < 1e-12);
+        assert_eq!(fit.columns[0].role, Role::Value);
+        assert_eq!(
+            (fit.columns[1].role.clone(), fit.columns[1].mean),
+            (Role::Missing, 0.2)
+        );
+        assert_eq!(fit.columns[1].std, INDICATOR_STD);
+        let Bins::Deciles { edges } = &fit.bins else {
+            panic!("{:?}", fit.bins)
+        };
+        assert_eq!(edges, &[0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 2.0, 50.0]);
+    }
+
+    /// One negative value rules log1p out however skewed the column is;
+    /// the value is then standardized raw, and nothing missing means no
+    /// indicator.
+    #[test]
+    fn numeric_fit_with_a_negative_value_stays_linear() {
+        let v = [-1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 2.0, 50.0];
+        let rows: Vec<usize> = (0..v.len()).collect();
+        let fit = fit_numeric(&numeric_col("x"), &v, &rows, 1.0);
+        let FeaturePrep::Numeric(np) = &fit.feature else {
+            panic!("{:?}", fit.feature)
+        };
+        assert!(np.skew > 1.0, "{}", np.skew);
+        assert!(!np.log1p);
+        assert_eq!(np.median, 0.5);
+        assert_eq!(fit.missing_share, 0.0);
+        assert_eq!(names(&fit.columns), ["x"]);
+        assert_eq!(fit.columns[0].mean, 53.0 / 8.0);
+    }
+
+    /// The median comes from the training rows only; the domain (`min`,
+    /// `max`) from every row, so holdout values are inside it.
+    #[test]
+    fn numeric_domain_spans_rows_outside_the_fit() {
+        let v = [3.0, 1.0, 2.0, -5.0, 1000.0];
+        let fit = fit_numeric(&numeric_col("x"), &v, &[0, 1, 2], 1.0);
+        let FeaturePrep::Numeric(np) = &fit.feature else {
+            panic!("{:?}", fit.feature)
+        };
+        assert_eq!(np.median, 2.0);
+        assert_eq!((np.min, np.max), (Some(-5.0), Some(1000.0)));
+        assert!(!np.log1p);
+    }
+
+    /// Constant and empty columns give no design columns (so `fit` drops
+    /// them), an empty one with a missing share of 1.
+    #[test]
+    fn numeric_fit_of_constant_and_empty_columns_has_no_columns() {
+        let constant = fit_numeric(&numeric_col("c"), &[4.0; 5], &[0, 1, 2, 3, 4], 1.0);
+        assert!(constant.columns.is_empty());
+        assert_eq!(constant.missing_share, 0.0);
+        let empty = fit_numeric(&numeric_col("e"), &[f64::NAN; 3], &[0, 1, 2], 1.0);
+        assert!(empty.columns.is_empty());
+        assert_eq!(empty.missing_share, 1.0);
+        let FeaturePrep::Numeric(np) = &empty.feature else {
+            panic!("{:?}", empty.feature)
+        };
+        assert_eq!((np.median, np.min, np.max), (0.0, None, None));
+    }
+
+    /// Rare and missing values fold into `other`; the most frequent kept
+    /// level is the reference and has no column.
+    #[test]
+    fn categorical_fit_folds_rare_and_missing_levels_into_other() {
+        let col = ResolvedColumn {
+            name: "plan".into(),
+            kind: ColumnKind::Categorical,
+            required: false,
+        };
+        let v = text(&[
+            Some("a"),
+            Some("b "),
+            Some("a"),
+            Some("c"),
+            Some("b"),
+            None,
+            Some("a"),
+            Some("d"),
+            Some(" "),
+            Some("a"),
+        ]);
+        let rows: Vec<usize> = (0..v.len()).collect();
+        let fit = fit_categorical(&col, &v, &rows, 2);
+        let FeaturePrep::Categorical(cp) = &fit.feature else {
+            panic!("{:?}", fit.feature)
+        };
+        assert_eq!(cp.levels, ["a", "b"]);
+        assert_eq!(cp.most_common, "a");
+        assert_eq!(fit.missing_share, 0.2);
+        assert_eq!(names(&fit.columns), ["plan=b", "plan=other"]);
+        assert_eq!(fit.columns[0].role, Role::Level { index: 1 });
+        assert_eq!(fit.columns[1].role, Role::Other);
+        assert_eq!((fit.columns[0].mean, fit.columns[1].mean), (0.2, 0.4));
+        assert!(fit.columns.iter().all(|c| c.std == INDICATOR_STD));
+        assert_eq!(
+            fit.bins,
+            Bins::Levels {
+                levels: vec![("a".into(), 0.4), ("b".into(), 0.2), ("other".into(), 0.4)]
+            }
+        );
+    }
+
+    /// With no level frequent enough, every row is `other`: the feature is
+    /// constant (no columns) and `other` is its most common value.
+    #[test]
+    fn categorical_fit_with_only_rare_levels_is_constant() {
+        let col = ResolvedColumn {
+            name: "region".into(),
+            kind: ColumnKind::Categorical,
+            required: false,
+        };
+        let v = text(&[Some("x"), Some("y"), Some("x"), Some("z")]);
+        let fit = fit_categorical(&col, &v, &[0, 1, 2, 3], 3);
+        let FeaturePrep::Categorical(cp) = &fit.feature else {
+            panic!("{:?}", fit.feature)
+        };
+        assert!(cp.levels.is_empty());
+        assert_eq!(cp.most_common, OTHER_LEVEL);
+        assert!(fit.columns.is_empty());
+        assert_eq!(fit.missing_share, 0.0);
+    }
 
     #[test]
     fn median_and_deciles_match_sorting() {

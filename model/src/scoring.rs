@@ -8,6 +8,9 @@
 //! and missing indicators are thereby folded back into their source feature,
 //! and the logit is the intercept plus these contributions summed in feature
 //! order, which is also how [`Explanation`] adds them up (so they agree exactly).
+//! That folded model (crate-private `FoldedModel`) needs no band cutoffs, so
+//! training scores its holdout with it before the cutoffs exist, by the same
+//! code that serves scores.
 //!
 //! One scoring core: a JSON field or a table cell becomes one `Cell` value
 //! (missing, a number or text), which feeds one contribution function and
@@ -26,10 +29,10 @@
 //! indices of the top three reasons); [`Scorer::reasons`] materialises the
 //! reasons of a row only when someone wants to read them.
 
-use crate::artifact::ModelArtifact;
+use crate::artifact::{Coefficient, ModelArtifact};
 use crate::band::{BandCutoffs, RiskBand};
 use crate::error::{Error, Result};
-use crate::preprocess::{number_as_level, FeaturePrep, Role, OTHER_LEVEL};
+use crate::preprocess::{number_as_level, FeaturePrep, Preprocessor, Role, OTHER_LEVEL};
 use crate::reason::Reason;
 use crate::table::{ColumnValues, Table};
 use serde::{Deserialize, Serialize};
@@ -249,17 +252,6 @@ impl<'a> Bound<'a> {
     }
 }
 
-/// Precomputed, flattened scoring parameters of an artifact.
-#[derive(Debug, Clone)]
-pub struct Scorer {
-    artifact: ModelArtifact,
-    bands: BandCutoffs,
-    intercept: f64,
-    params: Vec<Param>,
-    names: Vec<String>,
-    required: Vec<bool>,
-}
-
 #[inline]
 fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
@@ -288,11 +280,25 @@ fn push_top(s: &mut CompactScore, feature: usize, c: f64) {
     }
 }
 
-impl Scorer {
-    /// Prepares an artifact for scoring. The artifact is assumed consistent,
-    /// as [`ModelArtifact::from_json_bytes`] and training guarantee.
-    pub fn new(artifact: &ModelArtifact) -> Scorer {
-        let prep = &artifact.preprocessing;
+/// The fitted model folded for scoring: the intercept and one small table
+/// per source feature. What turns a row's cells into a logit; needs no band
+/// cutoffs, so training scores its holdout with it before they exist.
+#[derive(Debug, Clone)]
+pub(crate) struct FoldedModel {
+    intercept: f64,
+    params: Vec<Param>,
+    names: Vec<String>,
+    required: Vec<bool>,
+}
+
+impl FoldedModel {
+    /// Folds `prep` and `coefficients` (one per design column) into one
+    /// small table per source feature.
+    pub(crate) fn new(
+        prep: &Preprocessor,
+        coefficients: &[Coefficient],
+        intercept: f64,
+    ) -> FoldedModel {
         let mut params: Vec<Param> = prep
             .features
             .iter()
@@ -309,7 +315,7 @@ impl Scorer {
                 FeaturePrep::Categorical(c) => Param::Cat(CatParam::new(&c.levels)),
             })
             .collect();
-        for (col, coef) in prep.columns.iter().zip(&artifact.coefficients) {
+        for (col, coef) in prep.columns.iter().zip(coefficients) {
             let w = coef.value / col.std;
             let at0 = -w * col.mean;
             let Some(p) = params.get_mut(col.feature) else {
@@ -339,29 +345,12 @@ impl Scorer {
                 _ => {}
             }
         }
-        Scorer {
-            bands: artifact.bands,
-            intercept: artifact.intercept,
+        FoldedModel {
+            intercept,
             names: prep.features.iter().map(|f| f.name().to_string()).collect(),
             required: prep.features.iter().map(|f| f.required()).collect(),
             params,
-            artifact: artifact.clone(),
         }
-    }
-
-    /// The artifact this scorer was built from.
-    pub fn artifact(&self) -> &ModelArtifact {
-        &self.artifact
-    }
-
-    /// Source feature names in model order.
-    pub fn feature_names(&self) -> &[String] {
-        &self.names
-    }
-
-    /// The band of a probability under this model's cutoffs.
-    pub fn band(&self, p: f64) -> RiskBand {
-        self.bands.band(p)
     }
 
     /// The one rule for a present, finite numeric value `x` of feature `f`:
@@ -456,105 +445,6 @@ impl Scorer {
         self.contribution(f, self.json_cell(f, v)?, None)
     }
 
-    /// Every contribution of one record.
-    ///
-    /// # Errors
-    /// As [`Scorer::score_json`].
-    pub fn explain_json(&self, features: &Map<String, Value>) -> Result<Explanation> {
-        let mut logit = self.intercept;
-        let mut contributions = Vec::with_capacity(self.names.len());
-        for (f, name) in self.names.iter().enumerate() {
-            let (c, _) = self.json_contribution(f, features.get(name))?;
-            logit += c;
-            contributions.push((name.clone(), c));
-        }
-        if !logit.is_finite() {
-            let worst = contributions
-                .iter()
-                .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()));
-            let field = worst.map(|w| w.0.clone()).unwrap_or_default();
-            return Err(Error::ValueOutOfRange { field, row: None });
-        }
-        Ok(Explanation {
-            intercept: self.intercept,
-            contributions,
-            logit,
-        })
-    }
-
-    /// Scores one record given as a JSON object of feature name -> value.
-    /// Missing optional features are imputed as in training; fields the
-    /// model does not know are ignored and counted.
-    ///
-    /// # Errors
-    /// [`Error::NonFiniteField`] or [`Error::WrongType`] naming the field;
-    /// [`Error::MissingField`] for an absent or null required feature.
-    pub fn score_json(&self, features: &Map<String, Value>) -> Result<ScoredRecord> {
-        let mut s = CompactScore {
-            logit: self.intercept,
-            ..CompactScore::default()
-        };
-        let mut out_of_range = Vec::new();
-        for (f, name) in self.names.iter().enumerate() {
-            let (c, outside) = self.json_contribution(f, features.get(name))?;
-            s.logit += c;
-            push_top(&mut s, f, c);
-            if outside {
-                out_of_range.push(self.out_of_range_of(f, features.get(name)));
-            }
-        }
-        self.check_logit(&s, None)?;
-        self.finish(&mut s);
-        let known = |k: &String| {
-            self.names.contains(k)
-                || *k == self.artifact.id_column
-                || *k == self.artifact.label_column
-        };
-        let ignored_fields = features.keys().filter(|k| !known(k)).count();
-        let reasons = (0..s.n_reasons as usize)
-            .map(|i| {
-                let f = s.reason_features[i] as usize;
-                // The field scored, so its cell is valid.
-                let cell = self
-                    .json_cell(f, features.get(&self.names[f]))
-                    .unwrap_or(Cell::Missing);
-                self.reason(f, cell, s.reason_contributions[i])
-            })
-            .collect();
-        let score = Score {
-            churn_probability: s.churn_probability,
-            logit: s.logit,
-            risk_band: s.risk_band,
-            reasons,
-            out_of_range: out_of_range.len() as u16,
-        };
-        Ok(ScoredRecord {
-            score,
-            ignored_fields,
-            out_of_range,
-        })
-    }
-
-    /// The out-of-range note for numeric feature `f` with JSON value `v`
-    /// (already found outside the range, so a number).
-    fn out_of_range_of(&self, f: usize, v: Option<&Value>) -> OutOfRange {
-        let value = match v {
-            Some(Value::Number(n)) => n.as_f64(),
-            Some(Value::String(s)) => s.trim().parse().ok(),
-            _ => None,
-        };
-        let (training_min, training_max) = match &self.params[f] {
-            Param::Num(p) => (p.min, p.max),
-            Param::Cat(_) => (f64::NAN, f64::NAN),
-        };
-        OutOfRange {
-            field: self.names[f].clone(),
-            value: value.unwrap_or(f64::NAN),
-            training_min,
-            training_max,
-        }
-    }
-
     /// Finite contributions can still add up to an infinite logit; blame
     /// the feature pushing hardest.
     #[inline]
@@ -569,48 +459,6 @@ impl Scorer {
         };
         let field = self.names.get(f).cloned().unwrap_or_default();
         Err(Error::ValueOutOfRange { field, row })
-    }
-
-    #[inline]
-    fn finish(&self, s: &mut CompactScore) {
-        s.churn_probability = sigmoid(s.logit);
-        s.risk_band = self.bands.band(s.churn_probability);
-    }
-
-    /// The one reason function: feature `f` with the customer's value of
-    /// `cell` beside the typical one (training median or most common level).
-    fn reason(&self, f: usize, cell: Cell<'_>, contribution: f64) -> Reason {
-        let (value, typical) = match (&self.artifact.preprocessing.features[f], &self.params[f]) {
-            (FeaturePrep::Numeric(n), _) => {
-                let x = match cell {
-                    Cell::Number(x) => x,
-                    Cell::Text(s) => s.trim().parse().unwrap_or(f64::NAN),
-                    Cell::Missing => f64::NAN,
-                };
-                let v = if x.is_finite() {
-                    Value::from(x)
-                } else {
-                    Value::Null
-                };
-                (v, Value::from(n.median))
-            }
-            (FeaturePrep::Categorical(c), Param::Cat(p)) => {
-                let v = match (cell, p.level(cell)) {
-                    (Cell::Missing, _) => Value::Null,
-                    (Cell::Text(s), _) if s.trim().is_empty() => Value::Null,
-                    (_, Some(k)) => Value::String(c.levels[k].clone()),
-                    (_, None) => Value::String(OTHER_LEVEL.to_string()),
-                };
-                (v, Value::String(c.most_common.clone()))
-            }
-            (FeaturePrep::Categorical(c), _) => (Value::Null, Value::String(c.most_common.clone())),
-        };
-        Reason {
-            feature: self.names[f].clone(),
-            value,
-            typical,
-            contribution,
-        }
     }
 
     /// Binds each model feature to a column of `table`.
@@ -649,9 +497,10 @@ impl Scorer {
         self.contribution(f, b.cell(i), Some(table.row_number(i)))
     }
 
-    /// Scores row `i` of a bound table.
+    /// Logit, top reasons and out-of-range count of row `i` of a bound
+    /// table: a [`CompactScore`] without its probability and band.
     #[inline]
-    fn score_bound(&self, bound: &[Bound<'_>], i: usize, table: &Table) -> Result<CompactScore> {
+    fn score_row(&self, bound: &[Bound<'_>], i: usize, table: &Table) -> Result<CompactScore> {
         let mut s = CompactScore {
             logit: self.intercept,
             ..CompactScore::default()
@@ -663,6 +512,212 @@ impl Scorer {
             s.out_of_range += u16::from(outside);
         }
         self.check_logit(&s, Some(table.row_number(i)))?;
+        Ok(s)
+    }
+
+    /// The churn probability of each of `rows` (0-based) of `table`.
+    pub(crate) fn probabilities(&self, table: &Table, rows: &[usize]) -> Result<Vec<f64>> {
+        let bound = self.bind(table);
+        let bound = &bound;
+        // In parallel on the current pool; the result is the same as one
+        // pass, in row order, first error first.
+        use rayon::prelude::*;
+        rows.par_iter()
+            .map(|&i| self.score_row(bound, i, table).map(|s| sigmoid(s.logit)))
+            .collect::<Vec<Result<f64>>>()
+            .into_iter()
+            .collect()
+    }
+}
+
+/// Precomputed, flattened scoring parameters of an artifact: its folded
+/// model and band cutoffs.
+#[derive(Debug, Clone)]
+pub struct Scorer {
+    artifact: ModelArtifact,
+    bands: BandCutoffs,
+    model: FoldedModel,
+}
+
+impl Scorer {
+    /// Prepares an artifact for scoring. The artifact is assumed consistent,
+    /// as [`ModelArtifact::from_json_bytes`] and training guarantee.
+    pub fn new(artifact: &ModelArtifact) -> Scorer {
+        Scorer {
+            bands: artifact.bands,
+            model: FoldedModel::new(
+                &artifact.preprocessing,
+                &artifact.coefficients,
+                artifact.intercept,
+            ),
+            artifact: artifact.clone(),
+        }
+    }
+
+    /// The artifact this scorer was built from.
+    pub fn artifact(&self) -> &ModelArtifact {
+        &self.artifact
+    }
+
+    /// Source feature names in model order.
+    pub fn feature_names(&self) -> &[String] {
+        &self.model.names
+    }
+
+    /// The band of a probability under this model's cutoffs.
+    pub fn band(&self, p: f64) -> RiskBand {
+        self.bands.band(p)
+    }
+
+    /// Every contribution of one record.
+    ///
+    /// # Errors
+    /// As [`Scorer::score_json`].
+    pub fn explain_json(&self, features: &Map<String, Value>) -> Result<Explanation> {
+        let mut logit = self.model.intercept;
+        let mut contributions = Vec::with_capacity(self.model.names.len());
+        for (f, name) in self.model.names.iter().enumerate() {
+            let (c, _) = self.model.json_contribution(f, features.get(name))?;
+            logit += c;
+            contributions.push((name.clone(), c));
+        }
+        if !logit.is_finite() {
+            let worst = contributions
+                .iter()
+                .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()));
+            let field = worst.map(|w| w.0.clone()).unwrap_or_default();
+            return Err(Error::ValueOutOfRange { field, row: None });
+        }
+        Ok(Explanation {
+            intercept: self.model.intercept,
+            contributions,
+            logit,
+        })
+    }
+
+    /// Scores one record given as a JSON object of feature name -> value.
+    /// Missing optional features are imputed as in training; fields the
+    /// model does not know are ignored and counted.
+    ///
+    /// # Errors
+    /// [`Error::NonFiniteField`] or [`Error::WrongType`] naming the field;
+    /// [`Error::MissingField`] for an absent or null required feature.
+    pub fn score_json(&self, features: &Map<String, Value>) -> Result<ScoredRecord> {
+        let mut s = CompactScore {
+            logit: self.model.intercept,
+            ..CompactScore::default()
+        };
+        let mut out_of_range = Vec::new();
+        for (f, name) in self.model.names.iter().enumerate() {
+            let (c, outside) = self.model.json_contribution(f, features.get(name))?;
+            s.logit += c;
+            push_top(&mut s, f, c);
+            if outside {
+                out_of_range.push(self.out_of_range_of(f, features.get(name)));
+            }
+        }
+        self.model.check_logit(&s, None)?;
+        self.finish(&mut s);
+        let known = |k: &String| {
+            self.model.names.contains(k)
+                || *k == self.artifact.id_column
+                || *k == self.artifact.label_column
+        };
+        let ignored_fields = features.keys().filter(|k| !known(k)).count();
+        let reasons = (0..s.n_reasons as usize)
+            .map(|i| {
+                let f = s.reason_features[i] as usize;
+                // The field scored, so its cell is valid.
+                let cell = self
+                    .model
+                    .json_cell(f, features.get(&self.model.names[f]))
+                    .unwrap_or(Cell::Missing);
+                self.reason(f, cell, s.reason_contributions[i])
+            })
+            .collect();
+        let score = Score {
+            churn_probability: s.churn_probability,
+            logit: s.logit,
+            risk_band: s.risk_band,
+            reasons,
+            out_of_range: out_of_range.len() as u16,
+        };
+        Ok(ScoredRecord {
+            score,
+            ignored_fields,
+            out_of_range,
+        })
+    }
+
+    /// The out-of-range note for numeric feature `f` with JSON value `v`
+    /// (already found outside the range, so a number).
+    fn out_of_range_of(&self, f: usize, v: Option<&Value>) -> OutOfRange {
+        let value = match v {
+            Some(Value::Number(n)) => n.as_f64(),
+            Some(Value::String(s)) => s.trim().parse().ok(),
+            _ => None,
+        };
+        let (training_min, training_max) = match &self.model.params[f] {
+            Param::Num(p) => (p.min, p.max),
+            Param::Cat(_) => (f64::NAN, f64::NAN),
+        };
+        OutOfRange {
+            field: self.model.names[f].clone(),
+            value: value.unwrap_or(f64::NAN),
+            training_min,
+            training_max,
+        }
+    }
+
+    #[inline]
+    fn finish(&self, s: &mut CompactScore) {
+        s.churn_probability = sigmoid(s.logit);
+        s.risk_band = self.bands.band(s.churn_probability);
+    }
+
+    /// The one reason function: feature `f` with the customer's value of
+    /// `cell` beside the typical one (training median or most common level).
+    fn reason(&self, f: usize, cell: Cell<'_>, contribution: f64) -> Reason {
+        let (value, typical) = match (
+            &self.artifact.preprocessing.features[f],
+            &self.model.params[f],
+        ) {
+            (FeaturePrep::Numeric(n), _) => {
+                let x = match cell {
+                    Cell::Number(x) => x,
+                    Cell::Text(s) => s.trim().parse().unwrap_or(f64::NAN),
+                    Cell::Missing => f64::NAN,
+                };
+                let v = if x.is_finite() {
+                    Value::from(x)
+                } else {
+                    Value::Null
+                };
+                (v, Value::from(n.median))
+            }
+            (FeaturePrep::Categorical(c), Param::Cat(p)) => {
+                let v = match (cell, p.level(cell)) {
+                    (Cell::Missing, _) => Value::Null,
+                    (Cell::Text(s), _) if s.trim().is_empty() => Value::Null,
+                    (_, Some(k)) => Value::String(c.levels[k].clone()),
+                    (_, None) => Value::String(OTHER_LEVEL.to_string()),
+                };
+                (v, Value::String(c.most_common.clone()))
+            }
+            (FeaturePrep::Categorical(c), _) => (Value::Null, Value::String(c.most_common.clone())),
+        };
+        Reason {
+            feature: self.model.names[f].clone(),
+            value,
+            typical,
+            contribution,
+        }
+    }
+
+    /// Scores row `i` of a bound table.
+    #[inline]
+    fn score_bound(&self, bound: &[Bound<'_>], i: usize, table: &Table) -> Result<CompactScore> {
+        let mut s = self.model.score_row(bound, i, table)?;
         self.finish(&mut s);
         Ok(s)
     }
@@ -675,7 +730,7 @@ impl Scorer {
         table: &Table,
         out: &mut Vec<CompactScore>,
     ) -> Vec<(usize, Error)> {
-        let bound = self.bind(table);
+        let bound = self.model.bind(table);
         let n = table.n_rows();
         out.clear();
         out.reserve(n);
@@ -696,25 +751,13 @@ impl Scorer {
 
     /// Scores rows `rows` (0-based) of `table`.
     pub(crate) fn score_rows(&self, table: &Table, rows: &[usize]) -> Result<Vec<f64>> {
-        let bound = self.bind(table);
-        let bound = &bound;
-        // In parallel on the current pool; the result is the same as one
-        // pass, in row order, first error first.
-        use rayon::prelude::*;
-        rows.par_iter()
-            .map(|&i| {
-                self.score_bound(bound, i, table)
-                    .map(|s| s.churn_probability)
-            })
-            .collect::<Vec<Result<f64>>>()
-            .into_iter()
-            .collect()
+        self.model.probabilities(table, rows)
     }
 
     /// The probability of each of `rows` (0-based) of `table`, `None` where
     /// the row cannot be scored (a value outside this model's domain, say).
     pub(crate) fn score_rows_scorable(&self, table: &Table, rows: &[usize]) -> Vec<Option<f64>> {
-        let bound = self.bind(table);
+        let bound = self.model.bind(table);
         rows.iter()
             .map(|&i| {
                 self.score_bound(&bound, i, table)
@@ -730,12 +773,12 @@ impl Scorer {
             return Vec::new();
         }
         (0..score.n_reasons as usize)
-            .filter(|&k| (score.reason_features[k] as usize) < self.names.len())
+            .filter(|&k| (score.reason_features[k] as usize) < self.model.names.len())
             .map(|k| {
                 let f = score.reason_features[k] as usize;
                 self.reason(
                     f,
-                    self.bind_one(table, f).cell(row),
+                    self.model.bind_one(table, f).cell(row),
                     score.reason_contributions[k],
                 )
             })
@@ -745,7 +788,7 @@ impl Scorer {
     /// Scores every row of a table, with reasons; errors name the row (via
     /// `table.first_row`) and field.
     pub fn score_table(&self, table: &Table) -> Vec<Result<Score>> {
-        let bound = self.bind(table);
+        let bound = self.model.bind(table);
         (0..table.n_rows())
             .map(|i| {
                 let s = self.score_bound(&bound, i, table)?;

@@ -1,6 +1,9 @@
 //! Training: validate, split, fit preprocessing, choose L2 by cross-validated
 //! ROC AUC, fit the final model on the whole training split, evaluate on the
-//! holdout, choose risk bands, and seal the artifact.
+//! holdout, choose risk bands, and seal the artifact. Each stage is a
+//! function of its own; the artifact is assembled in one piece from the
+//! finished stages and sealed then, so no field of it is ever a stand-in
+//! filled in later.
 //!
 //! Keeping a million-row fit to about a second (linfa-logistic alone took
 //! 73 s on unscaled data):
@@ -12,20 +15,21 @@
 //!   strength;
 //! - the final fit on the whole training split starts from the average of
 //!   the fold solutions at the chosen strength, so it needs few iterations;
-//! - holdout metrics come from the same [`Scorer`] that serves scores, so
-//!   [`evaluate`] on the holdout reproduces them exactly.
+//! - holdout metrics come from the same folded model that [`Scorer`] serves
+//!   scores with, so [`evaluate`] on the holdout reproduces them exactly.
 
 use crate::artifact::{Coefficient, ModelArtifact, TrainingSummary, SCHEMA_VERSION};
-use crate::band::BandCutoffs;
+use crate::band::{BandCutoffs, BandPolicy};
 pub use crate::cv::CvResult;
 use crate::cv::{cross_validate, solver_options, CvOutcome};
 use crate::error::{Error, Result};
 use crate::label;
-use crate::logistic;
+use crate::logistic::{self, LogisticFit};
 use crate::metrics::Metrics;
 use crate::preprocess::{feature_data, FeatureData, FeaturePrep, PrepOptions, Preprocessor};
+use crate::reference::ReferenceBins;
 use crate::schema::Schema;
-use crate::scoring::Scorer;
+use crate::scoring::{FoldedModel, Scorer};
 use crate::split::{stratified_folds, stratified_split, stratified_subsample};
 use crate::table::Table;
 pub use crate::train_config::{TrainConfig, TrainConfigBuilder};
@@ -66,22 +70,150 @@ pub struct TrainOutcome {
 /// [`Error`]); [`Error::InvalidConfig`]; [`Error::NoFeatures`]; [`Error::Solver`].
 pub fn train(table: &Table, schema: &Schema, config: &TrainConfig) -> Result<TrainOutcome> {
     config.validate()?;
-    let mut timings = Vec::new();
-    let t0 = Instant::now();
+    let mut clock = Stopwatch::start();
+    let labels = validated_labels(table, config)?;
+    clock.lap("validate");
+    let prepared = prepare(table, schema, config, &labels)?;
+    clock.lap("preprocess");
+    let (cv, cv_rows) = choose_l2(&prepared, &labels, config)?;
+    clock.lap("cv");
+    let (x, y_train) = training_design(&prepared, &labels);
+    clock.lap("design");
+    let fit = fit_final(x, y_train, prepared.prep.columns.len(), config, &cv)?;
+    clock.lap("fit");
+    let model = FittedModel::new(prepared.prep, &fit, cv.chosen_l2);
+    let evaluation = evaluate_holdout(
+        &model.folded(),
+        table,
+        &prepared.holdout_rows,
+        &labels,
+        config.bands,
+    )?;
+    let training = training_summary(
+        &prepared.train_rows,
+        &prepared.holdout_rows,
+        &labels,
+        config,
+    );
+    let log1p_decisions = log1p_decisions(&model.preprocessing);
+    let artifact = assemble_artifact(config, training, model, evaluation, prepared.reference);
+    clock.lap("evaluate");
+    let report = TrainingReport {
+        warnings: prepared.warnings,
+        log1p_decisions,
+        cv_rows,
+        cv: cv.results,
+        chosen_l2: cv.chosen_l2,
+        train_rows: prepared.train_rows.len(),
+        holdout_rows: prepared.holdout_rows.len(),
+        timings: clock.laps,
+    };
+    Ok(TrainOutcome {
+        artifact,
+        report,
+        holdout_rows: prepared.holdout_rows,
+    })
+}
+
+/// Wall-clock seconds per stage, each stage timed from the end of the one
+/// before.
+struct Stopwatch {
+    last: Instant,
+    laps: Vec<(String, f64)>,
+}
+
+impl Stopwatch {
+    fn start() -> Stopwatch {
+        Stopwatch {
+            last: Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+
+    /// Records the time since the last lap as `stage`.
+    fn lap(&mut self, stage: &str) {
+        let now = Instant::now();
+        self.laps
+            .push((stage.to_string(), (now - self.last).as_secs_f64()));
+        self.last = now;
+    }
+}
+
+/// The labels of `table`, once its shape, ids and class balance pass.
+fn validated_labels(table: &Table, config: &TrainConfig) -> Result<Vec<bool>> {
     check_shape(table)?;
     let labels = label::labels(table, &config.label_column)?;
     check_ids(table, &config.id_column)?;
     check_balance(&labels, &config.label_column, config.min_minority_rows)?;
+    Ok(labels)
+}
 
-    timings.push(("validate".to_string(), t0.elapsed().as_secs_f64()));
-    let t0 = Instant::now();
+/// Preprocessing fitted on the training split, with the data and split it
+/// was fitted on.
+struct Prepared<'a> {
+    prep: Preprocessor,
+    reference: Vec<ReferenceBins>,
+    warnings: Vec<String>,
+    /// Data of every resolved column (borrowed from the table where it can be).
+    data: Vec<FeatureData<'a>>,
+    /// Index into `data` of each feature of `prep`, in order.
+    kept: Vec<usize>,
+    train_rows: Vec<usize>,
+    holdout_rows: Vec<usize>,
+}
+
+impl<'a> Prepared<'a> {
+    /// The data of each feature of `prep`, in order.
+    fn kept_data(&self) -> Vec<&FeatureData<'a>> {
+        self.kept.iter().map(|&i| &self.data[i]).collect()
+    }
+}
+
+/// Resolves the feature columns, splits the rows and fits preprocessing on
+/// the training split.
+///
+/// # Errors
+/// Schema and cell errors naming the row and column;
+/// [`Error::InvalidConfig`] when the holdout lacks a class;
+/// [`Error::NoFeatures`] when no column carries information.
+fn prepare<'a>(
+    table: &'a Table,
+    schema: &Schema,
+    config: &TrainConfig,
+    labels: &[bool],
+) -> Result<Prepared<'a>> {
     let cols = schema.resolve(table, &config.id_column, &config.label_column)?;
     let data: Vec<FeatureData<'_>> = cols
         .iter()
         .map(|c| feature_data(table, c))
         .collect::<Result<_>>()?;
-    let (train_rows, holdout_rows) =
-        stratified_split(&labels, config.holdout_fraction, config.seed);
+    let (train_rows, holdout_rows) = split_rows(labels, config)?;
+    let opts = PrepOptions {
+        min_level_count: config.min_level_count,
+        skew_threshold: config.skew_threshold,
+    };
+    let fitted = Preprocessor::fit(&cols, &data, &train_rows, opts);
+    if fitted.prep.columns.is_empty() {
+        return Err(Error::NoFeatures);
+    }
+    Ok(Prepared {
+        prep: fitted.prep,
+        reference: fitted.reference,
+        warnings: fitted.warnings,
+        data,
+        kept: fitted.data,
+        train_rows,
+        holdout_rows,
+    })
+}
+
+/// The stratified (training, holdout) split of the rows.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] when the holdout lacks a class: its metrics
+/// would mean nothing.
+fn split_rows(labels: &[bool], config: &TrainConfig) -> Result<(Vec<usize>, Vec<usize>)> {
+    let (train_rows, holdout_rows) = stratified_split(labels, config.holdout_fraction, config.seed);
     let holdout_churned = holdout_rows.iter().filter(|&&r| labels[r]).count();
     if holdout_churned == 0 || holdout_churned == holdout_rows.len() {
         return Err(Error::InvalidConfig {
@@ -91,113 +223,185 @@ pub fn train(table: &Table, schema: &Schema, config: &TrainConfig) -> Result<Tra
             ),
         });
     }
-    let opts = PrepOptions {
-        min_level_count: config.min_level_count,
-        skew_threshold: config.skew_threshold,
-    };
-    let fitted = Preprocessor::fit(&cols, &data, &train_rows, opts);
-    if fitted.prep.columns.is_empty() {
-        return Err(Error::NoFeatures);
-    }
-    let prep = fitted.prep;
-    let kept: Vec<&FeatureData<'_>> = fitted.data.iter().map(|&i| &data[i]).collect();
-    let p = prep.columns.len();
-    timings.push(("preprocess".to_string(), t0.elapsed().as_secs_f64()));
+    Ok((train_rows, holdout_rows))
+}
 
-    // Cross-validation on a (sub)sample of the training split.
-    let t1 = Instant::now();
-    let cv_rows = stratified_subsample(&train_rows, &labels, config.cv_max_rows, config.seed);
+/// Cross-validation on a stratified (sub)sample of the training split: what
+/// it decided, and how many rows it used.
+///
+/// # Errors
+/// [`Error::Solver`] when a fit fails.
+fn choose_l2(
+    prepared: &Prepared<'_>,
+    labels: &[bool],
+    config: &TrainConfig,
+) -> Result<(CvOutcome, usize)> {
+    let cv_rows = stratified_subsample(
+        &prepared.train_rows,
+        labels,
+        config.cv_max_rows,
+        config.seed,
+    );
     let mut x_cv = Vec::new();
-    prep.design_col_major(&kept, &cv_rows, &mut x_cv);
+    prepared
+        .prep
+        .design_col_major(&prepared.kept_data(), &cv_rows, &mut x_cv);
     let y_cv: Vec<bool> = cv_rows.iter().map(|&r| labels[r]).collect();
-    let folds = stratified_folds(&cv_rows, &labels, config.cv_folds, config.seed);
-    let CvOutcome {
-        results: cv,
-        chosen_l2,
-        warm_start: init,
-    } = cross_validate(x_cv, y_cv, &folds, p, config)?;
-    timings.push(("cv".to_string(), t1.elapsed().as_secs_f64()));
+    let folds = stratified_folds(&cv_rows, labels, config.cv_folds, config.seed);
+    let p = prepared.prep.columns.len();
+    let outcome = cross_validate(x_cv, y_cv, &folds, p, config)?;
+    Ok((outcome, cv_rows.len()))
+}
 
-    // Final fit on the whole training split.
-    let t2 = Instant::now();
-    let y_train: Vec<bool> = train_rows.iter().map(|&r| labels[r]).collect();
-    let mut x = Vec::with_capacity(train_rows.len() * (p + 1));
-    let scale = logistic::ScaledDesign::scale_for(&y_train);
-    prep.design_col_major_scaled(&kept, &train_rows, scale, &mut x);
-    timings.push(("design".to_string(), t2.elapsed().as_secs_f64()));
-    let t2 = Instant::now();
-    let design = logistic::ScaledDesign::new_prescaled(x, p, y_train.clone())?;
-    let model = design.fit(solver_options(config, chosen_l2), Some(&init))?;
-    drop(design);
-    timings.push(("fit".to_string(), t2.elapsed().as_secs_f64()));
+/// The design matrix of the whole training split, prescaled for the solver
+/// (see [`logistic::ScaledDesign`]), and its labels.
+fn training_design(prepared: &Prepared<'_>, labels: &[bool]) -> (Vec<f64>, Vec<bool>) {
+    let rows = &prepared.train_rows;
+    let y: Vec<bool> = rows.iter().map(|&r| labels[r]).collect();
+    // Room for the constant column the solver appends.
+    let mut x = Vec::with_capacity(rows.len() * (prepared.prep.columns.len() + 1));
+    let scale = logistic::ScaledDesign::scale_for(&y);
+    prepared
+        .prep
+        .design_col_major_scaled(&prepared.kept_data(), rows, scale, &mut x);
+    (x, y)
+}
 
-    // Evaluate on the holdout with the same code path that serves scores.
-    let t3 = Instant::now();
-    let train_churned = y_train.iter().filter(|&&y| y).count() as u64;
-    let coefficients = prep
-        .columns
-        .iter()
-        .zip(&model.weights)
-        .map(|(c, &w)| Coefficient {
-            name: c.name.clone(),
-            value: w,
-        })
-        .collect();
-    let log1p_decisions = prep
-        .features
+/// The final fit on the training design `x` (`p` columns, labels `y`) at the
+/// chosen strength, started from the folds' average solution.
+///
+/// # Errors
+/// [`Error::Solver`] when the fit fails.
+fn fit_final(
+    x: Vec<f64>,
+    y: Vec<bool>,
+    p: usize,
+    config: &TrainConfig,
+    cv: &CvOutcome,
+) -> Result<LogisticFit> {
+    let design = logistic::ScaledDesign::new_prescaled(x, p, y)?;
+    design.fit(solver_options(config, cv.chosen_l2), Some(&cv.warm_start))
+}
+
+/// The fitted model: preprocessing, named coefficients, intercept and the
+/// L2 strength they were fitted at.
+struct FittedModel {
+    preprocessing: Preprocessor,
+    coefficients: Vec<Coefficient>,
+    intercept: f64,
+    l2: f64,
+}
+
+impl FittedModel {
+    /// Names the coefficients of `fit` after the design columns of `prep`.
+    fn new(preprocessing: Preprocessor, fit: &LogisticFit, l2: f64) -> FittedModel {
+        let coefficients = preprocessing
+            .columns
+            .iter()
+            .zip(&fit.weights)
+            .map(|(c, &w)| Coefficient {
+                name: c.name.clone(),
+                value: w,
+            })
+            .collect();
+        FittedModel {
+            preprocessing,
+            coefficients,
+            intercept: fit.intercept,
+            l2,
+        }
+    }
+
+    /// The model as scoring sees it.
+    fn folded(&self) -> FoldedModel {
+        FoldedModel::new(&self.preprocessing, &self.coefficients, self.intercept)
+    }
+}
+
+/// What the holdout says about a model: band cutoffs and metrics.
+#[derive(Debug, Clone, PartialEq)]
+struct Evaluation {
+    bands: BandCutoffs,
+    metrics: Metrics,
+}
+
+/// Scores the holdout `rows` of `table` with `model` by the code path that
+/// serves scores (so [`evaluate`] reproduces the metrics exactly), places
+/// the band cutoffs by `policy`, and computes the metrics with the
+/// confusion matrix at the `high` cutoff. `labels` has one entry per row of
+/// `table`.
+///
+/// # Errors
+/// A scoring error naming the row and field.
+fn evaluate_holdout(
+    model: &FoldedModel,
+    table: &Table,
+    rows: &[usize],
+    labels: &[bool],
+    policy: BandPolicy,
+) -> Result<Evaluation> {
+    let probs = model.probabilities(table, rows)?;
+    let y: Vec<bool> = rows.iter().map(|&r| labels[r]).collect();
+    let bands = BandCutoffs::from_policy(policy, &probs);
+    let metrics = Metrics::compute(&y, &probs, bands.high);
+    Ok(Evaluation { bands, metrics })
+}
+
+/// Size and class balance of the split.
+fn training_summary(
+    train_rows: &[usize],
+    holdout_rows: &[usize],
+    labels: &[bool],
+    config: &TrainConfig,
+) -> TrainingSummary {
+    let train_churned = train_rows.iter().filter(|&&r| labels[r]).count() as u64;
+    TrainingSummary {
+        train_rows: train_rows.len() as u64,
+        holdout_rows: holdout_rows.len() as u64,
+        train_churned,
+        train_retained: train_rows.len() as u64 - train_churned,
+        seed: config.seed,
+    }
+}
+
+/// Per numeric feature: name, skewness and whether log1p was applied.
+fn log1p_decisions(prep: &Preprocessor) -> Vec<(String, f64, bool)> {
+    prep.features
         .iter()
         .filter_map(|f| match f {
             FeaturePrep::Numeric(n) => Some((n.name.clone(), n.skew, n.log1p)),
             FeaturePrep::Categorical(_) => None,
         })
-        .collect();
+        .collect()
+}
+
+/// The artifact of a finished model, sealed: built in one piece from
+/// everything it records, so its content hash covers final values only.
+fn assemble_artifact(
+    config: &TrainConfig,
+    training: TrainingSummary,
+    model: FittedModel,
+    evaluation: Evaluation,
+    reference: Vec<ReferenceBins>,
+) -> ModelArtifact {
     let mut artifact = ModelArtifact {
         schema_version: SCHEMA_VERSION,
+        // The content hash is taken with `model_id` blank (see `artifact`).
         model_id: String::new(),
         created_at: config.created_at.clone(),
         id_column: config.id_column.clone(),
         label_column: config.label_column.clone(),
-        training: TrainingSummary {
-            train_rows: train_rows.len() as u64,
-            holdout_rows: holdout_rows.len() as u64,
-            train_churned,
-            train_retained: train_rows.len() as u64 - train_churned,
-            seed: config.seed,
-        },
-        preprocessing: prep,
-        coefficients,
+        training,
+        preprocessing: model.preprocessing,
+        coefficients: model.coefficients,
         intercept: model.intercept,
-        l2: chosen_l2,
-        bands: BandCutoffs {
-            high: 1.0,
-            medium: 1.0,
-            policy: config.bands,
-        },
-        metrics: Metrics::compute(&[], &[], 1.0),
-        reference: fitted.reference,
+        l2: model.l2,
+        bands: evaluation.bands,
+        metrics: evaluation.metrics,
+        reference,
     };
-    let probs = Scorer::new(&artifact).score_rows(table, &holdout_rows)?;
-    let y_hold: Vec<bool> = holdout_rows.iter().map(|&r| labels[r]).collect();
-    artifact.bands = BandCutoffs::from_policy(config.bands, &probs);
-    artifact.metrics = Metrics::compute(&y_hold, &probs, artifact.bands.high);
     artifact.seal();
-    timings.push(("evaluate".to_string(), t3.elapsed().as_secs_f64()));
-
-    let report = TrainingReport {
-        warnings: fitted.warnings,
-        log1p_decisions,
-        cv_rows: cv_rows.len(),
-        cv,
-        chosen_l2,
-        train_rows: train_rows.len(),
-        holdout_rows: holdout_rows.len(),
-        timings,
-    };
-    Ok(TrainOutcome {
-        artifact,
-        report,
-        holdout_rows,
-    })
+    artifact
 }
 
 /// Metrics of `artifact` on the rows of `rows` it can score, and those rows.
@@ -256,4 +460,214 @@ pub fn evaluate(
     let probs = Scorer::new(artifact).score_rows(table, rows)?;
     let y: Vec<bool> = rows.iter().map(|&r| labels[r]).collect();
     Ok(Metrics::compute(&y, &probs, artifact.bands.high))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::preprocess::{DesignColumn, NumericPrep, Role};
+    use crate::reference::Bins;
+    use crate::table::Column;
+
+    fn config() -> TrainConfig {
+        TrainConfig::builder()
+            .created_at("2026-01-01T00:00:00Z")
+            .build()
+            .unwrap()
+    }
+
+    /// `logit = x`: one numeric feature `x`, standardized with mean 0 and
+    /// std 1, coefficient 1, intercept 0.
+    fn identity_model() -> FittedModel {
+        let preprocessing = Preprocessor {
+            features: vec![FeaturePrep::Numeric(NumericPrep {
+                name: "x".into(),
+                required: false,
+                median: 0.0,
+                skew: 0.0,
+                log1p: false,
+                min: Some(-2.0),
+                max: Some(2.0),
+            })],
+            columns: vec![DesignColumn {
+                name: "x".into(),
+                feature: 0,
+                role: Role::Value,
+                mean: 0.0,
+                std: 1.0,
+            }],
+        };
+        let fit = LogisticFit {
+            weights: vec![1.0],
+            intercept: 0.0,
+        };
+        FittedModel::new(preprocessing, &fit, 0.01)
+    }
+
+    fn sigmoid(z: f64) -> f64 {
+        1.0 / (1.0 + (-z).exp())
+    }
+
+    #[test]
+    fn fitted_model_names_coefficients_after_design_columns() {
+        let m = identity_model();
+        assert_eq!(
+            m.coefficients,
+            [Coefficient {
+                name: "x".into(),
+                value: 1.0
+            }]
+        );
+        assert_eq!((m.intercept, m.l2), (0.0, 0.01));
+    }
+
+    /// The holdout rows alone are scored; cutoffs follow the policy and the
+    /// confusion matrix sits at the `high` cutoff.
+    #[test]
+    fn evaluation_of_a_known_model() {
+        let table = Table::new(vec![Column::numeric("x", vec![-2.0, -1.0, 1.0, 2.0, 5.0])]);
+        // Row 4 is not in the holdout: its label would spoil the AUC.
+        let labels = [false, false, true, true, false];
+        let rows = [0, 1, 2, 3];
+        let model = identity_model().folded();
+        let fixed = BandPolicy::fixed(0.6, 0.4).unwrap();
+        let e = evaluate_holdout(&model, &table, &rows, &labels, fixed).unwrap();
+        assert_eq!((e.bands.high, e.bands.medium), (0.6, 0.4));
+        assert_eq!((e.metrics.n, e.metrics.base_rate), (4, 0.5));
+        assert_eq!(e.metrics.roc_auc, 1.0);
+        let c = e.metrics.confusion_at_high;
+        assert_eq!(
+            (c.true_positives, c.false_positives, c.true_negatives),
+            (2, 0, 2)
+        );
+        let probs: Vec<f64> = [-2.0, -1.0, 1.0, 2.0].map(sigmoid).to_vec();
+        assert_eq!(
+            e.metrics,
+            Metrics::compute(&[false, false, true, true], &probs, 0.6)
+        );
+        // The top quarter of four scores is the highest one.
+        let quantile = BandPolicy::quantile(0.25, 0.25).unwrap();
+        let e = evaluate_holdout(&model, &table, &rows, &labels, quantile).unwrap();
+        assert_eq!((e.bands.high, e.bands.medium), (sigmoid(2.0), sigmoid(1.0)));
+        assert_eq!(e.metrics.confusion_at_high.true_positives, 1);
+    }
+
+    /// Text that is not a number in a numeric feature cannot be scored: the
+    /// evaluation fails, naming the row and field.
+    #[test]
+    fn evaluation_names_a_row_it_cannot_score() {
+        let table = Table::new(vec![Column::text(
+            "x",
+            vec![Some("1".into()), Some("many".into())],
+        )]);
+        let e = evaluate_holdout(
+            &identity_model().folded(),
+            &table,
+            &[0, 1],
+            &[true, false],
+            BandPolicy::default(),
+        );
+        match e {
+            Err(Error::WrongType { field, row, .. }) => {
+                assert_eq!((field.as_str(), row), ("x", Some(table.row_number(1))));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The assembled artifact is sealed over its final content: it loads
+    /// (hash verified), its id is its content hash, and `created_at` is
+    /// left out of the hash.
+    #[test]
+    fn assembled_artifact_is_sealed_and_verifiable() {
+        let training = TrainingSummary {
+            train_rows: 8,
+            holdout_rows: 4,
+            train_churned: 3,
+            train_retained: 5,
+            seed: 42,
+        };
+        let evaluation = Evaluation {
+            bands: BandCutoffs::from_policy(BandPolicy::fixed(0.6, 0.4).unwrap(), &[]),
+            metrics: Metrics::compute(&[false, true], &[0.2, 0.7], 0.6),
+        };
+        let reference = vec![ReferenceBins {
+            feature: "x".into(),
+            missing_share: 0.0,
+            bins: Bins::Deciles {
+                edges: vec![-2.0, 2.0],
+            },
+        }];
+        let assemble = |config: &TrainConfig| {
+            assemble_artifact(
+                config,
+                training.clone(),
+                identity_model(),
+                evaluation.clone(),
+                reference.clone(),
+            )
+        };
+        let a = assemble(&config());
+        assert_eq!(a.model_id.len(), 64);
+        assert_eq!(a.model_id, a.content_hash());
+        assert_eq!(
+            (a.bands, &a.metrics),
+            (evaluation.bands, &evaluation.metrics)
+        );
+        assert_eq!((&a.training, a.l2, a.intercept), (&training, 0.01, 0.0));
+        assert_eq!(a.created_at, "2026-01-01T00:00:00Z");
+        let loaded = ModelArtifact::from_json_bytes(&a.to_json_bytes()).unwrap();
+        assert_eq!(loaded, a);
+        let later = TrainConfig {
+            created_at: "2027-06-30T12:00:00Z".into(),
+            ..config()
+        };
+        assert_eq!(assemble(&later).model_id, a.model_id);
+        let other_seed = TrainingSummary {
+            seed: 7,
+            ..training.clone()
+        };
+        let b = assemble_artifact(
+            &config(),
+            other_seed,
+            identity_model(),
+            evaluation.clone(),
+            reference.clone(),
+        );
+        assert_ne!(b.model_id, a.model_id);
+    }
+
+    #[test]
+    fn split_refuses_a_holdout_without_both_classes() {
+        let config = TrainConfig {
+            holdout_fraction: 0.2,
+            ..config()
+        };
+        // 2 churners x 0.2 rounds to none in the holdout.
+        let labels: Vec<bool> = (0..100).map(|i| i < 2).collect();
+        assert!(matches!(
+            split_rows(&labels, &config),
+            Err(Error::InvalidConfig { .. })
+        ));
+        let labels: Vec<bool> = (0..100).map(|i| i < 10).collect();
+        let (train, holdout) = split_rows(&labels, &config).unwrap();
+        assert_eq!((train.len(), holdout.len()), (80, 20));
+        assert_eq!(holdout.iter().filter(|&&r| labels[r]).count(), 2);
+    }
+
+    #[test]
+    fn training_summary_counts_the_training_split() {
+        let labels = [true, false, false, true, true, false];
+        let s = training_summary(&[0, 1, 2, 4], &[3, 5], &labels, &config());
+        assert_eq!(
+            s,
+            TrainingSummary {
+                train_rows: 4,
+                holdout_rows: 2,
+                train_churned: 2,
+                train_retained: 2,
+                seed: config().seed,
+            }
+        );
+    }
 }
