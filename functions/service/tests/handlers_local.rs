@@ -6,19 +6,17 @@ use bytes::Bytes;
 use churn_model::{generate, ColumnValues, SyntheticConfig, Table};
 use churn_service::config::ServiceConfig;
 use churn_service::features::FeatureSources;
-use churn_service::features::{write_table, FeatureUri};
+use churn_service::features::FeatureUri;
 use churn_service::flag_store::{FlagStore, SqliteFlagStore};
 use churn_service::handlers::rescore::{handle_rescore, run_event, RescoreSettings};
 use churn_service::handlers::score_api::{handle, ScoreApi};
 use churn_service::handlers::score_file::{handle_score_file, ScoreFileOptions};
-use churn_service::handlers::train::{
-    handle_train, Gate, TrainOptions, TrainRequest, TrainSummary,
-};
+use churn_service::handlers::train::{handle_train, Gate, TrainSummary};
 use churn_service::model_store::{DirModelStore, ModelStore};
 use churn_service::services::Services;
 use http::{Method, Request, StatusCode};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,24 +29,9 @@ fn synthetic(customers: usize, seed: u64) -> Table {
     generate(&SyntheticConfig { customers, seed })
 }
 
-fn write_csv(dir: &Path, name: &str, table: &Table) -> PathBuf {
-    let p = dir.join(name);
-    write_table(table, &p).unwrap();
-    p
-}
-
-fn train_request(path: &Path) -> TrainRequest {
-    TrainRequest {
-        features: path.display().to_string(),
-        id_column: None,
-        label_column: None,
-        schema: None,
-        options: TrainOptions {
-            created_at: Some("2024-06-01T00:00:00Z".into()),
-            ..TrainOptions::default()
-        },
-    }
-}
+#[path = "shared/requests.rs"]
+mod requests;
+use requests::{train_request, write_csv};
 
 /// Labels replaced by a seeded coin flip: a model that cannot beat chance.
 fn shuffled_labels(mut t: Table) -> Table {

@@ -5,13 +5,12 @@
 //! Lambda request id of the runtime's invocation span.
 
 use bytes::Bytes;
-use churn_model::{generate, SyntheticConfig, Table};
+use churn_model::{generate, SyntheticConfig};
 use churn_service::config::ServiceConfig;
-use churn_service::features::write_table;
 use churn_service::flag_store::{FlagStore, SqliteFlagStore};
 use churn_service::handlers::rescore::run_event;
 use churn_service::handlers::score_api::{handle_counted, ScoreApi};
-use churn_service::handlers::train::{handle_train, Gate, TrainOptions, TrainRequest};
+use churn_service::handlers::train::{handle_train, Gate};
 use churn_service::metrics::{self, measured, Document, Function};
 use churn_service::model_store::{DirModelStore, ModelStore};
 use churn_service::services::Services;
@@ -28,24 +27,9 @@ const GATE: Gate = Gate {
     max_auc_drop: 0.01,
 };
 
-fn write_csv(dir: &Path, name: &str, table: &Table) -> PathBuf {
-    let p = dir.join(name);
-    write_table(table, &p).unwrap();
-    p
-}
-
-fn train_request(path: &Path) -> TrainRequest {
-    TrainRequest {
-        features: path.display().to_string(),
-        id_column: None,
-        label_column: None,
-        schema: None,
-        options: TrainOptions {
-            created_at: Some("2024-06-01T00:00:00Z".into()),
-            ..TrainOptions::default()
-        },
-    }
-}
+#[path = "shared/requests.rs"]
+mod requests;
+use requests::{train_request, write_csv};
 
 async fn services(dir: &Path) -> Services {
     let models: Arc<dyn ModelStore> = Arc::new(DirModelStore::new(dir.join("models")));

@@ -8,7 +8,7 @@ use churn_service::features::write_table;
 use churn_service::features::FeatureSources;
 use churn_service::handlers::error::HandlerError;
 use churn_service::handlers::train::{
-    handle_train_with, TrainOptions, TrainRequest, TrainSettings, TrainSummary,
+    handle_train_with, TrainRequest, TrainSettings, TrainSummary,
 };
 use churn_service::model_store::{DirModelStore, ModelStore};
 use std::collections::HashMap;
@@ -22,18 +22,13 @@ fn config(pairs: &[(&str, &str)]) -> ServiceConfig {
     ServiceConfig::from_lookup(|k| map.get(k).cloned()).unwrap()
 }
 
+#[path = "shared/requests.rs"]
+mod requests;
+
 fn request(path: &Path, bands: Option<BandPolicy>) -> TrainRequest {
-    TrainRequest {
-        features: path.display().to_string(),
-        id_column: None,
-        label_column: None,
-        schema: None,
-        options: TrainOptions {
-            created_at: Some("2024-06-01T00:00:00Z".into()),
-            bands,
-            ..TrainOptions::default()
-        },
-    }
+    let mut request = requests::train_request(path);
+    request.options.bands = bands;
+    request
 }
 
 async fn train_into(
