@@ -16,10 +16,19 @@ use crate::reference::ReferenceBins;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// The artifact format version this build writes and the newest it reads.
-/// Version 2 records each numeric feature's training range (`min`, `max`):
-/// an older build refuses it by version rather than calling it tampered.
-pub const SCHEMA_VERSION: u32 = 2;
+/// The newest artifact format this build reads and writes. Version 2
+/// records each numeric feature's training range (`min`, `max`); version 3
+/// adds shape terms ([`crate::preprocess::Role::Hinge`] design columns). A
+/// build older than an artifact's version refuses it by version rather than
+/// calling it tampered.
+///
+/// An artifact is written with the *oldest* version that can read it
+/// ([`ModelArtifact::version_for`]): a linear model stays version 2, byte
+/// for byte what earlier builds wrote, so deployed scorers keep reading it.
+pub const SCHEMA_VERSION: u32 = 3;
+
+/// The version of artifacts without shape terms.
+pub const LINEAR_SCHEMA_VERSION: u32 = 2;
 
 /// The oldest format this build reads (version 1: no training range; the
 /// domain rule then falls back to "log1p features are non-negative").
@@ -146,6 +155,16 @@ impl ModelArtifact {
         digest.iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    /// The oldest format version that can hold a model with `prep`:
+    /// [`SCHEMA_VERSION`] with shape terms, [`LINEAR_SCHEMA_VERSION`] without.
+    pub fn version_for(prep: &Preprocessor) -> u32 {
+        if prep.has_shapes() {
+            SCHEMA_VERSION
+        } else {
+            LINEAR_SCHEMA_VERSION
+        }
+    }
+
     /// Sets `model_id` to the content hash.
     pub(crate) fn seal(&mut self) {
         self.model_id = self.content_hash();
@@ -165,6 +184,12 @@ impl ModelArtifact {
         self.preprocessing
             .check()
             .map_err(|m| Error::ArtifactCorrupt { message: m })?;
+        if self.preprocessing.has_shapes() && self.schema_version < SCHEMA_VERSION {
+            return corrupt(format!(
+                "shape terms in a schema_version {} artifact",
+                self.schema_version
+            ));
+        }
         if !self.intercept.is_finite() || self.coefficients.iter().any(|c| !c.value.is_finite()) {
             return corrupt("non-finite coefficient".into());
         }

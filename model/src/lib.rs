@@ -29,6 +29,7 @@
 //! - [`label`]: churn label parsing (1/0, true/false, yes/no).
 //! - [`split`]: stratified seeded holdout split and k-fold assignment.
 //! - [`preprocess`]: imputation, log1p, one-hot, standardization of numeric values (fitted on training rows).
+//! - [`shape`]: shape functions of numeric features (hinges at quantile knots) added as design columns.
 //! - `cv` (private): L2 strength by k-fold cross-validated ROC AUC, folds in parallel.
 //! - [`customer_id`](mod@customer_id): the one rule for customer ids (every path calls it).
 //! - `validate` (private): table shape, customer ids, class balance checks.
@@ -56,6 +57,7 @@ pub mod reason;
 pub mod reference;
 pub mod schema;
 pub mod scoring;
+pub mod shape;
 pub mod split;
 pub mod synthetic;
 pub mod table;
@@ -63,7 +65,7 @@ pub mod train;
 mod train_config;
 mod validate;
 
-pub use artifact::{ModelArtifact, MIN_SCHEMA_VERSION, SCHEMA_VERSION};
+pub use artifact::{ModelArtifact, LINEAR_SCHEMA_VERSION, MIN_SCHEMA_VERSION, SCHEMA_VERSION};
 pub use band::{BandCutoffs, BandPolicy, BandPolicyError, RiskBand};
 pub use customer_id::{customer_id, CustomerIdError, MAX_CUSTOMER_ID_BYTES};
 pub use error::{Error, ErrorKind, Result};
@@ -74,6 +76,6 @@ pub use scoring::{CompactScore, Explanation, OutOfRange, Score, ScoredRecord, Sc
 pub use synthetic::{generate, SyntheticConfig};
 pub use table::{Column, ColumnValues, Table};
 pub use train::{
-    evaluate, evaluate_scorable, train, TrainConfig, TrainConfigBuilder, TrainOutcome,
-    TrainingReport,
+    evaluate, evaluate_scorable, train, Complexity, ComplexityResult, TrainConfig,
+    TrainConfigBuilder, TrainOutcome, TrainingReport,
 };

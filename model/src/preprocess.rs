@@ -129,11 +129,14 @@ impl FeaturePrep {
 }
 
 /// What a design column encodes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "role", rename_all = "snake_case")]
 pub enum Role {
     /// The (imputed, maybe log1p'd) numeric value.
     Value,
+    /// `max(0, t - knot)` of the (imputed, maybe log1p'd) numeric value `t`:
+    /// one term of the feature's shape function (see [`crate::shape`]).
+    Hinge { knot: f64 },
     /// 1 when the value was missing.
     Missing,
     /// 1 when the level is `levels[index]`.
@@ -603,6 +606,7 @@ impl Preprocessor {
             };
             let ok = match (&c.role, f) {
                 (Role::Value | Role::Missing, FeaturePrep::Numeric(_)) => true,
+                (Role::Hinge { knot }, FeaturePrep::Numeric(_)) => knot.is_finite(),
                 (Role::Level { index }, FeaturePrep::Categorical(cp)) => *index < cp.levels.len(),
                 (Role::Other, FeaturePrep::Categorical(_)) => true,
                 _ => false,
@@ -698,6 +702,10 @@ impl Preprocessor {
                     let x = v[r];
                     *o = match c.role {
                         Role::Missing => (x.is_nan() as u8 as f64 - c.mean) * inv,
+                        Role::Hinge { knot } => {
+                            let t = if x.is_nan() { t_med } else { np.transform(x) };
+                            (crate::shape::hinge(t, knot) - c.mean) * inv
+                        }
                         _ => {
                             let t = if x.is_nan() { t_med } else { np.transform(x) };
                             (t - c.mean) * inv

@@ -3,7 +3,8 @@
 //!
 //! [`Scorer::new`] folds preprocessing and coefficients into one small table
 //! per source feature: a numeric feature contributes `a * t + b` (t = the
-//! value, log1p'd if the model does) or a fixed amount when missing; a
+//! value, log1p'd if the model does) plus its shape terms
+//! `w max(0, t - knot)` (see [`crate::shape`]), or a fixed amount when missing; a
 //! categorical feature contributes a fixed amount per level. One-hot columns
 //! and missing indicators are thereby folded back into their source feature,
 //! and the logit is the intercept plus these contributions summed in feature
@@ -130,11 +131,15 @@ pub struct Explanation {
     pub logit: f64,
 }
 
-/// Folded parameters of a numeric feature.
+/// Folded parameters of a numeric feature: it contributes
+/// `a t + b + sum (w max(0, t - knot))` over `hinges` (empty for a linear
+/// feature), or `missing` when missing.
 #[derive(Debug, Clone)]
 struct NumParam {
     a: f64,
     b: f64,
+    /// (knot, weight) of each shape term, on the transformed value.
+    hinges: Vec<(f64, f64)>,
     missing: f64,
     log1p: bool,
     /// Negative values are outside the domain.
@@ -306,6 +311,7 @@ impl FoldedModel {
                 FeaturePrep::Numeric(n) => Param::Num(NumParam {
                     a: 0.0,
                     b: 0.0,
+                    hinges: Vec::new(),
                     missing: 0.0,
                     log1p: n.log1p,
                     non_negative: n.non_negative(),
@@ -327,6 +333,12 @@ impl FoldedModel {
                     p.a += w;
                     p.b += at0;
                     p.missing += w * t_med + at0;
+                }
+                (Param::Num(p), FeaturePrep::Numeric(np), Role::Hinge { knot }) => {
+                    let t_med = np.transformed_median();
+                    p.hinges.push((*knot, w));
+                    p.b += at0;
+                    p.missing += w * crate::shape::hinge(t_med, *knot) + at0;
                 }
                 (Param::Num(p), _, Role::Missing) => {
                     p.b += at0;
@@ -828,7 +840,11 @@ fn finite_contribution(c: f64, field: &str, row: Option<usize>) -> Result<f64> {
 #[inline]
 fn num_contribution(p: &NumParam, x: f64) -> f64 {
     let t = if p.log1p { x.ln_1p() } else { x };
-    p.a * t + p.b
+    let mut c = p.a * t + p.b;
+    for &(knot, w) in &p.hinges {
+        c += w * crate::shape::hinge(t, knot);
+    }
+    c
 }
 
 /// How a JSON value's type reads in an error message ("a string", "null", ...).

@@ -18,7 +18,7 @@
 //! - holdout metrics come from the same folded model that [`Scorer`] serves
 //!   scores with, so [`evaluate`] on the holdout reproduces them exactly.
 
-use crate::artifact::{Coefficient, ModelArtifact, TrainingSummary, SCHEMA_VERSION};
+use crate::artifact::{Coefficient, ModelArtifact, TrainingSummary};
 use crate::band::{BandCutoffs, BandPolicy};
 pub use crate::cv::CvResult;
 use crate::cv::{cross_validate, solver_options, CvOutcome};
@@ -46,12 +46,52 @@ pub struct TrainingReport {
     pub log1p_decisions: Vec<(String, f64, bool)>,
     /// Rows used for cross-validation (a subsample when the training split is large).
     pub cv_rows: usize,
+    /// Per L2 strength, the cross-validation of the chosen complexity.
     pub cv: Vec<CvResult>,
     pub chosen_l2: f64,
+    /// Each complexity tried, simplest first, with its best mean CV ROC AUC
+    /// (same folds for all, so the comparison is paired).
+    #[serde(default)]
+    pub complexities: Vec<ComplexityResult>,
+    /// The simplest complexity within `complexity_tolerance` of the best.
+    #[serde(default)]
+    pub complexity: Complexity,
     pub train_rows: usize,
     pub holdout_rows: usize,
     /// Wall-clock seconds per stage (preprocess, cv, fit, evaluate).
     pub timings: Vec<(String, f64)>,
+}
+
+/// How rich the model's design is; cross-validation chooses. Simplest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Complexity {
+    /// One term per numeric value, missing indicator and level.
+    #[default]
+    Linear,
+    /// Linear plus a shape function per numeric feature (see [`crate::shape`]).
+    Shapes,
+}
+
+impl std::fmt::Display for Complexity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Complexity::Linear => "linear",
+            Complexity::Shapes => "shapes",
+        })
+    }
+}
+
+/// The cross-validation of one complexity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComplexityResult {
+    pub complexity: Complexity,
+    /// Design columns (coefficients) of the model.
+    pub design_columns: usize,
+    /// Its best mean CV ROC AUC over the L2 grid.
+    pub cv_auc: f64,
+    /// The L2 strength that reached it.
+    pub l2: f64,
 }
 
 /// A trained model with its report and the holdout row indices (0-based
@@ -73,9 +113,11 @@ pub fn train(table: &Table, schema: &Schema, config: &TrainConfig) -> Result<Tra
     let mut clock = Stopwatch::start();
     let labels = validated_labels(table, config)?;
     clock.lap("validate");
-    let prepared = prepare(table, schema, config, &labels)?;
+    let mut prepared = prepare(table, schema, config, &labels)?;
     clock.lap("preprocess");
-    let (cv, cv_rows) = choose_l2(&prepared, &labels, config)?;
+    let choice = choose_complexity(&prepared, &labels, config)?;
+    let (cv, cv_rows) = (choice.cv, choice.cv_rows);
+    prepared.prep = choice.prep;
     clock.lap("cv");
     let (x, y_train) = training_design(&prepared, &labels);
     clock.lap("design");
@@ -104,6 +146,8 @@ pub fn train(table: &Table, schema: &Schema, config: &TrainConfig) -> Result<Tra
         cv_rows,
         cv: cv.results,
         chosen_l2: cv.chosen_l2,
+        complexities: choice.results,
+        complexity: choice.complexity,
         train_rows: prepared.train_rows.len(),
         holdout_rows: prepared.holdout_rows.len(),
         timings: clock.laps,
@@ -226,31 +270,103 @@ fn split_rows(labels: &[bool], config: &TrainConfig) -> Result<(Vec<usize>, Vec<
     Ok((train_rows, holdout_rows))
 }
 
-/// Cross-validation on a stratified (sub)sample of the training split: what
-/// it decided, and how many rows it used.
+/// What cross-validation chose: the complexity, its preprocessing and L2.
+struct Choice {
+    complexity: Complexity,
+    prep: Preprocessor,
+    cv: CvOutcome,
+    results: Vec<ComplexityResult>,
+    /// Rows cross-validation used.
+    cv_rows: usize,
+}
+
+/// Cross-validates every complexity on the same stratified (sub)sample of
+/// the training split and folds, and keeps the simplest within
+/// `config.complexity_tolerance` of the best mean ROC AUC. Shape terms are
+/// fitted on that subsample (quantile knots and standardization need no
+/// more rows), so a linear winner costs only the extra cross-validation.
 ///
 /// # Errors
 /// [`Error::Solver`] when a fit fails.
-fn choose_l2(
+fn choose_complexity(
     prepared: &Prepared<'_>,
     labels: &[bool],
     config: &TrainConfig,
-) -> Result<(CvOutcome, usize)> {
-    let cv_rows = stratified_subsample(
+) -> Result<Choice> {
+    let rows = stratified_subsample(
         &prepared.train_rows,
         labels,
         config.cv_max_rows,
         config.seed,
     );
+    let data = prepared.kept_data();
+    let mut candidates = vec![(Complexity::Linear, prepared.prep.clone())];
+    let shaped = prepared.prep.with_shapes(&data, &rows, config.shape_knots);
+    if shaped.columns.len() > prepared.prep.columns.len() {
+        candidates.push((Complexity::Shapes, shaped));
+    }
+    let mut tried = Vec::with_capacity(candidates.len());
+    for (complexity, prep) in candidates {
+        let cv = cross_validate_prep(&prep, &data, &rows, labels, config)?;
+        tried.push((complexity, prep, cv));
+    }
+    let results: Vec<ComplexityResult> = tried
+        .iter()
+        .map(|(complexity, prep, cv)| ComplexityResult {
+            complexity: *complexity,
+            design_columns: prep.columns.len(),
+            cv_auc: best_auc(cv),
+            l2: cv.chosen_l2,
+        })
+        .collect();
+    let pick = simplest_within(&results, config.complexity_tolerance);
+    let (complexity, prep, cv) = tried.swap_remove(pick);
+    Ok(Choice {
+        complexity,
+        prep,
+        cv,
+        results,
+        cv_rows: rows.len(),
+    })
+}
+
+/// The best mean CV ROC AUC over the L2 grid.
+fn best_auc(cv: &CvOutcome) -> f64 {
+    cv.results
+        .iter()
+        .map(|r| r.mean_auc)
+        .fold(f64::NEG_INFINITY, f64::max)
+}
+
+/// Index of the first (simplest) result within `tolerance` of the best AUC.
+fn simplest_within(results: &[ComplexityResult], tolerance: f64) -> usize {
+    let best = results
+        .iter()
+        .map(|r| r.cv_auc)
+        .fold(f64::NEG_INFINITY, f64::max);
+    results
+        .iter()
+        .position(|r| r.cv_auc >= best - tolerance)
+        .unwrap_or(0)
+}
+
+/// The L2 choice by k-fold cross-validation of the model with `prep` on
+/// `rows` (`data[f]` is the data of `prep.features[f]`).
+///
+/// # Errors
+/// [`Error::Solver`] when a fit fails.
+fn cross_validate_prep(
+    prep: &Preprocessor,
+    data: &[&FeatureData<'_>],
+    rows: &[usize],
+    labels: &[bool],
+    config: &TrainConfig,
+) -> Result<CvOutcome> {
     let mut x_cv = Vec::new();
-    prepared
-        .prep
-        .design_col_major(&prepared.kept_data(), &cv_rows, &mut x_cv);
-    let y_cv: Vec<bool> = cv_rows.iter().map(|&r| labels[r]).collect();
-    let folds = stratified_folds(&cv_rows, labels, config.cv_folds, config.seed);
-    let p = prepared.prep.columns.len();
-    let outcome = cross_validate(x_cv, y_cv, &folds, p, config)?;
-    Ok((outcome, cv_rows.len()))
+    prep.design_col_major(data, rows, &mut x_cv);
+    let y_cv: Vec<bool> = rows.iter().map(|&r| labels[r]).collect();
+    let folds = stratified_folds(rows, labels, config.cv_folds, config.seed);
+    cross_validate(x_cv, y_cv, &folds, prep.columns.len(), config)
 }
 
 /// The design matrix of the whole training split, prescaled for the solver
@@ -385,7 +501,7 @@ fn assemble_artifact(
     reference: Vec<ReferenceBins>,
 ) -> ModelArtifact {
     let mut artifact = ModelArtifact {
-        schema_version: SCHEMA_VERSION,
+        schema_version: ModelArtifact::version_for(&model.preprocessing),
         // The content hash is taken with `model_id` blank (see `artifact`).
         model_id: String::new(),
         created_at: config.created_at.clone(),

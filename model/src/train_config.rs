@@ -49,6 +49,17 @@ pub struct TrainConfig {
     /// 3e-4 gave the same holdout AUC to five decimals and a ~30 % slower
     /// final fit; lower it for very large, very clean data.
     pub gradient_tolerance: f64,
+    /// Knots per numeric feature of the shape candidate (hinges at quantile
+    /// knots, see [`crate::shape`]); 0 tries the linear model only. Default
+    /// 6, the knot count of the spline baseline the parity check compares
+    /// with: enough to follow a threshold within a sixth of the data.
+    #[serde(default = "default_shape_knots")]
+    pub shape_knots: usize,
+    /// Cross-validation compares the complexities (linear, shapes) and
+    /// keeps the simplest whose mean CV ROC AUC is within this of the best,
+    /// so extra terms must earn their place. Default 0.002.
+    #[serde(default = "default_complexity_tolerance")]
+    pub complexity_tolerance: f64,
     /// Timestamp stored in the artifact (supplied by the caller so training
     /// is reproducible). Default `1970-01-01T00:00:00Z`.
     pub created_at: String,
@@ -70,10 +81,26 @@ impl Default for TrainConfig {
             bands: BandPolicy::default(),
             max_iterations: 200,
             gradient_tolerance: 1e-3,
+            shape_knots: default_shape_knots(),
+            complexity_tolerance: default_complexity_tolerance(),
             created_at: "1970-01-01T00:00:00Z".into(),
         }
     }
 }
+
+/// See [`TrainConfig::shape_knots`] (also the default of configurations
+/// serialised before the field existed).
+fn default_shape_knots() -> usize {
+    6
+}
+
+/// See [`TrainConfig::complexity_tolerance`].
+fn default_complexity_tolerance() -> f64 {
+    0.002
+}
+
+/// Most knots per numeric feature: more only adds noise terms to the CV.
+const MAX_SHAPE_KNOTS: usize = 32;
 
 impl TrainConfig {
     /// A builder starting from the defaults.
@@ -109,6 +136,12 @@ impl TrainConfig {
             || self.max_iterations == 0
         {
             return bad("gradient_tolerance must be > 0 and max_iterations >= 1");
+        }
+        if self.shape_knots > MAX_SHAPE_KNOTS {
+            return bad(&format!("shape_knots must be at most {MAX_SHAPE_KNOTS}"));
+        }
+        if !(self.complexity_tolerance.is_finite() && self.complexity_tolerance >= 0.0) {
+            return bad("complexity_tolerance must be finite and non-negative");
         }
         if self.skew_threshold.is_nan() {
             return bad("skew_threshold must be a number");
@@ -163,6 +196,10 @@ impl TrainConfigBuilder {
         max_iterations: u64);
     setter!(/// See [`TrainConfig::gradient_tolerance`].
         gradient_tolerance: f64);
+    setter!(/// See [`TrainConfig::shape_knots`].
+        shape_knots: usize);
+    setter!(/// See [`TrainConfig::complexity_tolerance`].
+        complexity_tolerance: f64);
     setter!(/// See [`TrainConfig::created_at`].
         created_at: String);
 

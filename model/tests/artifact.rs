@@ -39,7 +39,8 @@ fn round_trip_is_exact() {
     ] {
         assert!(v.get(key).is_some(), "{key}");
     }
-    assert_eq!(v["schema_version"], SCHEMA_VERSION);
+    // A linear model is written with the oldest version that reads it.
+    assert_eq!(v["schema_version"], LINEAR_SCHEMA_VERSION);
     // Scores from the reloaded artifact are identical.
     let rec = record(saas_table(), 5);
     assert_eq!(
@@ -139,7 +140,7 @@ fn version_one_artifacts_without_a_training_range_still_load_and_verify() {
     assert_eq!(loaded, old);
     // The current format records the range and is a different model id.
     let new = &saas_model().artifact;
-    assert_eq!(new.schema_version, SCHEMA_VERSION);
+    assert_eq!(new.schema_version, LINEAR_SCHEMA_VERSION);
     assert_ne!(new.model_id, old.model_id);
     assert!(String::from_utf8(new.to_json_bytes())
         .unwrap()
@@ -162,4 +163,38 @@ fn inconsistent_but_rehashed_artifacts_are_refused() {
     art.model_id = art.content_hash();
     let e = ModelArtifact::from_json_bytes(&art.to_json_bytes()).unwrap_err();
     assert!(matches!(e, Error::ArtifactCorrupt { .. }), "{e}");
+}
+
+/// An artifact written before shape functions existed (by the build that
+/// introduced them, checked in with 40 of its scores): it still loads,
+/// verifies and scores bit for bit as it did, and retraining the same
+/// linear model today writes the same bytes.
+#[test]
+fn pre_shape_artifacts_load_and_score_identically() {
+    let bytes = include_bytes!("fixtures/v2_linear_artifact.json");
+    let expected: Vec<Score> =
+        serde_json::from_slice(include_bytes!("fixtures/v2_linear_scores.json")).unwrap();
+    let art = ModelArtifact::from_json_bytes(bytes).unwrap();
+    assert_eq!(art.schema_version, LINEAR_SCHEMA_VERSION);
+    // The table the fixture was trained and scored on (the generator is seeded).
+    let table = generate(&SyntheticConfig {
+        customers: 1_500,
+        seed: 11,
+    });
+    let scores: Vec<Score> = Scorer::new(&art)
+        .score_table(&table)
+        .into_iter()
+        .take(expected.len())
+        .map(|s| s.unwrap())
+        .collect();
+    assert_eq!(scores, expected);
+    let config = TrainConfig::builder()
+        .cv_folds(3usize)
+        .l2_grid(vec![1e-3, 1e-2])
+        .created_at("2026-01-01T00:00:00Z")
+        .build()
+        .unwrap();
+    let retrained = train(&table, &Schema::default(), &config).unwrap();
+    assert_eq!(retrained.report.complexity, Complexity::Linear);
+    assert_eq!(retrained.artifact.to_json_bytes(), bytes);
 }

@@ -256,6 +256,7 @@ impl Trained {
             format!("< {}", output::percent(a.bands.medium)),
         ]);
         out.push_str(&indent(&t.render()));
+        out.push_str(&complexity_table(&s.report));
         out.push_str("\nTop coefficients (standardized features; positive = more churn)\n");
         let mut t = Table::new(["feature", "coefficient"]).right(&[1]);
         for coef in self.top_coefficients(TOP_COEFFICIENTS) {
@@ -276,6 +277,33 @@ impl Trained {
         }
         out
     }
+}
+
+/// The complexities cross-validation compared, with their CV ROC AUC and
+/// which one was chosen (empty when the report predates the comparison).
+fn complexity_table(report: &churn_model::TrainingReport) -> String {
+    if report.complexities.is_empty() {
+        return String::new();
+    }
+    let mut t = Table::new(["complexity", "terms", "CV ROC AUC", "L2", ""]).right(&[1, 2, 3]);
+    for c in &report.complexities {
+        t.row([
+            c.complexity.to_string(),
+            c.design_columns.to_string(),
+            format!("{:.4}", c.cv_auc),
+            format!("{:e}", c.l2),
+            if c.complexity == report.complexity {
+                "chosen".to_string()
+            } else {
+                String::new()
+            },
+        ]);
+    }
+    format!(
+        "\nModel complexity (cross-validated on {} rows; the simplest within tolerance of the best wins)\n{}",
+        report.cv_rows,
+        indent(&t.render())
+    )
 }
 
 /// Coefficients shown in the report.

@@ -1,0 +1,204 @@
+//! Shape functions: a synthetic table with known threshold effects is
+//! recovered (cross-validation chooses shapes, and the fitted shape bends
+//! where the truth does), reasons stay exact sums, shape artifacts carry the
+//! new version; near-linear data keeps the linear model.
+
+mod common;
+
+use churn_model::*;
+use common::*;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Map, Value};
+use std::sync::OnceLock;
+
+/// Where churn jumps: fewer than this many logins in 30 days.
+const LOGIN_THRESHOLD: f64 = 10.0;
+/// Where churn jumps: this many support calls and more.
+const CALLS_THRESHOLD: f64 = 4.0;
+
+/// Customers whose churn depends on thresholds only: logit +2.5 below
+/// [`LOGIN_THRESHOLD`] logins, +1.5 from [`CALLS_THRESHOLD`] support calls
+/// on, a small linear tenure effect and a plan; 5 % of logins missing.
+fn threshold_table(n: usize, seed: u64) -> Table {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (mut ids, mut logins, mut calls, mut tenure, mut plan, mut y) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for i in 0..n {
+        let l = rng.gen_range(0..60) as f64;
+        let c = (0..8).filter(|_| rng.gen_bool(0.35)).count() as f64;
+        let t = rng.gen_range(1..72) as f64;
+        let p = ["basic", "pro", "enterprise"][rng.gen_range(0..3)];
+        let logit = -2.0
+            + 2.5 * f64::from(u8::from(l < LOGIN_THRESHOLD))
+            + 1.5 * f64::from(u8::from(c >= CALLS_THRESHOLD))
+            - 0.01 * (t - 36.0)
+            + if p == "basic" { 0.3 } else { 0.0 };
+        let churn = rng.gen_bool(1.0 / (1.0 + (-logit).exp()));
+        ids.push(Some(format!("c{i}")));
+        logins.push(if rng.gen_bool(0.05) { f64::NAN } else { l });
+        calls.push(c);
+        tenure.push(t);
+        plan.push(Some(p.to_string()));
+        y.push(f64::from(u8::from(churn)));
+    }
+    Table::new(vec![
+        Column::text("customer_id", ids),
+        Column::numeric("logins_30d", logins),
+        Column::numeric("support_calls", calls),
+        Column::numeric("tenure_months", tenure),
+        Column::text("plan", plan),
+        Column::numeric("churned", y),
+    ])
+}
+
+fn threshold_data() -> &'static Table {
+    static T: OnceLock<Table> = OnceLock::new();
+    T.get_or_init(|| threshold_table(8_000, 5))
+}
+
+fn threshold_model() -> &'static TrainOutcome {
+    static M: OnceLock<TrainOutcome> = OnceLock::new();
+    M.get_or_init(|| train(threshold_data(), &Schema::default(), &quick_config()).expect("train"))
+}
+
+/// Feature `name`'s contribution at `x` (other features missing, which does
+/// not change this feature's term).
+fn contribution(s: &Scorer, name: &str, x: f64) -> f64 {
+    let mut rec = Map::new();
+    rec.insert(name.into(), Value::from(x));
+    let ex = s.explain_json(&rec).unwrap();
+    ex.contributions.iter().find(|c| c.0 == name).unwrap().1
+}
+
+/// The `x` in `xs` (all but the last) where the contribution changes most
+/// towards the next value.
+fn steepest(s: &Scorer, name: &str, xs: &[f64]) -> f64 {
+    let f: Vec<f64> = xs.iter().map(|&x| contribution(s, name, x)).collect();
+    let i = (0..xs.len() - 1)
+        .max_by(|&a, &b| (f[a + 1] - f[a]).abs().total_cmp(&(f[b + 1] - f[b]).abs()))
+        .unwrap();
+    xs[i]
+}
+
+#[test]
+fn threshold_effects_choose_shapes_and_bend_where_the_truth_does() {
+    let out = threshold_model();
+    let r = &out.report;
+    assert_eq!(r.complexity, Complexity::Shapes, "{:?}", r.complexities);
+    let kinds: Vec<Complexity> = r.complexities.iter().map(|c| c.complexity).collect();
+    assert_eq!(kinds, [Complexity::Linear, Complexity::Shapes]);
+    assert!(
+        r.complexities[1].cv_auc > r.complexities[0].cv_auc + 0.002,
+        "{:?}",
+        r.complexities
+    );
+    assert!(r.complexities[1].design_columns > r.complexities[0].design_columns);
+    let s = Scorer::new(&out.artifact);
+    // Logins: high below the threshold, flat well above it.
+    let xs: Vec<f64> = (0..40).map(f64::from).collect();
+    let bend = steepest(&s, "logins_30d", &xs);
+    assert!((4.0..=14.0).contains(&bend), "steepest at {bend}");
+    let drop = contribution(&s, "logins_30d", 2.0) - contribution(&s, "logins_30d", 25.0);
+    assert!(drop > 1.2, "drop {drop}");
+    let flat = contribution(&s, "logins_30d", 25.0) - contribution(&s, "logins_30d", 55.0);
+    assert!(flat.abs() < 0.5, "flat part moves by {flat}");
+    // Support calls: the rise is around the fourth call.
+    let calls: Vec<f64> = (0..8).map(f64::from).collect();
+    let bend = steepest(&s, "support_calls", &calls);
+    assert!((2.0..=4.0).contains(&bend), "steepest at {bend}");
+    let rise = contribution(&s, "support_calls", 5.0) - contribution(&s, "support_calls", 2.0);
+    assert!(rise > 0.7, "rise {rise}");
+}
+
+#[test]
+fn shape_reasons_sum_to_the_logit_exactly_and_typical_stays_the_median() {
+    let out = threshold_model();
+    let s = Scorer::new(&out.artifact);
+    let table = threshold_data();
+    let batch = s.score_table(table);
+    for i in (0..table.n_rows()).step_by(37) {
+        let rec = record(table, i);
+        let ex = s.explain_json(&rec).unwrap();
+        let sum = ex
+            .contributions
+            .iter()
+            .fold(ex.intercept, |acc, (_, c)| acc + c);
+        assert_eq!(sum, ex.logit, "row {i}");
+        let scored = s.score_json(&rec).unwrap();
+        assert_eq!(scored.score.logit, ex.logit, "row {i}");
+        assert_eq!(batch[i].as_ref().unwrap().logit, ex.logit, "row {i}");
+    }
+    // One reason per feature, however many shape terms it has.
+    let mut rec = Map::new();
+    rec.insert("logins_30d".into(), Value::from(1.0));
+    rec.insert("support_calls".into(), Value::from(6.0));
+    let scored = s.score_json(&rec).unwrap();
+    let features: Vec<&str> = scored
+        .score
+        .reasons
+        .iter()
+        .map(|r| r.feature.as_str())
+        .collect();
+    assert_eq!(
+        features[..2],
+        ["logins_30d", "support_calls"],
+        "{features:?}"
+    );
+    let median = match &out.artifact.preprocessing.features[0] {
+        preprocess::FeaturePrep::Numeric(n) => n.median,
+        f => panic!("{f:?}"),
+    };
+    assert_eq!(scored.score.reasons[0].typical, Value::from(median));
+    assert_eq!(scored.score.reasons[0].value, Value::from(1.0));
+    // A missing value keeps its indicator and is scored.
+    assert!(out
+        .artifact
+        .coefficients
+        .iter()
+        .any(|c| c.name == "logins_30d_missing"));
+    assert!(s.score_json(&Map::new()).is_ok());
+}
+
+#[test]
+fn shape_artifacts_carry_the_new_version_and_round_trip() {
+    let art = &threshold_model().artifact;
+    assert_eq!(art.schema_version, SCHEMA_VERSION);
+    assert!(art
+        .coefficients
+        .iter()
+        .any(|c| c.name.starts_with("logins_30d>")));
+    let bytes = art.to_json_bytes();
+    let back = ModelArtifact::from_json_bytes(&bytes).unwrap();
+    assert_eq!(&back, art);
+    assert_eq!(back.to_json_bytes(), bytes);
+    // Shape terms under an older version, even rehashed, are refused: an
+    // older build could not have written them.
+    let mut old = art.clone();
+    old.schema_version = LINEAR_SCHEMA_VERSION;
+    old.model_id = old.content_hash();
+    let e = ModelArtifact::from_json_bytes(&old.to_json_bytes()).unwrap_err();
+    assert!(matches!(e, Error::ArtifactCorrupt { .. }), "{e}");
+}
+
+#[test]
+fn near_linear_data_keeps_the_linear_model() {
+    let r = &saas_model().report;
+    assert_eq!(r.complexity, Complexity::Linear, "{:?}", r.complexities);
+    assert_eq!(r.complexities.len(), 2);
+    assert_eq!(saas_model().artifact.schema_version, LINEAR_SCHEMA_VERSION);
+    // Without shape knots only the linear model is tried.
+    let config = TrainConfig::builder()
+        .cv_folds(3usize)
+        .l2_grid(vec![1e-3, 1e-2])
+        .shape_knots(0usize)
+        .created_at("2026-01-01T00:00:00Z")
+        .build()
+        .unwrap();
+    let out = train(saas_table(), &Schema::default(), &config).unwrap();
+    assert_eq!(out.report.complexities.len(), 1);
+    assert_eq!(
+        out.artifact.to_json_bytes(),
+        saas_model().artifact.to_json_bytes()
+    );
+}
