@@ -6,6 +6,9 @@
 //! # the benchmark table's shape (20 numeric columns on scales 1..1000, the
 //! # generator of bench/gen_syn.py) built in memory, train, score
 //! cargo bench -p churn-model --bench train_score -- wide 1000000
+//! # the same shape with step effects (churn moves at u_j = 0, not along
+//! # u_j): cross-validation chooses shape functions, timing their scoring
+//! cargo bench -p churn-model --bench train_score -- wide-step 1000000
 //! ```
 //!
 //! Scoring is timed on one thread, best of five passes. End to end training
@@ -13,7 +16,8 @@
 //! the `churn train` process against scikit-learn by `bench/compare_train.sh`.
 //!
 //! `key=value` arguments override training knobs for experiments:
-//! `tol=`, `cv_rows=`, `max_iter=`; `RAYON_NUM_THREADS` sizes the thread pool.
+//! `tol=`, `cv_rows=`, `max_iter=`, `knots=` (0: linear only);
+//! `RAYON_NUM_THREADS` sizes the thread pool.
 
 use churn_model::{
     generate, train, Column, CompactScore, Schema, Scorer, SyntheticConfig, Table, TrainConfig,
@@ -26,17 +30,18 @@ fn main() {
         .filter(|a| !a.starts_with("--"))
         .collect();
     match args.first().map(String::as_str) {
-        Some("wide") => wide_bench(
+        Some(mode @ ("wide" | "wide-step")) => wide_bench(
             args.get(1)
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(1_000_000),
+            mode == "wide-step",
         ),
         Some("syn") | None => syn_bench(
             args.get(1)
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(1_000_000),
         ),
-        Some(other) => eprintln!("unknown mode {other}: use `syn N` or `wide N`"),
+        Some(other) => eprintln!("unknown mode {other}: use `syn N`, `wide N` or `wide-step N`"),
     }
 }
 
@@ -59,7 +64,25 @@ fn syn_bench(n: usize) {
         out.report.chosen_l2,
         out.report.timings
     );
+    print_complexities(&out.report);
     score_bench(&out.artifact, &table);
+}
+
+/// The complexities cross-validation compared and the one it chose.
+fn print_complexities(report: &churn_model::TrainingReport) {
+    for c in &report.complexities {
+        println!(
+            "  complexity {:<7} {:>3} design columns, CV AUC {:.4}{}",
+            c.complexity.to_string(),
+            c.design_columns,
+            c.cv_auc,
+            if c.complexity == report.complexity {
+                "  (chosen)"
+            } else {
+                ""
+            }
+        );
+    }
 }
 
 fn score_bench(artifact: &churn_model::ModelArtifact, table: &Table) {
@@ -105,6 +128,7 @@ fn bench_config() -> TrainConfig {
                 "tol" => b = b.gradient_tolerance(v.parse::<f64>().expect("tol")),
                 "cv_rows" => b = b.cv_max_rows(v.parse::<usize>().expect("cv_rows")),
                 "max_iter" => b = b.max_iterations(v.parse::<u64>().expect("max_iter")),
+                "knots" => b = b.shape_knots(v.parse::<usize>().expect("knots")),
                 _ => {}
             }
         }
@@ -114,7 +138,9 @@ fn bench_config() -> TrainConfig {
 
 /// The shape of `bench/gen_syn.py`: `f_j = u_j * 10^(j % 4)`,
 /// `u_j ~ U(-1, 1)`, churn ~ Bernoulli(sigmoid(-1.5 + sum_j (j - 10) / 10 * u_j)).
-fn wide_table(n: usize, seed: u64) -> Table {
+/// With `step`, each `u_j` in the logit is replaced by its sign: threshold
+/// effects a linear model can only approximate.
+fn wide_table(n: usize, seed: u64, step: bool) -> Table {
     use rand::{Rng, SeedableRng};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut cols: Vec<Vec<f64>> = (0..20).map(|_| Vec::with_capacity(n)).collect();
@@ -123,7 +149,8 @@ fn wide_table(n: usize, seed: u64) -> Table {
         let mut logit = -1.5;
         for (j, col) in cols.iter_mut().enumerate() {
             let u: f64 = rng.gen_range(-1.0..1.0);
-            logit += (j as f64 - 10.0) / 10.0 * u;
+            let effect = if step { u.signum() } else { u };
+            logit += (j as f64 - 10.0) / 10.0 * effect;
             col.push(u * 10f64.powi((j % 4) as i32));
         }
         let p = 1.0 / (1.0 + (-logit).exp());
@@ -142,8 +169,8 @@ fn wide_table(n: usize, seed: u64) -> Table {
     Table::new(columns)
 }
 
-fn wide_bench(n: usize) {
-    let table = wide_table(n, 20240607);
+fn wide_bench(n: usize, step: bool) {
+    let table = wide_table(n, 20240607, step);
     let t = Instant::now();
     let out = train(&table, &Schema::default(), &bench_config()).expect("train");
     println!(
@@ -154,5 +181,6 @@ fn wide_bench(n: usize) {
         out.report.chosen_l2,
         out.report.timings
     );
+    print_complexities(&out.report);
     score_bench(&out.artifact, &table);
 }

@@ -10,8 +10,8 @@
 //!
 //! Every cell is handed to the model as text (empty = missing), so column
 //! kinds come from the model's own inference, as for any reader. For
-//! experiments, `--l2 A,B,..`, `--min-level-count N`, `--gradient-tolerance T`
-//! and `--max-iterations N` override those defaults.
+//! experiments, `--l2 A,B,..`, `--min-level-count N`, `--gradient-tolerance T`,
+//! `--max-iterations N` and `--shape-knots N` override those defaults.
 
 use churn_model::{train, Column, Schema, Table, TrainConfig};
 use std::error::Error;
@@ -36,6 +36,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             "--min-level-count" => config.min_level_count = value()?.parse()?,
             "--gradient-tolerance" => config.gradient_tolerance = value()?.parse()?,
             "--max-iterations" => config.max_iterations = value()?.parse()?,
+            "--shape-knots" => config.shape_knots = value()?.parse()?,
             _ if path.is_none() && !a.starts_with("--") => path = Some(a),
             _ => return Err(format!("unexpected argument {a}").into()),
         }
@@ -78,11 +79,15 @@ fn main() -> Result<(), Box<dyn Error>> {
             "rows": table.n_rows(),
             "roc_auc": metrics.roc_auc,
             "log_loss": metrics.log_loss,
+            "ece": metrics.ece,
             "chosen_l2": outcome.report.chosen_l2,
             "cv": outcome.report.cv.iter()
                 .map(|c| serde_json::json!({"l2": c.l2, "mean_auc": c.mean_auc, "fold_aucs": c.fold_aucs}))
                 .collect::<Vec<_>>(),
             "design_columns": outcome.artifact.coefficients.len(),
+            "complexity": outcome.report.complexity,
+            "complexities": outcome.report.complexities,
+            "train_seconds": outcome.report.timings.iter().map(|t| t.1).sum::<f64>(),
             "warnings": outcome.report.warnings,
             "log1p": outcome.report.log1p_decisions.iter()
                 .filter(|d| d.2).map(|d| &d.0).collect::<Vec<_>>(),
