@@ -87,6 +87,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             "design_columns": outcome.artifact.coefficients.len(),
             "complexity": outcome.report.complexity,
             "complexities": outcome.report.complexities,
+            "interaction_screen": outcome.report.interaction_screen,
             "train_seconds": outcome.report.timings.iter().map(|t| t.1).sum::<f64>(),
             "warnings": outcome.report.warnings,
             "log1p": outcome.report.log1p_decisions.iter()

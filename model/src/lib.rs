@@ -30,6 +30,7 @@
 //! - [`split`]: stratified seeded holdout split and k-fold assignment.
 //! - [`preprocess`]: imputation, log1p, one-hot, standardization of numeric values (fitted on training rows).
 //! - [`shape`]: shape functions of numeric features (hinges at quantile knots) added as design columns.
+//! - [`interaction`]: screen of feature pairs by residual gain of their 2-D bins (reported).
 //! - `cv` (private): L2 strength by k-fold cross-validated ROC AUC, folds in parallel.
 //! - [`customer_id`](mod@customer_id): the one rule for customer ids (every path calls it).
 //! - `validate` (private): table shape, customer ids, class balance checks.
@@ -49,6 +50,7 @@ pub mod band;
 pub mod customer_id;
 mod cv;
 pub mod error;
+pub mod interaction;
 pub mod label;
 pub mod logistic;
 pub mod metrics;

@@ -23,6 +23,7 @@ use crate::band::{BandCutoffs, BandPolicy};
 pub use crate::cv::CvResult;
 use crate::cv::{cross_validate, solver_options, CvOutcome};
 use crate::error::{Error, Result};
+use crate::interaction::{screen_pairs, PairGain};
 use crate::label;
 use crate::logistic::{self, LogisticFit};
 use crate::metrics::Metrics;
@@ -56,6 +57,11 @@ pub struct TrainingReport {
     /// The simplest complexity within `complexity_tolerance` of the best.
     #[serde(default)]
     pub complexity: Complexity,
+    /// Feature pairs the main-effects model leaves the most signal in, by
+    /// the interaction screen (see [`crate::interaction`]), strongest first;
+    /// at most `max_interactions`. Not yet terms of the model.
+    #[serde(default)]
+    pub interaction_screen: Vec<PairGain>,
     pub train_rows: usize,
     pub holdout_rows: usize,
     /// Wall-clock seconds per stage (preprocess, cv, fit, evaluate).
@@ -116,8 +122,10 @@ pub fn train(table: &Table, schema: &Schema, config: &TrainConfig) -> Result<Tra
     let mut prepared = prepare(table, schema, config, &labels)?;
     clock.lap("preprocess");
     let choice = choose_complexity(&prepared, &labels, config)?;
-    let (cv, cv_rows) = (choice.cv, choice.cv_rows);
     prepared.prep = choice.prep;
+    let interaction_screen =
+        screen_interactions(&prepared, &choice.rows, &labels, &choice.cv, config);
+    let (cv, cv_rows) = (choice.cv, choice.rows.len());
     clock.lap("cv");
     let (x, y_train) = training_design(&prepared, &labels);
     clock.lap("design");
@@ -148,6 +156,7 @@ pub fn train(table: &Table, schema: &Schema, config: &TrainConfig) -> Result<Tra
         chosen_l2: cv.chosen_l2,
         complexities: choice.results,
         complexity: choice.complexity,
+        interaction_screen,
         train_rows: prepared.train_rows.len(),
         holdout_rows: prepared.holdout_rows.len(),
         timings: clock.laps,
@@ -276,8 +285,8 @@ struct Choice {
     prep: Preprocessor,
     cv: CvOutcome,
     results: Vec<ComplexityResult>,
-    /// Rows cross-validation used.
-    cv_rows: usize,
+    /// Rows cross-validation used (a stratified subsample of the training split).
+    rows: Vec<usize>,
 }
 
 /// Cross-validates every complexity on the same stratified (sub)sample of
@@ -326,8 +335,42 @@ fn choose_complexity(
         prep,
         cv,
         results,
-        cv_rows: rows.len(),
+        rows,
     })
+}
+
+/// The interaction screen on the cross-validation `rows`, against the
+/// chosen main-effects model (`prepared.prep` with the fold-averaged
+/// solution of its cross-validation, `cv`).
+fn screen_interactions(
+    prepared: &Prepared<'_>,
+    rows: &[usize],
+    labels: &[bool],
+    cv: &CvOutcome,
+    config: &TrainConfig,
+) -> Vec<PairGain> {
+    if config.max_interactions == 0 {
+        return Vec::new();
+    }
+    let data = prepared.kept_data();
+    let mut x = Vec::new();
+    prepared.prep.design_col_major(&data, rows, &mut x);
+    let n = rows.len();
+    let mut logits = vec![cv.warm_start.intercept; n];
+    for (j, w) in cv.warm_start.weights.iter().enumerate() {
+        for (z, v) in logits.iter_mut().zip(&x[j * n..(j + 1) * n]) {
+            *z += w * v;
+        }
+    }
+    let y: Vec<bool> = rows.iter().map(|&r| labels[r]).collect();
+    screen_pairs(
+        &prepared.prep.features,
+        &data,
+        rows,
+        &y,
+        &logits,
+        config.max_interactions,
+    )
 }
 
 /// The best mean CV ROC AUC over the L2 grid.

@@ -60,6 +60,10 @@ pub struct TrainConfig {
     /// so extra terms must earn their place. Default 0.002.
     #[serde(default = "default_complexity_tolerance")]
     pub complexity_tolerance: f64,
+    /// Feature pairs the interaction screen keeps (reported in the training
+    /// report, strongest first); 0 skips the screen. Default 10.
+    #[serde(default = "default_max_interactions")]
+    pub max_interactions: usize,
     /// Timestamp stored in the artifact (supplied by the caller so training
     /// is reproducible). Default `1970-01-01T00:00:00Z`.
     pub created_at: String,
@@ -83,6 +87,7 @@ impl Default for TrainConfig {
             gradient_tolerance: 1e-3,
             shape_knots: default_shape_knots(),
             complexity_tolerance: default_complexity_tolerance(),
+            max_interactions: default_max_interactions(),
             created_at: "1970-01-01T00:00:00Z".into(),
         }
     }
@@ -97,6 +102,11 @@ fn default_shape_knots() -> usize {
 /// See [`TrainConfig::complexity_tolerance`].
 fn default_complexity_tolerance() -> f64 {
     0.002
+}
+
+/// See [`TrainConfig::max_interactions`].
+fn default_max_interactions() -> usize {
+    10
 }
 
 /// Most knots per numeric feature: more only adds noise terms to the CV.
@@ -200,6 +210,8 @@ impl TrainConfigBuilder {
         shape_knots: usize);
     setter!(/// See [`TrainConfig::complexity_tolerance`].
         complexity_tolerance: f64);
+    setter!(/// See [`TrainConfig::max_interactions`].
+        max_interactions: usize);
     setter!(/// See [`TrainConfig::created_at`].
         created_at: String);
 

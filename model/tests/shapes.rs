@@ -1,7 +1,8 @@
 //! Shape functions: a synthetic table with known threshold effects is
 //! recovered (cross-validation chooses shapes, and the fitted shape bends
 //! where the truth does), reasons stay exact sums, shape artifacts carry the
-//! new version; near-linear data keeps the linear model.
+//! new version; near-linear data keeps the linear model; the interaction
+//! screen finds the pair the truth combines.
 
 mod common;
 
@@ -19,7 +20,8 @@ const CALLS_THRESHOLD: f64 = 4.0;
 
 /// Customers whose churn depends on thresholds only: logit +2.5 below
 /// [`LOGIN_THRESHOLD`] logins, +1.5 from [`CALLS_THRESHOLD`] support calls
-/// on, a small linear tenure effect and a plan; 5 % of logins missing.
+/// on, a small linear tenure effect and a plan, and one interaction: new
+/// (under 12 months) `pro` customers +1.5; 5 % of logins missing.
 fn threshold_table(n: usize, seed: u64) -> Table {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (mut ids, mut logins, mut calls, mut tenure, mut plan, mut y) =
@@ -33,7 +35,8 @@ fn threshold_table(n: usize, seed: u64) -> Table {
             + 2.5 * f64::from(u8::from(l < LOGIN_THRESHOLD))
             + 1.5 * f64::from(u8::from(c >= CALLS_THRESHOLD))
             - 0.01 * (t - 36.0)
-            + if p == "basic" { 0.3 } else { 0.0 };
+            + if p == "basic" { 0.3 } else { 0.0 }
+            + if p == "pro" && t < 12.0 { 1.5 } else { 0.0 };
         let churn = rng.gen_bool(1.0 / (1.0 + (-logit).exp()));
         ids.push(Some(format!("c{i}")));
         logins.push(if rng.gen_bool(0.05) { f64::NAN } else { l });
@@ -109,6 +112,18 @@ fn threshold_effects_choose_shapes_and_bend_where_the_truth_does() {
     assert!((2.0..=4.0).contains(&bend), "steepest at {bend}");
     let rise = contribution(&s, "support_calls", 5.0) - contribution(&s, "support_calls", 2.0);
     assert!(rise > 0.7, "rise {rise}");
+}
+
+#[test]
+fn the_interaction_screen_ranks_the_true_pair_first() {
+    let screen = &threshold_model().report.interaction_screen;
+    assert!(!screen.is_empty() && screen.len() <= 10, "{screen:?}");
+    assert_eq!(
+        screen[0].features,
+        ("tenure_months".to_string(), "plan".to_string()),
+        "{screen:?}"
+    );
+    assert!(screen.windows(2).all(|w| w[0].gain >= w[1].gain));
 }
 
 #[test]
