@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 /// The newest artifact format this build reads and writes. Version 2
 /// records each numeric feature's training range (`min`, `max`); version 3
-/// adds shape terms ([`crate::preprocess::Role::Hinge`] design columns). A
+/// adds shape terms ([`crate::preprocess::Role::Tent`] design columns). A
 /// build older than an artifact's version refuses it by version rather than
 /// calling it tampered.
 ///

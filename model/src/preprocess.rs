@@ -134,9 +134,10 @@ impl FeaturePrep {
 pub enum Role {
     /// The (imputed, maybe log1p'd) numeric value.
     Value,
-    /// `max(0, t - knot)` of the (imputed, maybe log1p'd) numeric value `t`:
-    /// one term of the feature's shape function (see [`crate::shape`]).
-    Hinge { knot: f64 },
+    /// The tent on `left < peak < right` (0 outside, 1 at `peak`, linear
+    /// between) of the (imputed, maybe log1p'd) numeric value `t`: one term
+    /// of the feature's shape function (see [`crate::shape`]).
+    Tent { left: f64, peak: f64, right: f64 },
     /// 1 when the value was missing.
     Missing,
     /// 1 when the level is `levels[index]`.
@@ -606,7 +607,9 @@ impl Preprocessor {
             };
             let ok = match (&c.role, f) {
                 (Role::Value | Role::Missing, FeaturePrep::Numeric(_)) => true,
-                (Role::Hinge { knot }, FeaturePrep::Numeric(_)) => knot.is_finite(),
+                (Role::Tent { left, peak, right }, FeaturePrep::Numeric(_)) => {
+                    left.is_finite() && right.is_finite() && left < peak && peak < right
+                }
                 (Role::Level { index }, FeaturePrep::Categorical(cp)) => *index < cp.levels.len(),
                 (Role::Other, FeaturePrep::Categorical(_)) => true,
                 _ => false,
@@ -702,9 +705,9 @@ impl Preprocessor {
                     let x = v[r];
                     *o = match c.role {
                         Role::Missing => (x.is_nan() as u8 as f64 - c.mean) * inv,
-                        Role::Hinge { knot } => {
+                        Role::Tent { left, peak, right } => {
                             let t = if x.is_nan() { t_med } else { np.transform(x) };
-                            (crate::shape::hinge(t, knot) - c.mean) * inv
+                            (crate::shape::tent(t, left, peak, right) - c.mean) * inv
                         }
                         _ => {
                             let t = if x.is_nan() { t_med } else { np.transform(x) };

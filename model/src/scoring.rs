@@ -3,8 +3,9 @@
 //!
 //! [`Scorer::new`] folds preprocessing and coefficients into one small table
 //! per source feature: a numeric feature contributes `a * t + b` (t = the
-//! value, log1p'd if the model does) plus its shape terms
-//! `w max(0, t - knot)` (see [`crate::shape`]), or a fixed amount when missing; a
+//! value, log1p'd if the model does) plus its shape, tents rewritten as
+//! hinges `c max(0, t - knot)` (see [`crate::shape`]), or a fixed amount
+//! when missing; a
 //! categorical feature contributes a fixed amount per level. One-hot columns
 //! and missing indicators are thereby folded back into their source feature,
 //! and the logit is the intercept plus these contributions summed in feature
@@ -132,13 +133,15 @@ pub struct Explanation {
 }
 
 /// Folded parameters of a numeric feature: it contributes
-/// `a t + b + sum (w max(0, t - knot))` over `hinges` (empty for a linear
+/// `a t + b + sum (c max(0, t - knot))` over `hinges` (empty for a linear
 /// feature), or `missing` when missing.
 #[derive(Debug, Clone)]
 struct NumParam {
     a: f64,
     b: f64,
-    /// (knot, weight) of each shape term, on the transformed value.
+    /// (knot, change of slope) of the feature's shape on the transformed
+    /// value: its tents rewritten as hinges at their ends and peaks (the
+    /// same function; see [`tents_as_hinges`]).
     hinges: Vec<(f64, f64)>,
     missing: f64,
     log1p: bool,
@@ -334,11 +337,11 @@ impl FoldedModel {
                     p.b += at0;
                     p.missing += w * t_med + at0;
                 }
-                (Param::Num(p), FeaturePrep::Numeric(np), Role::Hinge { knot }) => {
+                (Param::Num(p), FeaturePrep::Numeric(np), &Role::Tent { left, peak, right }) => {
                     let t_med = np.transformed_median();
-                    p.hinges.push((*knot, w));
+                    tents_as_hinges(&mut p.hinges, [left, peak, right], w);
                     p.b += at0;
-                    p.missing += w * crate::shape::hinge(t_med, *knot) + at0;
+                    p.missing += w * crate::shape::tent(t_med, left, peak, right) + at0;
                 }
                 (Param::Num(p), _, Role::Missing) => {
                     p.b += at0;
@@ -841,10 +844,26 @@ fn finite_contribution(c: f64, field: &str, row: Option<usize>) -> Result<f64> {
 fn num_contribution(p: &NumParam, x: f64) -> f64 {
     let t = if p.log1p { x.ln_1p() } else { x };
     let mut c = p.a * t + p.b;
-    for &(knot, w) in &p.hinges {
-        c += w * crate::shape::hinge(t, knot);
+    for &(knot, slope) in &p.hinges {
+        c += slope * (t - knot).max(0.0);
     }
     c
+}
+
+/// Adds `w` times the tent on `[l, m, r]` to the hinges `max(0, t - knot)`
+/// of `hinges`: the tent's slope rises by `w / (m - l)` at `l`, falls by
+/// `w / (m - l) + w / (r - m)` at `m` and rises by `w / (r - m)` at `r`.
+/// Hinges are branch-free, so scoring a shaped feature costs a few
+/// multiply-adds (a tent's `if`s halved the throughput); neighbouring tents
+/// share knots, which are merged.
+fn tents_as_hinges(hinges: &mut Vec<(f64, f64)>, [l, m, r]: [f64; 3], w: f64) {
+    let (up, down) = (w / (m - l), w / (r - m));
+    for (knot, slope) in [(l, up), (m, -up - down), (r, down)] {
+        match hinges.iter_mut().find(|h| h.0 == knot) {
+            Some(h) => h.1 += slope,
+            None => hinges.push((knot, slope)),
+        }
+    }
 }
 
 /// How a JSON value's type reads in an error message ("a string", "null", ...).
@@ -856,5 +875,35 @@ pub fn json_type(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shape::tent;
+
+    /// Hinges folded from neighbouring tents give the tents' sum everywhere,
+    /// including outside their range (0 there) and at shared knots.
+    #[test]
+    fn tents_as_hinges_is_the_same_function() {
+        let tents = [([0.0, 1.0, 3.0], 0.7), ([1.0, 3.0, 4.5], -1.3)];
+        let mut hinges = Vec::new();
+        for &(lmr, w) in &tents {
+            tents_as_hinges(&mut hinges, lmr, w);
+        }
+        assert_eq!(hinges.len(), 4, "shared knots merge: {hinges:?}");
+        for i in -20..80 {
+            let t = f64::from(i) / 10.0;
+            let direct: f64 = tents
+                .iter()
+                .map(|&([l, m, r], w)| w * tent(t, l, m, r))
+                .sum();
+            let folded: f64 = hinges.iter().map(|&(k, c)| c * (t - k).max(0.0)).sum();
+            assert!(
+                (direct - folded).abs() < 1e-12,
+                "t {t}: {direct} vs {folded}"
+            );
+        }
     }
 }

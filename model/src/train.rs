@@ -1,5 +1,7 @@
-//! Training: validate, split, fit preprocessing, choose L2 by cross-validated
-//! ROC AUC, fit the final model on the whole training split, evaluate on the
+//! Training: validate, split, fit preprocessing, choose the complexity
+//! (linear or shape functions, see [`crate::shape`]) and L2 by
+//! cross-validated ROC AUC, screen feature pairs for interactions (reported
+//! only), fit the final model on the whole training split, evaluate on the
 //! holdout, choose risk bands, and seal the artifact. Each stage is a
 //! function of its own; the artifact is assembled in one piece from the
 //! finished stages and sealed then, so no field of it is ever a stand-in

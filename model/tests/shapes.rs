@@ -182,7 +182,7 @@ fn shape_artifacts_carry_the_new_version_and_round_trip() {
     assert!(art
         .coefficients
         .iter()
-        .any(|c| c.name.starts_with("logins_30d>")));
+        .any(|c| c.name.starts_with("logins_30d@")));
     let bytes = art.to_json_bytes();
     let back = ModelArtifact::from_json_bytes(&bytes).unwrap();
     assert_eq!(&back, art);
