@@ -28,6 +28,10 @@ type CsvChunk = (Table, Vec<LocalRowError>, Vec<String>);
 pub(crate) struct CsvChunks<R: Read> {
     /// Chunks parsed ahead, handed out first, in order.
     ready: VecDeque<CsvChunk>,
+    /// Parsing ahead failed once (a quote, a bad piece): the rest of the
+    /// source goes one chunk at a time, instead of parsing the same
+    /// buffer twice for every chunk.
+    alone: bool,
     reader: R,
     location: String,
     buf: Vec<u8>,
@@ -51,6 +55,7 @@ impl<R: Read> CsvChunks<R> {
     pub(crate) fn new(reader: R, location: &str, options: &ReadOptions) -> FeatureResult<Self> {
         let mut s = CsvChunks {
             ready: VecDeque::new(),
+            alone: false,
             reader,
             location: location.to_string(),
             buf: vec![0; BUFFER_BYTES],
@@ -148,7 +153,7 @@ impl<R: Read> CsvChunks<R> {
     /// cannot skip, naming its row.
     pub(crate) fn next_chunk(&mut self, chunk_rows: usize) -> FeatureResult<Option<CsvChunk>> {
         let chunk_rows = chunk_rows.max(1);
-        if self.ready.is_empty() && rayon::current_num_threads() > 1 {
+        if self.ready.is_empty() && !self.alone && rayon::current_num_threads() > 1 {
             self.parse_ahead(chunk_rows)?;
         }
         match self.ready.pop_front() {
@@ -191,6 +196,7 @@ impl<R: Read> CsvChunks<R> {
             })
             .collect();
         if parsed.iter().any(Option::is_none) {
+            self.alone = true;
             return Ok(());
         }
         self.start += bounds[bounds.len() - 1];
