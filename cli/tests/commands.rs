@@ -1225,6 +1225,18 @@ fn serve_answers_hostile_requests_with_4xx_and_stays_up() {
             "band",
         ),
         (
+            "GET /v1/risk-list?band=high&band=medium HTTP/1.1".into(),
+            Vec::new(),
+            400,
+            "duplicate",
+        ),
+        (
+            "GET /v1/risk-list?band=hi%ZZgh HTTP/1.1".into(),
+            Vec::new(),
+            400,
+            "percent",
+        ),
+        (
             "GET /../../etc/passwd HTTP/1.1".into(),
             Vec::new(),
             404,

@@ -40,6 +40,7 @@
 //! - [`metrics`]: ROC AUC, PR AUC, log loss, Brier, lift, ECE, confusion matrix.
 //! - [`band`]: risk bands and their cutoffs.
 //! - [`reason`]: per-customer reasons.
+//! - [`decimal`]: fixed-point number text identical to `format!`, without its cost.
 //! - [`reference`](mod@reference): per-feature training distributions for drift checks.
 //! - [`artifact`]: the JSON model artifact, content hash, verification.
 //! - [`scoring`]: `Scorer` for JSON records and column batches.
@@ -49,6 +50,7 @@ pub mod artifact;
 pub mod band;
 pub mod customer_id;
 mod cv;
+pub mod decimal;
 pub mod error;
 pub mod interaction;
 pub mod label;

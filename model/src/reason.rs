@@ -22,25 +22,25 @@ pub struct Reason {
 impl fmt::Display for Reason {
     /// `logins_30d is 2 (typical 14)`; `nps is missing (typical 8)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let show = |v: &serde_json::Value| match v {
-            serde_json::Value::Null => "missing".to_string(),
-            serde_json::Value::String(s) => s.clone(),
+        // Straight into the formatter: a scores file formats three reasons
+        // per customer, and allocating for each value showed in profiles.
+        let show = |f: &mut fmt::Formatter<'_>, v: &serde_json::Value| match v {
+            serde_json::Value::Null => f.write_str("missing"),
+            serde_json::Value::String(s) => f.write_str(s),
             serde_json::Value::Number(n) => match n.as_f64() {
-                Some(x) if x.fract() == 0.0 && x.abs() < 1e15 => format!("{}", x as i64),
-                Some(x) => format!("{:.3}", x)
-                    .trim_end_matches('0')
-                    .trim_end_matches('.')
-                    .to_string(),
-                None => n.to_string(),
+                Some(x) if x.fract() == 0.0 && x.abs() < 1e15 => write!(f, "{}", x as i64),
+                Some(x) => {
+                    let text = crate::decimal::fixed(x, 3);
+                    f.write_str(text.as_str().trim_end_matches('0').trim_end_matches('.'))
+                }
+                None => write!(f, "{n}"),
             },
-            other => other.to_string(),
+            other => write!(f, "{other}"),
         };
-        write!(
-            f,
-            "{} is {} (typical {})",
-            self.feature,
-            show(&self.value),
-            show(&self.typical)
-        )
+        write!(f, "{} is ", self.feature)?;
+        show(f, &self.value)?;
+        f.write_str(" (typical ")?;
+        show(f, &self.typical)?;
+        f.write_str(")")
     }
 }

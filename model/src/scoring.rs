@@ -745,23 +745,29 @@ impl Scorer {
         table: &Table,
         out: &mut Vec<CompactScore>,
     ) -> Vec<(usize, Error)> {
+        use rayon::prelude::*;
+        /// Rows scored by one task of the pool.
+        const BLOCK: usize = 1024;
         let bound = self.model.bind(table);
-        let n = table.n_rows();
+        let bound = &bound;
         out.clear();
-        out.reserve(n);
-        let mut errors = Vec::new();
-        // Fast path: every feature numeric in a numeric column, none
-        // required -> a tight loop without error plumbing.
-        for i in 0..n {
-            match self.score_bound(&bound, i, table) {
-                Ok(s) => out.push(s),
-                Err(e) => {
-                    out.push(CompactScore::default());
-                    errors.push((i, e));
+        out.resize(table.n_rows(), CompactScore::default());
+        // Blocks of rows on the thread pool, each a tight loop without
+        // allocation; the errors come back in row order.
+        out.par_chunks_mut(BLOCK)
+            .enumerate()
+            .flat_map_iter(|(b, block)| {
+                let mut errors = Vec::new();
+                for (k, slot) in block.iter_mut().enumerate() {
+                    let i = b * BLOCK + k;
+                    match self.score_bound(bound, i, table) {
+                        Ok(s) => *slot = s,
+                        Err(e) => errors.push((i, e)),
+                    }
                 }
-            }
-        }
-        errors
+                errors
+            })
+            .collect()
     }
 
     /// Scores rows `rows` (0-based) of `table`.

@@ -63,6 +63,65 @@ fn stream_all(path: &Path, options: ReadOptions) -> (Table, Vec<(usize, String)>
     (all.unwrap_or_default(), errors, firsts)
 }
 
+/// Streams `path` on a pool of `threads` threads: with more than one the
+/// reader parses several chunks ahead in parallel.
+fn stream_on(
+    threads: usize,
+    path: &Path,
+    options: ReadOptions,
+) -> (Table, Vec<(usize, String)>, Vec<usize>) {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(|| stream_all(path, options))
+}
+
+#[test]
+fn streams_parsed_ahead_in_parallel_equal_the_one_at_a_time_stream() {
+    // Blank lines (not rows), CRLF line ends, a ragged row, a bad cell, and no
+    // final line end: every piece boundary must keep rows, numbers and errors.
+    let mut text = String::from("customer_id,a,b\r\n");
+    for i in 0..5_000 {
+        match i % 997 {
+            13 => text.push_str("\r\n"),
+            14 => text.push_str(&format!("c{i},1\r\n")),
+            15 => text.push_str(&format!("c{i},x,2\r\n")),
+            _ => text.push_str(&format!("c{i},{},{}\r\n", i as f64 * 0.5, i % 7)),
+        }
+    }
+    text.push_str("last,1,2");
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "ahead.csv", &text);
+    for chunk_rows in [1, 7, 100, 1024, 10_000] {
+        let options = || {
+            ReadOptions {
+                chunk_rows,
+                ..ReadOptions::default()
+            }
+            .hint("a", ColumnHint::Numeric)
+            .hint("b", ColumnHint::Numeric)
+            .hint("customer_id", ColumnHint::Text)
+        };
+        let (one, one_errors, one_firsts) = stream_on(1, &p, options());
+        for threads in [2, 3] {
+            let (many, errors, firsts) = stream_on(threads, &p, options());
+            same_table(&one, &many);
+            assert_eq!(
+                one_errors, errors,
+                "{chunk_rows} rows per chunk, {threads} threads"
+            );
+            assert_eq!(one.n_rows(), 5_000 - 6 + 1, "{one_errors:?}");
+            // Chunks never exceed the size asked for, and rows stay contiguous.
+            assert!(firsts
+                .windows(2)
+                .all(|w| w[1] > w[0] && w[1] - w[0] <= chunk_rows));
+            assert_eq!(firsts[0], one_firsts[0]);
+        }
+        assert_eq!(one_errors.len(), 11, "{one_errors:?}");
+    }
+}
+
 /// Equality with NaN == NaN (missing cells).
 fn same_table(a: &Table, b: &Table) {
     assert_eq!(a.columns.len(), b.columns.len());

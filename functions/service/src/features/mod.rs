@@ -9,6 +9,7 @@
 //! - `number`: allocation-free number parsing for CSV cells.
 //! - `csv_parse`: the CSV record parser shared by whole reads and streams.
 //! - `csv_bulk`: parallel whole-file CSV parsing with kind inference.
+//! - `csv_chunks`: one CSV source as a stream of chunks, parsed ahead in parallel.
 //! - `mmap`: read-only file maps for whole-file reads (unix).
 //! - `parquet_read`: Parquet column readers (no Arrow), whole or chunked.
 //! - `parts`: resolving a URI to its ordered parts (directory / S3 prefix listing).
@@ -19,6 +20,7 @@
 //! - [`scores_write`]: `ScoresWriter`, the batch scores file (CSV/Parquet).
 
 mod csv_bulk;
+mod csv_chunks;
 mod csv_parse;
 pub mod error;
 #[cfg(unix)]

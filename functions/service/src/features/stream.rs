@@ -1,7 +1,8 @@
 //! Streaming reads for rescoring: [`TableStream`] yields chunks of at most
 //! `chunk_rows` rows in constant memory whatever the source size.
 //!
-//! - CSV, local: a 1 MiB buffer refilled from the file.
+//! - CSV, local: a buffer refilled from the file, whole records parsed
+//!   several chunks at a time in parallel (`csv_chunks`).
 //! - CSV, S3: the GetObject body is read as it arrives
 //!   (`ByteStream::into_async_read` behind `tokio_util::io::SyncIoBridge`);
 //!   the object is never held in memory whole.
@@ -19,7 +20,8 @@
 //! blocking thread (`crate::blocking::spawn`, which keeps the caller's span),
 //! or use [`TableStream::spawn`]. Each part read is logged (`part read`).
 
-use super::csv_parse::{parse_header, plan_for, Builders, LocalRowError, Mode, Pass, Plan, Stop};
+use super::csv_chunks::CsvChunks;
+use super::csv_parse::{LocalRowError, Mode};
 use super::error::{FeatureError, FeatureResult, RowError};
 use super::options::ReadOptions;
 use super::parquet_read::ParquetChunks;
@@ -30,9 +32,6 @@ use std::collections::VecDeque;
 use std::io::Read;
 use std::sync::Arc;
 use std::time::Instant;
-
-/// Bytes read from a CSV source per refill.
-const BUFFER_BYTES: usize = 1 << 20;
 
 /// A chunk of a streamed source.
 #[derive(Debug, Clone)]
@@ -282,159 +281,5 @@ fn row_error(e: LocalRowError, first_row: usize, names: &[String]) -> RowError {
     RowError {
         row: first_row + e.row,
         message,
-    }
-}
-
-/// A CSV chunk: the rows, its bad rows, the header names (for messages).
-type CsvChunk = (Table, Vec<LocalRowError>, Vec<String>);
-
-/// Streams one CSV source.
-pub(crate) struct CsvChunks<R: Read> {
-    reader: R,
-    location: String,
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
-    eof: bool,
-    names: Vec<String>,
-    plan: Vec<Plan>,
-    delimiter: u8,
-    /// A detected delimiter, said once.
-    pub notes: Vec<String>,
-    next_row: usize,
-    scratch: Vec<u8>,
-}
-
-impl<R: Read> CsvChunks<R> {
-    /// Reads the header and decides the kinds.
-    ///
-    /// # Errors
-    /// [`FeatureError::Io`], [`FeatureError::Header`].
-    pub(crate) fn new(reader: R, location: &str, options: &ReadOptions) -> FeatureResult<Self> {
-        let mut s = CsvChunks {
-            reader,
-            location: location.to_string(),
-            buf: vec![0; BUFFER_BYTES],
-            start: 0,
-            end: 0,
-            eof: false,
-            names: Vec::new(),
-            plan: Vec::new(),
-            delimiter: b',',
-            notes: Vec::new(),
-            next_row: 1,
-            scratch: Vec::new(),
-        };
-        loop {
-            match parse_header(&s.buf[s.start..s.end], s.eof) {
-                Ok(Some(header)) => {
-                    s.notes.extend(header.delimiter_note(location));
-                    s.start += header.end;
-                    s.names = header.names;
-                    s.delimiter = header.delimiter;
-                    break;
-                }
-                Ok(None) => s.fill()?,
-                Err(message) => {
-                    return Err(FeatureError::Header {
-                        location: s.location.clone(),
-                        message,
-                    })
-                }
-            }
-        }
-        let mut plan = plan_for(&s.names, options);
-        if plan.contains(&Plan::Infer) {
-            // Infer from the first buffer: fill it, then parse its complete records.
-            while !s.eof && s.end - s.start < BUFFER_BYTES / 2 {
-                s.fill()?;
-            }
-            let pass = Pass {
-                buf: &s.buf[s.start..s.end],
-                delimiter: s.delimiter,
-                is_final: s.eof,
-                allow_quotes: true,
-                mode: Mode::Lenient,
-                max_rows: usize::MAX,
-            };
-            loop {
-                let mut b = Builders::new(plan.clone(), 0);
-                match pass.run(0, &mut b, &mut s.scratch) {
-                    Ok((_, Stop::SwitchToText(j))) => plan[j] = Plan::Text,
-                    _ => break,
-                }
-            }
-            for p in &mut plan {
-                if *p == Plan::Infer {
-                    *p = Plan::Numeric;
-                }
-            }
-        }
-        s.plan = plan;
-        Ok(s)
-    }
-
-    /// Reads more bytes after the unconsumed ones, growing the buffer when
-    /// one record is larger than it.
-    fn fill(&mut self) -> FeatureResult<()> {
-        if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        if self.end == self.buf.len() {
-            let n = self.buf.len() * 2;
-            self.buf.resize(n, 0);
-        }
-        loop {
-            match self.reader.read(&mut self.buf[self.end..]) {
-                Ok(0) => {
-                    self.eof = true;
-                    return Ok(());
-                }
-                Ok(n) => {
-                    self.end += n;
-                    return Ok(());
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(FeatureError::io("read", &self.location, e)),
-            }
-        }
-    }
-
-    /// The next chunk of at most `chunk_rows` rows.
-    pub(crate) fn next_chunk(&mut self, chunk_rows: usize) -> FeatureResult<Option<CsvChunk>> {
-        let chunk_rows = chunk_rows.max(1);
-        let mut b = Builders::new(self.plan.clone(), chunk_rows);
-        loop {
-            let pass = Pass {
-                buf: &self.buf[self.start..self.end],
-                delimiter: self.delimiter,
-                is_final: self.eof,
-                allow_quotes: true,
-                mode: Mode::Lenient,
-                max_rows: chunk_rows,
-            };
-            let (consumed, stop) = pass.run(0, &mut b, &mut self.scratch).map_err(|e| {
-                super::csv_bulk::local_error(e, self.next_row - 1, &self.names, &self.location)
-            })?;
-            self.start += consumed;
-            match stop {
-                Stop::NeedMore => self.fill()?,
-                Stop::Done if b.rows < chunk_rows && !self.eof => self.fill()?,
-                _ => break,
-            }
-        }
-        if b.rows == 0 {
-            return Ok(None);
-        }
-        let first_row = self.next_row;
-        self.next_row += b.rows;
-        let errors = std::mem::take(&mut b.row_errors);
-        Ok(Some((
-            b.into_table(&self.names, first_row),
-            errors,
-            self.names.clone(),
-        )))
     }
 }

@@ -83,9 +83,7 @@ pub async fn handle_score_file(
     let mut writer = ScoresWriter::create(out)?;
     let mut summary = ScoreFileSummary::default();
     while let Some(chunk) = stream.next_chunk().await? {
-        for (id, score) in &chunk.scored {
-            writer.write(id, score).map_err(write_error)?;
-        }
+        writer.write_all(&chunk.scored).map_err(write_error)?;
         summary.scored += chunk.scored.len();
         progress(chunk.rows);
     }

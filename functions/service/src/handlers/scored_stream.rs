@@ -4,7 +4,8 @@
 //!
 //! A [`ScoredStream`] reads a feature source chunk by chunk on a blocking
 //! thread (at most two chunks in flight), scores each chunk with the model
-//! crate's `Scorer` (the one scoring path, as in the API) and hands back the
+//! crate's `Scorer` (the one scoring path, as in the API; the reasons of a
+//! chunk's rows built in parallel on the thread pool) and hands back the
 //! scored customers of the chunk. Rows that cannot be read, have no valid
 //! customer id (the one rule, [`churn_model::customer_id`]) or cannot be
 //! scored (a value outside the model's domain among them) are recorded as
@@ -155,28 +156,66 @@ impl<'m> ScoredStream<'m> {
             }
         };
         let mut scored = Vec::with_capacity(n);
-        for (i, result) in self.model.scorer.score_table(table).into_iter().enumerate() {
+        for (i, outcome) in self.score_rows(table, ids, &bad).into_iter().enumerate() {
             let row = table.row_number(i);
-            if bad.contains(&row) {
-                continue;
-            }
-            let id = match churn_model::customer_id(ids[i].as_deref().unwrap_or("")) {
-                Ok(id) => id,
-                Err(e) => {
+            match outcome {
+                RowOutcome::Unread => {}
+                RowOutcome::BadId(e) => {
                     self.failed
                         .push(row, part, format!("column {id_column:?}: {e}"));
-                    continue;
                 }
-            };
-            match result {
-                Ok(score) => {
+                RowOutcome::Unscored(e) => self.failed.push(row, part, e.to_string()),
+                RowOutcome::Scored(id, score) => {
                     self.out_of_range_rows += usize::from(score.out_of_range > 0);
-                    scored.push((id.to_string(), score));
+                    scored.push((id, score));
                 }
-                Err(e) => self.failed.push(row, part, e.to_string()),
             }
         }
         Ok(Some(ScoredChunk { rows: n, scored }))
+    }
+
+    /// Each row's outcome, in row order. The scores come from the model's
+    /// allocation-free pass; building the reasons (the costly part) runs on
+    /// the thread pool, so a chunk uses every core.
+    fn score_rows(
+        &self,
+        table: &churn_model::Table,
+        ids: &[Option<String>],
+        unread: &HashSet<usize>,
+    ) -> Vec<RowOutcome> {
+        use rayon::prelude::*;
+        let scorer = &self.model.scorer;
+        let mut compact = Vec::new();
+        let mut errors: Vec<Option<churn_model::Error>> =
+            (0..table.n_rows()).map(|_| None).collect();
+        for (i, e) in scorer.score_table_compact(table, &mut compact) {
+            errors[i] = Some(e);
+        }
+        errors
+            .into_par_iter()
+            .enumerate()
+            .map(|(i, error)| {
+                if unread.contains(&table.row_number(i)) {
+                    return RowOutcome::Unread;
+                }
+                let id = match churn_model::customer_id(ids[i].as_deref().unwrap_or("")) {
+                    Ok(id) => id.to_string(),
+                    Err(e) => return RowOutcome::BadId(e),
+                };
+                if let Some(e) = error {
+                    return RowOutcome::Unscored(e);
+                }
+                let c = &compact[i];
+                let score = Score {
+                    churn_probability: c.churn_probability,
+                    logit: c.logit,
+                    risk_band: c.risk_band,
+                    reasons: scorer.reasons(table, i, c),
+                    out_of_range: c.out_of_range,
+                };
+                RowOutcome::Scored(id, score)
+            })
+            .collect()
     }
 
     /// The failed rows so far.
@@ -199,6 +238,15 @@ impl<'m> ScoredStream<'m> {
             notes: self.notes,
         }
     }
+}
+
+/// What became of one row of a chunk.
+enum RowOutcome {
+    /// The reader could not read it (already a failed row).
+    Unread,
+    BadId(churn_model::CustomerIdError),
+    Unscored(churn_model::Error),
+    Scored(String, Score),
 }
 
 /// Model features with no column in `table`.
