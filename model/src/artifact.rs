@@ -18,7 +18,8 @@ use sha2::{Digest, Sha256};
 
 /// The newest artifact format this build reads and writes. Version 2
 /// records each numeric feature's training range (`min`, `max`); version 3
-/// adds shape terms ([`crate::preprocess::Role::Tent`] design columns). A
+/// adds shape and interaction terms ([`crate::preprocess::Role::Tent`] and
+/// [`crate::preprocess::Role::Product`] design columns). A
 /// build older than an artifact's version refuses it by version rather than
 /// calling it tampered.
 ///
@@ -27,7 +28,7 @@ use sha2::{Digest, Sha256};
 /// for byte what earlier builds wrote, so deployed scorers keep reading it.
 pub const SCHEMA_VERSION: u32 = 3;
 
-/// The version of artifacts without shape terms.
+/// The version of artifacts without shape or interaction terms.
 pub const LINEAR_SCHEMA_VERSION: u32 = 2;
 
 /// The oldest format this build reads (version 1: no training range; the
@@ -156,9 +157,10 @@ impl ModelArtifact {
     }
 
     /// The oldest format version that can hold a model with `prep`:
-    /// [`SCHEMA_VERSION`] with shape terms, [`LINEAR_SCHEMA_VERSION`] without.
+    /// [`SCHEMA_VERSION`] with shape or interaction terms,
+    /// [`LINEAR_SCHEMA_VERSION`] without.
     pub fn version_for(prep: &Preprocessor) -> u32 {
-        if prep.has_shapes() {
+        if prep.has_shapes() || prep.has_interactions() {
             SCHEMA_VERSION
         } else {
             LINEAR_SCHEMA_VERSION
@@ -184,9 +186,9 @@ impl ModelArtifact {
         self.preprocessing
             .check()
             .map_err(|m| Error::ArtifactCorrupt { message: m })?;
-        if self.preprocessing.has_shapes() && self.schema_version < SCHEMA_VERSION {
+        if Self::version_for(&self.preprocessing) > self.schema_version {
             return corrupt(format!(
-                "shape terms in a schema_version {} artifact",
+                "shape or interaction terms in a schema_version {} artifact",
                 self.schema_version
             ));
         }

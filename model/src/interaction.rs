@@ -1,7 +1,7 @@
 //! Screening of pairwise interactions on the training split: which feature
 //! pairs the main-effects model leaves signal in. Reported in the
-//! [`TrainingReport`](crate::train::TrainingReport); the model does not yet
-//! use them.
+//! [`TrainingReport`](crate::train::TrainingReport); their product terms
+//! (see [`crate::product`]) are the third complexity cross-validation tries.
 //!
 //! The screen is the residual gain of a pair's 2-D bins: with the chosen
 //! main-effects model's probabilities `p` on the cross-validation rows,
@@ -12,6 +12,14 @@
 //! absorb does not count as interaction. Cheap: one pass over the rows per
 //! pair, no fit (as GA2M's FAST heuristic, with quantile bins in place of
 //! its cut search).
+//!
+//! Noise gains too: on a bin of pure noise `R^2` averages `H`, so each bin
+//! gains `H / (H + lambda)` by chance. That expectation is subtracted bin by
+//! bin, so a pair's gain is what it gains beyond chance, and a high-cardinality
+//! categorical (many thin cells) does not outrank a real interaction. A pair
+//! is kept only when that excess is [`SIGNIFICANCE`] standard deviations of
+//! the chance gain (`sqrt(2 d)` for `d` extra cells, as a chi-square), so
+//! data without interactions yields none and training skips the candidate.
 
 use crate::preprocess::{par_map, FeatureData, FeaturePrep, NumericPrep};
 use serde::{Deserialize, Serialize};
@@ -26,6 +34,10 @@ const SCREEN_BINS: usize = 8;
 /// Ridge on each bin's weight in the gain, so a near-empty cell gains
 /// nothing from its few rows (in units of rows at p = 0.5: 4 rows).
 const GAIN_RIDGE: f64 = 1.0;
+
+/// How many standard deviations of the chance gain a pair's excess gain
+/// must reach to be kept.
+const SIGNIFICANCE: f64 = 3.0;
 
 /// One feature pair and its screen gain (per row, in log-likelihood units
 /// of one Newton step; larger is a stronger interaction).
@@ -93,14 +105,20 @@ fn numeric_codes(np: &NumericPrep, v: &[f64], rows: &[usize]) -> (Vec<u8>, usize
     (codes, cuts.len() + 2)
 }
 
-/// `sum R^2 / (H + ridge)` over bins from per-bin sums.
-fn newton_gain(sums: &[(f64, f64)]) -> f64 {
-    sums.iter().map(|&(r, h)| r * r / (h + GAIN_RIDGE)).sum()
+/// `sum (R^2 - H) / (H + ridge)` over bins from per-bin sums: the Newton
+/// gain beyond its expectation on noise, and the number of non-empty bins.
+fn newton_gain(sums: &[(f64, f64)]) -> (f64, usize) {
+    sums.iter()
+        .filter(|&&(_, h)| h > 0.0)
+        .fold((0.0, 0), |(g, k), &(r, h)| {
+            (g + (r * r - h) / (h + GAIN_RIDGE), k + 1)
+        })
 }
 
-/// Residual gain of the pair's grid over its two margins, per row.
-fn pair_gain(a: (&[u8], usize), b: (&[u8], usize), r: &[f64], h: &[f64]) -> f64 {
-    let (nb, n) = (b.1, r.len().max(1) as f64);
+/// Excess residual gain of the pair's grid over its two margins (total over
+/// the rows), and its extra cells (degrees of freedom, at least 1).
+fn pair_gain(a: (&[u8], usize), b: (&[u8], usize), r: &[f64], h: &[f64]) -> (f64, f64) {
+    let nb = b.1;
     let mut grid = vec![(0.0, 0.0); a.1 * nb];
     let mut ma = vec![(0.0, 0.0); a.1];
     let mut mb = vec![(0.0, 0.0); nb];
@@ -111,11 +129,13 @@ fn pair_gain(a: (&[u8], usize), b: (&[u8], usize), r: &[f64], h: &[f64]) -> f64 
             slot[k].1 += h[i];
         }
     }
-    (newton_gain(&grid) - newton_gain(&ma) - newton_gain(&mb)) / n
+    let ((g, kg), (ga, ka), (gb, kb)) = (newton_gain(&grid), newton_gain(&ma), newton_gain(&mb));
+    let extra = (kg + 1).saturating_sub(ka + kb).max(1);
+    (g - ga - gb, extra as f64)
 }
 
-/// The `keep` feature pairs with the largest positive screen gain, largest
-/// first. `features[f]` and `data[f]` describe feature `f`; `logits` are the
+/// The `keep` feature pairs with the largest significant excess gain,
+/// largest first. `features[f]` and `data[f]` describe feature `f`; `logits` are the
 /// main-effects model's log-odds of `rows`, `y` their labels.
 pub(crate) fn screen_pairs(
     features: &[FeaturePrep],
@@ -144,16 +164,17 @@ pub(crate) fn screen_pairs(
         let (ca, cb) = (&codes[a], &codes[b]);
         pair_gain((&ca.0, ca.1), (&cb.0, cb.1), &r, &h)
     });
+    let n = rows.len().max(1) as f64;
     let mut ranked: Vec<PairGain> = pairs
         .iter()
         .zip(gains)
-        .filter(|(_, g)| *g > 0.0)
-        .map(|(&(a, b), gain)| PairGain {
+        .filter(|(_, (g, extra))| *g > SIGNIFICANCE * (2.0 * extra).sqrt())
+        .map(|(&(a, b), (g, _))| PairGain {
             features: (
                 features[a].name().to_string(),
                 features[b].name().to_string(),
             ),
-            gain,
+            gain: g / n,
         })
         .collect();
     // Stable on ties: pair order is the features' order.
@@ -204,7 +225,11 @@ mod tests {
         let ranked = screen_pairs(&features, &data, &rows, &y, &vec![0.0; n], 3);
         assert_eq!(ranked[0].features, ("x0".into(), "x1".into()), "{ranked:?}");
         assert!(ranked[0].gain > 0.1, "{ranked:?}");
-        assert!(ranked[1..].iter().all(|p| p.gain < 0.01), "{ranked:?}");
+        assert_eq!(
+            ranked.len(),
+            1,
+            "noise pairs are not significant: {ranked:?}"
+        );
         assert!(screen_pairs(&features, &data, &rows, &y, &vec![0.0; n], 0).is_empty());
     }
 

@@ -28,9 +28,11 @@
 //! - [`schema`]: column kinds (numeric / categorical / ignored), TOML overrides, inference.
 //! - [`label`]: churn label parsing (1/0, true/false, yes/no).
 //! - [`split`]: stratified seeded holdout split and k-fold assignment.
+//! - `duplicate` (private): numeric columns that repeat an earlier one (dropped in training).
 //! - [`preprocess`]: imputation, log1p, one-hot, standardization of numeric values (fitted on training rows).
-//! - [`shape`]: shape functions of numeric features (hinges at quantile knots) added as design columns.
-//! - [`interaction`]: screen of feature pairs by residual gain of their 2-D bins (reported).
+//! - [`shape`]: shape functions of numeric features (tents at quantile knots) added as design columns.
+//! - [`interaction`]: screen of feature pairs by residual gain of their 2-D bins.
+//! - [`product`]: interaction terms: products of a coarse basis of each feature of a screened pair.
 //! - `cv` (private): L2 strength by k-fold cross-validated ROC AUC, folds in parallel.
 //! - [`customer_id`](mod@customer_id): the one rule for customer ids (every path calls it).
 //! - `validate` (private): table shape, customer ids, class balance checks.
@@ -51,12 +53,14 @@ pub mod band;
 pub mod customer_id;
 mod cv;
 pub mod decimal;
+mod duplicate;
 pub mod error;
 pub mod interaction;
 pub mod label;
 pub mod logistic;
 pub mod metrics;
 pub mod preprocess;
+pub mod product;
 pub mod reason;
 pub mod reference;
 pub mod schema;
@@ -74,7 +78,7 @@ pub use band::{BandCutoffs, BandPolicy, BandPolicyError, RiskBand};
 pub use customer_id::{customer_id, CustomerIdError, MAX_CUSTOMER_ID_BYTES};
 pub use error::{Error, ErrorKind, Result};
 pub use metrics::{ConfusionMatrix, Metrics};
-pub use reason::Reason;
+pub use reason::{Partner, Reason};
 pub use schema::{ColumnKind, ColumnSpec, Schema};
 pub use scoring::{CompactScore, Explanation, OutOfRange, Score, ScoredRecord, Scorer};
 pub use synthetic::{generate, SyntheticConfig};

@@ -8,6 +8,7 @@
 //! logistic model (a feature's value, its missing indicator, or one level).
 
 use crate::error::{Error, Result};
+use crate::product::{Part, PartArg, MAX_PARTS};
 use crate::reference::{decile_ranks, Bins, ReferenceBins};
 use crate::schema::{ColumnKind, ResolvedColumn};
 use crate::table::{ColumnValues, Table};
@@ -144,6 +145,13 @@ pub enum Role {
     Level { index: usize },
     /// 1 when the level is not a kept level (rare, unseen or missing).
     Other,
+    /// The product of `part` of this column's feature and `with_part` of
+    /// feature `with`: one term of an interaction (see [`crate::product`]).
+    Product {
+        with: usize,
+        part: Part,
+        with_part: Part,
+    },
 }
 
 /// One input of the logistic model, transformed as `(x - mean) / std`
@@ -551,7 +559,15 @@ impl Preprocessor {
         let mut kept = Vec::new();
         // Features are independent: fit them in parallel.
         let results = par_map(cols.len(), |ci| fit_one(&cols[ci], &data[ci], rows, opts));
+        let repeated = crate::duplicate::repeated_columns(data, rows);
         for (ci, (col, fit)) in cols.iter().zip(results).enumerate() {
+            if let Some((twin, r)) = repeated[ci] {
+                warnings.push(format!(
+                    "column {:?} repeats column {:?} (correlation {r:.5}) in the training split and was dropped",
+                    col.name, cols[twin].name
+                ));
+                continue;
+            }
             let FeatureFit {
                 feature,
                 mut columns,
@@ -598,6 +614,7 @@ impl Preprocessor {
 
     /// Consistency of indices and parameters (used when loading an artifact).
     pub(crate) fn check(&self) -> std::result::Result<(), String> {
+        self.check_product_sides()?;
         for c in &self.columns {
             let Some(f) = self.features.get(c.feature) else {
                 return Err(format!(
@@ -612,6 +629,18 @@ impl Preprocessor {
                 }
                 (Role::Level { index }, FeaturePrep::Categorical(cp)) => *index < cp.levels.len(),
                 (Role::Other, FeaturePrep::Categorical(_)) => true,
+                (
+                    Role::Product {
+                        with,
+                        part,
+                        with_part,
+                    },
+                    _,
+                ) => {
+                    *with != c.feature
+                        && part.fits(f)
+                        && self.features.get(*with).is_some_and(|g| with_part.fits(g))
+                }
                 _ => false,
             };
             if !(ok && c.std > 0.0 && c.std.is_finite() && c.mean.is_finite()) {
@@ -698,6 +727,19 @@ impl Preprocessor {
     ) {
         let c = &self.columns[j];
         let inv = scale / c.std;
+        if let Role::Product {
+            with,
+            part,
+            with_part,
+        } = &c.role
+        {
+            for (i, (o, &r)) in out.iter_mut().zip(rows).enumerate() {
+                let x = part.at(self.part_arg(c.feature, data, codes, i, r));
+                let y = with_part.at(self.part_arg(*with, data, codes, i, r));
+                *o = (x * y - c.mean) * inv;
+            }
+            return;
+        }
         match (&self.features[c.feature], data[c.feature]) {
             (FeaturePrep::Numeric(np), FeatureData::Num(v)) => {
                 let t_med = np.transformed_median();
@@ -731,6 +773,73 @@ impl Preprocessor {
             // Kinds are matched when the data is extracted; an impossible
             // mismatch contributes the column mean (0 after standardizing).
             _ => out.iter_mut().for_each(|o| *o = 0.0),
+        }
+    }
+}
+
+impl Preprocessor {
+    /// Each side of a feature pair's product terms has at most
+    /// [`MAX_PARTS`] distinct parts (scoring evaluates a side into a fixed
+    /// array).
+    fn check_product_sides(&self) -> std::result::Result<(), String> {
+        let mut sides: Vec<((usize, usize), Vec<&Part>, Vec<&Part>)> = Vec::new();
+        for c in &self.columns {
+            if let Role::Product {
+                with,
+                part,
+                with_part,
+            } = &c.role
+            {
+                let key = (c.feature, *with);
+                let i = match sides.iter().position(|s| s.0 == key) {
+                    Some(i) => i,
+                    None => {
+                        sides.push((key, Vec::new(), Vec::new()));
+                        sides.len() - 1
+                    }
+                };
+                let side = &mut sides[i];
+                if !side.1.contains(&part) {
+                    side.1.push(part);
+                }
+                if !side.2.contains(&with_part) {
+                    side.2.push(with_part);
+                }
+                if side.1.len() > MAX_PARTS || side.2.len() > MAX_PARTS {
+                    return Err(format!(
+                        "interaction column {:?}: more than {MAX_PARTS} parts on one side",
+                        c.name
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Feature `f`'s value at row `r` (the `i`-th of the rows whose level
+    /// `codes` were looked up) as a part of a product takes it.
+    #[inline]
+    fn part_arg(
+        &self,
+        f: usize,
+        data: &[&FeatureData<'_>],
+        codes: &[Option<Vec<u32>>],
+        i: usize,
+        r: usize,
+    ) -> PartArg {
+        match (&self.features[f], data[f]) {
+            (FeaturePrep::Numeric(np), FeatureData::Num(v)) => {
+                let x = v[r];
+                PartArg::T(if x.is_nan() {
+                    np.transformed_median()
+                } else {
+                    np.transform(x)
+                })
+            }
+            _ => match codes.get(f) {
+                Some(Some(code)) if code[i] != u32::MAX => PartArg::Level(Some(code[i] as usize)),
+                _ => PartArg::Level(None),
+            },
         }
     }
 }

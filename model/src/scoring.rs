@@ -9,7 +9,10 @@
 //! categorical feature contributes a fixed amount per level. One-hot columns
 //! and missing indicators are thereby folded back into their source feature,
 //! and the logit is the intercept plus these contributions summed in feature
-//! order, which is also how [`Explanation`] adds them up (so they agree exactly).
+//! order, then each interaction's (its product terms folded into one small
+//! grid, see [`crate::product`]), which is also how [`Explanation`] adds
+//! them up (so they agree exactly). A reason is a feature or an interaction
+//! ("term": indices past the features are the interactions).
 //! That folded model (crate-private `FoldedModel`) needs no band cutoffs, so
 //! training scores its holdout with it before the cutoffs exist, by the same
 //! code that serves scores.
@@ -35,7 +38,8 @@ use crate::artifact::{Coefficient, ModelArtifact};
 use crate::band::{BandCutoffs, RiskBand};
 use crate::error::{Error, Result};
 use crate::preprocess::{number_as_level, FeaturePrep, Preprocessor, Role, OTHER_LEVEL};
-use crate::reason::Reason;
+use crate::product::{FoldedPair, PartArg};
+use crate::reason::{Partner, Reason};
 use crate::table::{ColumnValues, Table};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -145,6 +149,8 @@ struct NumParam {
     hinges: Vec<(f64, f64)>,
     missing: f64,
     log1p: bool,
+    /// The transformed value a missing one is imputed at (for interactions).
+    t_median: f64,
     /// Negative values are outside the domain.
     non_negative: bool,
     /// Training range (infinite when the artifact predates it).
@@ -295,6 +301,8 @@ fn push_top(s: &mut CompactScore, feature: usize, c: f64) {
 pub(crate) struct FoldedModel {
     intercept: f64,
     params: Vec<Param>,
+    /// Interactions, after the features in term order.
+    pairs: Vec<FoldedPair>,
     names: Vec<String>,
     required: Vec<bool>,
 }
@@ -317,6 +325,7 @@ impl FoldedModel {
                     hinges: Vec::new(),
                     missing: 0.0,
                     log1p: n.log1p,
+                    t_median: n.transformed_median(),
                     non_negative: n.non_negative(),
                     min: n.min.unwrap_or(f64::NEG_INFINITY),
                     max: n.max.unwrap_or(f64::INFINITY),
@@ -324,9 +333,19 @@ impl FoldedModel {
                 FeaturePrep::Categorical(c) => Param::Cat(CatParam::new(&c.levels)),
             })
             .collect();
+        let mut pairs = Vec::new();
         for (col, coef) in prep.columns.iter().zip(coefficients) {
             let w = coef.value / col.std;
             let at0 = -w * col.mean;
+            if let Role::Product {
+                with,
+                part,
+                with_part,
+            } = &col.role
+            {
+                FoldedPair::add(&mut pairs, (col.feature, *with), (part, with_part), w, at0);
+                continue;
+            }
             let Some(p) = params.get_mut(col.feature) else {
                 continue;
             };
@@ -365,6 +384,58 @@ impl FoldedModel {
             names: prep.features.iter().map(|f| f.name().to_string()).collect(),
             required: prep.features.iter().map(|f| f.required()).collect(),
             params,
+            pairs,
+        }
+    }
+
+    /// Feature `f`'s (already validated) cell as a part of a product takes it.
+    #[inline]
+    fn part_arg(&self, f: usize, cell: Cell<'_>) -> PartArg {
+        match &self.params[f] {
+            Param::Num(p) => {
+                let x = match cell {
+                    Cell::Number(x) => x,
+                    Cell::Text(s) => s.trim().parse().unwrap_or(f64::NAN),
+                    Cell::Missing => f64::NAN,
+                };
+                PartArg::T(match (x.is_finite(), p.log1p) {
+                    (false, _) => p.t_median,
+                    (true, true) => x.ln_1p(),
+                    (true, false) => x,
+                })
+            }
+            Param::Cat(p) => PartArg::Level(p.level(cell)),
+        }
+    }
+
+    /// Adds each interaction's contribution for the cells `cell(f)` to the
+    /// logit and the top reasons of `s`, calling `each(term, contribution)`
+    /// too; after the features, in term order.
+    #[inline]
+    fn add_pairs<'c>(
+        &self,
+        s: &mut CompactScore,
+        cell: impl Fn(usize) -> Cell<'c>,
+        mut each: impl FnMut(usize, f64),
+    ) {
+        let n = self.names.len();
+        for (k, pair) in self.pairs.iter().enumerate() {
+            let c = pair.contribution(
+                self.part_arg(pair.a, cell(pair.a)),
+                self.part_arg(pair.b, cell(pair.b)),
+            );
+            s.logit += c;
+            push_top(s, n + k, c);
+            each(n + k, c);
+        }
+    }
+
+    /// How term `t` (a feature, or an interaction past the features) reads:
+    /// `plan`, `plan x logins_30d`.
+    fn term_name(&self, t: usize) -> String {
+        match self.pairs.get(t.wrapping_sub(self.names.len())) {
+            Some(p) => format!("{} x {}", self.names[p.a], self.names[p.b]),
+            None => self.names.get(t).cloned().unwrap_or_default(),
         }
     }
 
@@ -455,11 +526,6 @@ impl FoldedModel {
         }
     }
 
-    /// Contribution of feature `f` for a JSON value.
-    fn json_contribution(&self, f: usize, v: Option<&Value>) -> Result<(f64, bool)> {
-        self.contribution(f, self.json_cell(f, v)?, None)
-    }
-
     /// Finite contributions can still add up to an infinite logit; blame
     /// the feature pushing hardest.
     #[inline]
@@ -472,7 +538,7 @@ impl FoldedModel {
         } else {
             0
         };
-        let field = self.names.get(f).cloned().unwrap_or_default();
+        let field = self.term_name(f);
         Err(Error::ValueOutOfRange { field, row })
     }
 
@@ -525,6 +591,9 @@ impl FoldedModel {
             s.logit += c;
             push_top(&mut s, f, c);
             s.out_of_range += u16::from(outside);
+        }
+        if !self.pairs.is_empty() {
+            self.add_pairs(&mut s, |f| bound[f].cell(i), |_, _| ());
         }
         self.check_logit(&s, Some(table.row_number(i)))?;
         Ok(s)
@@ -589,14 +658,23 @@ impl Scorer {
     /// # Errors
     /// As [`Scorer::score_json`].
     pub fn explain_json(&self, features: &Map<String, Value>) -> Result<Explanation> {
-        let mut logit = self.model.intercept;
+        let mut s = CompactScore {
+            logit: self.model.intercept,
+            ..CompactScore::default()
+        };
         let mut contributions = Vec::with_capacity(self.model.names.len());
+        let cells = self.json_cells(features)?;
         for (f, name) in self.model.names.iter().enumerate() {
-            let (c, _) = self.model.json_contribution(f, features.get(name))?;
-            logit += c;
+            let (c, _) = self.model.contribution(f, cells[f], None)?;
+            s.logit += c;
             contributions.push((name.clone(), c));
         }
-        if !logit.is_finite() {
+        self.model.add_pairs(
+            &mut s,
+            |f| cells[f],
+            |t, c| contributions.push((self.model.term_name(t), c)),
+        );
+        if !s.logit.is_finite() {
             let worst = contributions
                 .iter()
                 .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()));
@@ -606,8 +684,21 @@ impl Scorer {
         Ok(Explanation {
             intercept: self.model.intercept,
             contributions,
-            logit,
+            logit: s.logit,
         })
+    }
+
+    /// The cell of every model feature in a JSON record, in model order.
+    ///
+    /// # Errors
+    /// [`Error::WrongType`] for a boolean, array or object.
+    fn json_cells<'v>(&self, features: &'v Map<String, Value>) -> Result<Vec<Cell<'v>>> {
+        self.model
+            .names
+            .iter()
+            .enumerate()
+            .map(|(f, name)| self.model.json_cell(f, features.get(name)))
+            .collect()
     }
 
     /// Scores one record given as a JSON object of feature name -> value.
@@ -623,14 +714,16 @@ impl Scorer {
             ..CompactScore::default()
         };
         let mut out_of_range = Vec::new();
+        let cells = self.json_cells(features)?;
         for (f, name) in self.model.names.iter().enumerate() {
-            let (c, outside) = self.model.json_contribution(f, features.get(name))?;
+            let (c, outside) = self.model.contribution(f, cells[f], None)?;
             s.logit += c;
             push_top(&mut s, f, c);
             if outside {
                 out_of_range.push(self.out_of_range_of(f, features.get(name)));
             }
         }
+        self.model.add_pairs(&mut s, |f| cells[f], |_, _| ());
         self.model.check_logit(&s, None)?;
         self.finish(&mut s);
         let known = |k: &String| {
@@ -641,13 +734,11 @@ impl Scorer {
         let ignored_fields = features.keys().filter(|k| !known(k)).count();
         let reasons = (0..s.n_reasons as usize)
             .map(|i| {
-                let f = s.reason_features[i] as usize;
-                // The field scored, so its cell is valid.
-                let cell = self
-                    .model
-                    .json_cell(f, features.get(&self.model.names[f]))
-                    .unwrap_or(Cell::Missing);
-                self.reason(f, cell, s.reason_contributions[i])
+                self.reason(
+                    s.reason_features[i] as usize,
+                    |f| cells[f],
+                    s.reason_contributions[i],
+                )
             })
             .collect();
         let score = Score {
@@ -690,9 +781,32 @@ impl Scorer {
         s.risk_band = self.bands.band(s.churn_probability);
     }
 
-    /// The one reason function: feature `f` with the customer's value of
-    /// `cell` beside the typical one (training median or most common level).
-    fn reason(&self, f: usize, cell: Cell<'_>, contribution: f64) -> Reason {
+    /// The one reason function: term `t` (a feature, or an interaction past
+    /// the features) with the customer's values of the cells `cell(f)`.
+    fn reason<'c>(&self, t: usize, cell: impl Fn(usize) -> Cell<'c>, contribution: f64) -> Reason {
+        let n = self.model.names.len();
+        let Some(pair) = self.model.pairs.get(t.wrapping_sub(n)) else {
+            return self.feature_reason(t, cell(t), contribution);
+        };
+        let (a, b) = (
+            self.feature_reason(pair.a, cell(pair.a), contribution),
+            self.feature_reason(pair.b, cell(pair.b), 0.0),
+        );
+        Reason {
+            feature: a.feature,
+            value: a.value,
+            typical: Value::Null,
+            contribution,
+            with: Some(Partner {
+                feature: b.feature,
+                value: b.value,
+            }),
+        }
+    }
+
+    /// Feature `f` with the customer's value of `cell` beside the typical
+    /// one (training median or most common level).
+    fn feature_reason(&self, f: usize, cell: Cell<'_>, contribution: f64) -> Reason {
         let (value, typical) = match (
             &self.artifact.preprocessing.features[f],
             &self.model.params[f],
@@ -726,6 +840,7 @@ impl Scorer {
             value,
             typical,
             contribution,
+            with: None,
         }
     }
 
@@ -793,13 +908,13 @@ impl Scorer {
         if row >= table.n_rows() {
             return Vec::new();
         }
+        let terms = self.model.names.len() + self.model.pairs.len();
         (0..score.n_reasons as usize)
-            .filter(|&k| (score.reason_features[k] as usize) < self.model.names.len())
+            .filter(|&k| (score.reason_features[k] as usize) < terms)
             .map(|k| {
-                let f = score.reason_features[k] as usize;
                 self.reason(
-                    f,
-                    self.model.bind_one(table, f).cell(row),
+                    score.reason_features[k] as usize,
+                    |f| self.model.bind_one(table, f).cell(row),
                     score.reason_contributions[k],
                 )
             })
@@ -815,8 +930,8 @@ impl Scorer {
                 let s = self.score_bound(&bound, i, table)?;
                 let reasons = (0..s.n_reasons as usize)
                     .map(|k| {
-                        let f = s.reason_features[k] as usize;
-                        self.reason(f, bound[f].cell(i), s.reason_contributions[k])
+                        let t = s.reason_features[k] as usize;
+                        self.reason(t, |f| bound[f].cell(i), s.reason_contributions[k])
                     })
                     .collect();
                 Ok(Score {

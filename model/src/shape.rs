@@ -36,13 +36,15 @@ use crate::preprocess::{par_map, DesignColumn, FeatureData, FeaturePrep, Preproc
 /// Quantile knots of the present values of `v` at `rows` after `transform`:
 /// at most `knots` distinct quantiles at `i / (knots + 1)`, each strictly
 /// between the smallest and largest value, with those two values around
-/// them (empty when no quantile is inside). Uses an evenly strided sample
-/// of at most 100k values (knot placement needs no more).
-fn quantile_knots(
+/// them (empty when no quantile is inside, or just the two values when
+/// `ends_alone` is set and they differ). Uses an evenly strided sample of
+/// at most 100k values (knot placement needs no more).
+pub(crate) fn quantile_knots(
     v: &[f64],
     rows: &[usize],
     knots: usize,
     transform: impl Fn(f64) -> f64,
+    ends_alone: bool,
 ) -> Vec<f64> {
     let step = rows.len().div_ceil(100_000).max(1);
     let mut t: Vec<f64> = rows
@@ -63,7 +65,11 @@ fn quantile_knots(
         .collect();
     out.dedup();
     if out.is_empty() {
-        return out;
+        return if ends_alone && lo < hi {
+            vec![lo, hi]
+        } else {
+            out
+        };
     }
     // The ends anchor the first and last tent.
     out.insert(0, lo);
@@ -86,7 +92,7 @@ pub fn tent(t: f64, left: f64, peak: f64, right: f64) -> f64 {
 
 /// A knot as it reads in a column name: the raw value (undoing log1p),
 /// rounded to 3 decimals.
-fn knot_label(knot: f64, log1p: bool) -> String {
+pub(crate) fn knot_label(knot: f64, log1p: bool) -> String {
     let raw = if log1p { knot.exp_m1() } else { knot };
     format!("{}", (raw * 1000.0).round() / 1000.0)
 }
@@ -114,7 +120,7 @@ fn tent_columns(
         .collect();
     let n = ts.len().max(1) as f64;
     let mut out = Vec::new();
-    let grid = quantile_knots(v, rows, knots, |x| np.transform(x));
+    let grid = quantile_knots(v, rows, knots, |x| np.transform(x), false);
     for w in grid.windows(3) {
         let (left, peak, right) = (w[0], w[1], w[2]);
         let mean = ts.iter().map(|&t| tent(t, left, peak, right)).sum::<f64>() / n;
@@ -192,21 +198,27 @@ mod tests {
     fn knots_are_distinct_interior_quantiles() {
         let v: Vec<f64> = (0..1000).map(|i| i as f64).collect();
         let rows: Vec<usize> = (0..v.len()).collect();
-        let k = quantile_knots(&v, &rows, 4, |x| x);
+        let k = quantile_knots(&v, &rows, 4, |x| x, false);
         assert_eq!(k, vec![0.0, 199.0, 399.0, 599.0, 799.0, 999.0]);
         // Counts 0..=3, mostly 0: the repeated quantiles collapse.
         let c: Vec<f64> = (0..100)
             .map(|i| [0.0, 0.0, 0.0, 1.0, 2.0, 3.0][i % 6])
             .collect();
         let rows: Vec<usize> = (0..c.len()).collect();
-        let k = quantile_knots(&c, &rows, 5, |x| x);
+        let k = quantile_knots(&c, &rows, 5, |x| x, false);
         assert_eq!((k[0], k[k.len() - 1]), (0.0, 3.0), "{k:?}");
         assert!(
             k[1..k.len() - 1].iter().all(|&x| x > 0.0 && x < 3.0),
             "{k:?}"
         );
         assert!(k.windows(2).all(|w| w[0] < w[1]), "{k:?}");
-        assert!(quantile_knots(&[f64::NAN, 1.0], &[0, 1], 3, |x| x).is_empty());
+        assert!(quantile_knots(&[f64::NAN, 1.0], &[0, 1], 3, |x| x, true).is_empty());
+        // Two values: no interior knot, the ends alone when asked for.
+        assert!(quantile_knots(&[0.0, 1.0, 1.0], &[0, 1, 2], 3, |x| x, false).is_empty());
+        assert_eq!(
+            quantile_knots(&[0.0, 1.0, 1.0], &[0, 1, 2], 3, |x| x, true),
+            vec![0.0, 1.0]
+        );
     }
 
     #[test]

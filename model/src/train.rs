@@ -61,7 +61,8 @@ pub struct TrainingReport {
     pub complexity: Complexity,
     /// Feature pairs the main-effects model leaves the most signal in, by
     /// the interaction screen (see [`crate::interaction`]), strongest first;
-    /// at most `max_interactions`. Not yet terms of the model.
+    /// at most `max_interactions`. They are the model's interaction terms
+    /// when `complexity` is `shapes_and_interactions`.
     #[serde(default)]
     pub interaction_screen: Vec<PairGain>,
     pub train_rows: usize,
@@ -79,6 +80,9 @@ pub enum Complexity {
     Linear,
     /// Linear plus a shape function per numeric feature (see [`crate::shape`]).
     Shapes,
+    /// Shapes plus product terms of the screened feature pairs (see
+    /// [`crate::product`]).
+    ShapesAndInteractions,
 }
 
 impl std::fmt::Display for Complexity {
@@ -86,6 +90,7 @@ impl std::fmt::Display for Complexity {
         f.write_str(match self {
             Complexity::Linear => "linear",
             Complexity::Shapes => "shapes",
+            Complexity::ShapesAndInteractions => "shapes_and_interactions",
         })
     }
 }
@@ -125,8 +130,7 @@ pub fn train(table: &Table, schema: &Schema, config: &TrainConfig) -> Result<Tra
     clock.lap("preprocess");
     let choice = choose_complexity(&prepared, &labels, config)?;
     prepared.prep = choice.prep;
-    let interaction_screen =
-        screen_interactions(&prepared, &choice.rows, &labels, &choice.cv, config);
+    let interaction_screen = choice.screen;
     let (cv, cv_rows) = (choice.cv, choice.rows.len());
     clock.lap("cv");
     let (x, y_train) = training_design(&prepared, &labels);
@@ -287,13 +291,18 @@ struct Choice {
     prep: Preprocessor,
     cv: CvOutcome,
     results: Vec<ComplexityResult>,
+    /// The interaction screen's pairs, strongest first.
+    screen: Vec<PairGain>,
     /// Rows cross-validation used (a stratified subsample of the training split).
     rows: Vec<usize>,
 }
 
 /// Cross-validates every complexity on the same stratified (sub)sample of
 /// the training split and folds, and keeps the simplest within
-/// `config.complexity_tolerance` of the best mean ROC AUC. Shape terms are
+/// `config.complexity_tolerance` of the best mean ROC AUC: linear, then
+/// shapes, then shapes with the product terms of the pairs the interaction
+/// screen finds on the best main-effects model's residuals (no such
+/// candidate when the screen finds none). Shape and product terms are
 /// fitted on that subsample (quantile knots and standardization need no
 /// more rows), so a linear winner costs only the extra cross-validation.
 ///
@@ -311,19 +320,41 @@ fn choose_complexity(
         config.seed,
     );
     let data = prepared.kept_data();
-    let mut candidates = vec![(Complexity::Linear, prepared.prep.clone())];
+    let cv = |prep: &Preprocessor| cross_validate_prep(prep, &data, &rows, labels, config);
+    let mut tried = vec![(Complexity::Linear, prepared.prep.clone())];
+    let mut outcomes = vec![cv(&prepared.prep)?];
     let shaped = prepared.prep.with_shapes(&data, &rows, config.shape_knots);
     if shaped.columns.len() > prepared.prep.columns.len() {
-        candidates.push((Complexity::Shapes, shaped));
+        outcomes.push(cv(&shaped)?);
+        tried.push((Complexity::Shapes, shaped));
     }
-    let mut tried = Vec::with_capacity(candidates.len());
-    for (complexity, prep) in candidates {
-        let cv = cross_validate_prep(&prep, &data, &rows, labels, config)?;
-        tried.push((complexity, prep, cv));
+    // The pairs screened against the better main-effects model.
+    let main = if best_auc(&outcomes[outcomes.len() - 1]) > best_auc(&outcomes[0]) {
+        outcomes.len() - 1
+    } else {
+        0
+    };
+    let screen = screen_interactions(
+        &tried[main].1,
+        &data,
+        &rows,
+        labels,
+        &outcomes[main],
+        config,
+    );
+    if !screen.is_empty() {
+        let base = &tried[tried.len() - 1].1;
+        let pairs = pair_indices(base, &screen);
+        let with_pairs = base.with_interactions(&data, &rows, &pairs);
+        if with_pairs.columns.len() > base.columns.len() {
+            outcomes.push(cv(&with_pairs)?);
+            tried.push((Complexity::ShapesAndInteractions, with_pairs));
+        }
     }
     let results: Vec<ComplexityResult> = tried
         .iter()
-        .map(|(complexity, prep, cv)| ComplexityResult {
+        .zip(&outcomes)
+        .map(|((complexity, prep), cv)| ComplexityResult {
             complexity: *complexity,
             design_columns: prep.columns.len(),
             cv_auc: best_auc(cv),
@@ -331,21 +362,32 @@ fn choose_complexity(
         })
         .collect();
     let pick = simplest_within(&results, config.complexity_tolerance);
-    let (complexity, prep, cv) = tried.swap_remove(pick);
+    let (complexity, prep) = tried.swap_remove(pick);
     Ok(Choice {
         complexity,
         prep,
-        cv,
+        cv: outcomes.swap_remove(pick),
         results,
+        screen,
         rows,
     })
 }
 
+/// The feature indices in `prep` of each screened pair.
+fn pair_indices(prep: &Preprocessor, screen: &[PairGain]) -> Vec<(usize, usize)> {
+    let index = |name: &str| prep.features.iter().position(|f| f.name() == name);
+    screen
+        .iter()
+        .filter_map(|g| Some((index(&g.features.0)?, index(&g.features.1)?)))
+        .collect()
+}
+
 /// The interaction screen on the cross-validation `rows`, against the
-/// chosen main-effects model (`prepared.prep` with the fold-averaged
-/// solution of its cross-validation, `cv`).
+/// main-effects model `prep` with the fold-averaged solution of its
+/// cross-validation, `cv`.
 fn screen_interactions(
-    prepared: &Prepared<'_>,
+    prep: &Preprocessor,
+    data: &[&FeatureData<'_>],
     rows: &[usize],
     labels: &[bool],
     cv: &CvOutcome,
@@ -354,9 +396,8 @@ fn screen_interactions(
     if config.max_interactions == 0 {
         return Vec::new();
     }
-    let data = prepared.kept_data();
     let mut x = Vec::new();
-    prepared.prep.design_col_major(&data, rows, &mut x);
+    prep.design_col_major(data, rows, &mut x);
     let n = rows.len();
     let mut logits = vec![cv.warm_start.intercept; n];
     for (j, w) in cv.warm_start.weights.iter().enumerate() {
@@ -366,8 +407,8 @@ fn screen_interactions(
     }
     let y: Vec<bool> = rows.iter().map(|&r| labels[r]).collect();
     screen_pairs(
-        &prepared.prep.features,
-        &data,
+        &prep.features,
+        data,
         rows,
         &y,
         &logits,

@@ -468,6 +468,7 @@ fn scores_file_has_the_documented_columns() {
         value: serde_json::json!(v),
         typical: serde_json::json!(t),
         contribution: 0.5,
+        with: None,
     };
     let score = Score {
         churn_probability: 0.8123456,

@@ -31,6 +31,7 @@ pub fn flag(id: &str, p: f64, band: RiskBand, secs: i64) -> Flag {
             value: serde_json::json!(2),
             typical: serde_json::json!(14.5),
             contribution: 0.42,
+            with: None,
         }],
         "model-a",
         t(secs),

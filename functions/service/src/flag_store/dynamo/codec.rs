@@ -128,6 +128,7 @@ mod tests {
                 value: serde_json::json!(2),
                 typical: serde_json::json!(14),
                 contribution: 0.7,
+                with: None,
             }],
             "m1",
             timestamp::now(),
