@@ -16,18 +16,19 @@
 # For each data set and seed, `cargo run --example holdout_auc` trains our
 # model with the default configuration except the seed (its own stratified
 # seeded split) and prints the holdout rows; sklearn_parity.py fits
-# scikit-learn's OneHotEncoder + StandardScaler + LogisticRegression(C=1) on
-# the complementary training rows and scores the same holdout rows. Gate:
-# on every split, ours >= sklearn - 0.005. HistGradientBoostingClassifier
-# (defaults) is fitted on the same rows and reported beside it, not gated;
-# the summary gives the mean holdout AUC of all three. Seed 7 is the default split; the
-# other seeds keep a lucky split from hiding a gap.
+# scikit-learn's OneHotEncoder + StandardScaler + LogisticRegression(C=1) and
+# HistGradientBoostingClassifier (defaults) on the complementary training
+# rows and scores the same holdout rows. Gates: on every split, ours >= the
+# logistic regression - 0.005; over the ten splits, our mean holdout AUC >=
+# max(the two models' means) - 0.01 (boosting's accuracy, with an additive
+# model's exact reasons). Calibration (ECE) of all three is reported. Seed 7
+# is the default split; the other seeds keep a lucky split from hiding a gap.
 #
 # Usage: model/parity/run.sh
 # Env:   PYTHON        interpreter for the venv (default python3)
 #        PARITY_VENV   venv directory (default .venv-parity, gitignored)
 #        PARITY_SEEDS  split seeds (default "7 1 2 3 4 5 6 8 9 10")
-# Respects CARGO_TARGET_DIR. Exit status non-zero when any split falls short.
+# Respects CARGO_TARGET_DIR. Exit status non-zero when a gate fails.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

@@ -19,7 +19,13 @@ The per-split line and the summary show its holdout AUC beside ours, and our
 holdout calibration error (ECE) when the example reports it.
 
 One JSON file per split (seed). Exit status 1 when ours < sklearn's LR -
-tolerance on any split, 2 when the two sides disagree about the rows.
+tolerance on any split, or when our mean holdout AUC over the splits is
+below max(LR's mean, HGB's mean) - boosting margin (0.01); 2 when the two
+sides disagree about the rows. Expected calibration error (10 equal-width
+bins, as the Rust side computes it) is reported for all three models and
+counted against --ece-target, not gated: on holdouts of 1,000-1,400 rows its
+sampling noise is of the target's size (scikit-learn's own models exceed it
+on some splits).
 
 Usage: sklearn_parity.py CSV OURS.json [OURS.json ...] [--id-column C]
            [--label-column C] [--tolerance T]
@@ -63,7 +69,7 @@ def sklearn_auc(X, y, is_holdout):
     )
     pipe.fit(X[~is_holdout], y[~is_holdout])
     p = pipe.predict_proba(X[is_holdout])[:, list(pipe.classes_).index(True)]
-    return roc_auc_score(y[is_holdout], p), categorical, numeric
+    return roc_auc_score(y[is_holdout], p), ece(y[is_holdout], p), categorical, numeric
 
 
 def hgb_auc(X, y, is_holdout):
@@ -75,7 +81,14 @@ def hgb_auc(X, y, is_holdout):
     model = HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=0)
     model.fit(X[~is_holdout], y[~is_holdout])
     p = model.predict_proba(X[is_holdout])[:, list(model.classes_).index(True)]
-    return roc_auc_score(y[is_holdout], p)
+    return roc_auc_score(y[is_holdout], p), ece(y[is_holdout], p)
+
+
+def ece(y, p, bins=10):
+    """Expected calibration error as the Rust side computes it: equal-width
+    probability bins, row-weighted |mean probability - churn rate|."""
+    b = np.minimum((p * bins).astype(int), bins - 1)
+    return sum(abs(p[b == k].sum() - y[b == k].sum()) for k in range(bins)) / len(p)
 
 
 def main() -> int:
@@ -85,6 +98,13 @@ def main() -> int:
     ap.add_argument("--id-column", default="customer_id")
     ap.add_argument("--label-column", default="churned")
     ap.add_argument("--tolerance", type=float, default=0.005)
+    ap.add_argument(
+        "--boosting-margin",
+        type=float,
+        default=0.01,
+        help="the mean holdout AUC must reach max(LR, HGB) mean minus this",
+    )
+    ap.add_argument("--ece-target", type=float, default=0.02, help="ECE reported against this (not gated)")
     args = ap.parse_args()
 
     # Ids and labels as text, like the Rust side; features with pandas' own inference.
@@ -99,6 +119,7 @@ def main() -> int:
 
     diffs, failed = [], 0
     aucs = {"ours": [], "lr": [], "hgb": []}
+    eces = {"ours": [], "lr": [], "hgb": []}
     for path in args.ours:
         with open(path) as f:
             ours = json.load(f)
@@ -111,12 +132,15 @@ def main() -> int:
             return 2
         is_holdout = np.zeros(len(df), dtype=bool)
         is_holdout[holdout] = True
-        sk_auc, categorical, numeric = sklearn_auc(X, y, is_holdout)
-        boost_auc = hgb_auc(X, y, is_holdout)
+        sk_auc, sk_ece, categorical, numeric = sklearn_auc(X, y, is_holdout)
+        boost_auc, boost_ece = hgb_auc(X, y, is_holdout)
         our_auc = ours["roc_auc"]
         aucs["ours"].append(our_auc)
         aucs["lr"].append(sk_auc)
         aucs["hgb"].append(boost_auc)
+        eces["ours"].append(ours["ece"])
+        eces["lr"].append(sk_ece)
+        eces["hgb"].append(boost_ece)
         diff = our_auc - sk_auc
         ok = our_auc >= sk_auc - args.tolerance
         failed += not ok
@@ -129,18 +153,24 @@ def main() -> int:
         print(
             f"  seed {ours['seed']:>3}: train {int((~is_holdout).sum())}, holdout {int(is_holdout.sum())}; "
             f"ours {our_auc:.4f} (l2 {ours['chosen_l2']:g})  sklearn {sk_auc:.4f}  "
-            f"diff {diff:+.4f}  {'ok' if ok else 'BELOW'}; hgb {boost_auc:.4f}"
-            + (f"; ours {ours['complexity']}" if "complexity" in ours else "")
-            + (f", ECE {ours['ece']:.4f}" if "ece" in ours else "")
+            f"diff {diff:+.4f}  {'ok' if ok else 'BELOW'}; hgb {boost_auc:.4f}; "
+            f"ours {ours['complexity']}; ECE ours {ours['ece']:.4f}, LR {sk_ece:.4f}, HGB {boost_ece:.4f}"
         )
     mean = float(np.mean(diffs))
-    ok = failed == 0
+    mean_auc = {k: float(np.mean(v)) for k, v in aucs.items()}
+    bar = max(mean_auc["lr"], mean_auc["hgb"]) - args.boosting_margin
+    ok = failed == 0 and mean_auc["ours"] >= bar
+    ece_over = sum(e > args.ece_target for e in eces["ours"])
     print(
         f"{'PASS' if ok else 'FAIL'}: {len(diffs)} split(s), "
         f"ours - sklearn: mean {mean:+.4f}, min {min(diffs):+.4f}, max {max(diffs):+.4f}; "
         f"{failed} split(s) more than {args.tolerance} below sklearn; "
-        f"mean holdout AUC: ours {np.mean(aucs['ours']):.4f}, LR {np.mean(aucs['lr']):.4f}, "
-        f"HGB {np.mean(aucs['hgb']):.4f}"
+        f"mean holdout AUC: ours {mean_auc['ours']:.4f}, LR {mean_auc['lr']:.4f}, "
+        f"HGB {mean_auc['hgb']:.4f} (bar max - {args.boosting_margin}: {bar:.4f}); "
+        f"ECE mean/max: ours {np.mean(eces['ours']):.4f}/{max(eces['ours']):.4f}, "
+        f"LR {np.mean(eces['lr']):.4f}/{max(eces['lr']):.4f}, "
+        f"HGB {np.mean(eces['hgb']):.4f}/{max(eces['hgb']):.4f}; "
+        f"ours above {args.ece_target} on {ece_over} split(s)"
     )
     return 0 if ok else 1
 

@@ -186,7 +186,8 @@ impl ModelArtifact {
         self.preprocessing
             .check()
             .map_err(|m| Error::ArtifactCorrupt { message: m })?;
-        if Self::version_for(&self.preprocessing) > self.schema_version {
+        let extended = self.preprocessing.has_shapes() || self.preprocessing.has_interactions();
+        if extended && self.schema_version < SCHEMA_VERSION {
             return corrupt(format!(
                 "shape or interaction terms in a schema_version {} artifact",
                 self.schema_version

@@ -1,5 +1,7 @@
-//! Choosing the L2 strength by k-fold cross-validated ROC AUC.
+//! Choosing the L2 strength by k-fold cross-validated ROC AUC, and the
+//! calibration of its log-odds on the out-of-fold predictions.
 
+use crate::calibration::Calibration;
 use crate::error::Result;
 use crate::logistic::{self, LogisticFit, SolverOptions};
 use crate::metrics::roc_auc;
@@ -22,6 +24,8 @@ pub(crate) struct CvOutcome {
     /// The average of the fold solutions at the chosen strength: the final
     /// fit's starting point.
     pub warm_start: LogisticFit,
+    /// Platt scaling of the out-of-fold log-odds at the chosen strength.
+    pub calibration: Calibration,
 }
 
 pub(crate) fn solver_options(config: &TrainConfig, l2: f64) -> SolverOptions {
@@ -59,7 +63,7 @@ pub(crate) fn cross_validate(
     };
     let mut cv = Vec::new();
     for (gi, &l2) in grid.iter().enumerate() {
-        let fold_aucs: Vec<f64> = fold_results.iter().map(|f| f[gi].1).collect();
+        let fold_aucs: Vec<f64> = fold_results.iter().map(|f| f[gi].auc).collect();
         let mean_auc = fold_aucs.iter().sum::<f64>() / fold_aucs.len() as f64;
         cv.push(CvResult {
             l2,
@@ -82,22 +86,38 @@ pub(crate) fn cross_validate(
         intercept: 0.0,
     };
     for f in &fold_results {
-        for (w, v) in init.weights.iter_mut().zip(&f[best].0.weights) {
+        for (w, v) in init.weights.iter_mut().zip(&f[best].fit.weights) {
             *w += v / k;
         }
-        init.intercept += f[best].0.intercept / k;
+        init.intercept += f[best].fit.intercept / k;
+    }
+    // Every CV row's log-odds from the fold model that did not see it.
+    let mut oof = vec![0.0; y_cv.len()];
+    for (f, fits) in fold_results.iter().enumerate() {
+        let rows = folds.iter().enumerate().filter(|&(_, &g)| g == f);
+        for ((i, _), &z) in rows.zip(&fits[best].scores) {
+            oof[i] = z;
+        }
     }
     Ok(CvOutcome {
         results: cv,
         chosen_l2,
         warm_start: init,
+        calibration: Calibration::fit(&oof, &y_cv),
     })
 }
 
-/// One fold's fit and validation AUC per grid value.
-type FoldFits = Vec<(LogisticFit, f64)>;
+/// One fold's fit at one grid value, its validation log-odds and AUC.
+struct FoldFit {
+    fit: LogisticFit,
+    scores: Vec<f64>,
+    auc: f64,
+}
 
-/// Per fold, per grid value: the fit and its validation AUC. Folds run in
+/// One fold's fits, one per grid value.
+type FoldFits = Vec<FoldFit>;
+
+/// Per fold, per grid value: the fit, its validation log-odds and AUC. Folds run in
 /// parallel on the current rayon pool; each fold is computed independently,
 /// so the result does not depend on the thread count.
 fn run_folds(
@@ -145,7 +165,7 @@ fn run_folds(
             }
             let auc = roc_auc(&yv, &scores);
             prev = Some(fit.clone());
-            out.push((fit, auc));
+            out.push(FoldFit { fit, scores, auc });
         }
         Ok(out)
     };

@@ -34,6 +34,7 @@
 //! - [`interaction`]: screen of feature pairs by residual gain of their 2-D bins.
 //! - [`product`]: interaction terms: products of a coarse basis of each feature of a screened pair.
 //! - `cv` (private): L2 strength by k-fold cross-validated ROC AUC, folds in parallel.
+//! - [`calibration`]: Platt scaling of the log-odds on the out-of-fold predictions.
 //! - [`customer_id`](mod@customer_id): the one rule for customer ids (every path calls it).
 //! - `validate` (private): table shape, customer ids, class balance checks.
 //! - [`logistic`]: linfa-logistic wrapper: class orientation, design scaling, per-row tolerance, exact intercept.
@@ -50,6 +51,7 @@
 
 pub mod artifact;
 pub mod band;
+pub mod calibration;
 pub mod customer_id;
 mod cv;
 pub mod decimal;

@@ -22,6 +22,7 @@
 
 use crate::artifact::{Coefficient, ModelArtifact, TrainingSummary};
 use crate::band::{BandCutoffs, BandPolicy};
+use crate::calibration::Calibration;
 pub use crate::cv::CvResult;
 use crate::cv::{cross_validate, solver_options, CvOutcome};
 use crate::error::{Error, Result};
@@ -65,6 +66,10 @@ pub struct TrainingReport {
     /// when `complexity` is `shapes_and_interactions`.
     #[serde(default)]
     pub interaction_screen: Vec<PairGain>,
+    /// Platt scaling applied to the final fit's log-odds (see
+    /// [`crate::calibration`]).
+    #[serde(default)]
+    pub calibration: Calibration,
     pub train_rows: usize,
     pub holdout_rows: usize,
     /// Wall-clock seconds per stage (preprocess, cv, fit, evaluate).
@@ -135,7 +140,9 @@ pub fn train(table: &Table, schema: &Schema, config: &TrainConfig) -> Result<Tra
     clock.lap("cv");
     let (x, y_train) = training_design(&prepared, &labels);
     clock.lap("design");
-    let fit = fit_final(x, y_train, prepared.prep.columns.len(), config, &cv)?;
+    let mut fit = fit_final(x, y_train, prepared.prep.columns.len(), config, &cv)?;
+    let calibration = calibration_for(choice.complexity, &cv);
+    calibration.apply(&mut fit);
     clock.lap("fit");
     let model = FittedModel::new(prepared.prep, &fit, cv.chosen_l2);
     let evaluation = evaluate_holdout(
@@ -163,6 +170,7 @@ pub fn train(table: &Table, schema: &Schema, config: &TrainConfig) -> Result<Tra
         complexities: choice.results,
         complexity: choice.complexity,
         interaction_screen,
+        calibration,
         train_rows: prepared.train_rows.len(),
         holdout_rows: prepared.holdout_rows.len(),
         timings: clock.laps,
@@ -414,6 +422,17 @@ fn screen_interactions(
         &logits,
         config.max_interactions,
     )
+}
+
+/// The calibration applied to the final fit: the cross-validation's Platt
+/// scaling for shapes and interactions, whose heavier penalty shrinks the
+/// log-odds; none for the linear model, which stays what earlier builds
+/// wrote for the same data, byte for byte.
+fn calibration_for(complexity: Complexity, cv: &CvOutcome) -> Calibration {
+    match complexity {
+        Complexity::Linear => Calibration::default(),
+        Complexity::Shapes | Complexity::ShapesAndInteractions => cv.calibration,
+    }
 }
 
 /// The best mean CV ROC AUC over the L2 grid.

@@ -1,8 +1,10 @@
-//! Shape functions: a synthetic table with known threshold effects is
-//! recovered (cross-validation chooses shapes, and the fitted shape bends
-//! where the truth does), reasons stay exact sums, shape artifacts carry the
-//! new version; near-linear data keeps the linear model; the interaction
-//! screen finds the pair the truth combines.
+//! Shape functions and interactions: a synthetic table with known threshold
+//! effects and one known interaction is recovered (cross-validation chooses
+//! shapes with interactions, the fitted shape bends where the truth does,
+//! the interaction term is the true pair and moves the logit where the truth
+//! does), reasons stay exact sums and an interaction is a reason of its own,
+//! such artifacts carry the new version; near-linear data keeps the linear
+//! model and tries no interactions.
 
 mod common;
 
@@ -88,9 +90,26 @@ fn steepest(s: &Scorer, name: &str, xs: &[f64]) -> f64 {
 fn threshold_effects_choose_shapes_and_bend_where_the_truth_does() {
     let out = threshold_model();
     let r = &out.report;
-    assert_eq!(r.complexity, Complexity::Shapes, "{:?}", r.complexities);
+    assert_eq!(
+        r.complexity,
+        Complexity::ShapesAndInteractions,
+        "{:?}",
+        r.complexities
+    );
     let kinds: Vec<Complexity> = r.complexities.iter().map(|c| c.complexity).collect();
-    assert_eq!(kinds, [Complexity::Linear, Complexity::Shapes]);
+    assert_eq!(
+        kinds,
+        [
+            Complexity::Linear,
+            Complexity::Shapes,
+            Complexity::ShapesAndInteractions
+        ]
+    );
+    assert!(
+        r.complexities[2].cv_auc > r.complexities[1].cv_auc + 0.002,
+        "{:?}",
+        r.complexities
+    );
     assert!(
         r.complexities[1].cv_auc > r.complexities[0].cv_auc + 0.002,
         "{:?}",
@@ -124,6 +143,52 @@ fn the_interaction_screen_ranks_the_true_pair_first() {
         "{screen:?}"
     );
     assert!(screen.windows(2).all(|w| w[0].gain >= w[1].gain));
+}
+
+/// The interaction term of (tenure, plan) in a record with just those two.
+fn pair_term(s: &Scorer, tenure: f64, plan: &str) -> f64 {
+    let mut rec = Map::new();
+    rec.insert("tenure_months".into(), Value::from(tenure));
+    rec.insert("plan".into(), Value::from(plan));
+    let ex = s.explain_json(&rec).unwrap();
+    ex.contributions
+        .iter()
+        .find(|c| c.0 == "tenure_months x plan")
+        .unwrap_or_else(|| panic!("no interaction term in {:?}", ex.contributions))
+        .1
+}
+
+/// The truth adds +1.5 to new `pro` customers only: the fitted term raises
+/// new `pro` customers against established ones by far more than it does
+/// `basic` customers, and an interaction is its own reason showing both values.
+#[test]
+fn the_true_interaction_is_a_term_and_its_own_reason() {
+    let s = Scorer::new(&threshold_model().artifact);
+    let new_vs_old = |plan| pair_term(&s, 3.0, plan) - pair_term(&s, 40.0, plan);
+    let (pro, basic) = (new_vs_old("pro"), new_vs_old("basic"));
+    assert!(pro - basic > 0.7, "pro {pro}, basic {basic}");
+    let mut rec = Map::new();
+    rec.insert("tenure_months".into(), Value::from(3.0));
+    rec.insert("plan".into(), Value::from("pro"));
+    rec.insert("logins_30d".into(), Value::from(30.0));
+    rec.insert("support_calls".into(), Value::from(1.0));
+    let scored = s.score_json(&rec).unwrap();
+    let reason = scored
+        .score
+        .reasons
+        .iter()
+        .find(|r| r.with.is_some())
+        .unwrap_or_else(|| panic!("no interaction reason in {:?}", scored.score.reasons));
+    assert_eq!(reason.feature, "tenure_months");
+    assert_eq!(reason.value, Value::from(3.0));
+    assert_eq!(reason.typical, Value::Null);
+    let with = reason.with.as_ref().unwrap();
+    assert_eq!(
+        (with.feature.as_str(), &with.value),
+        ("plan", &Value::from("pro"))
+    );
+    assert_eq!(reason.to_string(), "tenure_months 3 with plan=pro");
+    assert_eq!(reason.contribution, pair_term(&s, 3.0, "pro"));
 }
 
 #[test]
@@ -183,10 +248,28 @@ fn shape_artifacts_carry_the_new_version_and_round_trip() {
         .coefficients
         .iter()
         .any(|c| c.name.starts_with("logins_30d@")));
+    assert!(art
+        .coefficients
+        .iter()
+        .any(|c| c.name.starts_with("tenure_months") && c.name.contains(" x plan=")));
     let bytes = art.to_json_bytes();
     let back = ModelArtifact::from_json_bytes(&bytes).unwrap();
     assert_eq!(&back, art);
     assert_eq!(back.to_json_bytes(), bytes);
+    // A product term pairing a feature with itself is refused at load.
+    let mut selfish = art.clone();
+    let col = selfish
+        .preprocessing
+        .columns
+        .iter_mut()
+        .find(|c| matches!(c.role, preprocess::Role::Product { .. }))
+        .unwrap();
+    if let preprocess::Role::Product { with, .. } = &mut col.role {
+        *with = col.feature;
+    }
+    selfish.model_id = selfish.content_hash();
+    let e = ModelArtifact::from_json_bytes(&selfish.to_json_bytes()).unwrap_err();
+    assert!(matches!(e, Error::ArtifactCorrupt { .. }), "{e}");
     // Shape terms under an older version, even rehashed, are refused: an
     // older build could not have written them.
     let mut old = art.clone();
@@ -200,6 +283,12 @@ fn shape_artifacts_carry_the_new_version_and_round_trip() {
 fn near_linear_data_keeps_the_linear_model() {
     let r = &saas_model().report;
     assert_eq!(r.complexity, Complexity::Linear, "{:?}", r.complexities);
+    // No pair passes the screen, so no interaction candidate is tried.
+    assert!(
+        r.interaction_screen.is_empty(),
+        "{:?}",
+        r.interaction_screen
+    );
     assert_eq!(r.complexities.len(), 2);
     assert_eq!(saas_model().artifact.schema_version, LINEAR_SCHEMA_VERSION);
     // Without shape knots only the linear model is tried.
