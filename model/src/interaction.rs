@@ -17,9 +17,15 @@
 //! gains `H / (H + lambda)` by chance. That expectation is subtracted bin by
 //! bin, so a pair's gain is what it gains beyond chance, and a high-cardinality
 //! categorical (many thin cells) does not outrank a real interaction. A pair
-//! is kept only when that excess is [`SIGNIFICANCE`] standard deviations of
-//! the chance gain (`sqrt(2 d)` for `d` extra cells, as a chi-square), so
-//! data without interactions yields none and training skips the candidate.
+//! is kept only when that excess exceeds `z` standard deviations of the
+//! chance gain (`sqrt(2 d)` for `d` extra cells, as a chi-square), with
+//! `z = 1 + sqrt(2 ln m)` for `m` pairs tested: about one more than the
+//! largest of `m` chance values, so data without interactions yields none
+//! (and training skips the candidate) however many pairs there are.
+//!
+//! The same test on one feature's bins ([`bent_features`]) asks whether a
+//! linear model leaves signal along a numeric feature: shape functions are
+//! tried only when one does.
 
 use crate::preprocess::{par_map, FeatureData, FeaturePrep, NumericPrep};
 use serde::{Deserialize, Serialize};
@@ -35,9 +41,56 @@ const SCREEN_BINS: usize = 8;
 /// nothing from its few rows (in units of rows at p = 0.5: 4 rows).
 const GAIN_RIDGE: f64 = 1.0;
 
-/// How many standard deviations of the chance gain a pair's excess gain
-/// must reach to be kept.
-const SIGNIFICANCE: f64 = 3.0;
+/// How many standard deviations of the chance gain an excess gain must
+/// exceed to count, when `tests` are made at once.
+fn significance(tests: usize) -> f64 {
+    1.0 + (2.0 * (tests.max(1) as f64).ln()).sqrt()
+}
+
+/// Probabilities, residuals `y - p` and weights `p (1 - p)` of `logits`.
+fn residuals(y: &[bool], logits: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let p: Vec<f64> = logits.iter().map(|z| 1.0 / (1.0 + (-z).exp())).collect();
+    let r = y
+        .iter()
+        .zip(&p)
+        .map(|(&y, p)| f64::from(u8::from(y)) - p)
+        .collect();
+    (r, p.iter().map(|p| p * (1.0 - p)).collect())
+}
+
+/// The numeric features along which the model with `logits` (of `rows`,
+/// labels `y`) leaves signal beyond chance: excess gain of the feature's
+/// quantile bins over its `bins - 1` degrees of freedom.
+pub(crate) fn bent_features(
+    features: &[FeaturePrep],
+    data: &[&FeatureData<'_>],
+    rows: &[usize],
+    y: &[bool],
+    logits: &[f64],
+) -> Vec<usize> {
+    let (r, h) = residuals(y, logits);
+    let numeric: Vec<usize> = (0..features.len())
+        .filter(|&f| matches!(features[f], FeaturePrep::Numeric(_)))
+        .collect();
+    let z = significance(numeric.len());
+    let gains = par_map(numeric.len(), |k| {
+        let f = numeric[k];
+        let (codes, bins) = bin_codes(&features[f], data[f], rows);
+        let mut sums = vec![(0.0, 0.0); bins];
+        for (i, &c) in codes.iter().enumerate() {
+            sums[c as usize].0 += r[i];
+            sums[c as usize].1 += h[i];
+        }
+        let (g, k) = newton_gain(&sums);
+        (g, k.saturating_sub(1).max(1) as f64)
+    });
+    numeric
+        .into_iter()
+        .zip(gains)
+        .filter(|(_, (g, df))| *g > z * (2.0 * df).sqrt())
+        .map(|(f, _)| f)
+        .collect()
+}
 
 /// One feature pair and its screen gain (per row, in log-likelihood units
 /// of one Newton step; larger is a stronger interaction).
@@ -149,13 +202,7 @@ pub(crate) fn screen_pairs(
         return Vec::new();
     }
     let codes = par_map(features.len(), |f| bin_codes(&features[f], data[f], rows));
-    let p: Vec<f64> = logits.iter().map(|z| 1.0 / (1.0 + (-z).exp())).collect();
-    let r: Vec<f64> = y
-        .iter()
-        .zip(&p)
-        .map(|(&y, p)| f64::from(u8::from(y)) - p)
-        .collect();
-    let h: Vec<f64> = p.iter().map(|p| p * (1.0 - p)).collect();
+    let (r, h) = residuals(y, logits);
     let pairs: Vec<(usize, usize)> = (0..features.len())
         .flat_map(|a| (a + 1..features.len()).map(move |b| (a, b)))
         .collect();
@@ -165,10 +212,11 @@ pub(crate) fn screen_pairs(
         pair_gain((&ca.0, ca.1), (&cb.0, cb.1), &r, &h)
     });
     let n = rows.len().max(1) as f64;
+    let z = significance(pairs.len());
     let mut ranked: Vec<PairGain> = pairs
         .iter()
         .zip(gains)
-        .filter(|(_, (g, extra))| *g > SIGNIFICANCE * (2.0 * extra).sqrt())
+        .filter(|(_, (g, extra))| *g > z * (2.0 * extra).sqrt())
         .map(|(&(a, b), (g, _))| PairGain {
             features: (
                 features[a].name().to_string(),
@@ -231,6 +279,52 @@ mod tests {
             "noise pairs are not significant: {ranked:?}"
         );
         assert!(screen_pairs(&features, &data, &rows, &y, &vec![0.0; n], 0).is_empty());
+    }
+
+    fn numeric(name: &str) -> FeaturePrep {
+        FeaturePrep::Numeric(NumericPrep {
+            name: name.into(),
+            required: false,
+            median: 50.0,
+            skew: 0.0,
+            log1p: false,
+            min: Some(0.0),
+            max: Some(99.0),
+        })
+    }
+
+    /// Against a model that has the linear trend of both features, a step
+    /// in one of them is signal beyond chance and a linear one is not.
+    #[test]
+    fn a_step_bends_a_feature_and_a_straight_line_does_not() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let n = 20_000;
+        let step: Vec<f64> = (0..n).map(|_| f64::from(rng.gen_range(0..100u8))).collect();
+        let line: Vec<f64> = (0..n).map(|_| f64::from(rng.gen_range(0..100u8))).collect();
+        // True log-odds: a jump of 2 below 20 on `step`, a slope on `line`.
+        let truth =
+            |i: usize| -1.0 + 2.0 * f64::from(u8::from(step[i] < 20.0)) + 0.02 * (line[i] - 50.0);
+        let y: Vec<bool> = (0..n)
+            .map(|i| rng.gen_bool(1.0 / (1.0 + (-truth(i)).exp())))
+            .collect();
+        // The model's logits: the best straight line in `step` (least
+        // squares of the truth), and `line`'s true slope.
+        let mean_t = (0..n)
+            .map(|i| 2.0 * f64::from(u8::from(step[i] < 20.0)))
+            .sum::<f64>()
+            / n as f64;
+        let logits: Vec<f64> = (0..n)
+            .map(|i| -1.0 + mean_t - 0.0192 * (step[i] - 49.5) + 0.02 * (line[i] - 50.0))
+            .collect();
+        let features = [numeric("step"), numeric("line")];
+        let data = [
+            FeatureData::Num(Cow::Borrowed(&step[..])),
+            FeatureData::Num(Cow::Borrowed(&line[..])),
+        ];
+        let data: Vec<&FeatureData<'_>> = data.iter().collect();
+        let rows: Vec<usize> = (0..n).collect();
+        assert_eq!(bent_features(&features, &data, &rows, &y, &logits), vec![0]);
     }
 
     /// Numeric bins follow quantiles; a missing value has its own bin.

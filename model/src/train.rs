@@ -26,7 +26,7 @@ use crate::calibration::Calibration;
 pub use crate::cv::CvResult;
 use crate::cv::{cross_validate, solver_options, CvOutcome};
 use crate::error::{Error, Result};
-use crate::interaction::{screen_pairs, PairGain};
+use crate::interaction::{bent_features, screen_pairs, PairGain};
 use crate::label;
 use crate::logistic::{self, LogisticFit};
 use crate::metrics::Metrics;
@@ -308,7 +308,8 @@ struct Choice {
 /// Cross-validates every complexity on the same stratified (sub)sample of
 /// the training split and folds, and keeps the simplest within
 /// `config.complexity_tolerance` of the best mean ROC AUC: linear, then
-/// shapes, then shapes with the product terms of the pairs the interaction
+/// shapes (only when the linear model leaves signal along some numeric
+/// feature, by the same kind of screen), then shapes with the product terms of the pairs the interaction
 /// screen finds on the best main-effects model's residuals (no such
 /// candidate when the screen finds none). Shape and product terms are
 /// fitted on that subsample (quantile knots and standardization need no
@@ -328,11 +329,21 @@ fn choose_complexity(
         config.seed,
     );
     let data = prepared.kept_data();
+    let y: Vec<bool> = rows.iter().map(|&r| labels[r]).collect();
     let cv = |prep: &Preprocessor| cross_validate_prep(prep, &data, &rows, labels, config);
+    let logits = |prep: &Preprocessor, cv: &CvOutcome| fold_average_logits(prep, &data, &rows, cv);
     let mut tried = vec![(Complexity::Linear, prepared.prep.clone())];
     let mut outcomes = vec![cv(&prepared.prep)?];
+    // Shapes only when the linear model leaves signal along some feature.
+    let bent = bent_features(
+        &prepared.prep.features,
+        &data,
+        &rows,
+        &y,
+        &logits(&prepared.prep, &outcomes[0]),
+    );
     let shaped = prepared.prep.with_shapes(&data, &rows, config.shape_knots);
-    if shaped.columns.len() > prepared.prep.columns.len() {
+    if !bent.is_empty() && shaped.columns.len() > prepared.prep.columns.len() {
         outcomes.push(cv(&shaped)?);
         tried.push((Complexity::Shapes, shaped));
     }
@@ -342,14 +353,19 @@ fn choose_complexity(
     } else {
         0
     };
-    let screen = screen_interactions(
-        &tried[main].1,
-        &data,
-        &rows,
-        labels,
-        &outcomes[main],
-        config,
-    );
+    let screen = if config.max_interactions == 0 {
+        Vec::new()
+    } else {
+        let (prep, cv) = (&tried[main].1, &outcomes[main]);
+        screen_pairs(
+            &prep.features,
+            &data,
+            &rows,
+            &y,
+            &logits(prep, cv),
+            config.max_interactions,
+        )
+    };
     if !screen.is_empty() {
         let base = &tried[tried.len() - 1].1;
         let pairs = pair_indices(base, &screen);
@@ -390,20 +406,14 @@ fn pair_indices(prep: &Preprocessor, screen: &[PairGain]) -> Vec<(usize, usize)>
         .collect()
 }
 
-/// The interaction screen on the cross-validation `rows`, against the
-/// main-effects model `prep` with the fold-averaged solution of its
-/// cross-validation, `cv`.
-fn screen_interactions(
+/// The log-odds of `rows` under the model `prep` with the fold-averaged
+/// solution of its cross-validation, `cv` (what the screens test against).
+fn fold_average_logits(
     prep: &Preprocessor,
     data: &[&FeatureData<'_>],
     rows: &[usize],
-    labels: &[bool],
     cv: &CvOutcome,
-    config: &TrainConfig,
-) -> Vec<PairGain> {
-    if config.max_interactions == 0 {
-        return Vec::new();
-    }
+) -> Vec<f64> {
     let mut x = Vec::new();
     prep.design_col_major(data, rows, &mut x);
     let n = rows.len();
@@ -413,15 +423,7 @@ fn screen_interactions(
             *z += w * v;
         }
     }
-    let y: Vec<bool> = rows.iter().map(|&r| labels[r]).collect();
-    screen_pairs(
-        &prep.features,
-        data,
-        rows,
-        &y,
-        &logits,
-        config.max_interactions,
-    )
+    logits
 }
 
 /// The calibration applied to the final fit: the cross-validation's Platt
