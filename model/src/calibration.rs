@@ -65,7 +65,7 @@ impl Calibration {
                 h[1][1] += w;
             }
             let det = h[0][0] * h[1][1] - h[0][1] * h[0][1];
-            if !(det.abs() > 1e-12) {
+            if det.is_nan() || det.abs() <= 1e-12 {
                 break;
             }
             let step = [

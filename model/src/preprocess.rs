@@ -8,7 +8,7 @@
 //! logistic model (a feature's value, its missing indicator, or one level).
 
 use crate::error::{Error, Result};
-use crate::product::{Part, PartArg, MAX_PARTS};
+use crate::product::{FoldedPair, Part, PartArg, MAX_PARTS};
 use crate::reference::{decile_ranks, Bins, ReferenceBins};
 use crate::schema::{ColumnKind, ResolvedColumn};
 use crate::table::{ColumnValues, Table};
@@ -782,7 +782,8 @@ impl Preprocessor {
     /// [`MAX_PARTS`] distinct parts (scoring evaluates a side into a fixed
     /// array).
     fn check_product_sides(&self) -> std::result::Result<(), String> {
-        let mut sides: Vec<((usize, usize), Vec<&Part>, Vec<&Part>)> = Vec::new();
+        // Folded as scoring folds them, so the check counts what scoring sees.
+        let mut pairs = Vec::new();
         for c in &self.columns {
             if let Role::Product {
                 with,
@@ -790,30 +791,16 @@ impl Preprocessor {
                 with_part,
             } = &c.role
             {
-                let key = (c.feature, *with);
-                let i = match sides.iter().position(|s| s.0 == key) {
-                    Some(i) => i,
-                    None => {
-                        sides.push((key, Vec::new(), Vec::new()));
-                        sides.len() - 1
-                    }
-                };
-                let side = &mut sides[i];
-                if !side.1.contains(&part) {
-                    side.1.push(part);
-                }
-                if !side.2.contains(&with_part) {
-                    side.2.push(with_part);
-                }
-                if side.1.len() > MAX_PARTS || side.2.len() > MAX_PARTS {
-                    return Err(format!(
-                        "interaction column {:?}: more than {MAX_PARTS} parts on one side",
-                        c.name
-                    ));
-                }
+                FoldedPair::add(&mut pairs, (c.feature, *with), (part, with_part), 0.0, 0.0);
             }
         }
-        Ok(())
+        match pairs.iter().find(|p| p.widest_side() > MAX_PARTS) {
+            Some(p) => Err(format!(
+                "interaction of features {} and {}: more than {MAX_PARTS} parts on one side",
+                p.a, p.b
+            )),
+            None => Ok(()),
+        }
     }
 
     /// Feature `f`'s value at row `r` (the `i`-th of the rows whose level

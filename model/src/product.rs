@@ -279,10 +279,15 @@ impl FoldedPair {
         if p.w.len() < p.parts.len() {
             p.w.push([0.0; MAX_PARTS]);
         }
-        if let Some(cell) = p.w[i].get_mut(j) {
+        if let Some(cell) = p.w.get_mut(i).and_then(|row| row.get_mut(j)) {
             *cell += w;
         }
         p.offset += at0;
+    }
+
+    /// The larger number of distinct parts of the two sides.
+    pub(crate) fn widest_side(&self) -> usize {
+        self.parts.len().max(self.with_parts.len())
     }
 
     /// The pair's contribution at the two features' values.
