@@ -281,8 +281,9 @@ mod tests {
         assert!(screen_pairs(&features, &data, &rows, &y, &vec![0.0; n], 0).is_empty());
     }
 
-    fn numeric(name: &str) -> FeaturePrep {
-        FeaturePrep::Numeric(NumericPrep {
+    /// A numeric feature on 0..=99, not log-transformed.
+    fn numeric_prep(name: &str) -> NumericPrep {
+        NumericPrep {
             name: name.into(),
             required: false,
             median: 50.0,
@@ -290,7 +291,11 @@ mod tests {
             log1p: false,
             min: Some(0.0),
             max: Some(99.0),
-        })
+        }
+    }
+
+    fn numeric(name: &str) -> FeaturePrep {
+        FeaturePrep::Numeric(numeric_prep(name))
     }
 
     /// Against a model that has the linear trend of both features, a step
@@ -330,15 +335,7 @@ mod tests {
     /// Numeric bins follow quantiles; a missing value has its own bin.
     #[test]
     fn numeric_bins_are_quantiles_with_a_missing_bin() {
-        let np = NumericPrep {
-            name: "x".into(),
-            required: false,
-            median: 50.0,
-            skew: 0.0,
-            log1p: false,
-            min: Some(0.0),
-            max: Some(99.0),
-        };
+        let np = numeric_prep("x");
         let mut v: Vec<f64> = (0..100).map(f64::from).collect();
         v[5] = f64::NAN;
         let rows: Vec<usize> = (0..100).collect();

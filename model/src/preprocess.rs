@@ -90,6 +90,17 @@ impl NumericPrep {
     pub fn transformed_median(&self) -> f64 {
         self.transform(self.median)
     }
+
+    /// The one imputation rule: the transformed value of `x`, or the
+    /// transformed median when `x` is missing (NaN).
+    #[inline]
+    pub fn imputed(&self, x: f64) -> f64 {
+        if x.is_nan() {
+            self.transformed_median()
+        } else {
+            self.transform(x)
+        }
+    }
 }
 
 /// Fitted parameters of a categorical feature.
@@ -742,19 +753,14 @@ impl Preprocessor {
         }
         match (&self.features[c.feature], data[c.feature]) {
             (FeaturePrep::Numeric(np), FeatureData::Num(v)) => {
-                let t_med = np.transformed_median();
                 for (o, &r) in out.iter_mut().zip(rows) {
                     let x = v[r];
                     *o = match c.role {
                         Role::Missing => (x.is_nan() as u8 as f64 - c.mean) * inv,
                         Role::Tent { left, peak, right } => {
-                            let t = if x.is_nan() { t_med } else { np.transform(x) };
-                            (crate::shape::tent(t, left, peak, right) - c.mean) * inv
+                            (crate::shape::tent(np.imputed(x), left, peak, right) - c.mean) * inv
                         }
-                        _ => {
-                            let t = if x.is_nan() { t_med } else { np.transform(x) };
-                            (t - c.mean) * inv
-                        }
+                        _ => (np.imputed(x) - c.mean) * inv,
                     };
                 }
             }
@@ -815,14 +821,7 @@ impl Preprocessor {
         r: usize,
     ) -> PartArg {
         match (&self.features[f], data[f]) {
-            (FeaturePrep::Numeric(np), FeatureData::Num(v)) => {
-                let x = v[r];
-                PartArg::T(if x.is_nan() {
-                    np.transformed_median()
-                } else {
-                    np.transform(x)
-                })
-            }
+            (FeaturePrep::Numeric(np), FeatureData::Num(v)) => PartArg::T(np.imputed(v[r])),
             _ => match codes.get(f) {
                 Some(Some(code)) if code[i] != u32::MAX => PartArg::Level(Some(code[i] as usize)),
                 _ => PartArg::Level(None),

@@ -106,18 +106,7 @@ fn tent_columns(
     rows: &[usize],
     knots: usize,
 ) -> Vec<DesignColumn> {
-    let t_med = np.transformed_median();
-    let ts: Vec<f64> = rows
-        .iter()
-        .map(|&r| {
-            let x = v[r];
-            if x.is_nan() {
-                t_med
-            } else {
-                np.transform(x)
-            }
-        })
-        .collect();
+    let ts: Vec<f64> = rows.iter().map(|&r| np.imputed(v[r])).collect();
     let n = ts.len().max(1) as f64;
     let mut out = Vec::new();
     let grid = quantile_knots(v, rows, knots, |x| np.transform(x), false);
