@@ -102,8 +102,9 @@ impl Part {
         }
     }
 
-    /// How the part reads in a column name: `logins_30d<=3`,
-    /// `logins_30d@7`, `logins_30d>=12`, `plan=pro`, `plan=rest`.
+    /// How the part reads in a column name, by where it is non-zero (a
+    /// shoulder) or peaks (a tent): `logins_30d<7`, `logins_30d@7`,
+    /// `logins_30d>12`, `plan=pro`, `plan=rest`.
     fn label(&self, f: &FeaturePrep) -> String {
         let name = f.name();
         let raw = |t: f64| match f {
@@ -111,9 +112,9 @@ impl Part {
             FeaturePrep::Categorical(_) => format!("{t}"),
         };
         match (self, f) {
-            (&Part::Below { peak, .. }, _) => format!("{name}<={}", raw(peak)),
+            (&Part::Below { right, .. }, _) => format!("{name}<{}", raw(right)),
             (&Part::Tent { peak, .. }, _) => format!("{name}@{}", raw(peak)),
-            (&Part::Above { peak, .. }, _) => format!("{name}>={}", raw(peak)),
+            (&Part::Above { left, .. }, _) => format!("{name}>{}", raw(left)),
             (&Part::Level { index }, FeaturePrep::Categorical(c)) => {
                 format!("{name}={}", c.levels[index])
             }

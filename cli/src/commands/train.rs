@@ -299,11 +299,20 @@ fn complexity_table(report: &churn_model::TrainingReport) -> String {
             },
         ]);
     }
-    format!(
+    let mut out = format!(
         "\nModel complexity (cross-validated on {} rows; the simplest within tolerance of the best wins)\n{}",
         report.cv_rows,
         indent(&t.render())
-    )
+    );
+    if report.complexity == churn_model::Complexity::ShapesAndInteractions {
+        let pairs: Vec<String> = report
+            .interaction_screen
+            .iter()
+            .map(|p| format!("{} x {}", p.features.0, p.features.1))
+            .collect();
+        out.push_str(&format!("  interactions: {}\n", pairs.join(", ")));
+    }
+    out
 }
 
 /// Coefficients shown in the report.
