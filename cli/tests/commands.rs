@@ -24,7 +24,8 @@ fn churn(dir: &Path) -> Command {
         .env_remove("CHURN_BAND_HIGH_SHARE")
         .env_remove("CHURN_BAND_MEDIUM_SHARE")
         .env_remove("CHURN_BAND_HIGH_CUTOFF")
-        .env_remove("CHURN_BAND_MEDIUM_CUTOFF");
+        .env_remove("CHURN_BAND_MEDIUM_CUTOFF")
+        .env_remove("CHURN_TRAIN_MAX_ROWS");
     cmd
 }
 
@@ -298,6 +299,57 @@ fn train_json_reports_model_metrics_and_promotion() {
     assert!(stdout.contains("Top coefficients"));
     assert!(stdout.contains("champion"), "{stdout}");
     assert!(stdout.contains("promoted  yes") || stdout.contains("promoted  no"));
+}
+
+/// `--max-rows` (and `CHURN_TRAIN_MAX_ROWS`) cap the rows trained on: the
+/// report says how many were read and sampled; a cap below the minimum is a
+/// usage error naming the flag, and a bad variable a user error naming it.
+#[test]
+fn train_max_rows_trains_on_a_sample_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = data_csv();
+    let (code, stdout, stderr) = run(churn(d).args([
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--models",
+        "m",
+        "--max-rows",
+        "1500",
+        "--json",
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    let report = json(&stdout);
+    assert_eq!(report["rows"], CUSTOMERS);
+    assert_eq!(report["report"]["rows_read"], CUSTOMERS);
+    assert_eq!(report["report"]["rows_sampled"], 1500);
+    assert!(report["report"]["sampling_shift"].as_f64().unwrap() < 0.0);
+    let (code, stdout, stderr) = run(churn(d)
+        .args(["train", "--data", data.to_str().unwrap(), "--models", "m"])
+        .env("CHURN_TRAIN_MAX_ROWS", "2000"));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(&format!("sample    2000 of the {CUSTOMERS} rows")),
+        "{stdout}"
+    );
+    let (code, _, stderr) = run(churn(d).args([
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--models",
+        "m",
+        "--max-rows",
+        "10",
+    ]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--max-rows"), "{stderr}");
+    assert_user_error(
+        churn(d)
+            .args(["train", "--data", data.to_str().unwrap(), "--models", "m"])
+            .env("CHURN_TRAIN_MAX_ROWS", "ten"),
+        "CHURN_TRAIN_MAX_ROWS",
+    );
 }
 
 #[test]

@@ -25,6 +25,7 @@
 //! # Layout
 //! - [`error`]: the crate's error enum (names row, column, field) and `Result`.
 //! - [`table`]: columnar input handed in by readers.
+//! - [`sample`]: stratified, seeded reservoir sample for training beyond the row cap.
 //! - [`schema`]: column kinds (numeric / categorical / ignored), TOML overrides, inference.
 //! - [`label`]: churn label parsing (1/0, true/false, yes/no).
 //! - [`split`]: stratified seeded holdout split and k-fold assignment.
@@ -65,6 +66,7 @@ pub mod preprocess;
 pub mod product;
 pub mod reason;
 pub mod reference;
+pub mod sample;
 pub mod schema;
 pub mod scoring;
 pub mod shape;

@@ -57,19 +57,21 @@ impl Column {
 ///
 /// `first_row` is the 1-based number of this table's first data row in the
 /// source it was read from, so that errors on a chunk of a streamed file name
-/// the row as the user sees it (row 1 = first line after the header).
+/// the row as the user sees it (row 1 = first line after the header). A
+/// sample of a source instead carries each row's number (`row_numbers`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Table {
     pub columns: Vec<Column>,
     pub first_row: usize,
+    /// The source row number of each row when the rows are not contiguous
+    /// (a sample); `None` for `first_row`, `first_row + 1`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_numbers: Option<Vec<usize>>,
 }
 
 impl Default for Table {
     fn default() -> Self {
-        Table {
-            columns: Vec::new(),
-            first_row: 1,
-        }
+        Table::new(Vec::new())
     }
 }
 
@@ -79,6 +81,40 @@ impl Table {
         Table {
             columns,
             first_row: 1,
+            row_numbers: None,
+        }
+    }
+
+    /// A table whose first row is source row `first_row`.
+    pub fn starting_at(columns: Vec<Column>, first_row: usize) -> Self {
+        Table {
+            columns,
+            first_row,
+            row_numbers: None,
+        }
+    }
+
+    /// The rows at `indices` (in that order), each keeping its source row number.
+    pub fn select_rows(&self, indices: &[usize]) -> Table {
+        let columns = self
+            .columns
+            .iter()
+            .map(|c| Column {
+                name: c.name.clone(),
+                values: match &c.values {
+                    ColumnValues::Numeric(v) => {
+                        ColumnValues::Numeric(indices.iter().map(|&i| v[i]).collect())
+                    }
+                    ColumnValues::Text(v) => {
+                        ColumnValues::Text(indices.iter().map(|&i| v[i].clone()).collect())
+                    }
+                },
+            })
+            .collect();
+        Table {
+            columns,
+            first_row: self.first_row,
+            row_numbers: Some(indices.iter().map(|&i| self.row_number(i)).collect()),
         }
     }
 
@@ -94,6 +130,12 @@ impl Table {
 
     /// The user-facing row number of the row at `index`.
     pub fn row_number(&self, index: usize) -> usize {
-        self.first_row + index
+        match &self.row_numbers {
+            Some(numbers) => numbers
+                .get(index)
+                .copied()
+                .unwrap_or(self.first_row + index),
+            None => self.first_row + index,
+        }
     }
 }

@@ -32,11 +32,12 @@ use crate::logistic::{self, LogisticFit};
 use crate::metrics::Metrics;
 use crate::preprocess::{feature_data, FeatureData, FeaturePrep, PrepOptions, Preprocessor};
 use crate::reference::ReferenceBins;
+use crate::sample::stratified_sample;
 use crate::schema::Schema;
 use crate::scoring::{FoldedModel, Scorer};
 use crate::split::{stratified_folds, stratified_split, stratified_subsample};
 use crate::table::Table;
-pub use crate::train_config::{TrainConfig, TrainConfigBuilder};
+pub use crate::train_config::{TrainConfig, TrainConfigBuilder, MIN_MAX_ROWS};
 use crate::validate::{check_balance, check_ids, check_shape};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -70,6 +71,18 @@ pub struct TrainingReport {
     /// [`crate::calibration`]).
     #[serde(default)]
     pub calibration: Calibration,
+    /// Rows of the input table.
+    #[serde(default)]
+    pub rows_read: usize,
+    /// Rows trained on (training split plus holdout): all of them, or the
+    /// stratified sample of `max_rows` when the table was larger.
+    #[serde(default)]
+    pub rows_sampled: usize,
+    /// Added to the intercept so probabilities are of the whole table's
+    /// base rate, not the churner-rich sample's (0 when not sampled).
+    /// Holdout metrics and band cutoffs are of the sample's holdout.
+    #[serde(default)]
+    pub sampling_shift: f64,
     pub train_rows: usize,
     pub holdout_rows: usize,
     /// Wall-clock seconds per stage (preprocess, cv, fit, evaluate).
@@ -129,7 +142,12 @@ pub struct TrainOutcome {
 pub fn train(table: &Table, schema: &Schema, config: &TrainConfig) -> Result<TrainOutcome> {
     config.validate()?;
     let mut clock = Stopwatch::start();
-    let labels = validated_labels(table, config)?;
+    let all_labels = validated_labels(table, config)?;
+    let sample = RowSample::draw(table, &all_labels, config);
+    let (table, labels) = match &sample {
+        Some(s) => (&s.table, s.labels.clone()),
+        None => (table, all_labels.clone()),
+    };
     clock.lap("validate");
     let mut prepared = prepare(table, schema, config, &labels)?;
     clock.lap("preprocess");
@@ -143,6 +161,10 @@ pub fn train(table: &Table, schema: &Schema, config: &TrainConfig) -> Result<Tra
     let mut fit = fit_final(x, y_train, prepared.prep.columns.len(), config, &cv)?;
     let calibration = calibration_for(choice.complexity, &cv);
     calibration.apply(&mut fit);
+    let sampling_shift = sample
+        .as_ref()
+        .map_or(0.0, |s| s.intercept_shift(&all_labels));
+    fit.intercept += sampling_shift;
     clock.lap("fit");
     let model = FittedModel::new(prepared.prep, &fit, cv.chosen_l2);
     let evaluation = evaluate_holdout(
@@ -171,15 +193,58 @@ pub fn train(table: &Table, schema: &Schema, config: &TrainConfig) -> Result<Tra
         complexity: choice.complexity,
         interaction_screen,
         calibration,
+        rows_read: all_labels.len(),
+        rows_sampled: labels.len(),
+        sampling_shift,
         train_rows: prepared.train_rows.len(),
         holdout_rows: prepared.holdout_rows.len(),
         timings: clock.laps,
     };
+    let holdout_rows = match &sample {
+        Some(s) => prepared.holdout_rows.iter().map(|&r| s.rows[r]).collect(),
+        None => prepared.holdout_rows,
+    };
     Ok(TrainOutcome {
         artifact,
         report,
-        holdout_rows: prepared.holdout_rows,
+        holdout_rows,
     })
+}
+
+/// The rows training uses when the table has more than `config.max_rows`.
+struct RowSample {
+    /// Positions in the input table, in order.
+    rows: Vec<usize>,
+    table: Table,
+    labels: Vec<bool>,
+}
+
+impl RowSample {
+    /// The stratified reservoir sample of `table` (labels `labels`), or
+    /// `None` when it has at most `config.max_rows` rows.
+    fn draw(table: &Table, labels: &[bool], config: &TrainConfig) -> Option<RowSample> {
+        if labels.len() <= config.max_rows {
+            return None;
+        }
+        let rows = stratified_sample(labels, config.max_rows, config.seed);
+        Some(RowSample {
+            table: table.select_rows(&rows),
+            labels: rows.iter().map(|&r| labels[r]).collect(),
+            rows,
+        })
+    }
+
+    /// What to add to a logit fitted on this sample so it is of the whole
+    /// table (labels `all`): the log of the ratio of the two churn odds.
+    /// Exact for a logistic model when the sample was drawn by label
+    /// (uniform within each class), as the reservoir draws it.
+    fn intercept_shift(&self, all: &[bool]) -> f64 {
+        let odds = |l: &[bool]| {
+            let churned = l.iter().filter(|&&y| y).count() as f64;
+            churned / (l.len() as f64 - churned)
+        };
+        (odds(all) / odds(&self.labels)).ln()
+    }
 }
 
 /// Wall-clock seconds per stage, each stage timed from the end of the one

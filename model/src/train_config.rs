@@ -49,21 +49,30 @@ pub struct TrainConfig {
     /// 3e-4 gave the same holdout AUC to five decimals and a ~30 % slower
     /// final fit; lower it for very large, very clean data.
     pub gradient_tolerance: f64,
-    /// Knots per numeric feature of the shape candidate (hinges at quantile
-    /// knots, see [`crate::shape`]); 0 tries the linear model only. Default
+    /// Knots per numeric feature of the shape candidate (tents at quantile
+    /// knots, see [`crate::shape`]); 0 tries no shapes. Default
     /// 6, the knot count of the spline baseline the parity check compares
     /// with: enough to follow a threshold within a sixth of the data.
     #[serde(default = "default_shape_knots")]
     pub shape_knots: usize,
-    /// Cross-validation compares the complexities (linear, shapes) and
+    /// Cross-validation compares the complexities (linear, shapes, shapes
+    /// with interactions) and
     /// keeps the simplest whose mean CV ROC AUC is within this of the best,
     /// so extra terms must earn their place. Default 0.002.
     #[serde(default = "default_complexity_tolerance")]
     pub complexity_tolerance: f64,
-    /// Feature pairs the interaction screen keeps (reported in the training
-    /// report, strongest first); 0 skips the screen. Default 10.
+    /// Most feature pairs the interaction screen keeps, whose product terms
+    /// make the third complexity (see [`crate::product`]); 0 skips the
+    /// screen and that candidate. Default 10.
     #[serde(default = "default_max_interactions")]
     pub max_interactions: usize,
+    /// Row cap: a table with more rows is trained on a stratified, seeded
+    /// reservoir sample of this many (every churner kept up to the cap; see
+    /// [`crate::sample`]), the intercept shifted back to the whole table's
+    /// base rate. Bounds training memory (the design matrices) at any table
+    /// size. Default 2,000,000.
+    #[serde(default = "default_max_rows")]
+    pub max_rows: usize,
     /// Timestamp stored in the artifact (supplied by the caller so training
     /// is reproducible). Default `1970-01-01T00:00:00Z`.
     pub created_at: String,
@@ -88,6 +97,7 @@ impl Default for TrainConfig {
             shape_knots: default_shape_knots(),
             complexity_tolerance: default_complexity_tolerance(),
             max_interactions: default_max_interactions(),
+            max_rows: default_max_rows(),
             created_at: "1970-01-01T00:00:00Z".into(),
         }
     }
@@ -108,6 +118,15 @@ fn default_complexity_tolerance() -> f64 {
 fn default_max_interactions() -> usize {
     10
 }
+
+/// See [`TrainConfig::max_rows`].
+fn default_max_rows() -> usize {
+    2_000_000
+}
+
+/// Smallest row cap: below it a sample could not hold the minimum churners
+/// and a holdout worth evaluating.
+pub const MIN_MAX_ROWS: usize = 1_000;
 
 /// Most knots per numeric feature: more only adds noise terms to the CV.
 const MAX_SHAPE_KNOTS: usize = 32;
@@ -152,6 +171,9 @@ impl TrainConfig {
         }
         if !(self.complexity_tolerance.is_finite() && self.complexity_tolerance >= 0.0) {
             return bad("complexity_tolerance must be finite and non-negative");
+        }
+        if self.max_rows < MIN_MAX_ROWS {
+            return bad(&format!("max_rows must be at least {MIN_MAX_ROWS}"));
         }
         if self.skew_threshold.is_nan() {
             return bad("skew_threshold must be a number");
@@ -212,6 +234,8 @@ impl TrainConfigBuilder {
         complexity_tolerance: f64);
     setter!(/// See [`TrainConfig::max_interactions`].
         max_interactions: usize);
+    setter!(/// See [`TrainConfig::max_rows`].
+        max_rows: usize);
     setter!(/// See [`TrainConfig::created_at`].
         created_at: String);
 

@@ -434,3 +434,64 @@ fn rare_noise_levels_are_shrunk_like_raw_one_hot_columns() {
     let wx = raw_coefficient(&art, "x");
     assert!(wx > 0.6, "x: {wx}");
 }
+
+/// A table over the row cap is trained on a stratified sample: every
+/// churner kept, the report counts both, holdout rows point into the input
+/// table, and the intercept shift brings probabilities back to the whole
+/// table's churn rate.
+#[test]
+fn tables_over_the_row_cap_train_on_a_stratified_sample() {
+    let table = generate(&SyntheticConfig {
+        customers: 12_000,
+        seed: 21,
+    });
+    let labels = churn_model::label::labels(&table, "churned").unwrap();
+    let churners = labels.iter().filter(|&&y| y).count();
+    assert!(churners < 3_000, "{churners}");
+    let config = TrainConfig::builder()
+        .cv_folds(3usize)
+        .l2_grid(vec![1e-3, 1e-2])
+        .max_rows(4_000usize)
+        .created_at("2026-01-01T00:00:00Z")
+        .build()
+        .unwrap();
+    let out = train(&table, &Schema::default(), &config).unwrap();
+    let r = &out.report;
+    assert_eq!((r.rows_read, r.rows_sampled), (12_000, 4_000));
+    assert_eq!(r.train_rows + r.holdout_rows, 4_000);
+    assert!(
+        r.sampling_shift < 0.0,
+        "churners are over-represented: {}",
+        r.sampling_shift
+    );
+    // The holdout is drawn from the sample, named by input-table position.
+    assert!(out.holdout_rows.iter().all(|&i| i < 12_000));
+    assert!(out.holdout_rows.iter().any(|&i| i >= 4_000));
+    let m = evaluate(&out.artifact, &table, &out.holdout_rows, "churned").unwrap();
+    assert!((m.roc_auc - out.artifact.metrics.roc_auc).abs() < 1e-12);
+    // Probabilities are of the whole table: their mean is its churn rate.
+    let scores = Scorer::new(&out.artifact).score_table(&table);
+    let mean = scores
+        .iter()
+        .map(|s| s.as_ref().unwrap().churn_probability)
+        .sum::<f64>()
+        / 12_000.0;
+    let rate = churners as f64 / 12_000.0;
+    assert!(
+        (mean - rate).abs() < 0.02,
+        "mean probability {mean}, churn rate {rate}"
+    );
+    // Without the cap the same table is read and trained whole.
+    let whole = train(&table, &Schema::default(), &quick_config()).unwrap();
+    assert_eq!(
+        (whole.report.rows_read, whole.report.rows_sampled),
+        (12_000, 12_000)
+    );
+    assert_eq!(whole.report.sampling_shift, 0.0);
+    // A cap below the minimum is a configuration error naming it.
+    let e = TrainConfig::builder()
+        .max_rows(10usize)
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("max_rows"), "{e}");
+}

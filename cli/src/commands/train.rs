@@ -45,11 +45,21 @@ pub struct TrainArgs {
     /// Seed for the split and cross-validation.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Row cap: a larger table is trained on a stratified sample of this many
+    /// rows (every churner kept up to the cap) [env: CHURN_TRAIN_MAX_ROWS;
+    /// default: 2000000].
+    #[arg(long, value_name = "ROWS", value_parser = parse_row_cap)]
+    pub max_rows: Option<usize>,
     #[command(flatten)]
     pub bands: BandArgs,
     /// Print the training report as one JSON object.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--max-rows`: the service's one rule for a row cap (a usage error otherwise).
+fn parse_row_cap(value: &str) -> Result<usize, String> {
+    churn_service::config::row_cap(value)
 }
 
 /// The risk-band policy: shares of holdout scores or fixed cutoffs.
@@ -117,6 +127,7 @@ pub async fn run(args: TrainArgs, progress: Progress) -> anyhow::Result<()> {
         schema,
         options: TrainOptions {
             seed: args.seed,
+            max_rows: args.max_rows,
             ..TrainOptions::default()
         },
     };
@@ -208,6 +219,14 @@ impl Trained {
             "data      {} rows: {} training, {} holdout (seed {})\n",
             s.rows, a.training.train_rows, a.training.holdout_rows, a.training.seed
         ));
+        let r = &s.report;
+        if r.rows_sampled < r.rows_read {
+            out.push_str(&format!(
+                "sample    {} of the {} rows (the row cap; every churner kept up to it), \
+                 probabilities shifted back to the whole table's churn rate ({:+.3} logit)\n",
+                r.rows_sampled, r.rows_read, r.sampling_shift
+            ));
+        }
         out.push_str(&format!(
             "promoted  {}: {}\n",
             if s.promoted { "yes" } else { "no" },

@@ -59,6 +59,11 @@ pub struct ServiceConfig {
     /// `CHURN_THREADS`: threads of the one pool every parallel step runs on
     /// (parsing, training, scoring), 1..=256; unset = the cores available.
     pub threads: Option<usize>,
+    /// `CHURN_TRAIN_MAX_ROWS`: training's row cap (a larger table is trained
+    /// on a stratified sample of this many rows), at least
+    /// [`churn_model::MIN_MAX_ROWS`]; unset = the model crate's default
+    /// (2,000,000). A train request's `options.max_rows` overrides it.
+    pub train_max_rows: Option<usize>,
 }
 
 /// Share of holdout scores in the high band (default 0.10).
@@ -76,6 +81,8 @@ pub const DEFAULT_MODELS: &str = "./churn-data/models";
 pub const DEFAULT_FLAGS: &str = "sqlite://./churn-data/flags.db";
 /// The thread-pool size variable (the CLI's `--threads` falls back to it).
 pub const THREADS: &str = "CHURN_THREADS";
+/// Training's row cap variable (the CLI's `--max-rows` overrides it).
+pub const TRAIN_MAX_ROWS: &str = "CHURN_TRAIN_MAX_ROWS";
 /// Most threads accepted for the pool.
 pub const MAX_THREADS: usize = 256;
 /// Most risk-list shards accepted: every page queries each shard.
@@ -98,6 +105,7 @@ impl Default for ServiceConfig {
             bands: BandPolicy::default(),
             flag_writes: WriteStrategy::default(),
             threads: None,
+            train_max_rows: None,
         }
     }
 }
@@ -161,6 +169,9 @@ impl ServiceConfig {
             },
             threads: get(THREADS)
                 .map(|v| thread_count(&v).map_err(|m| config_error(THREADS, &v, m)))
+                .transpose()?,
+            train_max_rows: get(TRAIN_MAX_ROWS)
+                .map(|v| row_cap(&v).map_err(|m| config_error(TRAIN_MAX_ROWS, &v, m)))
                 .transpose()?,
         })
     }
@@ -440,6 +451,24 @@ pub fn init_thread_pool(
     builder.build_global()
 }
 
+/// A training row cap: a whole number the model crate accepts as
+/// `max_rows` (its rule, checked by its builder; at least
+/// [`churn_model::MIN_MAX_ROWS`]).
+///
+/// # Errors
+/// The reason, for the caller to name its setting.
+pub fn row_cap(value: &str) -> std::result::Result<usize, String> {
+    let n: usize = value
+        .trim()
+        .parse()
+        .map_err(|_| "expected a whole number of rows".to_string())?;
+    churn_model::TrainConfig::builder()
+        .max_rows(n)
+        .build()
+        .map(|c| c.max_rows)
+        .map_err(|e| e.to_string())
+}
+
 fn shards(variable: &'static str, value: &str) -> Result<u32> {
     let n: u32 = value
         .trim()
@@ -557,6 +586,23 @@ mod tests {
             err.contains("CHURN_FLAG_WRITES") && err.contains("batch"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn train_max_rows_is_a_whole_number_the_model_accepts() {
+        assert_eq!(
+            cfg(&[("CHURN_TRAIN_MAX_ROWS", "5000")])
+                .unwrap()
+                .train_max_rows,
+            Some(5000)
+        );
+        assert_eq!(cfg(&[]).unwrap().train_max_rows, None);
+        for bad in ["10", "-1", "lots", "1e6"] {
+            let e = cfg(&[("CHURN_TRAIN_MAX_ROWS", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("CHURN_TRAIN_MAX_ROWS"), "{bad}: {e}");
+        }
     }
 
     #[test]

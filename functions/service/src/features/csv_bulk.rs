@@ -251,10 +251,7 @@ fn merge(
             }
         }
     }
-    Ok(Table {
-        columns,
-        first_row: 1,
-    })
+    Ok(Table::new(columns))
 }
 
 /// A part-local strict error as a [`FeatureError`] with the file-wide row.

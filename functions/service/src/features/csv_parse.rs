@@ -158,7 +158,7 @@ impl Builders {
                 ColBuf::Skip => {}
             }
         }
-        Table { columns, first_row }
+        Table::starting_at(columns, first_row)
     }
 }
 

@@ -44,6 +44,10 @@ pub struct TrainOptions {
     pub seed: Option<u64>,
     pub holdout_fraction: Option<f64>,
     pub cv_folds: Option<usize>,
+    /// Row cap: a larger table is trained on a stratified sample of this
+    /// many rows (overrides `CHURN_TRAIN_MAX_ROWS`; see
+    /// `churn_model::TrainConfig::max_rows`).
+    pub max_rows: Option<usize>,
     /// `false`: store the artifact as a candidate without applying the gate.
     pub promote: Option<bool>,
     /// RFC 3339 creation time recorded in the artifact (default: now, UTC).
@@ -107,6 +111,9 @@ pub struct TrainSettings {
     pub gate: Gate,
     /// Used unless the request's `options.bands` overrides it.
     pub bands: BandPolicy,
+    /// Row cap (`CHURN_TRAIN_MAX_ROWS`) unless the request's
+    /// `options.max_rows` overrides it; `None` = the model crate's default.
+    pub max_rows: Option<usize>,
 }
 
 impl TrainSettings {
@@ -115,6 +122,7 @@ impl TrainSettings {
         TrainSettings {
             gate: Gate::from_config(config),
             bands: config.bands,
+            max_rows: config.train_max_rows,
         }
     }
 }
@@ -135,6 +143,7 @@ pub async fn handle_train(
     let settings = TrainSettings {
         gate,
         bands: BandPolicy::default(),
+        max_rows: None,
     };
     handle_train_with(request, models, sources, settings).await
 }
@@ -155,7 +164,7 @@ pub async fn handle_train_with(
     sources: &FeatureSources,
     settings: TrainSettings,
 ) -> Result<TrainSummary, HandlerError> {
-    let job = TrainJob::from_request(request, settings.bands)?;
+    let job = TrainJob::from_request(request, &settings)?;
     let options =
         ReadOptions::from_schema(&job.schema, &job.config.id_column, &job.config.label_column);
     let (table, notes) = sources.read_table(&job.uri, &options).await?;
@@ -211,11 +220,16 @@ struct TrainJob {
 }
 
 impl TrainJob {
-    /// Checks `request`; `bands` apply unless the request overrides them.
+    /// Checks `request`; the `settings`' bands and row cap apply unless the
+    /// request overrides them.
     ///
     /// # Errors
     /// [`HandlerError::BadRequest`] naming the field at fault.
-    fn from_request(request: &TrainRequest, bands: BandPolicy) -> Result<TrainJob, HandlerError> {
+    fn from_request(
+        request: &TrainRequest,
+        settings: &TrainSettings,
+    ) -> Result<TrainJob, HandlerError> {
+        let bands = settings.bands;
         let bad = |e: &dyn std::fmt::Display| HandlerError::BadRequest(e.to_string());
         let uri = FeatureUri::parse(&request.features).map_err(|e| bad(&e))?;
         let schema = match &request.schema {
@@ -239,6 +253,9 @@ impl TrainJob {
         if let Some(k) = options.cv_folds {
             builder = builder.cv_folds(k);
         }
+        if let Some(n) = options.max_rows.or(settings.max_rows) {
+            builder = builder.max_rows(n);
+        }
         let created_at = match &options.created_at {
             Some(text) => timestamp::parse(text)
                 .map(timestamp::format)
@@ -249,9 +266,14 @@ impl TrainJob {
             .created_at(created_at)
             .bands(options.bands.unwrap_or(bands))
             .build()
-            .map_err(|e| match options.bands {
-                Some(_) => HandlerError::BadRequest(format!("options.bands: {e}")),
-                None => bad(&e),
+            .map_err(|e| match (options.bands, options.max_rows) {
+                (Some(_), _) if e.to_string().contains("bands") => {
+                    HandlerError::BadRequest(format!("options.bands: {e}"))
+                }
+                (_, Some(_)) if e.to_string().contains("max_rows") => {
+                    HandlerError::BadRequest(format!("options.max_rows: {e}"))
+                }
+                _ => bad(&e),
             })?;
         Ok(TrainJob {
             uri,
@@ -516,12 +538,20 @@ mod tests {
             schema: None,
             options,
         };
+        let settings = TrainSettings {
+            gate: Gate {
+                min_auc: 0.6,
+                max_auc_drop: 0.01,
+            },
+            bands: BandPolicy::default(),
+            max_rows: Some(5_000),
+        };
         let err = TrainJob::from_request(
             &request(TrainOptions {
                 created_at: Some("yesterday".into()),
                 ..TrainOptions::default()
             }),
-            BandPolicy::default(),
+            &settings,
         )
         .unwrap_err();
         assert!(err.to_string().contains("options.created_at"), "{err}");
@@ -533,7 +563,7 @@ mod tests {
                 }),
                 ..TrainOptions::default()
             }),
-            BandPolicy::default(),
+            &settings,
         )
         .unwrap_err();
         assert!(err.to_string().contains("options.bands"), "{err}");
@@ -543,10 +573,30 @@ mod tests {
                 created_at: Some("2026-01-02T03:04:05Z".into()),
                 ..TrainOptions::default()
             }),
-            BandPolicy::default(),
+            &settings,
         )
         .unwrap();
         assert_eq!(job.config.seed, 9);
+        // The service's row cap applies unless the request sets its own.
+        assert_eq!(job.config.max_rows, 5_000);
+        let capped = TrainJob::from_request(
+            &request(TrainOptions {
+                max_rows: Some(3_000),
+                ..TrainOptions::default()
+            }),
+            &settings,
+        )
+        .unwrap();
+        assert_eq!(capped.config.max_rows, 3_000);
+        let err = TrainJob::from_request(
+            &request(TrainOptions {
+                max_rows: Some(5),
+                ..TrainOptions::default()
+            }),
+            &settings,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("options.max_rows"), "{err}");
         assert!(
             job.config.created_at.starts_with("2026-01-02T03:04:05"),
             "{}",
