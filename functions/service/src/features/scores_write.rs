@@ -37,7 +37,8 @@ enum Sink<W: Write + Send> {
         line: Vec<u8>,
     },
     Parquet {
-        writer: SerializedFileWriter<W>,
+        /// Boxed: the writer is ten times the CSV variant's size.
+        writer: Box<SerializedFileWriter<W>>,
         /// Rows not yet written, in the six columns of [`SCORES_HEADER`].
         pending: Table,
     },
@@ -91,7 +92,10 @@ impl<W: Write + Send> ScoresWriter<W> {
         let pending = empty_scores_table();
         let writer = parquet_writer(&pending, out).map_err(std::io::Error::other)?;
         Ok(ScoresWriter {
-            sink: Sink::Parquet { writer, pending },
+            sink: Sink::Parquet {
+                writer: Box::new(writer),
+                pending,
+            },
         })
     }
 
@@ -174,7 +178,7 @@ impl<W: Write + Send> ScoresWriter<W> {
                 if pending.n_rows() > 0 {
                     flush_row_group(&mut writer, &mut pending)?;
                 }
-                let mut out = writer.into_inner().map_err(std::io::Error::other)?;
+                let mut out = (*writer).into_inner().map_err(std::io::Error::other)?;
                 out.flush()?;
                 Ok(out)
             }
