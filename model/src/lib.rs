@@ -88,6 +88,6 @@ pub use scoring::{CompactScore, Explanation, OutOfRange, Score, ScoredRecord, Sc
 pub use synthetic::{generate, SyntheticConfig};
 pub use table::{Column, ColumnValues, Table};
 pub use train::{
-    evaluate, evaluate_scorable, train, Complexity, ComplexityResult, TrainConfig,
-    TrainConfigBuilder, TrainOutcome, TrainingReport,
+    evaluate, evaluate_scorable, train, train_sample, Complexity, ComplexityResult, Population,
+    TrainConfig, TrainConfigBuilder, TrainOutcome, TrainingReport, MIN_MAX_ROWS,
 };

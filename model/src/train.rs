@@ -134,20 +134,110 @@ pub struct TrainOutcome {
     pub holdout_rows: Vec<usize>,
 }
 
-/// Trains a model on `table`.
+/// Trains a model on `table`. A table of more than `config.max_rows` rows
+/// is trained on a stratified sample of that many (see [`crate::sample`]);
+/// `holdout_rows` are positions in `table` either way.
 ///
 /// # Errors
 /// Label, id, schema and class-balance errors naming the row and column (see
 /// [`Error`]); [`Error::InvalidConfig`]; [`Error::NoFeatures`]; [`Error::Solver`].
 pub fn train(table: &Table, schema: &Schema, config: &TrainConfig) -> Result<TrainOutcome> {
     config.validate()?;
-    let mut clock = Stopwatch::start();
+    let clock = Stopwatch::start();
     let all_labels = validated_labels(table, config)?;
-    let sample = RowSample::draw(table, &all_labels, config);
-    let (table, labels) = match &sample {
-        Some(s) => (&s.table, s.labels.clone()),
-        None => (table, all_labels.clone()),
+    let population = Population::of(&all_labels);
+    let Some(sample) = RowSample::draw(table, &all_labels, config) else {
+        return train_on(table, all_labels, population, schema, config, clock);
     };
+    let mut out = train_on(
+        &sample.table,
+        sample.labels,
+        population,
+        schema,
+        config,
+        clock,
+    )?;
+    out.holdout_rows = out.holdout_rows.iter().map(|&r| sample.rows[r]).collect();
+    Ok(out)
+}
+
+/// Trains on `sample`, rows a reader drew from a larger source (a streamed
+/// reservoir, say) whose rows and churners `population` counts: as
+/// [`train`] on that source would, with the intercept shifted to the
+/// source's churn odds. `holdout_rows` are positions in `sample`.
+///
+/// # Errors
+/// As [`train`]; [`Error::InvalidConfig`] when `population` has fewer rows
+/// or churners than the sample.
+pub fn train_sample(
+    sample: &Table,
+    population: Population,
+    schema: &Schema,
+    config: &TrainConfig,
+) -> Result<TrainOutcome> {
+    config.validate()?;
+    let clock = Stopwatch::start();
+    let labels = validated_labels(sample, config)?;
+    let own = Population::of(&labels);
+    if population.rows < own.rows
+        || population.churned < own.churned
+        || population.rows - population.churned < own.rows - own.churned
+    {
+        return Err(Error::InvalidConfig {
+            message: format!(
+                "the source counts ({} rows, {} churned) are fewer than the sample's ({} rows, {} churned)",
+                population.rows, population.churned, own.rows, own.churned
+            ),
+        });
+    }
+    train_on(sample, labels, population, schema, config, clock)
+}
+
+/// Rows and churners of a table training's rows were drawn from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Population {
+    pub rows: usize,
+    pub churned: usize,
+}
+
+impl Population {
+    /// The counts of `labels`.
+    pub fn of(labels: &[bool]) -> Population {
+        Population {
+            rows: labels.len(),
+            churned: labels.iter().filter(|&&y| y).count(),
+        }
+    }
+
+    /// Churn odds.
+    fn odds(&self) -> f64 {
+        self.churned as f64 / (self.rows - self.churned) as f64
+    }
+
+    /// What to add to a logit fitted on a sample with counts `sample` so it
+    /// is of this population: the log of the ratio of the two churn odds
+    /// (0 for the population itself). Exact for a logistic model when the
+    /// sample was drawn by label (uniform within each class), as the
+    /// reservoir draws it.
+    fn intercept_shift(&self, sample: &Population) -> f64 {
+        if self == sample {
+            0.0
+        } else {
+            (self.odds() / sample.odds()).ln()
+        }
+    }
+}
+
+/// Training on `table` (labels `labels`, already validated) drawn from
+/// `population`; `clock` started before validation.
+fn train_on(
+    table: &Table,
+    labels: Vec<bool>,
+    population: Population,
+    schema: &Schema,
+    config: &TrainConfig,
+    mut clock: Stopwatch,
+) -> Result<TrainOutcome> {
     clock.lap("validate");
     let mut prepared = prepare(table, schema, config, &labels)?;
     clock.lap("preprocess");
@@ -161,9 +251,7 @@ pub fn train(table: &Table, schema: &Schema, config: &TrainConfig) -> Result<Tra
     let mut fit = fit_final(x, y_train, prepared.prep.columns.len(), config, &cv)?;
     let calibration = calibration_for(choice.complexity, &cv);
     calibration.apply(&mut fit);
-    let sampling_shift = sample
-        .as_ref()
-        .map_or(0.0, |s| s.intercept_shift(&all_labels));
+    let sampling_shift = population.intercept_shift(&Population::of(&labels));
     fit.intercept += sampling_shift;
     clock.lap("fit");
     let model = FittedModel::new(prepared.prep, &fit, cv.chosen_l2);
@@ -193,21 +281,17 @@ pub fn train(table: &Table, schema: &Schema, config: &TrainConfig) -> Result<Tra
         complexity: choice.complexity,
         interaction_screen,
         calibration,
-        rows_read: all_labels.len(),
+        rows_read: population.rows,
         rows_sampled: labels.len(),
         sampling_shift,
         train_rows: prepared.train_rows.len(),
         holdout_rows: prepared.holdout_rows.len(),
         timings: clock.laps,
     };
-    let holdout_rows = match &sample {
-        Some(s) => prepared.holdout_rows.iter().map(|&r| s.rows[r]).collect(),
-        None => prepared.holdout_rows,
-    };
     Ok(TrainOutcome {
         artifact,
         report,
-        holdout_rows,
+        holdout_rows: prepared.holdout_rows,
     })
 }
 
@@ -232,18 +316,6 @@ impl RowSample {
             labels: rows.iter().map(|&r| labels[r]).collect(),
             rows,
         })
-    }
-
-    /// What to add to a logit fitted on this sample so it is of the whole
-    /// table (labels `all`): the log of the ratio of the two churn odds.
-    /// Exact for a logistic model when the sample was drawn by label
-    /// (uniform within each class), as the reservoir draws it.
-    fn intercept_shift(&self, all: &[bool]) -> f64 {
-        let odds = |l: &[bool]| {
-            let churned = l.iter().filter(|&&y| y).count() as f64;
-            churned / (l.len() as f64 - churned)
-        };
-        (odds(all) / odds(&self.labels)).ln()
     }
 }
 

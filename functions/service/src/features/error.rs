@@ -66,6 +66,15 @@ pub enum FeatureError {
         message: String,
     },
 
+    /// A row that cannot be used (a cell the reader could not parse, a
+    /// missing or unknown label); `message` names the row and column.
+    #[error("{location}: {message}")]
+    Row {
+        location: String,
+        row: usize,
+        message: String,
+    },
+
     /// A column requested by the caller is absent.
     #[error("{location}: column {column:?} not found (columns: {available})")]
     MissingColumn {
@@ -151,7 +160,9 @@ impl FeatureError {
     /// to report a failed row without stopping the run).
     pub fn row(&self) -> Option<usize> {
         match self {
-            FeatureError::Ragged { row, .. } | FeatureError::Cell { row, .. } => Some(*row),
+            FeatureError::Ragged { row, .. }
+            | FeatureError::Cell { row, .. }
+            | FeatureError::Row { row, .. } => Some(*row),
             _ => None,
         }
     }

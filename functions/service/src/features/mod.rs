@@ -30,6 +30,7 @@ pub mod options;
 mod parquet_read;
 mod parts;
 pub mod read;
+pub mod sample_read;
 pub mod scores_write;
 mod source;
 pub mod stream;
@@ -41,6 +42,7 @@ pub use options::{ColumnHint, ReadOptions};
 pub use read::{
     read_local_file, read_local_file_with_notes, read_table, read_table_with_notes, NotedTable,
 };
+pub use sample_read::{sample_stream, SampledTable};
 pub use scores_write::{ScoresWriter, SCORES_HEADER};
 pub use source::FeatureSources;
 pub use stream::{TableChunk, TableStream};

@@ -129,3 +129,39 @@ pub(crate) fn resolve_local(path: &std::path::Path) -> FeatureResult<Vec<Part>> 
         }),
     }
 }
+
+/// Total size in bytes of `parts` (local file metadata; S3 HeadObject).
+///
+/// # Errors
+/// [`FeatureError::Io`] when a size cannot be read.
+pub(crate) async fn total_bytes(
+    parts: &[Part],
+    s3: Option<&aws_sdk_s3::Client>,
+) -> FeatureResult<u64> {
+    let mut total = 0u64;
+    for part in parts {
+        total += match part {
+            Part::Local(path, _) => std::fs::metadata(path)
+                .map_err(|e| FeatureError::io("open", part.location(), e))?
+                .len(),
+            Part::S3 { bucket, key, .. } => {
+                let client = s3.ok_or_else(|| {
+                    FeatureError::io(
+                        "read",
+                        part.location(),
+                        "an s3:// source needs an S3 client",
+                    )
+                })?;
+                let head = client
+                    .head_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(|e| FeatureError::s3("head", part.location(), e))?;
+                head.content_length().unwrap_or(0).max(0) as u64
+            }
+        };
+    }
+    Ok(total)
+}

@@ -83,6 +83,17 @@ impl FeatureSources {
         read_table_with_notes(uri, s3.as_ref(), options).await
     }
 
+    /// The total size in bytes of the parts of `uri`.
+    ///
+    /// # Errors
+    /// As the listing, and [`FeatureError`](super::FeatureError)`::Io` when a
+    /// size cannot be read.
+    pub async fn total_bytes(&self, uri: &FeatureUri) -> FeatureResult<u64> {
+        let s3 = self.client_for(uri).await;
+        let parts = super::parts::resolve(uri, s3.as_ref()).await?;
+        super::parts::total_bytes(&parts, s3.as_ref()).await
+    }
+
     /// A constant-memory stream of the table at `uri` (see [`TableStream`]).
     ///
     /// # Errors

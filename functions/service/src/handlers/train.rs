@@ -8,13 +8,13 @@
 //! candidate, and the summary says why (it can be promoted by hand).
 
 use crate::config::ServiceConfig;
-use crate::features::{FeatureSources, FeatureUri, ReadOptions};
+use crate::features::{sample_stream, FeatureSources, FeatureUri, ReadOptions};
 use crate::handlers::error::HandlerError;
 use crate::model_store::ModelStore;
 use crate::timestamp;
 use churn_model::{
-    evaluate, evaluate_scorable, train, BandPolicy, Metrics, ModelArtifact, Schema, TrainConfig,
-    TrainingReport,
+    evaluate, evaluate_scorable, train, train_sample, BandPolicy, Metrics, ModelArtifact,
+    Population, Schema, Table, TrainConfig, TrainingReport,
 };
 use serde::{Deserialize, Serialize};
 
@@ -114,7 +114,16 @@ pub struct TrainSettings {
     /// Row cap (`CHURN_TRAIN_MAX_ROWS`) unless the request's
     /// `options.max_rows` overrides it; `None` = the model crate's default.
     pub max_rows: Option<usize>,
+    /// Sources up to this many bytes are read whole (in parallel, column
+    /// kinds inferred from every value) and sampled in memory when over the
+    /// row cap; larger ones are sampled in one streaming pass, so memory
+    /// stays bounded by the cap. Default [`WHOLE_READ_MAX_BYTES`].
+    pub whole_read_max_bytes: u64,
 }
+
+/// Default of [`TrainSettings::whole_read_max_bytes`]: 1 GiB, about 4M rows
+/// of 20 numeric features in CSV; read whole that is ~2 GiB of memory.
+pub const WHOLE_READ_MAX_BYTES: u64 = 1 << 30;
 
 impl TrainSettings {
     /// The gate and `CHURN_BAND_*` policy of the configuration.
@@ -123,6 +132,7 @@ impl TrainSettings {
             gate: Gate::from_config(config),
             bands: config.bands,
             max_rows: config.train_max_rows,
+            whole_read_max_bytes: WHOLE_READ_MAX_BYTES,
         }
     }
 }
@@ -144,6 +154,7 @@ pub async fn handle_train(
         gate,
         bands: BandPolicy::default(),
         max_rows: None,
+        whole_read_max_bytes: WHOLE_READ_MAX_BYTES,
     };
     handle_train_with(request, models, sources, settings).await
 }
@@ -167,14 +178,17 @@ pub async fn handle_train_with(
     let job = TrainJob::from_request(request, &settings)?;
     let options =
         ReadOptions::from_schema(&job.schema, &job.config.id_column, &job.config.label_column);
-    let (table, notes) = sources.read_table(&job.uri, &options).await?;
+    let data = read_training_data(&job, sources, options, settings.whole_read_max_bytes).await?;
     tracing::info!(
-        rows = table.n_rows(),
-        columns = table.columns.len(),
+        rows = data.population.map_or(data.table.n_rows(), |p| p.rows),
+        sampled = data.population.map(|_| data.table.n_rows()),
+        columns = data.table.columns.len(),
         "training table read"
     );
-    let rows = table.n_rows();
-    let (outcome, table) = fit_off_the_runtime(table, job.schema, job.config).await;
+    let rows = data.population.map_or(data.table.n_rows(), |p| p.rows);
+    let notes = data.notes;
+    let (outcome, table) =
+        fit_off_the_runtime(data.table, data.population, job.schema, job.config).await;
     let outcome = outcome?;
     // Same data and settings as a stored model (only `created_at` differs):
     // the store keeps the stored bytes and returns their sha256, which is
@@ -207,6 +221,50 @@ pub async fn handle_train_with(
         rows,
         report: outcome.report,
         notes,
+    })
+}
+
+/// What training reads: the whole table, or a sample streamed from a
+/// source too large to hold whole (with the counts it was drawn from).
+struct TrainingData {
+    table: Table,
+    population: Option<Population>,
+    notes: Vec<String>,
+}
+
+/// Reads the job's source whole when it is at most `whole_read_max_bytes`
+/// (training samples it in memory if it has more rows than the cap), else
+/// samples it in one streaming pass on a blocking thread.
+///
+/// # Errors
+/// [`HandlerError::Features`] when the source cannot be read, naming the
+/// part, row and column.
+async fn read_training_data(
+    job: &TrainJob,
+    sources: &FeatureSources,
+    options: ReadOptions,
+    whole_read_max_bytes: u64,
+) -> Result<TrainingData, HandlerError> {
+    if sources.total_bytes(&job.uri).await? <= whole_read_max_bytes {
+        let (table, notes) = sources.read_table(&job.uri, &options).await?;
+        return Ok(TrainingData {
+            table,
+            population: None,
+            notes,
+        });
+    }
+    let mut stream = sources.stream(&job.uri, options).await?;
+    let (label, cap, seed) = (
+        job.config.label_column.clone(),
+        job.config.max_rows,
+        job.config.seed,
+    );
+    let sampled =
+        crate::blocking::run(move || sample_stream(&mut stream, &label, cap, seed)).await?;
+    Ok(TrainingData {
+        table: sampled.table,
+        population: Some(sampled.population),
+        notes: sampled.notes,
     })
 }
 
@@ -286,14 +344,19 @@ impl TrainJob {
 /// Trains on a blocking thread (CPU-bound for seconds: the async workers
 /// stay free) and hands the table back for the champion comparison.
 async fn fit_off_the_runtime(
-    table: churn_model::Table,
+    table: Table,
+    population: Option<Population>,
     schema: Schema,
     config: TrainConfig,
-) -> (
-    churn_model::Result<churn_model::TrainOutcome>,
-    churn_model::Table,
-) {
-    crate::blocking::run(move || (train(&table, &schema, &config), table)).await
+) -> (churn_model::Result<churn_model::TrainOutcome>, Table) {
+    crate::blocking::run(move || {
+        let outcome = match population {
+            Some(p) => train_sample(&table, p, &schema, &config),
+            None => train(&table, &schema, &config),
+        };
+        (outcome, table)
+    })
+    .await
 }
 
 /// The gate's decision and why.
@@ -545,6 +608,7 @@ mod tests {
             },
             bands: BandPolicy::default(),
             max_rows: Some(5_000),
+            whole_read_max_bytes: WHOLE_READ_MAX_BYTES,
         };
         let err = TrainJob::from_request(
             &request(TrainOptions {
