@@ -479,10 +479,12 @@ fn choose_complexity(
         &y,
         &logits(&prepared.prep, &outcomes[0]),
     );
-    let shaped = prepared.prep.with_shapes(&data, &rows, config.shape_knots);
-    if !bent.is_empty() && shaped.columns.len() > prepared.prep.columns.len() {
-        outcomes.push(cv(&shaped)?);
-        tried.push((Complexity::Shapes, shaped));
+    if !bent.is_empty() {
+        let shaped = prepared.prep.with_shapes(&data, &rows, config.shape_knots);
+        if shaped.columns.len() > prepared.prep.columns.len() {
+            outcomes.push(cv(&shaped)?);
+            tried.push((Complexity::Shapes, shaped));
+        }
     }
     // The pairs screened against the better main-effects model.
     let main = if best_auc(&outcomes[outcomes.len() - 1]) > best_auc(&outcomes[0]) {
