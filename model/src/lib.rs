@@ -34,6 +34,7 @@
 //! - [`shape`]: shape functions of numeric features (tents at quantile knots) added as design columns.
 //! - [`interaction`]: screen of feature pairs by residual gain of their 2-D bins.
 //! - [`product`]: interaction terms: products of a coarse basis of each feature of a screened pair.
+//! - `complexity` (private): linear / shapes / shapes + interactions chosen by paired cross-validation.
 //! - `cv` (private): L2 strength by k-fold cross-validated ROC AUC, folds in parallel.
 //! - [`calibration`]: Platt scaling of the log-odds on the out-of-fold predictions.
 //! - [`customer_id`](mod@customer_id): the one rule for customer ids (every path calls it).
@@ -53,6 +54,7 @@
 pub mod artifact;
 pub mod band;
 pub mod calibration;
+mod complexity;
 pub mod customer_id;
 mod cv;
 pub mod decimal;

@@ -9,14 +9,19 @@
 //! signal) and the larger class fills the rest of the cap with a uniform,
 //! seeded subsample of its reservoir. Memory: at most `2 cap` rows held.
 //!
-//! The sample therefore over-represents churners when they are rare: the
-//! probabilities it is trained on are of the sample. Training reports both
-//! counts; band cutoffs are quantiles of holdout scores (drawn from the
-//! sample), so the share of customers per band keeps its meaning only
-//! relative to the sample's base rate (the report says both).
+//! The sample therefore over-represents churners when they are rare.
+//! Training shifts the intercept back by the ratio of the churn odds of the
+//! source and the sample ([`Population`]; exact for a logistic model when
+//! rows are drawn uniformly within each label), so probabilities are of the
+//! whole source. Holdout metrics and the band cutoffs (quantiles of holdout
+//! scores) are of the sample's holdout, where churners are more common than
+//! in the source; the report gives rows read, rows sampled and the shift.
 
+use crate::table::Table;
+use crate::train_config::TrainConfig;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
 /// Where an offered row goes: into slot `slot` of its class's reservoir
 /// (appended when `slot` equals the current length, else replacing it).
@@ -134,6 +139,65 @@ pub fn stratified_sample(labels: &[bool], cap: usize, seed: u64) -> Vec<usize> {
         r.offer(y);
     }
     r.finish_indices()
+}
+
+/// Rows and churners of a table training's rows were drawn from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Population {
+    pub rows: usize,
+    pub churned: usize,
+}
+
+impl Population {
+    /// The counts of `labels`.
+    pub fn of(labels: &[bool]) -> Population {
+        Population {
+            rows: labels.len(),
+            churned: labels.iter().filter(|&&y| y).count(),
+        }
+    }
+
+    /// Churn odds.
+    fn odds(&self) -> f64 {
+        self.churned as f64 / (self.rows - self.churned) as f64
+    }
+
+    /// What to add to a logit fitted on a sample with counts `sample` so it
+    /// is of this population: the log of the ratio of the two churn odds
+    /// (0 for the population itself). Exact for a logistic model when the
+    /// sample was drawn by label (uniform within each class), as the
+    /// reservoir draws it.
+    pub(crate) fn intercept_shift(&self, sample: &Population) -> f64 {
+        if self == sample {
+            0.0
+        } else {
+            (self.odds() / sample.odds()).ln()
+        }
+    }
+}
+
+/// The rows training uses when the table has more than `config.max_rows`.
+pub(crate) struct RowSample {
+    /// Positions in the input table, in order.
+    pub rows: Vec<usize>,
+    pub table: Table,
+    pub labels: Vec<bool>,
+}
+
+impl RowSample {
+    /// The stratified reservoir sample of `table` (labels `labels`), or
+    /// `None` when it has at most `config.max_rows` rows.
+    pub(crate) fn draw(table: &Table, labels: &[bool], config: &TrainConfig) -> Option<RowSample> {
+        if labels.len() <= config.max_rows {
+            return None;
+        }
+        let rows = stratified_sample(labels, config.max_rows, config.seed);
+        Some(RowSample {
+            table: table.select_rows(&rows),
+            labels: rows.iter().map(|&r| labels[r]).collect(),
+            rows,
+        })
+    }
 }
 
 #[cfg(test)]

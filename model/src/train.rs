@@ -1,7 +1,8 @@
-//! Training: validate, split, fit preprocessing, choose the complexity
-//! (linear or shape functions, see [`crate::shape`]) and L2 by
-//! cross-validated ROC AUC, screen feature pairs for interactions (reported
-//! only), fit the final model on the whole training split, evaluate on the
+//! Training: validate, sample a table over the row cap (see
+//! [`crate::sample`]), split, fit preprocessing, choose the complexity
+//! (linear, shapes, shapes with interactions; see `complexity`) and L2 by
+//! cross-validated ROC AUC, fit the final model on the whole training split
+//! and calibrate it, evaluate on the
 //! holdout, choose risk bands, and seal the artifact. Each stage is a
 //! function of its own; the artifact is assembled in one piece from the
 //! finished stages and sealed then, so no field of it is ever a stand-in
@@ -23,19 +24,22 @@
 use crate::artifact::{Coefficient, ModelArtifact, TrainingSummary};
 use crate::band::{BandCutoffs, BandPolicy};
 use crate::calibration::Calibration;
+use crate::complexity::{calibration_for, choose_complexity};
+pub use crate::complexity::{Complexity, ComplexityResult};
 pub use crate::cv::CvResult;
-use crate::cv::{cross_validate, solver_options, CvOutcome};
+use crate::cv::{solver_options, CvOutcome};
 use crate::error::{Error, Result};
-use crate::interaction::{bent_features, screen_pairs, PairGain};
+use crate::interaction::PairGain;
 use crate::label;
 use crate::logistic::{self, LogisticFit};
 use crate::metrics::Metrics;
 use crate::preprocess::{feature_data, FeatureData, FeaturePrep, PrepOptions, Preprocessor};
 use crate::reference::ReferenceBins;
-use crate::sample::stratified_sample;
+pub use crate::sample::Population;
+use crate::sample::RowSample;
 use crate::schema::Schema;
 use crate::scoring::{FoldedModel, Scorer};
-use crate::split::{stratified_folds, stratified_split, stratified_subsample};
+use crate::split::stratified_split;
 use crate::table::Table;
 pub use crate::train_config::{TrainConfig, TrainConfigBuilder, MIN_MAX_ROWS};
 use crate::validate::{check_balance, check_ids, check_shape};
@@ -87,42 +91,6 @@ pub struct TrainingReport {
     pub holdout_rows: usize,
     /// Wall-clock seconds per stage (preprocess, cv, fit, evaluate).
     pub timings: Vec<(String, f64)>,
-}
-
-/// How rich the model's design is; cross-validation chooses. Simplest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Complexity {
-    /// One term per numeric value, missing indicator and level.
-    #[default]
-    Linear,
-    /// Linear plus a shape function per numeric feature (see [`crate::shape`]).
-    Shapes,
-    /// Shapes plus product terms of the screened feature pairs (see
-    /// [`crate::product`]).
-    ShapesAndInteractions,
-}
-
-impl std::fmt::Display for Complexity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Complexity::Linear => "linear",
-            Complexity::Shapes => "shapes",
-            Complexity::ShapesAndInteractions => "shapes_and_interactions",
-        })
-    }
-}
-
-/// The cross-validation of one complexity.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ComplexityResult {
-    pub complexity: Complexity,
-    /// Design columns (coefficients) of the model.
-    pub design_columns: usize,
-    /// Its best mean CV ROC AUC over the L2 grid.
-    pub cv_auc: f64,
-    /// The L2 strength that reached it.
-    pub l2: f64,
 }
 
 /// A trained model with its report and the holdout row indices (0-based
@@ -193,41 +161,6 @@ pub fn train_sample(
     train_on(sample, labels, population, schema, config, clock)
 }
 
-/// Rows and churners of a table training's rows were drawn from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Population {
-    pub rows: usize,
-    pub churned: usize,
-}
-
-impl Population {
-    /// The counts of `labels`.
-    pub fn of(labels: &[bool]) -> Population {
-        Population {
-            rows: labels.len(),
-            churned: labels.iter().filter(|&&y| y).count(),
-        }
-    }
-
-    /// Churn odds.
-    fn odds(&self) -> f64 {
-        self.churned as f64 / (self.rows - self.churned) as f64
-    }
-
-    /// What to add to a logit fitted on a sample with counts `sample` so it
-    /// is of this population: the log of the ratio of the two churn odds
-    /// (0 for the population itself). Exact for a logistic model when the
-    /// sample was drawn by label (uniform within each class), as the
-    /// reservoir draws it.
-    fn intercept_shift(&self, sample: &Population) -> f64 {
-        if self == sample {
-            0.0
-        } else {
-            (self.odds() / sample.odds()).ln()
-        }
-    }
-}
-
 /// Training on `table` (labels `labels`, already validated) drawn from
 /// `population`; `clock` started before validation.
 fn train_on(
@@ -241,7 +174,13 @@ fn train_on(
     clock.lap("validate");
     let mut prepared = prepare(table, schema, config, &labels)?;
     clock.lap("preprocess");
-    let choice = choose_complexity(&prepared, &labels, config)?;
+    let choice = choose_complexity(
+        &prepared.prep,
+        &prepared.kept_data(),
+        &prepared.train_rows,
+        &labels,
+        config,
+    )?;
     prepared.prep = choice.prep;
     let interaction_screen = choice.screen;
     let (cv, cv_rows) = (choice.cv, choice.rows.len());
@@ -293,30 +232,6 @@ fn train_on(
         report,
         holdout_rows: prepared.holdout_rows,
     })
-}
-
-/// The rows training uses when the table has more than `config.max_rows`.
-struct RowSample {
-    /// Positions in the input table, in order.
-    rows: Vec<usize>,
-    table: Table,
-    labels: Vec<bool>,
-}
-
-impl RowSample {
-    /// The stratified reservoir sample of `table` (labels `labels`), or
-    /// `None` when it has at most `config.max_rows` rows.
-    fn draw(table: &Table, labels: &[bool], config: &TrainConfig) -> Option<RowSample> {
-        if labels.len() <= config.max_rows {
-            return None;
-        }
-        let rows = stratified_sample(labels, config.max_rows, config.seed);
-        Some(RowSample {
-            table: table.select_rows(&rows),
-            labels: rows.iter().map(|&r| labels[r]).collect(),
-            rows,
-        })
-    }
 }
 
 /// Wall-clock seconds per stage, each stage timed from the end of the one
@@ -428,191 +343,6 @@ fn split_rows(labels: &[bool], config: &TrainConfig) -> Result<(Vec<usize>, Vec<
         });
     }
     Ok((train_rows, holdout_rows))
-}
-
-/// What cross-validation chose: the complexity, its preprocessing and L2.
-struct Choice {
-    complexity: Complexity,
-    prep: Preprocessor,
-    cv: CvOutcome,
-    results: Vec<ComplexityResult>,
-    /// The interaction screen's pairs, strongest first.
-    screen: Vec<PairGain>,
-    /// Rows cross-validation used (a stratified subsample of the training split).
-    rows: Vec<usize>,
-}
-
-/// Cross-validates every complexity on the same stratified (sub)sample of
-/// the training split and folds, and keeps the simplest within
-/// `config.complexity_tolerance` of the best mean ROC AUC: linear, then
-/// shapes (only when the linear model leaves signal along some numeric
-/// feature, by the same kind of screen), then shapes with the product terms of the pairs the interaction
-/// screen finds on the best main-effects model's residuals (no such
-/// candidate when the screen finds none). Shape and product terms are
-/// fitted on that subsample (quantile knots and standardization need no
-/// more rows), so a linear winner costs only the extra cross-validation.
-///
-/// # Errors
-/// [`Error::Solver`] when a fit fails.
-fn choose_complexity(
-    prepared: &Prepared<'_>,
-    labels: &[bool],
-    config: &TrainConfig,
-) -> Result<Choice> {
-    let rows = stratified_subsample(
-        &prepared.train_rows,
-        labels,
-        config.cv_max_rows,
-        config.seed,
-    );
-    let data = prepared.kept_data();
-    let y: Vec<bool> = rows.iter().map(|&r| labels[r]).collect();
-    let cv = |prep: &Preprocessor| cross_validate_prep(prep, &data, &rows, labels, config);
-    let logits = |prep: &Preprocessor, cv: &CvOutcome| fold_average_logits(prep, &data, &rows, cv);
-    let mut tried = vec![(Complexity::Linear, prepared.prep.clone())];
-    let mut outcomes = vec![cv(&prepared.prep)?];
-    // Shapes only when the linear model leaves signal along some feature.
-    let bent = bent_features(
-        &prepared.prep.features,
-        &data,
-        &rows,
-        &y,
-        &logits(&prepared.prep, &outcomes[0]),
-    );
-    if !bent.is_empty() {
-        let shaped = prepared.prep.with_shapes(&data, &rows, config.shape_knots);
-        if shaped.columns.len() > prepared.prep.columns.len() {
-            outcomes.push(cv(&shaped)?);
-            tried.push((Complexity::Shapes, shaped));
-        }
-    }
-    // The pairs screened against the better main-effects model.
-    let main = if best_auc(&outcomes[outcomes.len() - 1]) > best_auc(&outcomes[0]) {
-        outcomes.len() - 1
-    } else {
-        0
-    };
-    let screen = if config.max_interactions == 0 {
-        Vec::new()
-    } else {
-        let (prep, cv) = (&tried[main].1, &outcomes[main]);
-        screen_pairs(
-            &prep.features,
-            &data,
-            &rows,
-            &y,
-            &logits(prep, cv),
-            config.max_interactions,
-        )
-    };
-    if !screen.is_empty() {
-        let base = &tried[tried.len() - 1].1;
-        let pairs = pair_indices(base, &screen);
-        let with_pairs = base.with_interactions(&data, &rows, &pairs);
-        if with_pairs.columns.len() > base.columns.len() {
-            outcomes.push(cv(&with_pairs)?);
-            tried.push((Complexity::ShapesAndInteractions, with_pairs));
-        }
-    }
-    let results: Vec<ComplexityResult> = tried
-        .iter()
-        .zip(&outcomes)
-        .map(|((complexity, prep), cv)| ComplexityResult {
-            complexity: *complexity,
-            design_columns: prep.columns.len(),
-            cv_auc: best_auc(cv),
-            l2: cv.chosen_l2,
-        })
-        .collect();
-    let pick = simplest_within(&results, config.complexity_tolerance);
-    let (complexity, prep) = tried.swap_remove(pick);
-    Ok(Choice {
-        complexity,
-        prep,
-        cv: outcomes.swap_remove(pick),
-        results,
-        screen,
-        rows,
-    })
-}
-
-/// The feature indices in `prep` of each screened pair.
-fn pair_indices(prep: &Preprocessor, screen: &[PairGain]) -> Vec<(usize, usize)> {
-    let index = |name: &str| prep.features.iter().position(|f| f.name() == name);
-    screen
-        .iter()
-        .filter_map(|g| Some((index(&g.features.0)?, index(&g.features.1)?)))
-        .collect()
-}
-
-/// The log-odds of `rows` under the model `prep` with the fold-averaged
-/// solution of its cross-validation, `cv` (what the screens test against).
-fn fold_average_logits(
-    prep: &Preprocessor,
-    data: &[&FeatureData<'_>],
-    rows: &[usize],
-    cv: &CvOutcome,
-) -> Vec<f64> {
-    let mut x = Vec::new();
-    prep.design_col_major(data, rows, &mut x);
-    let n = rows.len();
-    let mut logits = vec![cv.warm_start.intercept; n];
-    for (j, w) in cv.warm_start.weights.iter().enumerate() {
-        for (z, v) in logits.iter_mut().zip(&x[j * n..(j + 1) * n]) {
-            *z += w * v;
-        }
-    }
-    logits
-}
-
-/// The calibration applied to the final fit: the cross-validation's Platt
-/// scaling for shapes and interactions, whose heavier penalty shrinks the
-/// log-odds; none for the linear model, which stays what earlier builds
-/// wrote for the same data, byte for byte.
-fn calibration_for(complexity: Complexity, cv: &CvOutcome) -> Calibration {
-    match complexity {
-        Complexity::Linear => Calibration::default(),
-        Complexity::Shapes | Complexity::ShapesAndInteractions => cv.calibration,
-    }
-}
-
-/// The best mean CV ROC AUC over the L2 grid.
-fn best_auc(cv: &CvOutcome) -> f64 {
-    cv.results
-        .iter()
-        .map(|r| r.mean_auc)
-        .fold(f64::NEG_INFINITY, f64::max)
-}
-
-/// Index of the first (simplest) result within `tolerance` of the best AUC.
-fn simplest_within(results: &[ComplexityResult], tolerance: f64) -> usize {
-    let best = results
-        .iter()
-        .map(|r| r.cv_auc)
-        .fold(f64::NEG_INFINITY, f64::max);
-    results
-        .iter()
-        .position(|r| r.cv_auc >= best - tolerance)
-        .unwrap_or(0)
-}
-
-/// The L2 choice by k-fold cross-validation of the model with `prep` on
-/// `rows` (`data[f]` is the data of `prep.features[f]`).
-///
-/// # Errors
-/// [`Error::Solver`] when a fit fails.
-fn cross_validate_prep(
-    prep: &Preprocessor,
-    data: &[&FeatureData<'_>],
-    rows: &[usize],
-    labels: &[bool],
-    config: &TrainConfig,
-) -> Result<CvOutcome> {
-    let mut x_cv = Vec::new();
-    prep.design_col_major(data, rows, &mut x_cv);
-    let y_cv: Vec<bool> = rows.iter().map(|&r| labels[r]).collect();
-    let folds = stratified_folds(rows, labels, config.cv_folds, config.seed);
-    cross_validate(x_cv, y_cv, &folds, prep.columns.len(), config)
 }
 
 /// The design matrix of the whole training split, prescaled for the solver
