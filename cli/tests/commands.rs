@@ -309,45 +309,30 @@ fn train_max_rows_trains_on_a_sample_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let data = data_csv();
-    let (code, stdout, stderr) = run(churn(d).args([
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--models",
-        "m",
-        "--max-rows",
-        "1500",
-        "--json",
-    ]));
+    let train = |extra: &[&str]| {
+        let mut cmd = churn(d);
+        cmd.args(["train", "--data", data.to_str().unwrap(), "--models", "m"])
+            .args(extra);
+        cmd
+    };
+    let (code, stdout, stderr) = run(&mut train(&["--max-rows", "1500", "--json"]));
     assert_eq!(code, 0, "{stderr}");
     let report = json(&stdout);
     assert_eq!(report["rows"], CUSTOMERS);
     assert_eq!(report["report"]["rows_read"], CUSTOMERS);
     assert_eq!(report["report"]["rows_sampled"], 1500);
     assert!(report["report"]["sampling_shift"].as_f64().unwrap() < 0.0);
-    let (code, stdout, stderr) = run(churn(d)
-        .args(["train", "--data", data.to_str().unwrap(), "--models", "m"])
-        .env("CHURN_TRAIN_MAX_ROWS", "2000"));
+    let (code, stdout, stderr) = run(train(&[]).env("CHURN_TRAIN_MAX_ROWS", "2000"));
     assert_eq!(code, 0, "{stderr}");
     assert!(
         stdout.contains(&format!("sample    2000 of the {CUSTOMERS} rows")),
         "{stdout}"
     );
-    let (code, _, stderr) = run(churn(d).args([
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--models",
-        "m",
-        "--max-rows",
-        "10",
-    ]));
+    let (code, _, stderr) = run(&mut train(&["--max-rows", "10"]));
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("--max-rows"), "{stderr}");
     assert_user_error(
-        churn(d)
-            .args(["train", "--data", data.to_str().unwrap(), "--models", "m"])
-            .env("CHURN_TRAIN_MAX_ROWS", "ten"),
+        train(&[]).env("CHURN_TRAIN_MAX_ROWS", "ten"),
         "CHURN_TRAIN_MAX_ROWS",
     );
 }

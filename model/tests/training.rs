@@ -448,13 +448,10 @@ fn tables_over_the_row_cap_train_on_a_stratified_sample() {
     let labels = churn_model::label::labels(&table, "churned").unwrap();
     let churners = labels.iter().filter(|&&y| y).count();
     assert!(churners < 3_000, "{churners}");
-    let config = TrainConfig::builder()
-        .cv_folds(3usize)
-        .l2_grid(vec![1e-3, 1e-2])
-        .max_rows(4_000usize)
-        .created_at("2026-01-01T00:00:00Z")
-        .build()
-        .unwrap();
+    let config = TrainConfig {
+        max_rows: 4_000,
+        ..quick_config()
+    };
     let out = train(&table, &Schema::default(), &config).unwrap();
     let r = &out.report;
     assert_eq!((r.rows_read, r.rows_sampled), (12_000, 4_000));
