@@ -42,8 +42,9 @@ struct ClassStore {
 
 impl ClassStore {
     /// Stores row `i` of `chunk` (source row `number`) in `slot` (appended
-    /// when `slot` is the store's length).
-    fn put(&mut self, slot: usize, chunk: &Table, i: usize, number: usize) {
+    /// when `slot` is the store's length). Text cells are moved out of the
+    /// chunk, not copied (each row is offered once).
+    fn put(&mut self, slot: usize, chunk: &mut Table, i: usize, number: usize) {
         if self.columns.is_empty() {
             self.columns = chunk
                 .columns
@@ -52,12 +53,10 @@ impl ClassStore {
                 .collect();
         }
         let append = slot == self.row_numbers.len();
-        for (store, column) in self.columns.iter_mut().zip(&chunk.columns) {
-            match (store, &column.values) {
+        for (store, column) in self.columns.iter_mut().zip(&mut chunk.columns) {
+            match (store, &mut column.values) {
                 (ColumnValues::Numeric(s), ColumnValues::Numeric(v)) => put(s, slot, append, v[i]),
-                (ColumnValues::Text(s), ColumnValues::Text(v)) => {
-                    put(s, slot, append, v[i].clone())
-                }
+                (ColumnValues::Text(s), ColumnValues::Text(v)) => put(s, slot, append, v[i].take()),
                 // Kinds are fixed before the first chunk; a mismatch cannot happen.
                 _ => {}
             }
@@ -101,7 +100,7 @@ pub fn sample_stream(
     // the current part, whose last row so far is `in_part`.
     let (mut part, mut offset, mut in_part): (Option<std::sync::Arc<str>>, usize, usize) =
         (None, 0, 0);
-    while let Some(chunk) = stream.next_chunk()? {
+    while let Some(mut chunk) = stream.next_chunk()? {
         if part.as_ref() != Some(&chunk.part) {
             offset += in_part;
             in_part = 0;
@@ -116,8 +115,7 @@ pub fn sample_stream(
         if let Some(e) = chunk.row_errors.first() {
             return Err(row_error(e.row, format!("row {}: {}", e.row, e.message)));
         }
-        let table = &chunk.table;
-        let labels = churn_model::label::labels(table, label_column).map_err(|e| {
+        let labels = churn_model::label::labels(&chunk.table, label_column).map_err(|e| {
             let row = match &e {
                 churn_model::Error::BadLabel { row, .. }
                 | churn_model::Error::MissingLabel { row, .. } => *row,
@@ -125,6 +123,7 @@ pub fn sample_stream(
             };
             row_error(row, e.to_string())
         })?;
+        let table = &mut chunk.table;
         names.get_or_insert_with(|| table.columns.iter().map(|c| c.name.clone()).collect());
         for (i, &y) in labels.iter().enumerate() {
             churned += usize::from(y);
