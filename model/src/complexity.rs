@@ -26,6 +26,10 @@ pub enum Complexity {
     /// Shapes plus product terms of the screened feature pairs (see
     /// [`crate::product`]).
     ShapesAndInteractions,
+    /// Linear plus product terms of the screened pairs, tried instead of
+    /// shapes and interactions when no feature needed a shape (the 1-D
+    /// screen found none).
+    Interactions,
 }
 
 impl std::fmt::Display for Complexity {
@@ -34,6 +38,7 @@ impl std::fmt::Display for Complexity {
             Complexity::Linear => "linear",
             Complexity::Shapes => "shapes",
             Complexity::ShapesAndInteractions => "shapes_and_interactions",
+            Complexity::Interactions => "interactions",
         })
     }
 }
@@ -127,7 +132,12 @@ pub(crate) fn choose_complexity(
         let with_pairs = base.with_interactions(data, &rows, &pairs);
         if with_pairs.columns.len() > base.columns.len() {
             outcomes.push(cv(&with_pairs)?);
-            tried.push((Complexity::ShapesAndInteractions, with_pairs));
+            let complexity = if tried.len() > 1 {
+                Complexity::ShapesAndInteractions
+            } else {
+                Complexity::Interactions
+            };
+            tried.push((complexity, with_pairs));
         }
     }
     let results: Vec<ComplexityResult> = tried
@@ -188,7 +198,9 @@ fn fold_average_logits(
 pub(crate) fn calibration_for(complexity: Complexity, cv: &CvOutcome) -> Calibration {
     match complexity {
         Complexity::Linear => Calibration::default(),
-        Complexity::Shapes | Complexity::ShapesAndInteractions => cv.calibration,
+        Complexity::Shapes | Complexity::ShapesAndInteractions | Complexity::Interactions => {
+            cv.calibration
+        }
     }
 }
 

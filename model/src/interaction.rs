@@ -19,7 +19,7 @@
 //! categorical (many thin cells) does not outrank a real interaction. A pair
 //! is kept only when that excess exceeds `z` standard deviations of the
 //! chance gain (`sqrt(2 d)` for `d` extra cells, as a chi-square), with
-//! `z = 1 + sqrt(2 ln m)` for `m` pairs tested: about one more than the
+//! `z = max(3, 1 + sqrt(2 ln m))` for `m` pairs tested: about one more than the
 //! largest of `m` chance values, so data without interactions yields none
 //! (and training skips the candidate) however many pairs there are.
 //!
@@ -42,9 +42,10 @@ const SCREEN_BINS: usize = 8;
 const GAIN_RIDGE: f64 = 1.0;
 
 /// How many standard deviations of the chance gain an excess gain must
-/// exceed to count, when `tests` are made at once.
+/// exceed to count, when `tests` are made at once: at least 3, and more
+/// with many tests.
 fn significance(tests: usize) -> f64 {
-    1.0 + (2.0 * (tests.max(1) as f64).ln()).sqrt()
+    (1.0 + (2.0 * (tests.max(1) as f64).ln()).sqrt()).max(3.0)
 }
 
 /// Probabilities, residuals `y - p` and weights `p (1 - p)` of `logits`.

@@ -307,3 +307,55 @@ fn near_linear_data_keeps_the_linear_model() {
         saas_model().artifact.to_json_bytes()
     );
 }
+
+/// Churn depends on a combination of two categorical features only (and a
+/// straight line in logins): no feature bends, so no shapes are tried, and
+/// the interaction candidate is linear plus the pair.
+#[test]
+fn a_categorical_pair_without_bends_is_linear_plus_interactions() {
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    let n = 8_000;
+    let (mut ids, mut logins, mut plan, mut region, mut y) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    for i in 0..n {
+        let l = f64::from(rng.gen_range(0..60u8));
+        let p = ["basic", "pro", "enterprise"][rng.gen_range(0..3)];
+        let r = ["eu", "us", "apac"][rng.gen_range(0..3)];
+        let logit = -1.6 - 0.02 * (l - 30.0) + if p == "pro" && r == "eu" { 2.0 } else { 0.0 };
+        ids.push(Some(format!("c{i}")));
+        logins.push(l);
+        plan.push(Some(p.to_string()));
+        region.push(Some(r.to_string()));
+        y.push(f64::from(u8::from(
+            rng.gen_bool(1.0 / (1.0 + (-logit).exp())),
+        )));
+    }
+    let table = Table::new(vec![
+        Column::text("customer_id", ids),
+        Column::numeric("logins_30d", logins),
+        Column::text("plan", plan),
+        Column::text("region", region),
+        Column::numeric("churned", y),
+    ]);
+    let out = train(&table, &Schema::default(), &quick_config()).unwrap();
+    let r = &out.report;
+    let kinds: Vec<Complexity> = r.complexities.iter().map(|c| c.complexity).collect();
+    assert_eq!(
+        kinds,
+        [Complexity::Linear, Complexity::Interactions],
+        "{:?}",
+        r.complexities
+    );
+    assert_eq!(
+        r.complexity,
+        Complexity::Interactions,
+        "{:?}",
+        r.complexities
+    );
+    assert_eq!(
+        r.interaction_screen[0].features,
+        ("plan".to_string(), "region".to_string())
+    );
+    assert!(!out.artifact.preprocessing.has_shapes());
+    assert_eq!(out.artifact.schema_version, SCHEMA_VERSION);
+}

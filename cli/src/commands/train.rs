@@ -323,7 +323,10 @@ fn complexity_table(report: &churn_model::TrainingReport) -> String {
         report.cv_rows,
         indent(&t.render())
     );
-    if report.complexity == churn_model::Complexity::ShapesAndInteractions {
+    if matches!(
+        report.complexity,
+        churn_model::Complexity::ShapesAndInteractions | churn_model::Complexity::Interactions
+    ) {
         let pairs: Vec<String> = report
             .interaction_screen
             .iter()
