@@ -72,19 +72,19 @@ impl Calibration {
                 (h[1][1] * g[0] - h[0][1] * g[1]) / det,
                 (h[0][0] * g[1] - h[0][1] * g[0]) / det,
             ];
+            // Step halving until the loss does not rise.
             let mut t = 1.0;
-            let mut next = c;
-            while t > 1e-4 {
-                next = Calibration {
+            let (next, next_loss) = loop {
+                let next = Calibration {
                     scale: c.scale - t * step[0],
                     shift: c.shift - t * step[1],
                 };
-                if log_loss(next, z, y) <= loss {
-                    break;
+                let next_loss = log_loss(next, z, y);
+                if next_loss <= loss || t / 2.0 <= 1e-4 {
+                    break (next, next_loss);
                 }
                 t /= 2.0;
-            }
-            let next_loss = log_loss(next, z, y);
+            };
             if next_loss > loss {
                 break;
             }

@@ -181,14 +181,7 @@ fn fold_average_logits(
 ) -> Vec<f64> {
     let mut x = Vec::new();
     prep.design_col_major(data, rows, &mut x);
-    let n = rows.len();
-    let mut logits = vec![cv.warm_start.intercept; n];
-    for (j, w) in cv.warm_start.weights.iter().enumerate() {
-        for (z, v) in logits.iter_mut().zip(&x[j * n..(j + 1) * n]) {
-            *z += w * v;
-        }
-    }
-    logits
+    cv.warm_start.logits_col_major(&x, rows.len())
 }
 
 /// The calibration applied to the final fit: the cross-validation's Platt

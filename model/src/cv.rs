@@ -157,12 +157,7 @@ fn run_folds(
         let mut prev: Option<LogisticFit> = Some(pilot.clone());
         for &l2 in grid {
             let fit = design.fit(solver_options(config, l2), prev.as_ref())?;
-            let mut scores = vec![fit.intercept; nv];
-            for (j, w) in fit.weights.iter().enumerate() {
-                for (s, v) in scores.iter_mut().zip(&xv[j * nv..(j + 1) * nv]) {
-                    *s += w * v;
-                }
-            }
+            let scores = fit.logits_col_major(&xv, nv);
             let auc = roc_auc(&yv, &scores);
             prev = Some(fit.clone());
             out.push(FoldFit { fit, scores, auc });

@@ -26,6 +26,18 @@ impl LogisticFit {
     pub fn logit(&self, x: &[f64]) -> f64 {
         self.intercept + x.iter().zip(&self.weights).map(|(a, b)| a * b).sum::<f64>()
     }
+
+    /// Log-odds of every row of `x`, a column-major `n`-row design with one
+    /// column per weight (a column at a time: contiguous reads).
+    pub fn logits_col_major(&self, x: &[f64], n: usize) -> Vec<f64> {
+        let mut z = vec![self.intercept; n];
+        for (j, w) in self.weights.iter().enumerate() {
+            for (zi, v) in z.iter_mut().zip(&x[j * n..(j + 1) * n]) {
+                *zi += w * v;
+            }
+        }
+        z
+    }
 }
 
 /// Solver settings per fit.

@@ -87,7 +87,18 @@ impl StratifiedReservoir {
     /// The slots to keep, as `(churned, slot)` in source order, at most
     /// `cap` of them: every kept row of the smaller class, the larger class
     /// subsampled (seeded) to fill the cap.
-    pub fn finish(mut self) -> Vec<Slot> {
+    pub fn finish(self) -> Vec<Slot> {
+        self.kept().into_iter().map(|(_, s)| s).collect()
+    }
+
+    /// The source indices of [`StratifiedReservoir::finish`]'s rows, in
+    /// order (for a table held in memory).
+    pub fn finish_indices(self) -> Vec<usize> {
+        self.kept().into_iter().map(|(i, _)| i as usize).collect()
+    }
+
+    /// The kept rows as (source index, slot), in source order.
+    fn kept(mut self) -> Vec<(u64, Slot)> {
         let minority = usize::from(self.classes[1].seen <= self.classes[0].seen);
         let majority = 1 - minority;
         let room = self.cap - self.classes[minority].rows.len().min(self.cap);
@@ -114,17 +125,7 @@ impl StratifiedReservoir {
             })
             .collect();
         keep.sort_unstable_by_key(|k| k.0);
-        keep.into_iter().map(|(_, s)| s).collect()
-    }
-
-    /// The source indices of [`StratifiedReservoir::finish`]'s rows, in
-    /// order (for a table held in memory).
-    pub fn finish_indices(self) -> Vec<usize> {
-        let rows = [self.classes[0].rows.clone(), self.classes[1].rows.clone()];
-        self.finish()
-            .into_iter()
-            .map(|s| rows[usize::from(s.churned)][s.slot] as usize)
-            .collect()
+        keep
     }
 }
 
