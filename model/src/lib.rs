@@ -26,6 +26,7 @@
 //! - [`error`]: the crate's error enum (names row, column, field) and `Result`.
 //! - [`table`]: columnar input handed in by readers.
 //! - [`sample`]: stratified, seeded reservoir sample for training beyond the row cap.
+//! - [`attributes`]: account attributes (name, owner, value, renewal date ...): roles, mapping, values.
 //! - [`schema`]: column kinds (numeric / categorical / ignored), TOML overrides, inference.
 //! - [`label`]: churn label parsing (1/0, true/false, yes/no).
 //! - [`split`]: stratified seeded holdout split and k-fold assignment.
@@ -52,6 +53,7 @@
 //! - [`synthetic`]: seeded synthetic SaaS engagement data.
 
 pub mod artifact;
+pub mod attributes;
 pub mod band;
 pub mod calibration;
 mod complexity;
@@ -80,6 +82,7 @@ mod train_config;
 mod validate;
 
 pub use artifact::{ModelArtifact, LINEAR_SCHEMA_VERSION, MIN_SCHEMA_VERSION, SCHEMA_VERSION};
+pub use attributes::{AttributeColumns, AttributeRole, Attributes};
 pub use band::{BandCutoffs, BandPolicy, BandPolicyError, RiskBand};
 pub use customer_id::{customer_id, CustomerIdError, MAX_CUSTOMER_ID_BYTES};
 pub use error::{Error, ErrorKind, Result};

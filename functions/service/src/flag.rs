@@ -1,6 +1,6 @@
 //! The stored at-risk flag: one per customer (docs/CONTRACTS.md, "Flag item").
 
-use churn_model::{Reason, RiskBand};
+use churn_model::{Attributes, Reason, RiskBand};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -33,6 +33,9 @@ pub struct Flag {
         with = "crate::timestamp::serde_rfc3339_option"
     )]
     pub band_changed_at: Option<OffsetDateTime>,
+    /// The account's attributes from the scored row (absent roles null).
+    #[serde(default)]
+    pub attributes: Attributes,
 }
 
 impl Flag {
@@ -55,6 +58,7 @@ impl Flag {
             scored_at: crate::timestamp::truncate(scored_at),
             previous_band: None,
             band_changed_at: None,
+            attributes: Attributes::default(),
         }
     }
 

@@ -163,6 +163,7 @@ fn row_to_flag(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Flag>> {
                 .transpose()
                 .map_err(corrupt)?,
             customer_id: customer_id.clone(),
+            attributes: Default::default(),
         })
     };
     Ok(parse())

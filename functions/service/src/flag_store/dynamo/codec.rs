@@ -109,6 +109,7 @@ pub(super) fn from_item(item: &Item) -> Result<Flag> {
             .transpose()
             .map_err(&ctx)?,
         customer_id: customer_id.clone(),
+        attributes: Default::default(),
     })
 }
 
