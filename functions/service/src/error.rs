@@ -64,6 +64,10 @@ pub enum Error {
     #[error("band {0} is not an at-risk band; risk lists hold high and medium")]
     BandNotListed(RiskBand),
 
+    /// No flag has been written for this customer.
+    #[error("unknown customer {0:?}: no flag has been written for it")]
+    CustomerNotFound(String),
+
     /// A request parameter is out of range (limit, epsilon, ...).
     #[error("invalid {field}: {message}")]
     InvalidInput {
@@ -152,6 +156,7 @@ impl Error {
             | Error::NoPreviousModel
             | Error::InvalidCursor(_)
             | Error::BandNotListed(_)
+            | Error::CustomerNotFound(_)
             | Error::InvalidInput { .. } => ErrorKind::Input,
             Error::Storage { .. } => ErrorKind::Transient,
             // Artifacts are written by training; one that does not load or

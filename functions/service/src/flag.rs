@@ -36,6 +36,118 @@ pub struct Flag {
     /// The account's attributes from the scored row (absent roles null).
     #[serde(default)]
     pub attributes: Attributes,
+    /// Somebody acting on the flag. Set only by `acknowledge`, kept by every
+    /// rescore, ended by an escalation to high; stores return it only while
+    /// in force (before `until`).
+    #[serde(default)]
+    pub acknowledgement: Option<Acknowledgement>,
+    /// Probability change over 7 and 30 days, from the history; the store
+    /// maintains it on write (whatever a caller puts here is replaced).
+    #[serde(default)]
+    pub trend: Trend,
+    /// Whole days since `band_changed_at`, derived when read (not stored).
+    #[serde(default)]
+    pub days_in_band: Option<i64>,
+}
+
+/// Someone on the account team has seen the flag and is acting on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acknowledgement {
+    /// Who (at most [`MAX_ACK_TEXT_CHARS`] characters).
+    pub by: String,
+    /// What they are doing about it (at most [`MAX_ACK_TEXT_CHARS`] characters).
+    pub note: String,
+    /// When it was given.
+    #[serde(with = "crate::timestamp::serde_rfc3339")]
+    pub at: OffsetDateTime,
+    /// When it ends by itself.
+    #[serde(with = "crate::timestamp::serde_rfc3339")]
+    pub until: OffsetDateTime,
+}
+
+/// Longest `by` or `note` of an acknowledgement, in characters.
+pub const MAX_ACK_TEXT_CHARS: usize = 500;
+
+/// How long an acknowledgement lasts when no `until` is given.
+pub const DEFAULT_ACK_DAYS: i64 = 14;
+
+impl Acknowledgement {
+    /// The one validation of an acknowledgement (CLI and API): `by` and
+    /// `note` non-empty and at most [`MAX_ACK_TEXT_CHARS`] characters,
+    /// `until` after `now` (default [`DEFAULT_ACK_DAYS`] from `now`).
+    ///
+    /// # Errors
+    /// [`crate::error::Error::InvalidInput`] naming the field.
+    pub fn new(
+        by: &str,
+        note: &str,
+        until: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> crate::error::Result<Acknowledgement> {
+        use crate::error::Error;
+        for (field, text) in [("by", by), ("note", note)] {
+            let chars = text.chars().count();
+            if text.trim().is_empty() {
+                return Err(Error::InvalidInput {
+                    field,
+                    message: "must not be empty".into(),
+                });
+            }
+            if chars > MAX_ACK_TEXT_CHARS {
+                return Err(Error::InvalidInput {
+                    field,
+                    message: format!("{chars} characters; at most {MAX_ACK_TEXT_CHARS}"),
+                });
+            }
+        }
+        let now = crate::timestamp::truncate(now);
+        let until = crate::timestamp::truncate(
+            until.unwrap_or(now + time::Duration::days(DEFAULT_ACK_DAYS)),
+        );
+        if until <= now {
+            return Err(Error::InvalidInput {
+                field: "until",
+                message: format!("{} is not in the future", crate::timestamp::format(until)),
+            });
+        }
+        Ok(Acknowledgement {
+            by: by.trim().to_string(),
+            note: note.trim().to_string(),
+            at: now,
+            until,
+        })
+    }
+
+    /// Whether it is still in force at `now`.
+    pub fn in_force(&self, now: OffsetDateTime) -> bool {
+        now < self.until
+    }
+}
+
+/// Probability now minus the probability in force 7 and 30 days before the
+/// latest score; `None` when the history does not reach back that far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Trend {
+    pub d7: Option<f64>,
+    pub d30: Option<f64>,
+}
+
+/// One point of a customer's score history (written with each flag write).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryPoint {
+    #[serde(with = "crate::timestamp::serde_rfc3339")]
+    pub scored_at: OffsetDateTime,
+    pub churn_probability: f64,
+    pub risk_band: RiskBand,
+    pub model_id: String,
+}
+
+/// A customer's flag with its score history (newest first).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerRecord {
+    #[serde(flatten)]
+    pub flag: Flag,
+    pub history: Vec<HistoryPoint>,
 }
 
 impl Flag {
@@ -59,6 +171,39 @@ impl Flag {
             previous_band: None,
             band_changed_at: None,
             attributes: Attributes::default(),
+            acknowledgement: None,
+            trend: Trend::default(),
+            days_in_band: None,
+        }
+    }
+
+    /// The account's attributes.
+    pub fn with_attributes(mut self, attributes: Attributes) -> Self {
+        self.attributes = attributes;
+        self
+    }
+
+    /// The flag as a reader at `now` sees it: an acknowledgement past its
+    /// `until` is gone, `days_in_band` counts whole days in the band.
+    pub fn seen_at(mut self, now: OffsetDateTime) -> Self {
+        if self
+            .acknowledgement
+            .as_ref()
+            .is_some_and(|a| !a.in_force(now))
+        {
+            self.acknowledgement = None;
+        }
+        self.days_in_band = self.band_changed_at.map(|t| (now - t).whole_days().max(0));
+        self
+    }
+
+    /// The history point of this score.
+    pub fn history_point(&self) -> HistoryPoint {
+        HistoryPoint {
+            scored_at: self.scored_at,
+            churn_probability: self.churn_probability,
+            risk_band: self.risk_band,
+            model_id: self.model_id.clone(),
         }
     }
 
@@ -131,7 +276,8 @@ pub struct WriteFailure {
 /// One page of a risk list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Page {
-    /// Flags by `churn_probability` descending (ties by `customer_id`).
+    /// Flags in the list's order (by default `churn_probability` descending,
+    /// ties by `customer_id`).
     pub flags: Vec<Flag>,
     /// Opaque cursor for the next page; `None` on the last page.
     pub next_cursor: Option<String>,

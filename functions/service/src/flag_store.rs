@@ -6,10 +6,13 @@
 //! runs against both.
 
 pub mod dynamo;
+pub mod history;
+pub mod query;
 pub mod sqlite;
 
 use crate::error::{Error, Result};
-use crate::flag::{Flag, Page, WriteFailure, WriteSummary};
+use crate::flag::{Acknowledgement, CustomerRecord, Flag, HistoryPoint, Page};
+use crate::flag::{WriteFailure, WriteSummary};
 use async_trait::async_trait;
 use churn_model::RiskBand;
 use serde::{de::DeserializeOwned, Serialize};
@@ -17,7 +20,10 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 pub use dynamo::DynamoFlagStore;
+pub use history::HistoryWindow;
+pub use query::{BandFilter, ListQuery, ListSort, Summary, SummaryBy, SummaryRow, Totals};
 pub use sqlite::SqliteFlagStore;
+use time::OffsetDateTime;
 
 /// Largest risk-list page.
 pub const MAX_PAGE_LIMIT: usize = 1000;
@@ -43,19 +49,64 @@ pub trait FlagStore: Send + Sync {
         deadline: Instant,
     ) -> Result<WriteSummary>;
 
-    /// The stored flag of one customer, `None` if never written.
+    /// The stored flag of one customer as seen now (see [`Flag::seen_at`]),
+    /// `None` if never written.
     ///
     /// # Errors
     /// [`Error::Storage`] when the backend fails, [`Error::Corrupt`] for an undecodable item.
-    async fn get(&self, customer_id: &str) -> Result<Option<Flag>>;
+    async fn get(&self, customer_id: &str) -> Result<Option<Flag>> {
+        let now = crate::timestamp::now();
+        Ok(self.customer(customer_id, now).await?.map(|r| r.flag))
+    }
+
+    /// A customer's flag as seen at `now` with its score history (newest
+    /// first), `None` if never written.
+    ///
+    /// # Errors
+    /// As [`FlagStore::get`].
+    async fn customer(
+        &self,
+        customer_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<CustomerRecord>>;
+
+    /// Stores `ack` beside the customer's flag (replacing an earlier one) and
+    /// returns the flag. Rescores keep it; it ends at `until`, or earlier when
+    /// the customer escalates to high.
+    ///
+    /// # Errors
+    /// [`Error::CustomerNotFound`] for a customer without a flag;
+    /// [`Error::Storage`] on backend failure.
+    async fn acknowledge(&self, customer_id: &str, ack: &Acknowledgement) -> Result<Flag>;
+
+    /// Removes the customer's acknowledgement (if any) and returns the flag.
+    ///
+    /// # Errors
+    /// As [`FlagStore::acknowledge`].
+    async fn unacknowledge(&self, customer_id: &str) -> Result<Flag>;
+
+    /// One page of the list `query` asks for, `limit` per page.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a limit outside `1..=MAX_PAGE_LIMIT`;
+    /// [`Error::InvalidCursor`] for a cursor not issued by this store for
+    /// this query; [`Error::Storage`] on backend failure.
+    async fn list(&self, query: &ListQuery, limit: usize, cursor: Option<&str>) -> Result<Page>;
 
     /// At-risk customers of `band` by probability descending, `limit` per page.
     ///
     /// # Errors
-    /// [`Error::BandNotListed`] for `low`; [`Error::InvalidInput`] for a limit
-    /// outside `1..=MAX_PAGE_LIMIT`; [`Error::InvalidCursor`] for a cursor not
-    /// issued by this store for this band; [`Error::Storage`] on backend failure.
-    async fn risk_list(&self, band: RiskBand, limit: usize, cursor: Option<&str>) -> Result<Page>;
+    /// [`Error::BandNotListed`] for `low`; otherwise as [`FlagStore::list`].
+    async fn risk_list(&self, band: RiskBand, limit: usize, cursor: Option<&str>) -> Result<Page> {
+        let query = ListQuery::band(BandFilter::of(band)?);
+        self.list(&query, limit, cursor).await
+    }
+
+    /// Customers and value at risk per at-risk band, by `by`.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] on backend failure, [`Error::Corrupt`] for an undecodable item.
+    async fn summary(&self, by: SummaryBy) -> Result<Summary>;
 
     /// Creates the table (and risk-list index) when absent. For local use and
     /// tests; deployed tables come from `infra/`.
@@ -77,12 +128,18 @@ pub(crate) enum Decision {
 }
 
 /// The write rule shared by all adapters.
+///
+/// Stale: not newer than what is stored. Unchanged: same band, probability
+/// within `epsilon` and the same attributes. Otherwise written, keeping the
+/// band history and the acknowledgement (which an escalation to high ends).
 pub(crate) fn decide(stored: Option<&Flag>, incoming: &Flag, epsilon: f64) -> Decision {
     let mut flag = incoming.clone();
+    flag.days_in_band = None;
     match stored {
         None => {
             flag.previous_band = None;
             flag.band_changed_at = Some(flag.scored_at);
+            flag.acknowledgement = None;
             Decision::Write {
                 newly_at_risk: flag.at_risk(),
                 flag,
@@ -96,6 +153,7 @@ pub(crate) fn decide(stored: Option<&Flag>, incoming: &Flag, epsilon: f64) -> De
             }
             if old.risk_band == incoming.risk_band
                 && (incoming.churn_probability - old.churn_probability).abs() < epsilon
+                && old.attributes == incoming.attributes
             {
                 return Decision::Unchanged;
             }
@@ -106,12 +164,30 @@ pub(crate) fn decide(stored: Option<&Flag>, incoming: &Flag, epsilon: f64) -> De
                 flag.previous_band = Some(old.risk_band);
                 flag.band_changed_at = Some(flag.scored_at);
             }
+            let escalated = old.risk_band != RiskBand::High && flag.risk_band == RiskBand::High;
+            flag.acknowledgement = if escalated {
+                None
+            } else {
+                old.acknowledgement.clone()
+            };
             Decision::Write {
                 newly_at_risk: flag.at_risk() && !old.at_risk(),
                 flag,
             }
         }
     }
+}
+
+/// The history after writing `flag` over `stored` (oldest first), with the
+/// flag's trend set from it.
+pub(crate) fn next_history(
+    mut stored: Vec<HistoryPoint>,
+    flag: &mut Flag,
+    window: HistoryWindow,
+) -> Vec<HistoryPoint> {
+    window.record(&mut stored, flag.history_point());
+    flag.trend = history::trend(&stored);
+    stored
 }
 
 /// Validates arguments and splits a batch into flags to consider (one per
@@ -162,11 +238,8 @@ pub(crate) fn prepare_batch(flags: &[Flag], epsilon: f64) -> Result<(Vec<Flag>, 
     Ok((keep, summary))
 }
 
-/// Checks a risk-list request.
-pub(crate) fn check_list_args(band: RiskBand, limit: usize) -> Result<()> {
-    if !band.is_at_risk() {
-        return Err(Error::BandNotListed(band));
-    }
+/// Checks a risk-list page size.
+pub(crate) fn check_limit(limit: usize) -> Result<()> {
     if limit == 0 || limit > MAX_PAGE_LIMIT {
         return Err(Error::InvalidInput {
             field: "limit",
@@ -191,6 +264,14 @@ pub fn shard_of(customer_id: &str, shards: u32) -> u32 {
 pub fn risk_list_pk(flag: &Flag, shards: u32) -> Option<String> {
     flag.at_risk()
         .then(|| format!("{}#{}", flag.risk_band, shard_of(&flag.customer_id, shards)))
+}
+
+/// The sparse owner-list key `"<owner>#<band>"`, `None` when not at risk
+/// or without an owner.
+pub fn owner_list_pk(flag: &Flag) -> Option<String> {
+    let owner = flag.attributes.owner.as_deref()?;
+    flag.at_risk()
+        .then(|| format!("{owner}#{}", flag.risk_band))
 }
 
 /// Encodes a cursor as hex of its JSON: opaque, URL-safe, no extra dependency.

@@ -29,11 +29,22 @@
 //! are retried with exponential backoff and full jitter until the deadline;
 //! whatever is still unwritten then is reported in `WriteSummary::failed`.
 //!
+//! # The item
+//! One item per customer holds the flag, its attributes, its
+//! acknowledgement and its score history (a compact list, trimmed to the
+//! window on each write: see `codec`), and a revision `rev` that every write
+//! and acknowledgement increments; a put is conditional on the revision it
+//! read, so an acknowledgement given between a rescore's read and its write
+//! is never overwritten. The item-size and capacity arithmetic is in
+//! docs/CONTRACTS.md.
+//!
 //! # Risk lists
 //! The sparse GSI `risk-list` is keyed by `risk_list_pk = "<band>#<shard>"`
-//! (set only while at risk) and sorted by `churn_probability`. A page queries
-//! every shard of the band (descending), merges them, and the cursor records
-//! per shard where the next page resumes.
+//! (set only while at risk) and sorted by `churn_probability`; the sparse GSI
+//! `owner-risk-list` by `owner_list_pk = "<owner>#<band>"` (at risk and with
+//! an owner). A page queries every partition of the list (descending),
+//! merges them, and the cursor records per partition where the next page
+//! resumes (see `reads`).
 
 //!
 //! # Layout
@@ -51,9 +62,9 @@ mod retry;
 mod writes;
 
 use super::{decide, prepare_batch};
-use super::{Decision, FlagStore};
+use super::{Decision, FlagStore, HistoryWindow, ListQuery, Summary, SummaryBy};
 use crate::error::{Error, Result};
-use crate::flag::{Flag, Page, WriteFailure, WriteSummary};
+use crate::flag::{Acknowledgement, CustomerRecord, Flag, Page, WriteFailure, WriteSummary};
 use crate::retry::RetryPolicy;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
@@ -62,14 +73,15 @@ use aws_sdk_dynamodb::types::{
     KeyType, Projection, ProjectionType, ScalarAttributeType,
 };
 use aws_sdk_dynamodb::Client;
-use churn_model::RiskBand;
-use codec::from_item;
+use codec::decode;
 use std::time::Instant;
 use writes::Pending;
 
 const BACKEND: &str = "dynamodb";
 /// Name of the sparse risk-list GSI (also in `infra/`).
 pub const RISK_LIST_INDEX: &str = "risk-list";
+/// Name of the sparse per-owner risk-list GSI (also in `infra/`).
+pub const OWNER_LIST_INDEX: &str = "owner-risk-list";
 /// BatchGetItem accepts at most 100 keys.
 pub const BATCH_GET_MAX: usize = 100;
 /// BatchWriteItem accepts at most 25 requests.
@@ -94,6 +106,7 @@ pub struct DynamoFlagStore {
     retry: RetryPolicy,
     strategy: WriteStrategy,
     concurrency: usize,
+    history: HistoryWindow,
 }
 
 impl DynamoFlagStore {
@@ -107,6 +120,7 @@ impl DynamoFlagStore {
             retry: RetryPolicy::default(),
             strategy: WriteStrategy::default(),
             concurrency: 16,
+            history: HistoryWindow::default(),
         }
     }
 
@@ -125,6 +139,12 @@ impl DynamoFlagStore {
     /// How many requests one `write_batch` keeps in flight (at least 1).
     pub fn with_concurrency(mut self, concurrency: usize) -> Self {
         self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// Keeps `window` of score history per customer (default 180 days).
+    pub fn with_history(mut self, window: HistoryWindow) -> Self {
+        self.history = window;
         self
     }
 
@@ -159,7 +179,7 @@ impl FlagStore for DynamoFlagStore {
             .into_iter()
             .filter(|f| !unreadable.contains(&f.customer_id))
         {
-            let old = match stored.get(&flag.customer_id).map(from_item).transpose() {
+            let old = match stored.get(&flag.customer_id).map(decode).transpose() {
                 Ok(old) => old,
                 Err(e) => {
                     summary.failed.push(WriteFailure {
@@ -169,13 +189,18 @@ impl FlagStore for DynamoFlagStore {
                     continue;
                 }
             };
-            match decide(old.as_ref(), &flag, epsilon) {
+            match decide(old.as_ref().map(|s| &s.flag), &flag, epsilon) {
                 Decision::Stale => summary.stale_rejected += 1,
                 Decision::Unchanged => summary.skipped_unchanged += 1,
                 Decision::Write {
                     flag,
                     newly_at_risk,
-                } => pending.push(Pending::new(flag, newly_at_risk, old.as_ref())),
+                } => pending.push(Pending::new(
+                    flag,
+                    newly_at_risk,
+                    old.as_ref(),
+                    self.history,
+                )),
             }
         }
         self.write_decided(pending, epsilon, deadline, &mut summary)
@@ -183,7 +208,11 @@ impl FlagStore for DynamoFlagStore {
         Ok(summary)
     }
 
-    async fn get(&self, customer_id: &str) -> Result<Option<Flag>> {
+    async fn customer(
+        &self,
+        customer_id: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<Option<CustomerRecord>> {
         let out = self
             .read_with_retries("get_item", || {
                 self.client
@@ -194,11 +223,31 @@ impl FlagStore for DynamoFlagStore {
                     .send()
             })
             .await?;
-        out.item().map(from_item).transpose()
+        let Some(stored) = out.item().map(decode).transpose()? else {
+            return Ok(None);
+        };
+        let mut history = stored.history;
+        history.reverse();
+        Ok(Some(CustomerRecord {
+            flag: stored.flag.seen_at(now),
+            history,
+        }))
     }
 
-    async fn risk_list(&self, band: RiskBand, limit: usize, cursor: Option<&str>) -> Result<Page> {
-        self.risk_list_page(band, limit, cursor).await
+    async fn acknowledge(&self, customer_id: &str, ack: &Acknowledgement) -> Result<Flag> {
+        self.set_ack(customer_id, Some(ack)).await
+    }
+
+    async fn unacknowledge(&self, customer_id: &str) -> Result<Flag> {
+        self.set_ack(customer_id, None).await
+    }
+
+    async fn list(&self, query: &ListQuery, limit: usize, cursor: Option<&str>) -> Result<Page> {
+        self.list_page(query, limit, cursor).await
+    }
+
+    async fn summary(&self, by: SummaryBy) -> Result<Summary> {
+        self.summarise(by).await
     }
 
     async fn create_table_if_missing(&self) -> Result<()> {
@@ -229,17 +278,19 @@ impl FlagStore for DynamoFlagStore {
                 .build()
                 .map_err(build)
         };
-        let gsi = GlobalSecondaryIndex::builder()
-            .index_name(RISK_LIST_INDEX)
-            .key_schema(key("risk_list_pk", KeyType::Hash)?)
-            .key_schema(key("churn_probability", KeyType::Range)?)
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            )
-            .build()
-            .map_err(build)?;
+        let gsi = |name: &str, pk: &str| {
+            GlobalSecondaryIndex::builder()
+                .index_name(name)
+                .key_schema(key(pk, KeyType::Hash)?)
+                .key_schema(key("churn_probability", KeyType::Range)?)
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .map_err(build)
+        };
         let created = self
             .client
             .create_table()
@@ -247,9 +298,11 @@ impl FlagStore for DynamoFlagStore {
             .billing_mode(BillingMode::PayPerRequest)
             .attribute_definitions(attr("customer_id", ScalarAttributeType::S)?)
             .attribute_definitions(attr("risk_list_pk", ScalarAttributeType::S)?)
+            .attribute_definitions(attr("owner_list_pk", ScalarAttributeType::S)?)
             .attribute_definitions(attr("churn_probability", ScalarAttributeType::N)?)
             .key_schema(key("customer_id", KeyType::Hash)?)
-            .global_secondary_indexes(gsi)
+            .global_secondary_indexes(gsi(RISK_LIST_INDEX, "risk_list_pk")?)
+            .global_secondary_indexes(gsi(OWNER_LIST_INDEX, "owner_list_pk")?)
             .send()
             .await;
         match created {

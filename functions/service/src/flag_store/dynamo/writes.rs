@@ -3,11 +3,11 @@
 //! (see [`WriteStrategy`](super::WriteStrategy)). Every call goes through
 //! the one retry loop, [`retrying`].
 
-use super::codec::{from_item, to_item, Item, DECISION_ATTRIBUTES};
+use super::codec::{decode, to_item, Item, Stored};
 use super::retry::{classify, retrying, GaveUp, Outcome};
 use super::{DynamoFlagStore, WriteStrategy, BATCH_GET_MAX, BATCH_WRITE_MAX};
-use crate::flag::{Flag, WriteFailure, WriteSummary};
-use crate::flag_store::{decide, past, Decision};
+use crate::flag::{Flag, HistoryPoint, WriteFailure, WriteSummary};
+use crate::flag_store::{decide, next_history, past, Decision, HistoryWindow};
 use crate::timestamp;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
 use futures::stream::{self, StreamExt};
@@ -17,22 +17,56 @@ use std::time::Instant;
 /// How often one row is re-read and re-decided after losing a conditional write.
 const MAX_CONFLICT_ROUNDS: u32 = 5;
 
+/// What the item looked like when read: the condition of its put.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum ReadState {
+    /// It did not exist.
+    Absent,
+    /// Written before revisions existed: identified by its `scored_at`.
+    Unrevised(String),
+    /// At this revision (every write and acknowledgement adds one).
+    Rev(u64),
+}
+
 /// A decided write still to be carried out.
 pub(super) struct Pending {
     pub flag: Flag,
+    /// The history after this write (oldest first).
+    pub history: Vec<HistoryPoint>,
     pub newly_at_risk: bool,
-    /// `scored_at` of the item we read (`None`: it did not exist).
-    pub read_scored_at: Option<String>,
+    pub read: ReadState,
 }
 
 impl Pending {
-    /// The write `decide` asked for, against what was read.
-    pub(super) fn new(flag: Flag, newly_at_risk: bool, read: Option<&Flag>) -> Pending {
+    /// The write `decide` asked for, against what was read: the history
+    /// extended (and the trend set) from the stored one.
+    pub(super) fn new(
+        mut flag: Flag,
+        newly_at_risk: bool,
+        stored: Option<&Stored>,
+        window: HistoryWindow,
+    ) -> Pending {
+        let old = stored.map(|s| s.history.clone()).unwrap_or_default();
+        let history = next_history(old, &mut flag, window);
         Pending {
             flag,
+            history,
             newly_at_risk,
-            read_scored_at: read.map(|o| timestamp::format(o.scored_at)),
+            read: match stored {
+                None => ReadState::Absent,
+                Some(Stored { rev: Some(r), .. }) => ReadState::Rev(*r),
+                Some(s) => ReadState::Unrevised(timestamp::format(s.flag.scored_at)),
+            },
         }
+    }
+
+    /// The item to put.
+    fn item(&self, shards: u32) -> Item {
+        let rev = match self.read {
+            ReadState::Rev(r) => r + 1,
+            _ => 1,
+        };
+        to_item(&self.flag, &self.history, shards, rev)
     }
 }
 
@@ -110,9 +144,9 @@ impl DynamoFlagStore {
                     // Strongly consistent: deciding "unchanged" from an
                     // outdated copy would skip a write that is needed.
                     .consistent_read(true)
-                    // Only what `decide` needs. (Read capacity is billed on the
-                    // whole item either way; this saves transfer and decoding.)
-                    .projection_expression(DECISION_ATTRIBUTES)
+                    // The whole item: the decision needs the attributes and
+                    // acknowledgement, the write the history (and read
+                    // capacity is billed on the whole item either way).
                     .build()
                 {
                     Ok(r) => r,
@@ -214,12 +248,17 @@ impl DynamoFlagStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(to_item(&pending.flag, self.shards)));
-        request = match &pending.read_scored_at {
-            None => request.condition_expression("attribute_not_exists(customer_id)"),
-            Some(read) => request
-                .condition_expression("scored_at = :read")
+            .set_item(Some(pending.item(self.shards)));
+        // Unchanged since we read it: no newer score, and no acknowledgement
+        // given or removed in between (those add a revision too).
+        request = match &pending.read {
+            ReadState::Absent => request.condition_expression("attribute_not_exists(customer_id)"),
+            ReadState::Unrevised(read) => request
+                .condition_expression("attribute_not_exists(rev) AND scored_at = :read")
                 .expression_attribute_values(":read", AttributeValue::S(read.clone())),
+            ReadState::Rev(rev) => request
+                .condition_expression("rev = :rev")
+                .expression_attribute_values(":rev", AttributeValue::N(rev.to_string())),
         };
         match request.send().await {
             Ok(_) => Outcome::Done(()),
@@ -272,14 +311,14 @@ impl DynamoFlagStore {
             }
             let stored = found
                 .get(&original.customer_id)
-                .map(from_item)
+                .map(decode)
                 .transpose()
                 .map_err(|e| fail(e.to_string()))?;
-            match decide(stored.as_ref(), &original, epsilon) {
+            match decide(stored.as_ref().map(|s| &s.flag), &original, epsilon) {
                 Decision::Write {
                     flag,
                     newly_at_risk,
-                } => pending = Pending::new(flag, newly_at_risk, stored.as_ref()),
+                } => pending = Pending::new(flag, newly_at_risk, stored.as_ref(), self.history),
                 other => return Ok(other),
             }
         }
@@ -300,7 +339,7 @@ impl DynamoFlagStore {
         let mut failed = Vec::new();
         for p in by_id.values() {
             match PutRequest::builder()
-                .set_item(Some(to_item(&p.flag, self.shards)))
+                .set_item(Some(p.item(self.shards)))
                 .build()
             {
                 Ok(put) => requests.push(WriteRequest::builder().put_request(put).build()),
