@@ -277,7 +277,8 @@ pub struct WriteFailure {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Page {
     /// Flags in the list's order (by default `churn_probability` descending,
-    /// ties by `customer_id`).
+    /// ties by `customer_id`; in DynamoDB equal probabilities within one
+    /// index partition come in the index's order).
     pub flags: Vec<Flag>,
     /// Opaque cursor for the next page; `None` on the last page.
     pub next_cursor: Option<String>,

@@ -71,7 +71,7 @@ pub trait FlagStore: Send + Sync {
     ) -> Result<Option<CustomerRecord>>;
 
     /// Stores `ack` beside the customer's flag (replacing an earlier one) and
-    /// returns the flag. Rescores keep it; it ends at `until`, or earlier when
+    /// returns the flag as stored. Rescores keep it; it ends at `until`, or earlier when
     /// the customer escalates to high.
     ///
     /// # Errors
@@ -79,7 +79,7 @@ pub trait FlagStore: Send + Sync {
     /// [`Error::Storage`] on backend failure.
     async fn acknowledge(&self, customer_id: &str, ack: &Acknowledgement) -> Result<Flag>;
 
-    /// Removes the customer's acknowledgement (if any) and returns the flag.
+    /// Removes the customer's acknowledgement (if any) and returns the flag as stored.
     ///
     /// # Errors
     /// As [`FlagStore::acknowledge`].

@@ -505,9 +505,7 @@ fn set_ack(conn: &Connection, customer_id: &str, ack: Option<&Acknowledgement>) 
     if changed == 0 {
         return Err(Error::CustomerNotFound(customer_id.to_string()));
     }
-    get_in(conn, customer_id)?
-        .map(|f| f.seen_at(timestamp::now()))
-        .ok_or_else(|| Error::CustomerNotFound(customer_id.to_string()))
+    get_in(conn, customer_id)?.ok_or_else(|| Error::CustomerNotFound(customer_id.to_string()))
 }
 
 #[async_trait]

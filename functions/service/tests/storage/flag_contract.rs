@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 use time::macros::datetime;
 use time::OffsetDateTime;
 
+use super::account_contract as account;
+
 const SHARDS: u32 = 4;
-const EPS: f64 = 0.01;
+pub const EPS: f64 = 0.01;
 
 fn t(secs: i64) -> OffsetDateTime {
     datetime!(2025-03-01 09:00 UTC) + time::Duration::seconds(secs)
@@ -71,6 +73,24 @@ pub fn cases() -> Vec<(&'static str, Case)> {
         }),
         ("risk_list_pages_ties_once", |s| {
             Box::pin(risk_list_pages_ties_once(s))
+        }),
+        ("history_appends_trims_and_trends", |s| {
+            Box::pin(account::history_appends_trims_and_trends(s))
+        }),
+        ("attribute_only_change_is_written", |s| {
+            Box::pin(account::attribute_only_change_is_written(s))
+        }),
+        ("acknowledgement_survives_rescores_and_ends", |s| {
+            Box::pin(account::acknowledgement_survives_rescores_and_ends(s))
+        }),
+        ("escalation_to_high_ends_acknowledgement", |s| {
+            Box::pin(account::escalation_to_high_ends_acknowledgement(s))
+        }),
+        ("lists_filter_sort_and_paginate", |s| {
+            Box::pin(account::lists_filter_sort_and_paginate(s))
+        }),
+        ("summary_counts_customers_and_value", |s| {
+            Box::pin(account::summary_counts_customers_and_value(s))
         }),
     ]
 }

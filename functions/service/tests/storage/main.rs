@@ -5,6 +5,7 @@
 //!
 //! Needs `moto_server` (scripts/dev-env.sh installs it into `.venv`).
 
+mod account_contract;
 mod dynamo_faults;
 mod flag_contract;
 mod model_cache;

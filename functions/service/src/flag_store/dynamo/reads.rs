@@ -379,7 +379,7 @@ impl DynamoFlagStore {
         })
         .await;
         match result {
-            Ok(item) => Ok(decode(&item)?.flag.seen_at(crate::timestamp::now())),
+            Ok(item) => Ok(decode(&item)?.flag),
             Err(GaveUp::Conflict) => Err(Error::CustomerNotFound(customer_id.to_string())),
             Err(other) => Err(Error::storage(BACKEND, "update_item", other.reason())),
         }
