@@ -3,7 +3,6 @@
 use clap::Args;
 use std::path::PathBuf;
 
-use churn_model::RiskBand;
 use churn_service::handlers::train::{TrainOptions, TrainRequest};
 
 use super::context;
@@ -78,7 +77,10 @@ pub async fn run(args: DemoArgs, progress: Progress) -> anyhow::Result<()> {
     super::rescore::write_failures(&summary)?;
 
     // 4. The high-risk list, as a CS team would read it.
-    let top = super::risk_list::fetch(services.flags.as_ref(), RiskBand::High, TOP).await?;
+    let query = churn_service::flag_store::ListQuery::band(
+        churn_service::flag_store::BandFilter::High,
+    );
+    let top = super::risk_list::fetch(services.flags.as_ref(), &query, TOP).await?;
     output::print(&format!(
         "\n== Top {} of the high-risk list ==\n\n",
         top.len()

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::progress::Progress;
 
 mod context;
+mod customer;
 mod demo;
 mod generate;
 mod models;
@@ -15,6 +16,7 @@ mod rescore;
 mod risk_list;
 mod score;
 mod serve;
+mod summary;
 mod train;
 
 /// Default stores (where `churn demo` puts them), defined once in the service config.
@@ -56,9 +58,17 @@ pub enum Command {
     Score(score::ScoreArgs),
     /// Score a feature snapshot and write the flags to the flag store.
     Rescore(rescore::RescoreArgs),
-    /// Show the at-risk customers of a band, most likely to churn first.
+    /// Show at-risk customers: by band, owner, segment, renewal; by probability, value, renewal or rise.
     #[command(name = "risk-list")]
     RiskList(risk_list::RiskListArgs),
+    /// Show one customer: score, reasons, attributes, history, trend, acknowledgement.
+    Customer(customer::CustomerArgs),
+    /// Acknowledge a customer's flag: who is acting on it, until when.
+    Ack(customer::AckArgs),
+    /// Remove a customer's acknowledgement.
+    Unack(customer::UnackArgs),
+    /// Count customers and value at risk per band, owner or segment.
+    Summary(summary::SummaryArgs),
     /// Serve the score API (the Lambda function's routes) on a local HTTP server.
     Serve(serve::ServeArgs),
     /// List, promote and roll back models.
@@ -107,6 +117,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Score(args) => score::run(args, progress).await,
             Command::Rescore(args) => rescore::run(args, progress).await,
             Command::RiskList(args) => risk_list::run(args, progress).await,
+            Command::Customer(args) => customer::run(args, progress).await,
+            Command::Ack(args) => customer::run_ack(args, progress).await,
+            Command::Unack(args) => customer::run_unack(args, progress).await,
+            Command::Summary(args) => summary::run(args, progress).await,
             Command::Serve(args) => serve::run(args, progress).await,
             Command::Models(args) => models::run(args, progress).await,
         }

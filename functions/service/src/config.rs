@@ -5,6 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::flag_store::dynamo::WriteStrategy;
+use crate::flag_store::HistoryWindow;
 use churn_model::{BandPolicy, BandPolicyError};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -64,7 +65,13 @@ pub struct ServiceConfig {
     /// [`churn_model::MIN_MAX_ROWS`]; unset = the model crate's default
     /// (2,000,000). A train request's `options.max_rows` overrides it.
     pub train_max_rows: Option<usize>,
+    /// `CHURN_HISTORY_DAYS` (default 180), 1..=3650: how far back a
+    /// customer's score history reaches behind its newest point.
+    pub history: HistoryWindow,
 }
+
+/// The history window variable.
+pub const HISTORY_DAYS: &str = "CHURN_HISTORY_DAYS";
 
 /// Share of holdout scores in the high band (default 0.10).
 pub const BAND_HIGH_SHARE: &str = "CHURN_BAND_HIGH_SHARE";
@@ -106,6 +113,7 @@ impl Default for ServiceConfig {
             flag_writes: WriteStrategy::default(),
             threads: None,
             train_max_rows: None,
+            history: HistoryWindow::default(),
         }
     }
 }
@@ -173,6 +181,10 @@ impl ServiceConfig {
             train_max_rows: get(TRAIN_MAX_ROWS)
                 .map(|v| row_cap(&v).map_err(|m| config_error(TRAIN_MAX_ROWS, &v, m)))
                 .transpose()?,
+            history: match get(HISTORY_DAYS) {
+                Some(v) => history_days(&v)?,
+                None => d.history,
+            },
         })
     }
 }
@@ -467,6 +479,17 @@ pub fn row_cap(value: &str) -> std::result::Result<usize, String> {
         .build()
         .map(|c| c.max_rows)
         .map_err(|e| e.to_string())
+}
+
+fn history_days(value: &str) -> Result<HistoryWindow> {
+    match value.trim().parse::<u32>() {
+        Ok(n) if (1..=3650).contains(&n) => Ok(HistoryWindow::days(n)),
+        _ => Err(config_error(
+            HISTORY_DAYS,
+            value,
+            "expected a whole number of days from 1 to 3650",
+        )),
+    }
 }
 
 fn shards(variable: &'static str, value: &str) -> Result<u32> {
@@ -791,6 +814,7 @@ mod tests {
             ("CHURN_SNAPSHOT", "s3://b/snap/"),
             ("CHURN_MODEL_REFRESH_SECS", "0.5"),
             ("CHURN_SCORE_EPSILON", "0.02"),
+            ("CHURN_HISTORY_DAYS", "30"),
             ("CHURN_GATE_MIN_AUC", "0.7"),
             ("CHURN_GATE_MAX_AUC_DROP", "0"),
             ("CHURN_RISK_LIST_SHARDS", "4"),
@@ -822,6 +846,7 @@ mod tests {
         assert_eq!(c.snapshot.as_deref(), Some("s3://b/snap/"));
         assert_eq!(c.model_refresh, Duration::from_millis(500));
         assert_eq!(c.score_epsilon, 0.02);
+        assert_eq!(c.history.in_days(), 30);
         assert_eq!(c.risk_list_shards, 4);
         assert_eq!(c.write_deadline, Duration::from_secs(5));
     }
@@ -857,6 +882,7 @@ mod tests {
             ("CHURN_MODEL_REFRESH_SECS", "soon"),
             ("CHURN_MODEL_REFRESH_SECS", "-1"),
             ("CHURN_SCORE_EPSILON", "1.5"),
+            ("CHURN_HISTORY_DAYS", "0"),
             ("CHURN_GATE_MIN_AUC", "NaN"),
             ("CHURN_RISK_LIST_SHARDS", "0"),
             ("CHURN_RISK_LIST_SHARDS", "1000"),

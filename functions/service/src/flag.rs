@@ -118,6 +118,24 @@ impl Acknowledgement {
         })
     }
 
+    /// The one reading of an `until` given as text (CLI `--until`, API
+    /// `until`): a date `YYYY-MM-DD` means the start of that day (UTC), the
+    /// day the flag shows again; otherwise an RFC 3339 time.
+    ///
+    /// # Errors
+    /// A message naming the expected forms.
+    pub fn parse_until(text: &str) -> std::result::Result<OffsetDateTime, String> {
+        let t = text.trim();
+        if let Ok(date) = churn_model::attributes::parse_date(t) {
+            let format = time::macros::format_description!("[year]-[month]-[day]");
+            if let Ok(d) = time::Date::parse(&date, format) {
+                return Ok(d.midnight().assume_utc());
+            }
+        }
+        crate::timestamp::parse(t)
+            .map_err(|_| format!("{t:?} is not a date (YYYY-MM-DD) or an RFC 3339 time"))
+    }
+
     /// Whether it is still in force at `now`.
     pub fn in_force(&self, now: OffsetDateTime) -> bool {
         now < self.until

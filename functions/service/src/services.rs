@@ -60,14 +60,19 @@ impl Services {
                     std::fs::create_dir_all(parent)
                         .map_err(|e| Error::storage("sqlite", "create directory", e))?;
                 }
-                Arc::new(SqliteFlagStore::open(path, config.risk_list_shards).await?)
+                Arc::new(
+                    SqliteFlagStore::open(path, config.risk_list_shards)
+                        .await?
+                        .with_history(config.history),
+                )
             }
             FlagsLocation::DynamoDb { table } => {
                 let sdk = sdk.get_or_init(load_sdk_config).await;
                 let client = aws_sdk_dynamodb::Client::new(sdk);
                 Arc::new(
                     DynamoFlagStore::new(client, table.clone(), config.risk_list_shards)
-                        .with_strategy(config.flag_writes),
+                        .with_strategy(config.flag_writes)
+                        .with_history(config.history),
                 )
             }
         };

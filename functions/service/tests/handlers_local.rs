@@ -423,6 +423,7 @@ async fn rescore_streams_reports_bad_rows_and_skips_unchanged() {
         epsilon: 0.01,
         write_deadline: Duration::from_secs(10),
         chunk_rows: 4096,
+        as_of: None,
     };
     let flags = api.services.flags.as_ref();
     let reported = std::sync::atomic::AtomicUsize::new(0);

@@ -126,6 +126,9 @@ pub struct RescoreSettings {
     /// How long each batch's writes retry throttling.
     pub write_deadline: Duration,
     pub chunk_rows: usize,
+    /// `scored_at` of every flag of the run (default: when it starts);
+    /// an earlier time backfills history from a dated snapshot.
+    pub as_of: Option<OffsetDateTime>,
 }
 
 impl RescoreSettings {
@@ -135,6 +138,7 @@ impl RescoreSettings {
             epsilon: config.score_epsilon,
             write_deadline: config.write_deadline,
             chunk_rows: CHUNK_ROWS,
+            as_of: None,
         }
     }
 }
@@ -160,8 +164,9 @@ pub async fn handle_rescore(
     let artifact = &model.artifact;
     let mut stream = ScoredStream::open(&uri, sources, model, None, settings.chunk_rows).await?;
     // One timestamp per run: every flag of this run is equally fresh, and a
-    // later run is always newer.
-    let scored_at = OffsetDateTime::now_utc();
+    // later run is always newer. A backfill gives its snapshot's time; the
+    // store still refuses it where a newer score is stored.
+    let scored_at = settings.as_of.unwrap_or_else(OffsetDateTime::now_utc);
     let mut summary = RescoreSummary {
         snapshot: snapshot.to_string(),
         model_id: artifact.model_id().to_string(),
@@ -224,6 +229,20 @@ pub async fn handle_rescore(
     Ok(summary)
 }
 
+/// The one check of a run's `as_of` (CLI `--as-of`, event `"as_of"`): an
+/// RFC 3339 time not after `now` (a score from the future would make every
+/// real run until then stale).
+///
+/// # Errors
+/// A message naming the problem.
+pub fn parse_as_of(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
+    let t = crate::timestamp::parse(text.trim())?;
+    if t > now {
+        return Err(format!("{text:?} is in the future"));
+    }
+    Ok(t)
+}
+
 /// Runs a rescore event end to end with the process's services: picks the
 /// snapshot, loads the promoted model (re-checking the pointer first, so a
 /// run never uses a model older than the current promotion). `progress` as
@@ -243,6 +262,22 @@ pub async fn run_event(
             HandlerError::BadRequest("scheduled rescore, but CHURN_SNAPSHOT is not set".to_string())
         })?,
     };
+    // On the event, or (Distributed Map items) in its `BatchInput`.
+    let as_of = event
+        .get("as_of")
+        .or_else(|| event.get("BatchInput").and_then(|b| b.get("as_of")));
+    let as_of = match as_of {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(
+            parse_as_of(s, OffsetDateTime::now_utc())
+                .map_err(|m| HandlerError::BadRequest(format!("invalid as_of: {m}")))?,
+        ),
+        Some(_) => {
+            return Err(HandlerError::BadRequest(
+                "invalid as_of: expected an RFC 3339 string".into(),
+            ))
+        }
+    };
     let model = services
         .cache
         .refresh_now()
@@ -253,7 +288,10 @@ pub async fn run_event(
         &model.model,
         services.flags.as_ref(),
         &services.sources,
-        RescoreSettings::from_config(&services.config),
+        RescoreSettings {
+            as_of,
+            ..RescoreSettings::from_config(&services.config)
+        },
         progress,
     )
     .await

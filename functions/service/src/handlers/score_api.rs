@@ -4,8 +4,12 @@
 //!
 //! Routes:
 //! - `POST /v1/score` `{"customers":[{"customer_id","features":{..}}],"persist":false}`
-//! - `GET /v1/customers/{id}`
-//! - `GET /v1/risk-list?band=high&limit=100&cursor=..`
+//! - `GET /v1/customers/{id}`: the flag with attributes, history, trend,
+//!   days in band and acknowledgement
+//! - `POST /v1/customers/{id}/ack` `{"by","note","until"?}`, `DELETE /v1/customers/{id}/ack`
+//! - `GET /v1/risk-list?band=high|medium|at-risk&owner=..&segment=..&renewal_within_days=N
+//!   &unacknowledged=true&sort=probability|value|renewal|rising&limit=100&cursor=..`
+//! - `GET /v1/summary?by=band|owner|segment`
 //!
 //! Errors are `{"error": "...", "details": [{"customer_id"|"field", "message"}]}`:
 //! 400 malformed or invalid input, 413 body or batch too large, 404 unknown
@@ -23,13 +27,13 @@
 
 use crate::config::ServiceConfig;
 use crate::error::Error;
-use crate::flag::Flag;
-use crate::flag_store::{FlagStore, MAX_PAGE_LIMIT};
+use crate::flag::{Acknowledgement, CustomerRecord, Flag};
+use crate::flag_store::{BandFilter, FlagStore, ListQuery, ListSort, SummaryBy, MAX_PAGE_LIMIT};
 use crate::handlers::model::ScoringModel;
 use crate::model_store::ModelCache;
 use bytes::Bytes;
 use churn_model::scoring::json_type;
-use churn_model::{ErrorKind, RiskBand};
+use churn_model::ErrorKind;
 use http::{header, Method, Request, Response, StatusCode};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -38,10 +42,13 @@ use time::OffsetDateTime;
 
 /// Every route, as (method, path template). `docs/openapi.yaml` describes
 /// exactly these (the CLI's OpenAPI test checks both ways).
-pub const ROUTES: [(&str, &str); 3] = [
+pub const ROUTES: [(&str, &str); 6] = [
     ("POST", "/v1/score"),
     ("GET", "/v1/customers/{id}"),
+    ("POST", "/v1/customers/{id}/ack"),
+    ("DELETE", "/v1/customers/{id}/ack"),
     ("GET", "/v1/risk-list"),
+    ("GET", "/v1/summary"),
 ];
 
 /// Most customers per `POST /v1/score`.
@@ -132,6 +139,7 @@ impl ApiError {
             (_, Error::InvalidInput { field, message }) => {
                 ApiError::field(StatusCode::BAD_REQUEST, field, message)
             }
+            (_, Error::CustomerNotFound(id)) => not_found(&id),
             (ErrorKind::Input, other) => {
                 ApiError::new(StatusCode::BAD_REQUEST, crate::error::report(&other))
             }
@@ -188,6 +196,8 @@ fn route_name(path: &str) -> &'static str {
     match path {
         "/v1/score" => "score",
         "/v1/risk-list" => "risk-list",
+        "/v1/summary" => "summary",
+        p if p.starts_with("/v1/customers/") && p.ends_with("/ack") => "ack",
         p if p.starts_with("/v1/customers/") => "customer",
         _ => "other",
     }
@@ -231,8 +241,45 @@ async fn route(
         allow(&Method::GET)?;
         return risk_list(api, request.uri().query().unwrap_or("")).await;
     }
+    if path == "/v1/summary" {
+        allow(&Method::GET)?;
+        return summary(api, request.uri().query().unwrap_or("")).await;
+    }
+    if let Some(raw) = path
+        .strip_prefix("/v1/customers/")
+        .and_then(|p| p.strip_suffix("/ack"))
+    {
+        let id = path_customer_id(raw)?;
+        return match method {
+            Method::POST => {
+                require_json(request.headers())?;
+                acknowledge(api, &id, request.body()).await
+            }
+            Method::DELETE => unacknowledge(api, &id).await,
+            _ => Err(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{method} is not allowed on {path}; use POST or DELETE"),
+            )),
+        };
+    }
     if let Some(raw) = path.strip_prefix("/v1/customers/") {
         allow(&Method::GET)?;
+        let id = path_customer_id(raw)?;
+        return customer(api, &id).await;
+    }
+    let routes: Vec<String> = ROUTES.iter().map(|(m, p)| format!("{m} {p}")).collect();
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no route for {method} {path}; routes: {}",
+            routes.join(", ")
+        ),
+    ))
+}
+
+/// The customer id of a path segment, decoded and checked by the one id rule.
+fn path_customer_id(raw: &str) -> Result<String, ApiError> {
+    {
         let id = percent_decode(raw).ok_or_else(|| {
             ApiError::field(
                 StatusCode::BAD_REQUEST,
@@ -250,16 +297,8 @@ async fn route(
         }
         let id = churn_model::customer_id(&id)
             .map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, "customer_id", e.to_string()))?;
-        return customer(api, id).await;
+        Ok(id.to_string())
     }
-    let routes: Vec<String> = ROUTES.iter().map(|(m, p)| format!("{m} {p}")).collect();
-    Err(ApiError::new(
-        StatusCode::NOT_FOUND,
-        format!(
-            "no route for {method} {path}; routes: {}",
-            routes.join(", ")
-        ),
-    ))
 }
 
 /// 415 unless the body is declared `application/json` (parameters such as
@@ -563,21 +602,71 @@ fn field_of(e: &churn_model::Error) -> Option<String> {
     }
 }
 
-async fn customer(api: ScoreApi<'_>, id: &str) -> Result<(StatusCode, Value), ApiError> {
-    match api.flags.get(id).await.map_err(ApiError::service)? {
-        Some(flag) => Ok((StatusCode::OK, flag_json(&flag))),
-        None => Err(ApiError {
-            status: StatusCode::NOT_FOUND,
-            error: format!("customer {id:?} has no stored score"),
-            details: vec![Detail {
-                customer_id: Some(id.to_string()),
-                field: None,
-                message: "not found".to_string(),
-            }],
-        }),
+/// 404 for a customer without a flag.
+fn not_found(id: &str) -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        error: format!("customer {id:?} has no stored score"),
+        details: vec![Detail {
+            customer_id: Some(id.to_string()),
+            field: None,
+            message: "not found".to_string(),
+        }],
     }
 }
 
+async fn customer(api: ScoreApi<'_>, id: &str) -> Result<(StatusCode, Value), ApiError> {
+    let now = crate::timestamp::now();
+    match api.flags.customer(id, now).await.map_err(ApiError::service)? {
+        Some(record) => Ok((StatusCode::OK, customer_json(&record))),
+        None => Err(not_found(id)),
+    }
+}
+
+/// The body of `POST /v1/customers/{id}/ack`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckBody {
+    by: String,
+    note: String,
+    #[serde(default)]
+    until: Option<String>,
+}
+
+async fn acknowledge(
+    api: ScoreApi<'_>,
+    id: &str,
+    body: &Bytes,
+) -> Result<(StatusCode, Value), ApiError> {
+    let body: AckBody = serde_json::from_slice(body)
+        .map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, "body", e.to_string()))?;
+    let until = body
+        .until
+        .as_deref()
+        .map(Acknowledgement::parse_until)
+        .transpose()
+        .map_err(|m| ApiError::field(StatusCode::BAD_REQUEST, "until", m))?;
+    let now = crate::timestamp::now();
+    let ack =
+        Acknowledgement::new(&body.by, &body.note, until, now).map_err(ApiError::service)?;
+    let flag = api
+        .flags
+        .acknowledge(id, &ack)
+        .await
+        .map_err(ApiError::service)?;
+    Ok((StatusCode::OK, flag_json(&flag.seen_at(now))))
+}
+
+async fn unacknowledge(api: ScoreApi<'_>, id: &str) -> Result<(StatusCode, Value), ApiError> {
+    let flag = api
+        .flags
+        .unacknowledge(id)
+        .await
+        .map_err(ApiError::service)?;
+    Ok((StatusCode::OK, flag_json(&flag.seen_at(crate::timestamp::now()))))
+}
+
+/// A flag as the API shows it: the stored fields and `at_risk`.
 fn flag_json(flag: &Flag) -> Value {
     let mut v = serde_json::to_value(flag).unwrap_or(Value::Null);
     if let Value::Object(m) = &mut v {
@@ -586,9 +675,21 @@ fn flag_json(flag: &Flag) -> Value {
     v
 }
 
-async fn risk_list(api: ScoreApi<'_>, query: &str) -> Result<(StatusCode, Value), ApiError> {
-    // serde_urlencoded decodes `+` and escapes but lets a malformed escape
-    // or non-UTF-8 bytes through (lossily): refuse those first.
+/// A customer as the API shows it: the flag with its history.
+fn customer_json(record: &CustomerRecord) -> Value {
+    let mut v = flag_json(&record.flag);
+    if let Value::Object(m) = &mut v {
+        m.insert(
+            "history".to_string(),
+            serde_json::to_value(&record.history).unwrap_or(Value::Null),
+        );
+    }
+    v
+}
+
+/// Refuses a query string with a malformed escape or non-UTF-8 bytes
+/// (serde_urlencoded would let them through, lossily).
+fn check_query(query: &str) -> Result<(), ApiError> {
     if percent_decode(query).is_none() {
         return Err(ApiError::field(
             StatusCode::BAD_REQUEST,
@@ -596,49 +697,110 @@ async fn risk_list(api: ScoreApi<'_>, query: &str) -> Result<(StatusCode, Value)
             "invalid percent-encoding",
         ));
     }
+    Ok(())
+}
+
+/// A query parameter through its type's one parser, 400 naming it.
+fn param<T: std::str::FromStr<Err = String>>(
+    field: &str,
+    value: Option<&str>,
+) -> Result<Option<T>, ApiError> {
+    value
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse::<T>()
+                .map_err(|m| ApiError::field(StatusCode::BAD_REQUEST, field, m))
+        })
+        .transpose()
+}
+
+/// A whole-number query parameter in `range`.
+fn number_param(
+    field: &str,
+    value: Option<&str>,
+    range: std::ops::RangeInclusive<usize>,
+) -> Result<Option<usize>, ApiError> {
+    value
+        .map(|v| match v.parse::<usize>() {
+            Ok(n) if range.contains(&n) => Ok(n),
+            _ => Err(ApiError::field(
+                StatusCode::BAD_REQUEST,
+                field,
+                format!(
+                    "{v:?}: expected an integer from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            )),
+        })
+        .transpose()
+}
+
+async fn risk_list(api: ScoreApi<'_>, query: &str) -> Result<(StatusCode, Value), ApiError> {
+    check_query(query)?;
     let params: RiskListQuery = serde_urlencoded::from_str(query)
         .map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, "query", e.to_string()))?;
-    let band: RiskBand = match params.band.as_deref() {
-        None => RiskBand::High,
-        Some(v) => v.parse().map_err(|_| {
-            ApiError::field(
+    let band: BandFilter = param("band", params.band.as_deref())?.unwrap_or(BandFilter::High);
+    let limit =
+        number_param("limit", params.limit.as_deref(), 1..=MAX_PAGE_LIMIT)?.unwrap_or(DEFAULT_LIMIT);
+    let renewal_within_days = number_param(
+        "renewal_within_days",
+        params.renewal_within_days.as_deref(),
+        0..=MAX_RENEWAL_DAYS as usize,
+    )?
+    .map(|n| n as u32);
+    let unacknowledged = match params.unacknowledged.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => {
+            return Err(ApiError::field(
                 StatusCode::BAD_REQUEST,
-                "band",
-                format!("{v:?}: use high or medium"),
-            )
-        })?,
+                "unacknowledged",
+                format!("{v:?}: expected true or false"),
+            ))
+        }
     };
-    let limit = match params.limit.as_deref() {
-        None => DEFAULT_LIMIT,
-        Some(v) => match v.parse::<usize>() {
-            Ok(n) if (1..=MAX_PAGE_LIMIT).contains(&n) => n,
-            _ => {
-                return Err(ApiError::field(
-                    StatusCode::BAD_REQUEST,
-                    "limit",
-                    format!("{v:?}: expected an integer from 1 to {MAX_PAGE_LIMIT}"),
-                ))
-            }
-        },
+    let query = ListQuery {
+        band,
+        owner: params.owner.filter(|o| !o.is_empty()),
+        segment: params.segment.filter(|s| !s.is_empty()),
+        renewal_within_days,
+        unacknowledged,
+        sort: param::<ListSort>("sort", params.sort.as_deref())?.unwrap_or_default(),
+        now: crate::timestamp::now(),
     };
     let cursor = params.cursor.filter(|c| !c.is_empty());
-    if !band.is_at_risk() {
-        return Err(ApiError::field(
-            StatusCode::BAD_REQUEST,
-            "band",
-            format!("{band} is not an at-risk band; use high or medium"),
-        ));
-    }
     let page = api
         .flags
-        .risk_list(band, limit, cursor.as_deref())
+        .list(&query, limit, cursor.as_deref())
         .await
         .map_err(ApiError::service)?;
     let flags: Vec<Value> = page.flags.iter().map(flag_json).collect();
     Ok((
         StatusCode::OK,
-        json!({"band": band, "flags": flags, "next_cursor": page.next_cursor}),
+        json!({"band": band, "sort": query.sort, "flags": flags, "next_cursor": page.next_cursor}),
     ))
+}
+
+/// Longest renewal window a list accepts, in days (ten years).
+pub const MAX_RENEWAL_DAYS: u32 = 3660;
+
+async fn summary(api: ScoreApi<'_>, query: &str) -> Result<(StatusCode, Value), ApiError> {
+    check_query(query)?;
+    let params: SummaryQuery = serde_urlencoded::from_str(query)
+        .map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, "query", e.to_string()))?;
+    let by: SummaryBy = param("by", params.by.as_deref())?.unwrap_or_default();
+    let summary = api.flags.summary(by).await.map_err(ApiError::service)?;
+    Ok((
+        StatusCode::OK,
+        serde_json::to_value(&summary).unwrap_or(Value::Null),
+    ))
+}
+
+/// The query of `GET /v1/summary`.
+#[derive(Debug, serde::Deserialize)]
+struct SummaryQuery {
+    by: Option<String>,
 }
 
 /// The query of `GET /v1/risk-list` (other parameters are ignored).
@@ -647,6 +809,11 @@ struct RiskListQuery {
     band: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
+    owner: Option<String>,
+    segment: Option<String>,
+    renewal_within_days: Option<String>,
+    unacknowledged: Option<String>,
+    sort: Option<String>,
 }
 
 /// Decodes `%XX` escapes (percent-encoding); `None` where that crate would

@@ -454,6 +454,41 @@ async fn contract_sqlite_file_reopens() {
     );
 }
 
+/// A file written by a build before attributes, acknowledgements and
+/// history existed opens with its flags intact and takes the new fields.
+#[tokio::test]
+async fn sqlite_file_from_an_older_build_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE flags (
+                customer_id TEXT PRIMARY KEY NOT NULL, churn_probability REAL NOT NULL,
+                risk_band TEXT NOT NULL, at_risk INTEGER NOT NULL, reasons TEXT NOT NULL,
+                model_id TEXT NOT NULL, scored_at TEXT NOT NULL, previous_band TEXT,
+                band_changed_at TEXT, risk_list_pk TEXT);
+             INSERT INTO flags VALUES ('old-1', 0.9, 'high', 1, '[]', 'm0',
+                '2025-01-01T00:00:00.000000Z', 'low', '2025-01-01T00:00:00.000000Z', 'high#0');",
+        )
+        .unwrap();
+    }
+    let store = SqliteFlagStore::open(&path, SHARDS).await.unwrap();
+    let old = store.get("old-1").await.unwrap().unwrap();
+    assert_eq!((old.churn_probability, old.previous_band), (0.9, Some(RiskBand::Low)));
+    assert!(old.attributes.is_empty() && old.acknowledgement.is_none());
+    let page = store.risk_list(RiskBand::High, 10, None).await.unwrap();
+    assert_eq!(page.flags.len(), 1);
+    // New writes over the old row keep its band history and start a score history.
+    let mut f = flag("old-1", 0.95, RiskBand::High, 0);
+    f.attributes.owner = Some("ana@example.com".into());
+    store.write_batch(&[f], EPS, deadline()).await.unwrap();
+    let r = store.customer("old-1", t(0)).await.unwrap().unwrap();
+    assert_eq!(r.flag.attributes.owner.as_deref(), Some("ana@example.com"));
+    assert_eq!(r.flag.previous_band, Some(RiskBand::Low));
+    assert_eq!(r.history.len(), 1);
+}
+
 async fn dynamo_store(moto: &MotoServer, strategy: WriteStrategy) -> Box<dyn FlagStore> {
     let clients = moto.clients().await;
     let store = DynamoFlagStore::new(clients.dynamodb, unique_name("flags"), SHARDS)
