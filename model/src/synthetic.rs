@@ -70,8 +70,9 @@ pub const NUMERIC_FEATURES: [&str; 12] = [
 /// The categorical feature columns.
 pub const CATEGORICAL_FEATURES: [&str; 2] = ["plan", "region"];
 
-/// The account attribute columns, in table order (after the features,
-/// before `churned`); their names are the roles' default columns.
+/// The account attribute columns, in table order (between the numeric and
+/// the categorical features, where no test's column positions move);
+/// their names are the roles' default columns.
 pub const ATTRIBUTE_COLUMNS: [&str; 5] =
     ["account_name", "owner", "segment", "arr", "renewal_date"];
 
@@ -288,8 +289,6 @@ pub fn generate(config: &SyntheticConfig) -> Table {
     for (name, v) in NUMERIC_FEATURES.iter().zip(cols) {
         columns.push(Column::numeric(*name, v));
     }
-    columns.push(Column::text("plan", plan));
-    columns.push(Column::text("region", region));
     let text = |f: fn(&AccountDraw) -> String| accounts.iter().map(|a| Some(f(a))).collect();
     columns.push(Column::text("account_name", text(|a| a.name.clone())));
     columns.push(Column::text("owner", text(|a| a.owner.to_string())));
@@ -302,6 +301,8 @@ pub fn generate(config: &SyntheticConfig) -> Table {
         "renewal_date",
         text(|a| a.renewal_date.clone()),
     ));
+    columns.push(Column::text("plan", plan));
+    columns.push(Column::text("region", region));
     columns.push(Column::numeric("churned", churned));
     Table::new(columns)
 }
@@ -346,8 +347,9 @@ mod tests {
         }
         let names: Vec<&str> = t.columns.iter().map(|c| c.name.as_str()).collect();
         let n = names.len();
-        assert_eq!(names[n - 6..n - 1], ATTRIBUTE_COLUMNS);
-        assert_eq!(names[n - 1], "churned");
+        let first = 1 + NUMERIC_FEATURES.len();
+        assert_eq!(names[first..first + 5], ATTRIBUTE_COLUMNS);
+        assert_eq!(names[n - 3..], ["plan", "region", "churned"]);
         let (mrr, arr) = (numbers(&t, "mrr"), numbers(&t, "arr"));
         for (m, a) in mrr.iter().zip(&arr) {
             assert_eq!(*a, (12.0 * m * 100.0).round() / 100.0);
