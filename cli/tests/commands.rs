@@ -573,6 +573,28 @@ fn train_errors_are_user_errors_naming_the_problem() {
         ]),
         "missing.toml",
     );
+    // An attribute column the schema names and the data lacks.
+    std::fs::write(
+        d.join("attributes.toml"),
+        "[attributes]\nrenewal_date = \"renews_on\"\n",
+    )
+    .unwrap();
+    let err = assert_user_error(
+        churn(d).args([
+            "train",
+            "--data",
+            data,
+            "--schema",
+            "attributes.toml",
+            "--models",
+            "m",
+        ]),
+        "renews_on",
+    );
+    assert!(
+        err.contains("not found") || err.contains("missing"),
+        "{err}"
+    );
     // Unsupported input format.
     std::fs::write(d.join("data.json"), "{}").unwrap();
     assert_user_error(

@@ -8,6 +8,7 @@
 //! float formatting, which re-serialises a parsed artifact to the same bytes;
 //! that is what lets loading verify the hash.
 
+use crate::attributes::AttributeColumns;
 use crate::band::BandCutoffs;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -19,16 +20,25 @@ use sha2::{Digest, Sha256};
 /// The newest artifact format this build reads and writes. Version 2
 /// records each numeric feature's training range (`min`, `max`); version 3
 /// adds shape and interaction terms ([`crate::preprocess::Role::Tent`] and
-/// [`crate::preprocess::Role::Product`] design columns). A
+/// [`crate::preprocess::Role::Product`] design columns); version 4 adds the
+/// account attribute columns (`attributes`, see [`crate::attributes`]). A
 /// build older than an artifact's version refuses it by version rather than
-/// calling it tampered.
+/// calling it tampered (a version 3 build would drop the unknown
+/// `attributes` field and then find the hash wrong).
 ///
 /// An artifact is written with the *oldest* version that can read it
-/// ([`ModelArtifact::version_for`]): a linear model stays version 2, byte
-/// for byte what earlier builds wrote, so deployed scorers keep reading it.
-pub const SCHEMA_VERSION: u32 = 3;
+/// ([`ModelArtifact::version_for`]): a linear model without attributes
+/// stays version 2, byte for byte what earlier builds wrote, and one with
+/// shapes or interactions but no attributes version 3, so deployed scorers
+/// keep reading them.
+pub const SCHEMA_VERSION: u32 = 4;
 
-/// The version of artifacts without shape or interaction terms.
+/// The version of artifacts with shape or interaction terms and no
+/// attribute columns.
+pub const SHAPES_SCHEMA_VERSION: u32 = 3;
+
+/// The version of artifacts without shape or interaction terms or
+/// attribute columns.
 pub const LINEAR_SCHEMA_VERSION: u32 = 2;
 
 /// The oldest format this build reads (version 1: no training range; the
@@ -79,6 +89,12 @@ pub struct ModelArtifact {
     pub metrics: Metrics,
     /// Per-feature training distributions for drift checks.
     pub reference: Vec<ReferenceBins>,
+    /// The account attribute columns of the training data (role ->
+    /// column), which every scoring path reads into the flags. Absent
+    /// (empty) in artifacts before version 4 and in those trained without
+    /// any, which keeps their bytes what older builds wrote.
+    #[serde(default, skip_serializing_if = "AttributeColumns::is_empty")]
+    pub attributes: AttributeColumns,
 }
 
 /// Just enough of an artifact to check its version before parsing the rest,
@@ -156,12 +172,15 @@ impl ModelArtifact {
         digest.iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    /// The oldest format version that can hold a model with `prep`:
-    /// [`SCHEMA_VERSION`] with shape or interaction terms,
-    /// [`LINEAR_SCHEMA_VERSION`] without.
-    pub fn version_for(prep: &Preprocessor) -> u32 {
-        if prep.has_shapes() || prep.has_interactions() {
+    /// The oldest format version that can hold a model with `prep` and
+    /// the attribute columns `attributes`: [`SCHEMA_VERSION`] with any
+    /// attribute column, else [`SHAPES_SCHEMA_VERSION`] with shape or
+    /// interaction terms, else [`LINEAR_SCHEMA_VERSION`].
+    pub fn version_for(prep: &Preprocessor, attributes: &AttributeColumns) -> u32 {
+        if !attributes.is_empty() {
             SCHEMA_VERSION
+        } else if prep.has_shapes() || prep.has_interactions() {
+            SHAPES_SCHEMA_VERSION
         } else {
             LINEAR_SCHEMA_VERSION
         }
@@ -187,9 +206,15 @@ impl ModelArtifact {
             .check()
             .map_err(|m| Error::ArtifactCorrupt { message: m })?;
         let extended = self.preprocessing.has_shapes() || self.preprocessing.has_interactions();
-        if extended && self.schema_version < SCHEMA_VERSION {
+        if extended && self.schema_version < SHAPES_SCHEMA_VERSION {
             return corrupt(format!(
                 "shape or interaction terms in a schema_version {} artifact",
+                self.schema_version
+            ));
+        }
+        if !self.attributes.is_empty() && self.schema_version < SCHEMA_VERSION {
+            return corrupt(format!(
+                "attribute columns in a schema_version {} artifact",
                 self.schema_version
             ));
         }

@@ -9,10 +9,13 @@
 //! (a renewal date that is not `YYYY-MM-DD`, a value that is not a number)
 //! is null for that row and reported, never a reason not to score it.
 
+use crate::table::{ColumnValues, Table};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
-/// What an attribute column means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// What an attribute column means (serialised as its [`AttributeRole::key`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AttributeRole {
     /// The account's display name.
     Name,
@@ -62,6 +65,23 @@ impl AttributeRole {
             AttributeRole::RenewalDate => "renewal_date",
             AttributeRole::CrmId => "crm_id",
         }
+    }
+
+    /// What is wrong with a present value this role refuses (only `value`
+    /// and `renewal_date` refuse any): one phrase, the same for every cell,
+    /// so reports can count them together.
+    pub fn invalid_message(self) -> &'static str {
+        match self {
+            AttributeRole::Value => "not a number",
+            AttributeRole::RenewalDate => "not a date (YYYY-MM-DD)",
+            _ => "not text",
+        }
+    }
+}
+
+impl std::fmt::Display for AttributeRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.key())
     }
 }
 
@@ -121,6 +141,135 @@ impl AttributeColumns {
     pub fn is_empty(&self) -> bool {
         self.mapped().next().is_none()
     }
+
+    /// Whether `column` is mapped to some role.
+    pub fn contains_column(&self, column: &str) -> bool {
+        self.mapped().any(|(_, c)| c == column)
+    }
+
+    /// The mapping of every role whose [`AttributeRole::default_column`] is
+    /// among `columns` (what a schema without `[attributes]` means).
+    pub fn defaults_present<'a>(columns: impl IntoIterator<Item = &'a str>) -> AttributeColumns {
+        let columns: Vec<&str> = columns.into_iter().collect();
+        let mut out = AttributeColumns::default();
+        for role in AttributeRole::ALL {
+            let name = role.default_column();
+            if columns.contains(&name) {
+                out.set(role, Some(name.to_string()));
+            }
+        }
+        out
+    }
+
+    /// The mapped columns of `table`, looked up once, to extract row after
+    /// row ([`AttributeReader::row`]). A mapped column absent from `table`
+    /// gives `None` for its role on every row: whether that is an error is
+    /// the caller's call.
+    pub fn reader<'t>(&self, table: &'t Table) -> AttributeReader<'t> {
+        let columns = AttributeRole::ALL
+            .into_iter()
+            .filter_map(|role| {
+                let name = self.column(role)?;
+                let column = table.column(name)?;
+                Some((role, name.to_string(), &column.values))
+            })
+            .collect();
+        AttributeReader { columns }
+    }
+
+    /// Row `row` (0-based) of `table`: its attributes and the values that
+    /// did not parse (those are `None`). See [`AttributeReader::row`].
+    pub fn extract(&self, table: &Table, row: usize) -> (Attributes, Vec<InvalidAttribute>) {
+        self.reader(table).row(row)
+    }
+
+    /// The attributes in a JSON record of feature values (the score API's
+    /// `features` object), by the mapped column names: strings or numbers;
+    /// `null` or an absent key is `None`; anything else, or a value or date
+    /// that does not parse, is `None` and reported.
+    pub fn extract_json(&self, record: &Map<String, Value>) -> (Attributes, Vec<InvalidAttribute>) {
+        let mut out = Attributes::default();
+        let mut invalid = Vec::new();
+        for (role, column) in self.mapped() {
+            let cell = match record.get(column) {
+                None | Some(Value::Null) => Cell::Missing,
+                Some(Value::String(s)) => Cell::Text(s),
+                Some(Value::Number(n)) => n.as_f64().map_or(Cell::Missing, Cell::Number),
+                Some(other) => {
+                    invalid.push(InvalidAttribute {
+                        role,
+                        column: column.to_string(),
+                        message: format!(
+                            "expected a string or a number, found {}",
+                            crate::scoring::json_type(other)
+                        ),
+                    });
+                    continue;
+                }
+            };
+            if let Err(message) = out.set_cell(role, cell) {
+                invalid.push(InvalidAttribute {
+                    role,
+                    column: column.to_string(),
+                    message,
+                });
+            }
+        }
+        (out, invalid)
+    }
+}
+
+/// A present attribute value that did not parse; the attribute is `None`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvalidAttribute {
+    pub role: AttributeRole,
+    /// The column (or JSON field) it was read from.
+    pub column: String,
+    /// What is wrong with it, quoting it.
+    pub message: String,
+}
+
+/// The mapped columns of one table (see [`AttributeColumns::reader`]).
+#[derive(Debug, Clone)]
+pub struct AttributeReader<'t> {
+    columns: Vec<(AttributeRole, String, &'t ColumnValues)>,
+}
+
+impl AttributeReader<'_> {
+    /// Row `row`'s attributes (0-based; a row past the end has none): text
+    /// trimmed, empty = `None`; `value` a finite number (text or numeric
+    /// storage); `renewal_date` through [`parse_date`]; a number in a text
+    /// role written as the number (integers without a fraction). Values
+    /// that do not parse are `None` and listed.
+    pub fn row(&self, row: usize) -> (Attributes, Vec<InvalidAttribute>) {
+        let mut out = Attributes::default();
+        let mut invalid = Vec::new();
+        for (role, column, values) in &self.columns {
+            let cell = match values {
+                ColumnValues::Numeric(v) => v.get(row).map_or(Cell::Missing, |&x| Cell::Number(x)),
+                ColumnValues::Text(v) => match v.get(row) {
+                    Some(Some(s)) => Cell::Text(s),
+                    _ => Cell::Missing,
+                },
+            };
+            if let Err(message) = out.set_cell(*role, cell) {
+                invalid.push(InvalidAttribute {
+                    role: *role,
+                    column: column.clone(),
+                    message,
+                });
+            }
+        }
+        (out, invalid)
+    }
+}
+
+/// One attribute cell as stored.
+enum Cell<'a> {
+    Missing,
+    Text(&'a str),
+    /// `NaN` = missing.
+    Number(f64),
 }
 
 /// One account's attributes (absent roles `None`, serialised as `null`).
@@ -146,6 +295,53 @@ impl Attributes {
     /// No attribute is set.
     pub fn is_empty(&self) -> bool {
         *self == Attributes::default()
+    }
+
+    /// Sets `role` from `cell` (see [`AttributeReader::row`]).
+    ///
+    /// # Errors
+    /// Why a present cell is no value of the role (the role stays `None`).
+    fn set_cell(&mut self, role: AttributeRole, cell: Cell<'_>) -> Result<(), String> {
+        let text = match cell {
+            Cell::Missing => return Ok(()),
+            Cell::Number(x) if x.is_nan() => return Ok(()),
+            Cell::Text(s) if s.trim().is_empty() => return Ok(()),
+            Cell::Text(s) => s.trim().to_string(),
+            Cell::Number(x) => number_text(x),
+        };
+        match role {
+            AttributeRole::Value => {
+                let x = match cell {
+                    Cell::Number(x) => x,
+                    _ => text.parse::<f64>().unwrap_or(f64::NAN),
+                };
+                if !x.is_finite() {
+                    return Err(format!("{text:?} is {}", role.invalid_message()));
+                }
+                self.value = Some(x);
+            }
+            AttributeRole::RenewalDate => {
+                if matches!(cell, Cell::Number(_)) {
+                    return Err(format!("{text} is {}", role.invalid_message()));
+                }
+                self.renewal_date = Some(parse_date(&text)?);
+            }
+            AttributeRole::Name => self.name = Some(text),
+            AttributeRole::Owner => self.owner = Some(text),
+            AttributeRole::Segment => self.segment = Some(text),
+            AttributeRole::CrmId => self.crm_id = Some(text),
+        }
+        Ok(())
+    }
+}
+
+/// A number as text: integers without a fraction (`12345`, not `12345.0`),
+/// others by the shortest round trip.
+fn number_text(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 9.0e15 {
+        format!("{x:.0}")
+    } else {
+        x.to_string()
     }
 }
 

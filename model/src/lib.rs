@@ -81,8 +81,12 @@ pub mod train;
 mod train_config;
 mod validate;
 
-pub use artifact::{ModelArtifact, LINEAR_SCHEMA_VERSION, MIN_SCHEMA_VERSION, SCHEMA_VERSION};
-pub use attributes::{AttributeColumns, AttributeRole, Attributes};
+pub use artifact::{
+    ModelArtifact, LINEAR_SCHEMA_VERSION, MIN_SCHEMA_VERSION, SCHEMA_VERSION, SHAPES_SCHEMA_VERSION,
+};
+pub use attributes::{
+    AttributeColumns, AttributeReader, AttributeRole, Attributes, InvalidAttribute,
+};
 pub use band::{BandCutoffs, BandPolicy, BandPolicyError, RiskBand};
 pub use customer_id::{customer_id, CustomerIdError, MAX_CUSTOMER_ID_BYTES};
 pub use error::{Error, ErrorKind, Result};

@@ -8,8 +8,22 @@
 //! [columns.tenure_months]
 //! kind = "numeric"
 //! required = true           # never imputed: a missing value is an error
+//!
+//! [attributes]              # account attributes: columns that are no features
+//! name = "account_name"
+//! owner = "csm_email"
+//! value = "arr"
+//! renewal_date = "renews_on"
 //! ```
+//!
+//! Attribute columns ([`crate::attributes`]) are those of the
+//! `[attributes]` table or, without one, the columns named exactly as
+//! [`AttributeRole::default_column`] (`account_name`, `owner`, `segment`,
+//! `arr`, `renewal_date`, `crm_id`). They are not features unless a
+//! `[columns.X]` entry gives them a kind (`[columns.segment] kind =
+//! "categorical"` makes the segment both).
 
+use crate::attributes::{AttributeColumns, AttributeRole};
 use crate::error::{Error, Result};
 use crate::table::{ColumnValues, Table};
 use serde::{Deserialize, Serialize};
@@ -48,6 +62,10 @@ pub struct Schema {
     /// artifact) deterministic.
     #[serde(default)]
     pub columns: BTreeMap<String, ColumnSpec>,
+    /// Attribute role -> column (`[attributes]`); `None` takes the columns
+    /// named as the roles' defaults (see the module docs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<AttributeColumns>,
 }
 
 /// A feature column after inference and overrides.
@@ -64,9 +82,74 @@ impl Schema {
     /// # Errors
     /// [`Error::Schema`] for invalid TOML, an unknown key, or an unknown kind.
     pub fn from_toml_str(text: &str) -> Result<Schema> {
-        toml::from_str(text).map_err(|e| Error::Schema {
+        let schema: Schema = toml::from_str(text).map_err(|e| Error::Schema {
             message: e.to_string().trim_end().to_string(),
-        })
+        })?;
+        if let Some(attributes) = &schema.attributes {
+            if let Some((role, _)) = attributes.mapped().find(|(_, c)| c.trim().is_empty()) {
+                return Err(Error::Schema {
+                    message: format!("[attributes] {role}: the column name is empty"),
+                });
+            }
+        }
+        Ok(schema)
+    }
+
+    /// The attribute columns among `columns` (a table's column names): the
+    /// `[attributes]` table, every column of which must be there, or else
+    /// the roles' default column names that are present.
+    ///
+    /// # Errors
+    /// [`Error::MissingColumn`] naming an `[attributes]` column absent from
+    /// `columns` (and listing those present).
+    pub fn attribute_columns<'a>(
+        &self,
+        columns: impl IntoIterator<Item = &'a str>,
+    ) -> Result<AttributeColumns> {
+        let columns: Vec<&str> = columns.into_iter().collect();
+        let Some(mapped) = &self.attributes else {
+            return Ok(AttributeColumns::defaults_present(columns));
+        };
+        for (_, column) in mapped.mapped() {
+            if !columns.contains(&column) {
+                return Err(Error::MissingColumn {
+                    column: column.to_string(),
+                    available: columns.join(", "),
+                });
+            }
+        }
+        Ok(mapped.clone())
+    }
+
+    /// The attribute columns of `table` without checking that the
+    /// `[attributes]` ones exist (see [`Schema::attribute_columns`]).
+    fn attribute_columns_lenient(&self, table: &Table) -> AttributeColumns {
+        match &self.attributes {
+            Some(mapped) => mapped.clone(),
+            None => {
+                AttributeColumns::defaults_present(table.columns.iter().map(|c| c.name.as_str()))
+            }
+        }
+    }
+
+    /// Whether `column` is an attribute and no feature: attribute columns
+    /// are features only when a `[columns.X]` entry gives them a kind.
+    fn attribute_only(&self, attributes: &AttributeColumns, column: &str) -> bool {
+        attributes.contains_column(column)
+            && self.columns.get(column).and_then(|s| s.kind).is_none()
+    }
+
+    /// The column names the schema's attribute roles may take, for readers
+    /// that must not drop them: the `[attributes]` columns, or every
+    /// role's default name.
+    pub fn attribute_column_candidates(&self) -> Vec<String> {
+        match &self.attributes {
+            Some(mapped) => mapped.mapped().map(|(_, c)| c.to_string()).collect(),
+            None => AttributeRole::ALL
+                .iter()
+                .map(|r| r.default_column().to_string())
+                .collect(),
+        }
     }
 
     /// The inferred kinds of every column of `table` except the id and label
@@ -87,11 +170,15 @@ impl Schema {
                 },
             );
         }
-        Schema { columns }
+        Schema {
+            columns,
+            attributes: None,
+        }
     }
 
     /// Feature columns of `table` in table order, with this schema's
-    /// overrides applied on top of inference.
+    /// overrides applied on top of inference. Attribute columns are left
+    /// out unless a `[columns.X]` entry gives them a kind.
     ///
     /// # Errors
     /// [`Error::MissingColumn`] when the schema names a required column the
@@ -116,9 +203,13 @@ impl Schema {
                 return Err(missing_column(table, name));
             }
         }
+        let attributes = self.attribute_columns_lenient(table);
         let mut out = Vec::new();
         for c in &table.columns {
-            if c.name == id_column || c.name == label_column {
+            if c.name == id_column
+                || c.name == label_column
+                || self.attribute_only(&attributes, &c.name)
+            {
                 continue;
             }
             let spec = self.columns.get(&c.name);

@@ -91,7 +91,8 @@ impl std::fmt::Display for OutOfRange {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScoredRecord {
     pub score: Score,
-    /// Fields that are neither model features nor the id/label column.
+    /// Fields that are neither model features, the id/label column nor an
+    /// attribute column of the model.
     pub ignored_fields: usize,
     /// Numeric fields outside their training range, in model order.
     pub out_of_range: Vec<OutOfRange>,
@@ -730,6 +731,7 @@ impl Scorer {
             self.model.names.contains(k)
                 || *k == self.artifact.id_column
                 || *k == self.artifact.label_column
+                || self.artifact.attributes.contains_column(k)
         };
         let ignored_fields = features.keys().filter(|k| !known(k)).count();
         let reasons = (0..s.n_reasons as usize)

@@ -22,6 +22,7 @@
 //!   scores with, so [`evaluate`] on the holdout reproduces them exactly.
 
 use crate::artifact::{Coefficient, ModelArtifact, TrainingSummary};
+use crate::attributes::AttributeColumns;
 use crate::band::{BandCutoffs, BandPolicy};
 use crate::calibration::Calibration;
 use crate::complexity::{calibration_for, choose_complexity};
@@ -104,13 +105,17 @@ pub struct TrainOutcome {
 
 /// Trains a model on `table`. A table of more than `config.max_rows` rows
 /// is trained on a stratified sample of that many (see [`crate::sample`]);
-/// `holdout_rows` are positions in `table` either way.
+/// `holdout_rows` are positions in `table` either way. The artifact records
+/// the table's attribute columns ([`Schema::attribute_columns`]).
 ///
 /// # Errors
 /// Label, id, schema and class-balance errors naming the row and column (see
-/// [`Error`]); [`Error::InvalidConfig`]; [`Error::NoFeatures`]; [`Error::Solver`].
+/// [`Error`]); [`Error::MissingColumn`] for an `[attributes]` column the
+/// table lacks (checked first); [`Error::InvalidConfig`];
+/// [`Error::NoFeatures`]; [`Error::Solver`].
 pub fn train(table: &Table, schema: &Schema, config: &TrainConfig) -> Result<TrainOutcome> {
     config.validate()?;
+    attribute_columns(table, schema)?;
     let clock = Stopwatch::start();
     let all_labels = validated_labels(table, config)?;
     let population = Population::of(&all_labels);
@@ -144,6 +149,7 @@ pub fn train_sample(
     config: &TrainConfig,
 ) -> Result<TrainOutcome> {
     config.validate()?;
+    attribute_columns(sample, schema)?;
     let clock = Stopwatch::start();
     let labels = validated_labels(sample, config)?;
     let own = Population::of(&labels);
@@ -161,6 +167,14 @@ pub fn train_sample(
     train_on(sample, labels, population, schema, config, clock)
 }
 
+/// The attribute columns of `table` under `schema`.
+///
+/// # Errors
+/// [`Error::MissingColumn`] for an `[attributes]` column `table` lacks.
+fn attribute_columns(table: &Table, schema: &Schema) -> Result<AttributeColumns> {
+    schema.attribute_columns(table.columns.iter().map(|c| c.name.as_str()))
+}
+
 /// Training on `table` (labels `labels`, already validated) drawn from
 /// `population`; `clock` started before validation.
 fn train_on(
@@ -172,6 +186,7 @@ fn train_on(
     mut clock: Stopwatch,
 ) -> Result<TrainOutcome> {
     clock.lap("validate");
+    let attributes = attribute_columns(table, schema)?;
     let mut prepared = prepare(table, schema, config, &labels)?;
     clock.lap("preprocess");
     let choice = choose_complexity(
@@ -208,7 +223,14 @@ fn train_on(
         config,
     );
     let log1p_decisions = log1p_decisions(&model.preprocessing);
-    let artifact = assemble_artifact(config, training, model, evaluation, prepared.reference);
+    let artifact = assemble_artifact(
+        config,
+        training,
+        model,
+        evaluation,
+        prepared.reference,
+        attributes,
+    );
     clock.lap("evaluate");
     let report = TrainingReport {
         warnings: prepared.warnings,
@@ -475,9 +497,10 @@ fn assemble_artifact(
     model: FittedModel,
     evaluation: Evaluation,
     reference: Vec<ReferenceBins>,
+    attributes: AttributeColumns,
 ) -> ModelArtifact {
     let mut artifact = ModelArtifact {
-        schema_version: ModelArtifact::version_for(&model.preprocessing),
+        schema_version: ModelArtifact::version_for(&model.preprocessing, &attributes),
         // The content hash is taken with `model_id` blank (see `artifact`).
         model_id: String::new(),
         created_at: config.created_at.clone(),
@@ -491,6 +514,7 @@ fn assemble_artifact(
         bands: evaluation.bands,
         metrics: evaluation.metrics,
         reference,
+        attributes,
     };
     artifact.seal();
     artifact
@@ -697,6 +721,7 @@ mod tests {
                 identity_model(),
                 evaluation.clone(),
                 reference.clone(),
+                AttributeColumns::default(),
             )
         };
         let a = assemble(&config());
@@ -725,8 +750,44 @@ mod tests {
             identity_model(),
             evaluation.clone(),
             reference.clone(),
+            AttributeColumns::default(),
         );
         assert_ne!(b.model_id, a.model_id);
+    }
+
+    /// Attribute columns make the artifact version 4; without them a
+    /// linear model stays version 2 with no `attributes` key.
+    #[test]
+    fn assembled_artifact_version_follows_its_attributes() {
+        let evaluation = Evaluation {
+            bands: BandCutoffs::from_policy(BandPolicy::fixed(0.6, 0.4).unwrap(), &[]),
+            metrics: Metrics::compute(&[false, true], &[0.2, 0.7], 0.6),
+        };
+        let training = training_summary(&[0, 1], &[2, 3], &[true, false, true, false], &config());
+        let assemble = |attributes| {
+            assemble_artifact(
+                &config(),
+                training.clone(),
+                identity_model(),
+                evaluation.clone(),
+                Vec::new(),
+                attributes,
+            )
+        };
+        let plain = assemble(AttributeColumns::default());
+        assert_eq!(plain.schema_version, crate::LINEAR_SCHEMA_VERSION);
+        let plain_text = String::from_utf8(plain.to_json_bytes()).unwrap();
+        assert!(!plain_text.contains("attributes"));
+        let mut mapped = AttributeColumns::default();
+        mapped.set(
+            crate::AttributeRole::RenewalDate,
+            Some("renews_on".to_string()),
+        );
+        let with = assemble(mapped.clone());
+        assert_eq!(with.schema_version, crate::SCHEMA_VERSION);
+        assert_ne!(with.model_id, plain.model_id);
+        let loaded = ModelArtifact::from_json_bytes(&with.to_json_bytes()).unwrap();
+        assert_eq!(loaded.attributes, mapped);
     }
 
     #[test]

@@ -243,7 +243,7 @@ fn shape_reasons_sum_to_the_logit_exactly_and_typical_stays_the_median() {
 #[test]
 fn shape_artifacts_carry_the_new_version_and_round_trip() {
     let art = &threshold_model().artifact;
-    assert_eq!(art.schema_version, SCHEMA_VERSION);
+    assert_eq!(art.schema_version, SHAPES_SCHEMA_VERSION);
     assert!(art
         .coefficients
         .iter()
@@ -357,5 +357,5 @@ fn a_categorical_pair_without_bends_is_linear_plus_interactions() {
         ("plan".to_string(), "region".to_string())
     );
     assert!(!out.artifact.preprocessing.has_shapes());
-    assert_eq!(out.artifact.schema_version, SCHEMA_VERSION);
+    assert_eq!(out.artifact.schema_version, SHAPES_SCHEMA_VERSION);
 }

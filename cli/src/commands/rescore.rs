@@ -72,6 +72,18 @@ pub async fn rescore(
         context::flags_display(&services.config)
     ));
     progress.scoring_notes(&summary.notes, summary.out_of_range_rows);
+    for w in &summary.warnings {
+        let rows: Vec<String> = w.rows.iter().map(usize::to_string).collect();
+        let more = if w.count > w.rows.len() { ", ..." } else { "" };
+        eprintln!(
+            "warning: {} values of column {:?} ({} attribute) are {}: stored as null, rows still scored (rows {}{more})",
+            w.count,
+            w.column,
+            w.role,
+            w.message,
+            rows.join(", ")
+        );
+    }
     if summary.failed_rows_count > 0 {
         eprintln!(
             "warning: {} rows could not be scored:",

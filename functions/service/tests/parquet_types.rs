@@ -2,7 +2,8 @@
 //! logical type a snapshot can carry, dictionary and plain pages, nulls in
 //! every column) read to exactly the values of the same table in CSV, whole,
 //! streamed, and from S3, and score to the same probabilities. Dates and
-//! times are never read as numbers; decimals are never read unscaled.
+//! times are never read as numbers (a DATE asked for as text, an account
+//! attribute, is its ISO date); decimals are never read unscaled.
 //!
 //! The files are generated per run by `tests/parquet_types/generate.py` in the
 //! repo's `.venv` (scripts/dev-env.sh installs pyarrow there; `PYARROW_PYTHON`
@@ -202,6 +203,22 @@ fn dates_and_times_asked_for_as_features_or_ids_are_refused_by_name() {
         let path = dir.path().join(file);
         for (name, kind) in TEMPORAL {
             for hint in [ColumnHint::Numeric, ColumnHint::Text] {
+                if *kind == "DATE" && hint == ColumnHint::Text {
+                    // An attribute (a renewal date): read as ISO dates.
+                    let t =
+                        read_local_file(&path, &ReadOptions::default().hint(*name, hint)).unwrap();
+                    let ColumnValues::Text(v) = &t.column(name).unwrap().values else {
+                        panic!("{file} {name} is not text");
+                    };
+                    for d in v.iter().flatten() {
+                        assert_eq!(
+                            churn_model::attributes::parse_date(d).as_deref(),
+                            Ok(d.as_str())
+                        );
+                    }
+                    assert!(v.iter().flatten().count() > 0, "{file} {name}");
+                    continue;
+                }
                 let err = read_local_file(&path, &ReadOptions::default().hint(*name, hint))
                     .unwrap_err()
                     .to_string();
@@ -489,5 +506,97 @@ fn byte_array_decimals_and_legacy_converted_types_are_scaled_and_unsigned() {
             Some("0.001".to_string()),
             Some("100000000000000000000000000.500".to_string())
         ]
+    );
+}
+
+/// A Parquet `DATE` (days since 1970-01-01, INT32 with the logical type)
+/// asked for as text, as an account attribute's renewal date is, reads as
+/// `YYYY-MM-DD` whole and streamed, nulls missing; as a number it is
+/// refused by name, and not asked for at all it is skipped with a note.
+#[test]
+fn a_date_column_asked_for_as_text_reads_as_iso_dates() {
+    use parquet::basic::{LogicalType, Repetition, Type as Physical};
+    use parquet::data_type::{ByteArray, ByteArrayType, Int32Type};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    use parquet::schema::types::Type;
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dates.parquet");
+    let schema = Arc::new(
+        Type::group_type_builder("m")
+            .with_fields(vec![
+                Arc::new(
+                    Type::primitive_type_builder("customer_id", Physical::BYTE_ARRAY)
+                        .with_repetition(Repetition::REQUIRED)
+                        .with_logical_type(Some(LogicalType::String))
+                        .build()
+                        .unwrap(),
+                ),
+                Arc::new(
+                    Type::primitive_type_builder("renews_on", Physical::INT32)
+                        .with_repetition(Repetition::OPTIONAL)
+                        .with_logical_type(Some(LogicalType::Date))
+                        .build()
+                        .unwrap(),
+                ),
+            ])
+            .build()
+            .unwrap(),
+    );
+    let file = std::fs::File::create(&path).unwrap();
+    let mut w =
+        SerializedFileWriter::new(file, schema, Arc::new(WriterProperties::default())).unwrap();
+    let mut rg = w.next_row_group().unwrap();
+    let mut col = rg.next_column().unwrap().unwrap();
+    let ids: Vec<ByteArray> = ["a", "b", "c", "d"].map(ByteArray::from).to_vec();
+    col.typed::<ByteArrayType>()
+        .write_batch(&ids, None, None)
+        .unwrap();
+    col.close().unwrap();
+    let mut col = rg.next_column().unwrap().unwrap();
+    col.typed::<Int32Type>()
+        .write_batch(&[19_783, 0, -1], Some(&[1, 0, 1, 1]), None)
+        .unwrap();
+    col.close().unwrap();
+    rg.close().unwrap();
+    w.close().unwrap();
+
+    let want: Vec<Option<String>> = vec![
+        Some("2024-03-01".into()),
+        None,
+        Some("1970-01-01".into()),
+        Some("1969-12-31".into()),
+    ];
+    let as_text = ReadOptions::default().hint("renews_on", ColumnHint::Text);
+    let whole = read_local_file(&path, &as_text).unwrap();
+    assert_eq!(
+        whole.column("renews_on").unwrap().values,
+        ColumnValues::Text(want.clone())
+    );
+    let (streamed, notes) = stream_all(TableStream::open_local(&path, as_text).unwrap());
+    assert_eq!(
+        streamed.column("renews_on").unwrap().values,
+        ColumnValues::Text(want)
+    );
+    assert!(notes.is_empty(), "{notes:?}");
+    let err = read_local_file(
+        &path,
+        &ReadOptions::default().hint("renews_on", ColumnHint::Numeric),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("\"renews_on\"") && err.contains("DATE"),
+        "{err}"
+    );
+    let (t, notes) = read_local_file_with_notes(&path, &ReadOptions::default()).unwrap();
+    assert!(t.column("renews_on").is_none());
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("renews_on") && n.contains("DATE")),
+        "{notes:?}"
     );
 }

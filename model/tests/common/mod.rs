@@ -14,15 +14,24 @@ pub fn quick_config() -> TrainConfig {
         .unwrap()
 }
 
-/// The synthetic SaaS table used by most tests.
+/// The synthetic SaaS table used by most tests: its id, features and
+/// label (the account attributes are tested on their own, in `attributes.rs`).
 pub fn saas_table() -> &'static Table {
     static T: OnceLock<Table> = OnceLock::new();
     T.get_or_init(|| {
-        generate(&SyntheticConfig {
+        without_attributes(generate(&SyntheticConfig {
             customers: 6_000,
             seed: 3,
-        })
+        }))
     })
+}
+
+/// `table` without the synthetic account attribute columns.
+pub fn without_attributes(mut table: Table) -> Table {
+    table
+        .columns
+        .retain(|c| !synthetic::ATTRIBUTE_COLUMNS.contains(&c.name.as_str()));
+    table
 }
 
 /// A model trained on [`saas_table`].

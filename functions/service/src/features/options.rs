@@ -5,7 +5,11 @@
 //! the model schema's overrides ([`ReadOptions::from_schema`]); rescoring
 //! passes the artifact's features ([`ReadOptions::for_artifact`]) so a chunk
 //! never guesses a kind different from the one the model was trained with,
-//! and columns the model does not use are not even parsed.
+//! and columns the model does not use are not even parsed. Account
+//! attribute columns (`churn_model::attributes`) are read as text by both,
+//! unless they are features too: their values are parsed by the model
+//! crate, so a bad one is a warning rather than a row that cannot be read,
+//! and a Parquet `DATE` renewal date comes through as `YYYY-MM-DD`.
 
 use churn_model::preprocess::FeaturePrep;
 use churn_model::{ColumnKind, ModelArtifact, Schema};
@@ -56,7 +60,9 @@ impl ReadOptions {
 
     /// Options for training: the schema's kinds are forced (categorical =
     /// text, ignored = skipped), the id column is always text (ids such as
-    /// `00123` must keep their zeros), everything else is inferred.
+    /// `00123` must keep their zeros), attribute columns without a kind are
+    /// text (the `[attributes]` ones, else the default names: training only
+    /// checks they are there and records them), everything else is inferred.
     pub fn from_schema(schema: &Schema, id_column: &str, label_column: &str) -> Self {
         let mut options = ReadOptions::default();
         for (name, spec) in &schema.columns {
@@ -74,6 +80,14 @@ impl ReadOptions {
             };
             options.hints.insert(name.clone(), hint);
         }
+        // An attribute column is read even if ignored as a feature.
+        for name in schema.attribute_column_candidates() {
+            if name != label_column
+                && matches!(options.hints.get(&name), None | Some(ColumnHint::Skip))
+            {
+                options.hints.insert(name, ColumnHint::Text);
+            }
+        }
         options
             .hints
             .insert(id_column.to_string(), ColumnHint::Text);
@@ -81,7 +95,8 @@ impl ReadOptions {
     }
 
     /// Options for scoring with `artifact`: the id column as text, each model
-    /// feature with its trained kind, every other column skipped.
+    /// feature with its trained kind, the artifact's attribute columns that
+    /// are no features as text, every other column skipped.
     pub fn for_artifact(artifact: &ModelArtifact, id_column: &str) -> Self {
         let mut options = ReadOptions {
             skip_unlisted: true,
@@ -93,6 +108,12 @@ impl ReadOptions {
                 FeaturePrep::Categorical(p) => (&p.name, ColumnHint::Text),
             };
             options.hints.insert(name.clone(), hint);
+        }
+        for (_, column) in artifact.attributes.mapped() {
+            options
+                .hints
+                .entry(column.to_string())
+                .or_insert(ColumnHint::Text);
         }
         options
             .hints

@@ -18,7 +18,9 @@
 //!   the caller did not ask for is skipped with a note ([`ParquetChunks::notes`]);
 //!   one it asked for (a model feature or the id) is refused naming it, since
 //!   a bare day or tick count would be scored as a number. Nested and
-//!   repeated columns are treated the same way.
+//!   repeated columns are treated the same way. The one exception: a DATE
+//!   asked for as text (an account attribute such as a renewal date) is
+//!   read as its ISO date, `YYYY-MM-DD`.
 //!
 //! [`ParquetChunks`] reads `chunk_rows` rows at a time from the current row
 //! group's column readers, which decode page by page, so memory stays at one
@@ -51,6 +53,8 @@ enum Cell<'a> {
     /// Unscaled value and scale.
     Decimal(i128, i32),
     Uuid(&'a [u8]),
+    /// A DATE: days since 1970-01-01.
+    Date(i64),
     /// A value that cannot be decoded (message).
     Bad(&'static str),
 }
@@ -67,6 +71,8 @@ enum Decode {
     },
     Float16,
     Uuid,
+    /// DATE (INT32 days since the epoch), read as text only.
+    Date,
 }
 
 /// What a column's logical (or converted) type makes it.
@@ -423,6 +429,10 @@ fn push_cell(col: &mut ColBuf, plan: Plan, cell: Cell<'_>) -> Result<(), String>
                     v.push(f64::NAN);
                     return Err("a UUID is not a number (the column is numeric)".to_string());
                 }
+                Cell::Date(_) => {
+                    v.push(f64::NAN);
+                    return Err("a DATE is not a number (the column is numeric)".to_string());
+                }
                 Cell::Bytes(bytes) => match parse_cell(bytes) {
                     CellNumber::Missing => f64::NAN,
                     CellNumber::Finite(x) => x,
@@ -458,6 +468,7 @@ fn push_cell(col: &mut ColBuf, plan: Plan, cell: Cell<'_>) -> Result<(), String>
                 },
                 Cell::Decimal(unscaled, scale) => Some(decimal_text(unscaled, scale)),
                 Cell::Uuid(bytes) => Some(uuid_text(bytes)),
+                Cell::Date(days) => Some(churn_model::attributes::date_from_epoch_days(days)),
                 Cell::Bad(message) => {
                     v.push(None);
                     return Err(message.to_string());
@@ -513,6 +524,9 @@ fn read_batch(
         (ColumnReader::Int32ColumnReader(r), Decode::Decimal { scale }) => {
             typed!(r, |v: &i32| Cell::Decimal(i128::from(*v), scale))
         }
+        (ColumnReader::Int32ColumnReader(r), Decode::Date) => {
+            typed!(r, |v: &i32| Cell::Date(i64::from(*v)))
+        }
         (ColumnReader::Int32ColumnReader(r), _) => {
             typed!(r, |v: &i32| Cell::Int(i64::from(*v)))
         }
@@ -564,7 +578,7 @@ fn bytes_cell(bytes: &[u8], decode: Decode) -> Cell<'_> {
             _ => Cell::Bad("a FLOAT16 value is not 2 bytes"),
         },
         Decode::Uuid => Cell::Uuid(bytes),
-        Decode::Plain | Decode::Unsigned => Cell::Bytes(bytes),
+        Decode::Plain | Decode::Unsigned | Decode::Date => Cell::Bytes(bytes),
     }
 }
 
@@ -577,9 +591,11 @@ struct Unreadable {
 }
 
 /// The plan and decoding of a column, `None` when it is skipped as asked.
+/// A DATE asked for as text is read as ISO dates.
 ///
 /// # Errors
-/// [`Unreadable`] for a column that is no input (dates, nested, unknown types).
+/// [`Unreadable`] for a column that is no input (dates not asked for as
+/// text, times, nested, unknown types).
 fn column_plan(
     col: &ColumnDescriptor,
     hint: Option<ColumnHint>,
@@ -596,6 +612,12 @@ fn column_plan(
     }
     let (decode, text) = match logical_of(col) {
         Logical::Value { decode, text } => (decode, text),
+        // A DATE asked for as text: its ISO date (an attribute, never a number).
+        Logical::Temporal("DATE")
+            if hint == Some(ColumnHint::Text) && col.physical_type() == PhysicalType::INT32 =>
+        {
+            return Ok(Some((Plan::Text, Decode::Date)));
+        }
         Logical::Temporal(kind) => {
             return Err(Unreadable {
                 what: format!("a Parquet {kind} column"),

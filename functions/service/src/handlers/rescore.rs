@@ -7,6 +7,11 @@
 //! counted and reported with their row numbers; they never stop the run.
 //! The store skips unchanged scores (same band, |Δp| < epsilon), which is
 //! what makes a daily rerun cheap.
+//!
+//! Every flag carries its row's account attributes (from the columns the
+//! model's artifact records): a recorded column missing from the snapshot
+//! stops the run before anything is written; a value that does not parse
+//! is null on its flag and counted in [`RescoreSummary::warnings`].
 
 use crate::features::FeatureSources;
 use crate::features::FeatureUri;
@@ -20,7 +25,9 @@ use serde_json::Value;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
-pub use crate::handlers::scored_stream::{FailedRow, CHUNK_ROWS, MAX_LISTED_FAILURES};
+pub use crate::handlers::scored_stream::{
+    AttributeWarning, FailedRow, CHUNK_ROWS, MAX_LISTED_FAILURES, MAX_LISTED_WARNING_ROWS,
+};
 
 /// What to rescore.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +123,11 @@ pub struct RescoreSummary {
     /// What the reader noted: columns it ignored, a delimiter it detected.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Attribute values that did not parse (null on their flags, which are
+    /// written all the same), per column with the first
+    /// [`MAX_LISTED_WARNING_ROWS`] rows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<AttributeWarning>,
     pub seconds: f64,
 }
 
@@ -149,7 +161,9 @@ impl RescoreSettings {
 /// # Errors
 /// [`HandlerError::BadRequest`] for an unusable URI; [`HandlerError::Features`]
 /// for fatal read problems (missing file, bad header, a feature column the
-/// model needs is absent); [`HandlerError::Service`] for invalid settings.
+/// model needs is absent); [`HandlerError::BadRequest`] when an attribute
+/// column the model records is absent (before anything is written);
+/// [`HandlerError::Service`] for invalid settings.
 /// Bad rows and unwritable flags are reported in the summary instead.
 pub async fn handle_rescore(
     snapshot: &str,
@@ -162,7 +176,8 @@ pub async fn handle_rescore(
     let started = Instant::now();
     let uri = FeatureUri::parse(snapshot).map_err(|e| HandlerError::BadRequest(e.to_string()))?;
     let artifact = &model.artifact;
-    let mut stream = ScoredStream::open(&uri, sources, model, None, settings.chunk_rows).await?;
+    let mut stream =
+        ScoredStream::open(&uri, sources, model, None, settings.chunk_rows, true).await?;
     // One timestamp per run: every flag of this run is equally fresh, and a
     // later run is always newer. A backfill gives its snapshot's time; the
     // store still refuses it where a newer score is stored.
@@ -178,15 +193,18 @@ pub async fn handle_rescore(
         let batch: Vec<Flag> = chunk
             .scored
             .into_iter()
-            .map(|(id, s)| {
-                Flag::new(
-                    id,
+            .map(|row| {
+                let s = row.score;
+                let mut flag = Flag::new(
+                    row.customer_id,
                     s.churn_probability,
                     s.risk_band,
                     s.reasons,
                     artifact.model_id(),
                     scored_at,
-                )
+                );
+                flag.attributes = row.attributes;
+                flag
             })
             .collect();
         summary.scored += batch.len();
@@ -213,6 +231,7 @@ pub async fn handle_rescore(
     summary.failed_rows_count = totals.failed.count;
     summary.out_of_range_rows = totals.out_of_range_rows;
     summary.notes = totals.notes;
+    summary.warnings = totals.attribute_warnings;
     summary.seconds = started.elapsed().as_secs_f64();
     tracing::info!(
         snapshot = %summary.snapshot,

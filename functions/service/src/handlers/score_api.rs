@@ -24,6 +24,13 @@
 //! pass the scorer's domain rule (a negative value where training saw none is
 //! a 400 naming the field). A score response lists, in `warnings`, every
 //! value that was valid but outside its feature's training range.
+//!
+//! Account attributes: a customer's `features` may carry the model's
+//! attribute columns (by column name, as in a snapshot; see
+//! `churn_model::attributes`). They are no features and not counted as
+//! ignored fields; with `"persist": true` they are stored on the flag, and a
+//! value that does not parse is stored as null with a warning (code
+//! `invalid_attribute`), the customer still scored.
 
 use crate::config::ServiceConfig;
 use crate::error::Error;
@@ -547,14 +554,19 @@ fn score_all(
             "reasons": s.reasons,
         }));
         if persist {
-            out.flags.push(Flag::new(
+            let (attributes, invalid) = model.artifact.attributes.extract_json(features);
+            out.warnings
+                .extend(invalid.iter().map(|b| invalid_attribute_warning(id, b)));
+            let mut flag = Flag::new(
                 id.clone(),
                 s.churn_probability,
                 s.risk_band,
                 s.reasons,
                 model.model_id(),
                 scored_at,
-            ));
+            );
+            flag.attributes = attributes;
+            out.flags.push(flag);
         }
     }
     if details.is_empty() {
@@ -574,6 +586,18 @@ fn out_of_range_warning(id: &str, o: &churn_model::OutOfRange) -> Value {
         "training_min": o.training_min,
         "training_max": o.training_max,
         "message": o.to_string(),
+    })
+}
+
+/// The response's warning for an attribute value that did not parse (stored
+/// as null).
+fn invalid_attribute_warning(id: &str, bad: &churn_model::InvalidAttribute) -> Value {
+    json!({
+        "customer_id": id,
+        "field": bad.column,
+        "code": "invalid_attribute",
+        "role": bad.role,
+        "message": format!("{}: {}; stored as null", bad.role, bad.message),
     })
 }
 

@@ -3,13 +3,15 @@
 //!
 //! The chunk loop is [`ScoredStream`], the same one rescoring uses, so memory
 //! stays constant and bad rows are reported (row numbers, exact count)
-//! without stopping the run.
+//! without stopping the run. Account attributes are not read: the file has
+//! no place for them.
 
 use crate::features::FeatureSources;
 use crate::features::{FeatureError, FeatureUri, ScoresWriter};
 use crate::handlers::error::HandlerError;
 use crate::handlers::model::ScoringModel;
 use crate::handlers::scored_stream::{FailedRow, ScoredStream, CHUNK_ROWS};
+use churn_model::Score;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -76,6 +78,7 @@ pub async fn handle_score_file(
         model,
         options.id_column.as_deref(),
         options.chunk_rows,
+        false,
     )
     .await?;
     let location = out.display().to_string();
@@ -83,8 +86,13 @@ pub async fn handle_score_file(
     let mut writer = ScoresWriter::create(out)?;
     let mut summary = ScoreFileSummary::default();
     while let Some(chunk) = stream.next_chunk().await? {
-        writer.write_all(&chunk.scored).map_err(write_error)?;
-        summary.scored += chunk.scored.len();
+        let rows: Vec<(String, Score)> = chunk
+            .scored
+            .into_iter()
+            .map(|r| (r.customer_id, r.score))
+            .collect();
+        writer.write_all(&rows).map_err(write_error)?;
+        summary.scored += rows.len();
         progress(chunk.rows);
     }
     writer.finish().map_err(write_error)?;

@@ -12,19 +12,62 @@
 //! [`FailedRow`]s (first [`MAX_LISTED_FAILURES`], exact count) and never stop
 //! the run. Rows with a value outside the training range are scored and
 //! counted ([`StreamTotals::out_of_range_rows`]).
+//!
+//! Opened with attributes, each scored row also carries its account
+//! attributes ([`ScoredRow::attributes`]) from the columns the artifact
+//! records: a recorded column absent from the source is an error on the
+//! first chunk (before the caller writes anything); a value that does not
+//! parse (a renewal date that is no `YYYY-MM-DD`) is null for its row, which
+//! is still scored, and counted per column ([`AttributeWarning`]).
 
 use crate::features::{FeatureSources, FeatureUri, ReadOptions};
 use crate::handlers::error::HandlerError;
 use crate::handlers::model::ScoringModel;
 use churn_model::preprocess::FeaturePrep;
-use churn_model::{ColumnValues, Score};
+use churn_model::{AttributeColumns, AttributeRole, Attributes, ColumnValues, Score};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 /// Most failed rows (and write failures) listed in a summary; the counts are exact.
 pub const MAX_LISTED_FAILURES: usize = 100;
 /// Rows per streamed chunk (and per flag-store batch).
 pub const CHUNK_ROWS: usize = 8192;
+/// Row numbers listed per [`AttributeWarning`]; the count is exact.
+pub const MAX_LISTED_WARNING_ROWS: usize = 5;
+
+/// Values of one attribute column that did not parse: the attribute is
+/// null for those rows, which were scored all the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttributeWarning {
+    pub column: String,
+    pub role: AttributeRole,
+    /// Rows with such a value.
+    pub count: usize,
+    /// The first [`MAX_LISTED_WARNING_ROWS`] of them (1-based data rows in their part).
+    pub rows: Vec<usize>,
+    /// What is wrong with them (the role's [`AttributeRole::invalid_message`]).
+    pub message: String,
+}
+
+/// Attribute warnings by role, in role order.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct AttributeWarnings(BTreeMap<AttributeRole, AttributeWarning>);
+
+impl AttributeWarnings {
+    fn push(&mut self, bad: &churn_model::InvalidAttribute, row: usize) {
+        let w = self.0.entry(bad.role).or_insert_with(|| AttributeWarning {
+            column: bad.column.clone(),
+            role: bad.role,
+            count: 0,
+            rows: Vec::new(),
+            message: bad.role.invalid_message().to_string(),
+        });
+        w.count += 1;
+        if w.rows.len() < MAX_LISTED_WARNING_ROWS {
+            w.rows.push(row);
+        }
+    }
+}
 
 /// A row that was not scored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,13 +100,23 @@ impl FailedRows {
     }
 }
 
+/// One scored customer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoredRow {
+    pub customer_id: String,
+    pub score: Score,
+    /// The row's account attributes (all `None` when the stream was opened
+    /// without them or the model records none).
+    pub attributes: Attributes,
+}
+
 /// The scored customers of one chunk.
 #[derive(Debug, Clone)]
 pub struct ScoredChunk {
     /// Data rows in the chunk (scored + failed).
     pub rows: usize,
-    /// `(customer_id, score)` in row order.
-    pub scored: Vec<(String, Score)>,
+    /// The scored rows, in row order.
+    pub scored: Vec<ScoredRow>,
 }
 
 /// What a finished stream saw, beyond the scored rows.
@@ -76,6 +129,8 @@ pub struct StreamTotals {
     pub out_of_range_rows: usize,
     /// What the readers noted (ignored columns, a detected delimiter), once each.
     pub notes: Vec<String>,
+    /// Attribute values that did not parse, per column (role order).
+    pub attribute_warnings: Vec<AttributeWarning>,
 }
 
 /// A feature source being scored chunk by chunk.
@@ -88,11 +143,16 @@ pub struct ScoredStream<'m> {
     missing_feature_columns: Option<Vec<String>>,
     out_of_range_rows: usize,
     notes: Vec<String>,
+    /// The attribute columns read (empty when not asked for).
+    attributes: AttributeColumns,
+    attribute_warnings: AttributeWarnings,
 }
 
 impl<'m> ScoredStream<'m> {
     /// Opens `uri` for scoring with `model`; `id_column` defaults to the
-    /// model's, `chunk_rows` is clamped to at least 1.
+    /// model's, `chunk_rows` is clamped to at least 1. With `attributes`,
+    /// the artifact's attribute columns are read into each
+    /// [`ScoredRow::attributes`]; without, they are not even parsed.
     ///
     /// # Errors
     /// [`HandlerError::Features`] when the source cannot be opened.
@@ -102,12 +162,28 @@ impl<'m> ScoredStream<'m> {
         model: &'m ScoringModel,
         id_column: Option<&str>,
         chunk_rows: usize,
+        attributes: bool,
     ) -> Result<ScoredStream<'m>, HandlerError> {
         let id_column = id_column.unwrap_or(&model.artifact.id_column).to_string();
-        let options = ReadOptions {
+        let attributes = if attributes {
+            model.artifact.attributes.clone()
+        } else {
+            AttributeColumns::default()
+        };
+        let mut options = ReadOptions {
             chunk_rows: chunk_rows.max(1),
             ..ReadOptions::for_artifact(&model.artifact, &id_column)
         };
+        if attributes.is_empty() {
+            for (_, column) in model.artifact.attributes.mapped() {
+                if options.hints.get(column) == Some(&crate::features::ColumnHint::Text)
+                    && column != id_column
+                    && !is_feature(model, column)
+                {
+                    options.hints.remove(column);
+                }
+            }
+        }
         let chunks = sources.stream(uri, options).await?.spawn();
         Ok(ScoredStream {
             model,
@@ -117,6 +193,8 @@ impl<'m> ScoredStream<'m> {
             missing_feature_columns: None,
             out_of_range_rows: 0,
             notes: Vec::new(),
+            attributes,
+            attribute_warnings: AttributeWarnings::default(),
         })
     }
 
@@ -124,7 +202,8 @@ impl<'m> ScoredStream<'m> {
     ///
     /// # Errors
     /// [`HandlerError::Features`] for a fatal read problem;
-    /// [`HandlerError::BadRequest`] when the source has no id column.
+    /// [`HandlerError::BadRequest`] when the source has no id column, or
+    /// lacks an attribute column the model records (when reading them).
     pub async fn next_chunk(&mut self) -> Result<Option<ScoredChunk>, HandlerError> {
         let Some(chunk) = self.chunks.recv().await else {
             return Ok(None);
@@ -155,6 +234,19 @@ impl<'m> ScoredStream<'m> {
                 )))
             }
         };
+        if let Some((role, column)) = self
+            .attributes
+            .mapped()
+            .find(|(_, c)| table.column(c).is_none())
+        {
+            return Err(HandlerError::BadRequest(format!(
+                "{}: no column {column:?}, which the model {} reads the accounts' {role} \
+                 attribute from (its training data had it); add the column or retrain \
+                 without it",
+                chunk.part,
+                self.model.artifact.model_id()
+            )));
+        }
         let mut scored = Vec::with_capacity(n);
         for (i, outcome) in self.score_rows(table, ids, &bad).into_iter().enumerate() {
             let row = table.row_number(i);
@@ -165,9 +257,12 @@ impl<'m> ScoredStream<'m> {
                         .push(row, part, format!("column {id_column:?}: {e}"));
                 }
                 RowOutcome::Unscored(e) => self.failed.push(row, part, e.to_string()),
-                RowOutcome::Scored(id, score) => {
-                    self.out_of_range_rows += usize::from(score.out_of_range > 0);
-                    scored.push((id, score));
+                RowOutcome::Scored(row_scored, invalid) => {
+                    self.out_of_range_rows += usize::from(row_scored.score.out_of_range > 0);
+                    for bad in &invalid {
+                        self.attribute_warnings.push(bad, row);
+                    }
+                    scored.push(row_scored);
                 }
             }
         }
@@ -185,6 +280,7 @@ impl<'m> ScoredStream<'m> {
     ) -> Vec<RowOutcome> {
         use rayon::prelude::*;
         let scorer = &self.model.scorer;
+        let attributes = self.attributes.reader(table);
         let mut compact = Vec::new();
         let mut errors: Vec<Option<churn_model::Error>> =
             (0..table.n_rows()).map(|_| None).collect();
@@ -213,7 +309,13 @@ impl<'m> ScoredStream<'m> {
                     reasons: scorer.reasons(table, i, c),
                     out_of_range: c.out_of_range,
                 };
-                RowOutcome::Scored(id, score)
+                let (attributes, invalid) = attributes.row(i);
+                let row = ScoredRow {
+                    customer_id: id,
+                    score,
+                    attributes,
+                };
+                RowOutcome::Scored(row, invalid)
             })
             .collect()
     }
@@ -236,6 +338,7 @@ impl<'m> ScoredStream<'m> {
             missing_feature_columns: self.missing_feature_columns.unwrap_or_default(),
             out_of_range_rows: self.out_of_range_rows,
             notes: self.notes,
+            attribute_warnings: self.attribute_warnings.0.into_values().collect(),
         }
     }
 }
@@ -246,7 +349,21 @@ enum RowOutcome {
     Unread,
     BadId(churn_model::CustomerIdError),
     Unscored(churn_model::Error),
-    Scored(String, Score),
+    /// Scored, with the attribute values that did not parse.
+    Scored(ScoredRow, Vec<churn_model::InvalidAttribute>),
+}
+
+/// Whether `column` is a feature of `model`.
+fn is_feature(model: &ScoringModel, column: &str) -> bool {
+    model
+        .artifact
+        .preprocessing
+        .features
+        .iter()
+        .any(|f| match f {
+            FeaturePrep::Numeric(p) => p.name == column,
+            FeaturePrep::Categorical(p) => p.name == column,
+        })
 }
 
 /// Model features with no column in `table`.
