@@ -69,7 +69,7 @@ fn usage_errors_exit_2_with_a_message() {
         .args(["risk-list", "--band", "urgent"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("unknown risk band"));
+        .stderr(predicate::str::contains("is not high, medium or at-risk"));
     churn()
         .args(["risk-list", "--format", "xml"])
         .assert()

@@ -74,7 +74,9 @@ pub async fn run(args: CustomerArgs, _progress: Progress) -> anyhow::Result<()> 
     let config = context::config(None, Some(&args.flags.flags))?;
     let store = context::flag_store(&config, false).await?;
     let Some(record) = store.customer(&id, timestamp::now()).await? else {
-        return Err(user(format!("unknown customer {id:?}: no flag has been written for it")));
+        return Err(user(format!(
+            "unknown customer {id:?}: no flag has been written for it"
+        )));
     };
     print_record(&record, args.format)
 }
@@ -163,9 +165,18 @@ fn details(flag: &Flag, history: &[churn_service::flag::HistoryPoint]) -> Table 
         ("customer_id", flag.customer_id.clone()),
         ("churn_probability", output::percent(flag.churn_probability)),
         ("risk_band", flag.risk_band.to_string()),
-        ("previous_band", opt(flag.previous_band.map(|b| b.to_string()))),
-        ("band_changed_at", opt(flag.band_changed_at.map(timestamp::format))),
-        ("days_in_band", opt(flag.days_in_band.map(|d| d.to_string()))),
+        (
+            "previous_band",
+            opt(flag.previous_band.map(|b| b.to_string())),
+        ),
+        (
+            "band_changed_at",
+            opt(flag.band_changed_at.map(timestamp::format)),
+        ),
+        (
+            "days_in_band",
+            opt(flag.days_in_band.map(|d| d.to_string())),
+        ),
         ("trend_d7", opt(delta(flag.trend.d7))),
         ("trend_d30", opt(delta(flag.trend.d30))),
         ("scored_at", timestamp::format(flag.scored_at)),

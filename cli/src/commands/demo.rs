@@ -67,7 +67,7 @@ pub async fn run(args: DemoArgs, progress: Progress) -> anyhow::Result<()> {
     output::print(&out)?;
 
     // 3. Rescore everyone (the scheduled Lambda's handler) into the local flag store.
-    let summary = super::rescore::rescore(&services, &data, progress).await?;
+    let summary = super::rescore::rescore(&services, &data, None, progress).await?;
     output::print(&format!(
         "\n== Rescored {} customers into {} ==\n\n{}",
         summary.scored,
@@ -77,9 +77,8 @@ pub async fn run(args: DemoArgs, progress: Progress) -> anyhow::Result<()> {
     super::rescore::write_failures(&summary)?;
 
     // 4. The high-risk list, as a CS team would read it.
-    let query = churn_service::flag_store::ListQuery::band(
-        churn_service::flag_store::BandFilter::High,
-    );
+    let query =
+        churn_service::flag_store::ListQuery::band(churn_service::flag_store::BandFilter::High);
     let top = super::risk_list::fetch(services.flags.as_ref(), &query, TOP).await?;
     output::print(&format!(
         "\n== Top {} of the high-risk list ==\n\n",

@@ -12,7 +12,7 @@ use crate::progress::Progress;
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  churn rescore --data ./churn-data/customers.csv\n  churn rescore --data s3://bucket/snapshots/today/ --models s3://bucket/models --flags dynamodb://churn-flags\n\n\
+    after_help = "Examples:\n  churn rescore --data ./churn-data/customers.csv\n  churn rescore --data snapshots/2026-11-01.csv --as-of 2026-11-01T06:00:00Z\n  churn rescore --data s3://bucket/snapshots/today/ --models s3://bucket/models --flags dynamodb://churn-flags\n\n\
 Unchanged scores (same band, probability moved less than CHURN_SCORE_EPSILON)\n\
 are not rewritten; rows that fail validation are reported and skipped."
 )]
@@ -24,9 +24,18 @@ pub struct RescoreArgs {
     pub models: ModelsStoreArg,
     #[command(flatten)]
     pub flags: FlagsStoreArg,
+    /// The run's score time (RFC 3339, not in the future): backfills history
+    /// from a dated snapshot. A customer with a newer stored score is left alone.
+    #[arg(long, value_name = "RFC3339", value_parser = as_of)]
+    pub as_of: Option<time::OffsetDateTime>,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--as-of` through the handler's one check.
+fn as_of(text: &str) -> Result<time::OffsetDateTime, String> {
+    churn_service::handlers::rescore::parse_as_of(text, time::OffsetDateTime::now_utc())
 }
 
 pub async fn run(args: RescoreArgs, progress: Progress) -> anyhow::Result<()> {
@@ -41,7 +50,7 @@ pub async fn run(args: RescoreArgs, progress: Progress) -> anyhow::Result<()> {
         return Err(context::no_model(&config));
     }
     let services = context::services(&config, true).await?;
-    let summary = rescore(&services, &args.data, progress).await?;
+    let summary = rescore(&services, &args.data, args.as_of, progress).await?;
     if args.json {
         output::print_json(&summary)?;
     } else {
@@ -54,10 +63,14 @@ pub async fn run(args: RescoreArgs, progress: Progress) -> anyhow::Result<()> {
 pub async fn rescore(
     services: &Services,
     data: &str,
+    as_of: Option<time::OffsetDateTime>,
     progress: Progress,
 ) -> anyhow::Result<RescoreSummary> {
     let step = progress.counter(format!("rescoring {data}"));
-    let event = serde_json::json!({ "snapshot": data });
+    let mut event = serde_json::json!({ "snapshot": data });
+    if let Some(t) = as_of {
+        event["as_of"] = churn_service::timestamp::format(t).into();
+    }
     let on_rows = |rows: usize| step.inc(rows as u64);
     let summary = run_event(services, &event, &on_rows)
         .await

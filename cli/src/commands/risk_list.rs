@@ -133,7 +133,10 @@ pub fn print_flags(flags: &[Flag], format: Format) -> anyhow::Result<()> {
                     f.attributes.name.clone().unwrap_or_default(),
                     f.attributes.owner.clone().unwrap_or_default(),
                     f.attributes.segment.clone().unwrap_or_default(),
-                    f.attributes.value.map(|v| v.to_string()).unwrap_or_default(),
+                    f.attributes
+                        .value
+                        .map(|v| v.to_string())
+                        .unwrap_or_default(),
                     f.attributes.renewal_date.clone().unwrap_or_default(),
                     f.attributes.crm_id.clone().unwrap_or_default(),
                     ack.map(|k| k.by.clone()).unwrap_or_default(),

@@ -124,7 +124,10 @@ pub(crate) enum Decision {
     /// Same band, probability within epsilon.
     Unchanged,
     /// Write this (band history filled in).
-    Write { flag: Flag, newly_at_risk: bool },
+    Write {
+        flag: Box<Flag>,
+        newly_at_risk: bool,
+    },
 }
 
 /// The write rule shared by all adapters.
@@ -142,7 +145,7 @@ pub(crate) fn decide(stored: Option<&Flag>, incoming: &Flag, epsilon: f64) -> De
             flag.acknowledgement = None;
             Decision::Write {
                 newly_at_risk: flag.at_risk(),
-                flag,
+                flag: Box::new(flag),
             }
         }
         Some(old) => {
@@ -172,7 +175,7 @@ pub(crate) fn decide(stored: Option<&Flag>, incoming: &Flag, epsilon: f64) -> De
             };
             Decision::Write {
                 newly_at_risk: flag.at_risk() && !old.at_risk(),
-                flag,
+                flag: Box::new(flag),
             }
         }
     }

@@ -7,12 +7,12 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use churn_model::{generate, Attributes, RiskBand, SyntheticConfig, Table};
+use churn_model::{generate, Attributes, SyntheticConfig, Table};
 use churn_service::config::ServiceConfig;
 use churn_service::error::Result as StoreResult;
 use churn_service::features::FeatureSources;
-use churn_service::flag::{Flag, Page, WriteSummary};
-use churn_service::flag_store::{FlagStore, SqliteFlagStore};
+use churn_service::flag::{Acknowledgement, CustomerRecord, Flag, Page, WriteSummary};
+use churn_service::flag_store::{FlagStore, ListQuery, SqliteFlagStore, Summary, SummaryBy};
 use churn_service::handlers::error::HandlerError;
 use churn_service::handlers::rescore::{
     handle_rescore, AttributeWarning, RescoreSettings, RescoreSummary,
@@ -95,17 +95,33 @@ impl FlagStore for Recording {
         self.inner.write_batch(flags, epsilon, deadline).await
     }
 
-    async fn get(&self, customer_id: &str) -> StoreResult<Option<Flag>> {
-        self.inner.get(customer_id).await
+    async fn customer(
+        &self,
+        customer_id: &str,
+        now: time::OffsetDateTime,
+    ) -> StoreResult<Option<CustomerRecord>> {
+        self.inner.customer(customer_id, now).await
     }
 
-    async fn risk_list(
+    async fn acknowledge(&self, customer_id: &str, ack: &Acknowledgement) -> StoreResult<Flag> {
+        self.inner.acknowledge(customer_id, ack).await
+    }
+
+    async fn unacknowledge(&self, customer_id: &str) -> StoreResult<Flag> {
+        self.inner.unacknowledge(customer_id).await
+    }
+
+    async fn list(
         &self,
-        band: RiskBand,
+        query: &ListQuery,
         limit: usize,
         cursor: Option<&str>,
     ) -> StoreResult<Page> {
-        self.inner.risk_list(band, limit, cursor).await
+        self.inner.list(query, limit, cursor).await
+    }
+
+    async fn summary(&self, by: SummaryBy) -> StoreResult<Summary> {
+        self.inner.summary(by).await
     }
 
     async fn create_table_if_missing(&self) -> StoreResult<()> {
@@ -186,6 +202,7 @@ async fn rescore(setup: &Setup, csv: &Path) -> Result<RescoreSummary, HandlerErr
         epsilon: 0.01,
         write_deadline: Duration::from_secs(10),
         chunk_rows: 16,
+        as_of: None,
     };
     handle_rescore(
         &csv.display().to_string(),

@@ -196,7 +196,7 @@ impl FlagStore for DynamoFlagStore {
                     flag,
                     newly_at_risk,
                 } => pending.push(Pending::new(
-                    flag,
+                    *flag,
                     newly_at_risk,
                     old.as_ref(),
                     self.history,

@@ -641,7 +641,12 @@ fn not_found(id: &str) -> ApiError {
 
 async fn customer(api: ScoreApi<'_>, id: &str) -> Result<(StatusCode, Value), ApiError> {
     let now = crate::timestamp::now();
-    match api.flags.customer(id, now).await.map_err(ApiError::service)? {
+    match api
+        .flags
+        .customer(id, now)
+        .await
+        .map_err(ApiError::service)?
+    {
         Some(record) => Ok((StatusCode::OK, customer_json(&record))),
         None => Err(not_found(id)),
     }
@@ -671,8 +676,7 @@ async fn acknowledge(
         .transpose()
         .map_err(|m| ApiError::field(StatusCode::BAD_REQUEST, "until", m))?;
     let now = crate::timestamp::now();
-    let ack =
-        Acknowledgement::new(&body.by, &body.note, until, now).map_err(ApiError::service)?;
+    let ack = Acknowledgement::new(&body.by, &body.note, until, now).map_err(ApiError::service)?;
     let flag = api
         .flags
         .acknowledge(id, &ack)
@@ -687,7 +691,10 @@ async fn unacknowledge(api: ScoreApi<'_>, id: &str) -> Result<(StatusCode, Value
         .unacknowledge(id)
         .await
         .map_err(ApiError::service)?;
-    Ok((StatusCode::OK, flag_json(&flag.seen_at(crate::timestamp::now()))))
+    Ok((
+        StatusCode::OK,
+        flag_json(&flag.seen_at(crate::timestamp::now())),
+    ))
 }
 
 /// A flag as the API shows it: the stored fields and `at_risk`.
@@ -765,8 +772,8 @@ async fn risk_list(api: ScoreApi<'_>, query: &str) -> Result<(StatusCode, Value)
     let params: RiskListQuery = serde_urlencoded::from_str(query)
         .map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, "query", e.to_string()))?;
     let band: BandFilter = param("band", params.band.as_deref())?.unwrap_or(BandFilter::High);
-    let limit =
-        number_param("limit", params.limit.as_deref(), 1..=MAX_PAGE_LIMIT)?.unwrap_or(DEFAULT_LIMIT);
+    let limit = number_param("limit", params.limit.as_deref(), 1..=MAX_PAGE_LIMIT)?
+        .unwrap_or(DEFAULT_LIMIT);
     let renewal_within_days = number_param(
         "renewal_within_days",
         params.renewal_within_days.as_deref(),

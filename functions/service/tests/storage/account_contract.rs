@@ -100,7 +100,7 @@ pub async fn attribute_only_change_is_written(store: &dyn FlagStore) {
         "ana@example.com",
         1000.0,
     );
-    write(store, &[f.clone()]).await;
+    write(store, std::slice::from_ref(&f)).await;
     assert_eq!(
         store.get("a1").await.unwrap().unwrap().attributes,
         f.attributes

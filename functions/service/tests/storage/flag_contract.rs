@@ -475,7 +475,10 @@ async fn sqlite_file_from_an_older_build_is_migrated() {
     }
     let store = SqliteFlagStore::open(&path, SHARDS).await.unwrap();
     let old = store.get("old-1").await.unwrap().unwrap();
-    assert_eq!((old.churn_probability, old.previous_band), (0.9, Some(RiskBand::Low)));
+    assert_eq!(
+        (old.churn_probability, old.previous_band),
+        (0.9, Some(RiskBand::Low))
+    );
     assert!(old.attributes.is_empty() && old.acknowledgement.is_none());
     let page = store.risk_list(RiskBand::High, 10, None).await.unwrap();
     assert_eq!(page.flags.len(), 1);

@@ -288,7 +288,7 @@ impl DynamoFlagStore {
             match result {
                 Ok(()) => {
                     return Ok(Decision::Write {
-                        flag: pending.flag,
+                        flag: Box::new(pending.flag),
                         newly_at_risk: pending.newly_at_risk,
                     })
                 }
@@ -318,7 +318,7 @@ impl DynamoFlagStore {
                 Decision::Write {
                     flag,
                     newly_at_risk,
-                } => pending = Pending::new(flag, newly_at_risk, stored.as_ref(), self.history),
+                } => pending = Pending::new(*flag, newly_at_risk, stored.as_ref(), self.history),
                 other => return Ok(other),
             }
         }
