@@ -715,16 +715,21 @@ def test_flag_table_matches_the_dynamodb_adapter(template, source_files):
     assert table["SSESpecification"]["SSEEnabled"] is True
     assert table["KeySchema"] == [{"AttributeName": "customer_id", "KeyType": "HASH"}]
     attrs = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
-    assert attrs == {"customer_id": "S", "risk_list_pk": "S", "churn_probability": "N"}
-    (gsi,) = table["GlobalSecondaryIndexes"]
-    assert gsi["KeySchema"] == [{"AttributeName": "risk_list_pk", "KeyType": "HASH"},
-                                {"AttributeName": "churn_probability", "KeyType": "RANGE"}]
+    assert attrs == {"customer_id": "S", "risk_list_pk": "S", "owner_list_pk": "S",
+                     "churn_probability": "N"}
+    gsis = {g["IndexName"]: g for g in table["GlobalSecondaryIndexes"]}
     dynamo = [f for f in source_files if "aws_sdk_dynamodb" in f.code]
     assert dynamo, "no DynamoDB adapter found under functions/"
     code = "\n".join(f.code for f in dynamo)
-    m = re.search(r'RISK_LIST_INDEX\s*:\s*&str\s*=\s*"([^"]+)"', code)
-    assert m, "RISK_LIST_INDEX constant not found in the DynamoDB adapter"
-    assert gsi["IndexName"] == m.group(1)
+    # Each index the adapter names exists, keyed as the adapter queries it.
+    for constant, key in (("RISK_LIST_INDEX", "risk_list_pk"), ("OWNER_LIST_INDEX", "owner_list_pk")):
+        m = re.search(constant + r'\s*:\s*&str\s*=\s*"([^"]+)"', code)
+        assert m, f"{constant} constant not found in the DynamoDB adapter"
+        gsi = gsis.pop(m.group(1))
+        assert gsi["KeySchema"] == [{"AttributeName": key, "KeyType": "HASH"},
+                                    {"AttributeName": "churn_probability", "KeyType": "RANGE"}]
+        assert gsi["Projection"] == {"ProjectionType": "ALL"}
+    assert not gsis, f"indexes the adapter does not use: {list(gsis)}"
     for name in attrs:
         assert f'"{name}"' in code, f"attribute {name} of the template is not used by the DynamoDB adapter"
 
