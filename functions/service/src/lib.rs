@@ -8,8 +8,11 @@
 //! - [`config`]: `ServiceConfig` from the environment, store URIs.
 //! - [`timestamp`]: the stored RFC 3339 form (fixed width, sortable).
 //! - [`retry`]: exponential backoff with full jitter.
-//! - [`flag`]: the stored flag, write summary, risk-list page.
-//! - [`flag_store`]: `FlagStore` port; DynamoDB and SQLite adapters.
+//! - [`flag`]: the stored flag (attributes, acknowledgement, trend), its
+//!   history points, write summary, risk-list page.
+//! - [`flag_store`]: `FlagStore` port and its shared write rule; score history
+//!   window and trend (`history`); list query, sort key and summary (`query`);
+//!   DynamoDB and SQLite adapters.
 //! - [`model_store`]: `ModelStore` port; S3 and directory adapters; `ModelCache`.
 //! - [`handlers`]: train, score API, rescore, score-to-file handlers (plain async functions).
 //! - [`services`]: adapters and AWS clients built from `ServiceConfig`.
