@@ -555,6 +555,16 @@ def test_score_cannot_write_models_and_train_cannot_touch_flags(template):
     assert "s3:PutObject" not in score and "s3:PutObject" not in rescore
     assert not [a for a in train if a.startswith("dynamodb:")]
     assert "dynamodb:Query" not in rescore, "rescore does not serve risk lists"
+    # Acknowledgements are the score API's: UpdateItem on the table only, and
+    # risk lists query exactly the two sparse indexes.
+    assert "dynamodb:UpdateItem" not in rescore, "rescore never acknowledges"
+    (ack,) = score["dynamodb:UpdateItem"]
+    assert as_list(ack["Resource"]) == [{"Fn::GetAtt": ["FlagTable", "Arn"]}]
+    (query,) = score["dynamodb:Query"]
+    assert sorted(r["Fn::Sub"] for r in as_list(query["Resource"])) == [
+        "${FlagTable.Arn}/index/owner-risk-list",
+        "${FlagTable.Arn}/index/risk-list",
+    ]
     # a missing models/current.json must read as "no model" (404), not a storage failure (403)
     for name, acts in (("score", score), ("train", train), ("rescore", rescore)):
         assert "s3:ListBucket" in acts, f"churn-{name} reads models/current.json and needs s3:ListBucket"

@@ -15,7 +15,8 @@
 //! ceil(item size / 1 KB), sizes computed from the stored items by DynamoDB's
 //! item-size rules (attribute names + values); a conditional put costs the
 //! same as an unconditional one. Reads: BatchGetItem, strongly consistent,
-//! ceil(size / 4 KB) each, on the projected attributes only.
+//! ceil(size / 4 KB) each, on the whole item (attributes, acknowledgement and
+//! history included).
 
 use anyhow::Context;
 use aws_sdk_dynamodb::types::AttributeValue;

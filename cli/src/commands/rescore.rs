@@ -7,7 +7,7 @@ use churn_service::handlers::HandlerError;
 use churn_service::services::Services;
 
 use super::{context, FlagsStoreArg, ModelsStoreArg};
-use crate::output::{self, Table};
+use crate::output::{self, Format, Table};
 use crate::progress::Progress;
 
 #[derive(Debug, Args)]
@@ -28,8 +28,11 @@ pub struct RescoreArgs {
     /// from a dated snapshot. A customer with a newer stored score is left alone.
     #[arg(long, value_name = "RFC3339", value_parser = as_of)]
     pub as_of: Option<time::OffsetDateTime>,
-    /// Print the summary as JSON.
-    #[arg(long)]
+    /// Output format of the summary (json = the handler's summary object).
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Same as `--format json`.
+    #[arg(long, hide = true)]
     pub json: bool,
 }
 
@@ -51,10 +54,12 @@ pub async fn run(args: RescoreArgs, progress: Progress) -> anyhow::Result<()> {
     }
     let services = context::services(&config, true).await?;
     let summary = rescore(&services, &args.data, args.as_of, progress).await?;
-    if args.json {
-        output::print_json(&summary)?;
-    } else {
-        output::print(&render(&summary))?;
+    match if args.json { Format::Json } else { args.format } {
+        Format::Json => output::print_json(&summary)?,
+        Format::Csv => {
+            summary_table(&summary).write_csv(std::io::stdout().lock())?;
+        }
+        Format::Table => output::print(&render(&summary))?,
     }
     write_failures(&summary)
 }
@@ -141,6 +146,16 @@ pub fn write_failures(summary: &RescoreSummary) -> anyhow::Result<()> {
 
 /// The rescore summary for people.
 pub fn render(s: &RescoreSummary) -> String {
+    format!(
+        "snapshot  {}\nmodel     {}\n\n{}",
+        s.snapshot,
+        s.model_id,
+        summary_table(s).render()
+    )
+}
+
+/// The counts of a rescore, one row each.
+fn summary_table(s: &RescoreSummary) -> Table {
     let mut t = Table::new(["", "rows"]).right(&[1]);
     t.row(["read".to_string(), s.rows.to_string()]);
     t.row(["scored".to_string(), s.scored.to_string()]);
@@ -163,12 +178,7 @@ pub fn render(s: &RescoreSummary) -> String {
         "write failures".to_string(),
         s.write_failures_count.to_string(),
     ]);
-    format!(
-        "snapshot  {}\nmodel     {}\n\n{}",
-        s.snapshot,
-        s.model_id,
-        t.render()
-    )
+    t
 }
 
 /// Failed rows listed on stderr (the count is exact).

@@ -135,9 +135,17 @@ pub(crate) enum Decision {
 /// Stale: not newer than what is stored. Unchanged: same band, probability
 /// within `epsilon` and the same attributes. Otherwise written, keeping the
 /// band history and the acknowledgement (which an escalation to high ends).
+///
+/// A score without any attribute (a model without an attribute mapping, or
+/// a score request that sent none) keeps the stored attributes: a service
+/// scoring features alone must not erase what the snapshot said about the
+/// account.
 pub(crate) fn decide(stored: Option<&Flag>, incoming: &Flag, epsilon: f64) -> Decision {
     let mut flag = incoming.clone();
     flag.days_in_band = None;
+    if let Some(old) = stored.filter(|_| incoming.attributes.is_empty()) {
+        flag.attributes = old.attributes.clone();
+    }
     match stored {
         None => {
             flag.previous_band = None;
@@ -156,7 +164,7 @@ pub(crate) fn decide(stored: Option<&Flag>, incoming: &Flag, epsilon: f64) -> De
             }
             if old.risk_band == incoming.risk_band
                 && (incoming.churn_probability - old.churn_probability).abs() < epsilon
-                && old.attributes == incoming.attributes
+                && old.attributes == flag.attributes
             {
                 return Decision::Unchanged;
             }

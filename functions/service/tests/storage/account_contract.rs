@@ -127,6 +127,15 @@ pub async fn attribute_only_change_is_written(store: &dyn FlagStore) {
         Some(at(0)),
         "the band did not change"
     );
+    // A score that carries no attributes at all keeps the stored ones.
+    let bare = flag("a1", 0.9, RiskBand::High, 3 * DAY);
+    assert_eq!(write(store, &[bare]).await, 1);
+    let r = store.customer("a1", at(3 * DAY)).await.unwrap().unwrap();
+    assert_eq!(r.flag.attributes, moved.attributes);
+    assert_eq!(
+        write(store, &[flag("a1", 0.9, RiskBand::High, 4 * DAY)]).await,
+        0
+    );
 }
 
 pub async fn acknowledgement_survives_rescores_and_ends(store: &dyn FlagStore) {
