@@ -309,6 +309,11 @@ impl Attributes {
             Cell::Text(s) => s.trim().to_string(),
             Cell::Number(x) => number_text(x),
         };
+        let chars = text.chars().count();
+        if chars > MAX_ATTRIBUTE_CHARS {
+            // Bounds what a store keeps (an owner is part of a DynamoDB key).
+            return Err(format!("{chars} characters; at most {MAX_ATTRIBUTE_CHARS}"));
+        }
         match role {
             AttributeRole::Value => {
                 let x = match cell {
@@ -344,6 +349,9 @@ fn number_text(x: f64) -> String {
         x.to_string()
     }
 }
+
+/// Longest attribute value kept, in characters (longer is reported, not stored).
+pub const MAX_ATTRIBUTE_CHARS: usize = 256;
 
 /// Days in `month` of `year` (proleptic Gregorian).
 fn days_in_month(year: i32, month: u32) -> u32 {

@@ -196,8 +196,7 @@ pub(crate) fn next_history(
     flag: &mut Flag,
     window: HistoryWindow,
 ) -> Vec<HistoryPoint> {
-    window.record(&mut stored, flag.history_point());
-    flag.trend = history::trend(&stored);
+    window.record(&mut stored, flag.history_point(), &mut flag.trend);
     stored
 }
 

@@ -19,9 +19,12 @@
 //! - [`WriteStrategy::Batch`]: BatchWriteItem in chunks of 25. BatchWriteItem
 //!   takes no conditions, so between our read and the write another writer's
 //!   newer score can be overwritten by ours (the race window is one
-//!   read-decide-write cycle, typically milliseconds). Only correct when a
-//!   single writer owns each customer at a time, such as a sharded rescore
-//!   with the score endpoint not persisting; it is offered for that case
+//!   read-decide-write cycle, typically milliseconds); the same holds for an
+//!   acknowledgement given in that window, which the batch's item (carrying
+//!   the acknowledgement it read) replaces. Only correct when a single writer
+//!   owns each customer at a time, such as a sharded rescore with the score
+//!   endpoint not persisting and nobody acknowledging during the run; it is
+//!   offered for that case
 //!   because it needs 25x fewer requests (`CHURN_FLAG_WRITES=batch`).
 //!
 //! Throttling (ProvisionedThroughputExceeded, ThrottlingException,
@@ -193,10 +196,11 @@ impl FlagStore for DynamoFlagStore {
                 Decision::Stale => summary.stale_rejected += 1,
                 Decision::Unchanged => summary.skipped_unchanged += 1,
                 Decision::Write {
-                    flag,
+                    flag: decided,
                     newly_at_risk,
                 } => pending.push(Pending::new(
-                    *flag,
+                    flag,
+                    *decided,
                     newly_at_risk,
                     old.as_ref(),
                     self.history,

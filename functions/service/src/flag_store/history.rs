@@ -42,11 +42,18 @@ impl HistoryWindow {
         self.days
     }
 
-    /// Appends `point` to `history` (oldest first) and drops the points more
-    /// than the window older than the newest one, keeping at least the last
-    /// [`MIN_KEPT_POINTS`] and at most [`MAX_HISTORY_POINTS`]. Returns how
-    /// many points were dropped from the front.
-    pub fn record(self, history: &mut Vec<HistoryPoint>, point: HistoryPoint) -> usize {
+    /// Appends `point` to `history` (oldest first), sets `trend` from the
+    /// history with it, then drops the points more than the window older
+    /// than the newest one, keeping at least the last [`MIN_KEPT_POINTS`] and
+    /// at most [`MAX_HISTORY_POINTS`]. The trend is taken before the trim, so
+    /// a score in force for longer than the window still counts as the value
+    /// 30 days ago. Returns how many points were dropped from the front.
+    pub fn record(
+        self,
+        history: &mut Vec<HistoryPoint>,
+        point: HistoryPoint,
+        trend_out: &mut Trend,
+    ) -> usize {
         // Writes are never older than the stored score, so this is an
         // append; a point at an existing time replaces it.
         let at = history.partition_point(|p| p.scored_at < point.scored_at);
@@ -58,6 +65,7 @@ impl HistoryWindow {
         } else {
             history.insert(at, point);
         }
+        *trend_out = trend(history);
         let newest = history.last().map(|p| p.scored_at);
         let Some(newest) = newest else { return 0 };
         let cutoff = newest - Duration::days(i64::from(self.days));
@@ -111,14 +119,21 @@ mod tests {
     fn trims_to_the_window_but_keeps_the_last_two() {
         let w = HistoryWindow::days(10);
         let mut h = Vec::new();
+        let mut t = Trend::default();
         for (day, p) in [(0, 0.1), (5, 0.2), (9, 0.3)] {
-            w.record(&mut h, point(day, p));
+            w.record(&mut h, point(day, p), &mut t);
         }
         assert_eq!(h.len(), 3);
-        assert_eq!(w.record(&mut h, point(12, 0.4)), 1, "day 0 is 12 days old");
+        assert_eq!(
+            w.record(&mut h, point(12, 0.4), &mut t),
+            1,
+            "day 0 is 12 days old"
+        );
         assert_eq!(h.first().unwrap().churn_probability, 0.2);
-        // A year later: everything else is old, the last two stay.
-        w.record(&mut h, point(400, 0.5));
+        // A year later: everything else is old, the last two stay; the trend
+        // still sees the 0.4 in force 30 days before.
+        w.record(&mut h, point(400, 0.5), &mut t);
+        assert!((t.d30.unwrap() - 0.1).abs() < 1e-12);
         assert_eq!(
             h.iter().map(|p| p.churn_probability).collect::<Vec<_>>(),
             vec![0.4, 0.5]
@@ -129,8 +144,9 @@ mod tests {
     fn the_cap_bounds_a_busy_customer() {
         let w = HistoryWindow::days(1000);
         let mut h = Vec::new();
+        let mut t = Trend::default();
         for i in 0..(MAX_HISTORY_POINTS as i64 + 10) {
-            w.record(&mut h, point(i, 0.1));
+            w.record(&mut h, point(i, 0.1), &mut t);
         }
         assert_eq!(h.len(), MAX_HISTORY_POINTS);
         assert_eq!(h[0].scored_at, point(10, 0.1).scored_at);

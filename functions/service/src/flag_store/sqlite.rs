@@ -114,6 +114,12 @@ impl SqliteFlagStore {
             // WAL lets readers (CLI risk lists) run while a rescore writes.
             conn.pragma_update(None, "journal_mode", "WAL")
                 .map_err(|e| Error::storage(BACKEND, "open", e))?;
+            // In WAL mode NORMAL syncs at checkpoints, not at every commit: a
+            // crash of the process loses nothing committed, a power cut at
+            // most the last batches (which the next rescore writes again),
+            // and the file stays consistent either way.
+            conn.pragma_update(None, "synchronous", "NORMAL")
+                .map_err(|e| Error::storage(BACKEND, "open", e))?;
             Ok(conn)
         })
         .await
@@ -394,6 +400,22 @@ fn upsert(conn: &Connection, flag: &Flag, shards: u32) -> rusqlite::Result<usize
     ])
 }
 
+/// Writes one decided flag and its history point inside a savepoint, so a
+/// failure leaves neither (the batch's transaction goes on).
+fn write_one(
+    tx: &mut rusqlite::Transaction<'_>,
+    flag: &mut Flag,
+    window: HistoryWindow,
+    shards: u32,
+) -> std::result::Result<(), String> {
+    let sp = tx
+        .savepoint()
+        .map_err(|e| format!("sqlite savepoint: {e}"))?;
+    write_history(&sp, flag, window).map_err(|e| e.to_string())?;
+    upsert(&sp, flag, shards).map_err(|e| format!("sqlite write: {e}"))?;
+    sp.commit().map_err(|e| format!("sqlite write: {e}"))
+}
+
 /// Adds the columns of [`ADDED_COLUMNS`] a file written by an older build lacks.
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let mut present = std::collections::HashSet::new();
@@ -526,7 +548,7 @@ impl FlagStore for SqliteFlagStore {
         let result = self
             .with_conn("write_batch", move |conn| {
                 let mut out = WriteSummary::default();
-                let tx = conn
+                let mut tx = conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(|e| Error::storage(BACKEND, "write_batch", e))?;
                 for flag in &todo {
@@ -546,11 +568,7 @@ impl FlagStore for SqliteFlagStore {
                         Decision::Write {
                             mut flag,
                             newly_at_risk,
-                        } => match write_history(&tx, &mut flag, window)
-                            .map_err(|e| e.to_string())
-                            .and_then(|()| {
-                                upsert(&tx, &flag, shards).map_err(|e| format!("sqlite write: {e}"))
-                            }) {
+                        } => match write_one(&mut tx, &mut flag, window, shards) {
                             Ok(_) => {
                                 out.written += 1;
                                 out.newly_at_risk += usize::from(newly_at_risk);

@@ -30,8 +30,11 @@ use std::collections::{BTreeMap, HashSet};
 
 /// Most failed rows (and write failures) listed in a summary; the counts are exact.
 pub const MAX_LISTED_FAILURES: usize = 100;
-/// Rows per streamed chunk (and per flag-store batch).
-pub const CHUNK_ROWS: usize = 8192;
+/// Rows per streamed chunk (and per flag-store batch). With the reader's
+/// parse-ahead this bounds a rescore's working set: a 1M-row rescore into
+/// SQLite peaks near 50 MiB (8192 rows: near 95 MiB, attribute strings and
+/// flags being most of a row in flight).
+pub const CHUNK_ROWS: usize = 4096;
 /// Row numbers listed per [`AttributeWarning`]; the count is exact.
 pub const MAX_LISTED_WARNING_ROWS: usize = 5;
 

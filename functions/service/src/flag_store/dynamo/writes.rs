@@ -30,6 +30,9 @@ pub(super) enum ReadState {
 
 /// A decided write still to be carried out.
 pub(super) struct Pending {
+    /// The flag as the caller gave it: what a conflict is decided again from.
+    pub incoming: Flag,
+    /// The flag `decide` made of it against what was read.
     pub flag: Flag,
     /// The history after this write (oldest first).
     pub history: Vec<HistoryPoint>,
@@ -41,6 +44,7 @@ impl Pending {
     /// The write `decide` asked for, against what was read: the history
     /// extended (and the trend set) from the stored one.
     pub(super) fn new(
+        incoming: Flag,
         mut flag: Flag,
         newly_at_risk: bool,
         stored: Option<&Stored>,
@@ -49,6 +53,7 @@ impl Pending {
         let old = stored.map(|s| s.history.clone()).unwrap_or_default();
         let history = next_history(old, &mut flag, window);
         Pending {
+            incoming,
             flag,
             history,
             newly_at_risk,
@@ -273,7 +278,9 @@ impl DynamoFlagStore {
         epsilon: f64,
         deadline: Instant,
     ) -> std::result::Result<Decision, WriteFailure> {
-        let original = pending.flag.clone();
+        // Decided again from what the caller gave, not from what the first
+        // decision made of it (which holds the attributes it read).
+        let original = pending.incoming.clone();
         let fail = |reason: String| WriteFailure {
             customer_id: original.customer_id.clone(),
             reason,
@@ -318,7 +325,15 @@ impl DynamoFlagStore {
                 Decision::Write {
                     flag,
                     newly_at_risk,
-                } => pending = Pending::new(*flag, newly_at_risk, stored.as_ref(), self.history),
+                } => {
+                    pending = Pending::new(
+                        original.clone(),
+                        *flag,
+                        newly_at_risk,
+                        stored.as_ref(),
+                        self.history,
+                    )
+                }
                 other => return Ok(other),
             }
         }
