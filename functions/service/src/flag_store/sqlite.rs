@@ -400,22 +400,6 @@ fn upsert(conn: &Connection, flag: &Flag, shards: u32) -> rusqlite::Result<usize
     ])
 }
 
-/// Writes one decided flag and its history point inside a savepoint, so a
-/// failure leaves neither (the batch's transaction goes on).
-fn write_one(
-    tx: &mut rusqlite::Transaction<'_>,
-    flag: &mut Flag,
-    window: HistoryWindow,
-    shards: u32,
-) -> std::result::Result<(), String> {
-    let sp = tx
-        .savepoint()
-        .map_err(|e| format!("sqlite savepoint: {e}"))?;
-    write_history(&sp, flag, window).map_err(|e| e.to_string())?;
-    upsert(&sp, flag, shards).map_err(|e| format!("sqlite write: {e}"))?;
-    sp.commit().map_err(|e| format!("sqlite write: {e}"))
-}
-
 /// Adds the columns of [`ADDED_COLUMNS`] a file written by an older build lacks.
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let mut present = std::collections::HashSet::new();
@@ -548,7 +532,7 @@ impl FlagStore for SqliteFlagStore {
         let result = self
             .with_conn("write_batch", move |conn| {
                 let mut out = WriteSummary::default();
-                let mut tx = conn
+                let tx = conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(|e| Error::storage(BACKEND, "write_batch", e))?;
                 for flag in &todo {
@@ -568,16 +552,17 @@ impl FlagStore for SqliteFlagStore {
                         Decision::Write {
                             mut flag,
                             newly_at_risk,
-                        } => match write_one(&mut tx, &mut flag, window, shards) {
-                            Ok(_) => {
-                                out.written += 1;
-                                out.newly_at_risk += usize::from(newly_at_risk);
-                            }
-                            Err(reason) => out.failed.push(WriteFailure {
-                                customer_id: flag.customer_id.clone(),
-                                reason,
-                            }),
-                        },
+                        } => {
+                            // A failing statement fails the batch: the
+                            // transaction rolls back whole, so no flag is
+                            // left without its history point or the reverse
+                            // (SQLite errors here are the file's, not a row's).
+                            write_history(&tx, &mut flag, window)?;
+                            upsert(&tx, &flag, shards)
+                                .map_err(|e| Error::storage(BACKEND, "write_batch", e))?;
+                            out.written += 1;
+                            out.newly_at_risk += usize::from(newly_at_risk);
+                        }
                     }
                 }
                 tx.commit()
