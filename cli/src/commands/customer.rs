@@ -4,6 +4,7 @@
 use clap::Args;
 
 use churn_service::flag::{Acknowledgement, CustomerRecord, Flag};
+use churn_service::handlers::score_api::{customer_json, flag_json};
 use churn_service::timestamp;
 
 use super::{context, FlagsStoreArg};
@@ -105,18 +106,9 @@ pub async fn run_unack(args: UnackArgs, _progress: Progress) -> anyhow::Result<(
     print_flag(&flag.seen_at(timestamp::now()), args.format)
 }
 
-/// A flag as the API shows it (`at_risk` added).
-pub fn flag_value(flag: &Flag) -> serde_json::Value {
-    let mut v = serde_json::to_value(flag).unwrap_or_default();
-    if let serde_json::Value::Object(m) = &mut v {
-        m.insert("at_risk".into(), flag.at_risk().into());
-    }
-    v
-}
-
 fn print_flag(flag: &Flag, format: Format) -> anyhow::Result<()> {
     match format {
-        Format::Json => output::print_json(&flag_value(flag)),
+        Format::Json => output::print_json(&flag_json(flag)),
         Format::Csv => {
             let table = details(flag, &[]);
             table.write_csv(std::io::stdout().lock())?;
@@ -128,11 +120,7 @@ fn print_flag(flag: &Flag, format: Format) -> anyhow::Result<()> {
 
 fn print_record(record: &CustomerRecord, format: Format) -> anyhow::Result<()> {
     match format {
-        Format::Json => {
-            let mut v = flag_value(&record.flag);
-            v["history"] = serde_json::to_value(&record.history)?;
-            output::print_json(&v)
-        }
+        Format::Json => output::print_json(&customer_json(record)),
         Format::Csv => {
             details(&record.flag, &record.history).write_csv(std::io::stdout().lock())?;
             Ok(())

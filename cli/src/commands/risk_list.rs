@@ -91,8 +91,10 @@ pub async fn fetch(
 pub fn print_flags(flags: &[Flag], format: Format) -> anyhow::Result<()> {
     match format {
         Format::Json => {
-            let values: Vec<serde_json::Value> =
-                flags.iter().map(super::customer::flag_value).collect();
+            let values: Vec<serde_json::Value> = flags
+                .iter()
+                .map(churn_service::handlers::score_api::flag_json)
+                .collect();
             output::print_json(&values)
         }
         Format::Csv => {

@@ -697,8 +697,9 @@ async fn unacknowledge(api: ScoreApi<'_>, id: &str) -> Result<(StatusCode, Value
     ))
 }
 
-/// A flag as the API shows it: the stored fields and `at_risk`.
-fn flag_json(flag: &Flag) -> Value {
+/// A flag as the API shows it: the stored fields and `at_risk` (the CLI's
+/// `--format json` prints the same).
+pub fn flag_json(flag: &Flag) -> Value {
     let mut v = serde_json::to_value(flag).unwrap_or(Value::Null);
     if let Value::Object(m) = &mut v {
         m.insert("at_risk".to_string(), Value::Bool(flag.at_risk()));
@@ -707,7 +708,7 @@ fn flag_json(flag: &Flag) -> Value {
 }
 
 /// A customer as the API shows it: the flag with its history.
-fn customer_json(record: &CustomerRecord) -> Value {
+pub fn customer_json(record: &CustomerRecord) -> Value {
     let mut v = flag_json(&record.flag);
     if let Value::Object(m) = &mut v {
         m.insert(
