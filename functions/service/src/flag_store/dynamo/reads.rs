@@ -145,13 +145,12 @@ impl DynamoFlagStore {
             .map(|c| KeyCursor::decode(c, query))
             .transpose()?
             .map(|c| c.after);
-        let mut keyed = Vec::new();
-        for part in partitions(query, self.shards) {
-            let (rows, _) = self
-                .query_partition(&part, &ShardPos::Start, None, query)
-                .await?;
-            keyed.extend(rows.into_iter().map(|(f, _)| (query.sort_key(&f), f)));
-        }
+        let mut keyed: Vec<_> = self
+            .read_all(query)
+            .await?
+            .into_iter()
+            .map(|f| (query.sort_key(&f), f))
+            .collect();
         keyed.retain(|(k, _)| {
             after
                 .as_ref()
@@ -333,17 +332,23 @@ impl DynamoFlagStore {
 
     /// Every at-risk customer (the whole `risk-list` index) summarised.
     pub(super) async fn summarise(&self, by: SummaryBy) -> Result<Summary> {
-        let query = ListQuery::band(BandFilter::AtRisk);
         let mut summary = SummaryBuilder::new(by);
-        for part in partitions(&query, self.shards) {
-            let (rows, _) = self
-                .query_partition(&part, &ShardPos::Start, None, &query)
-                .await?;
-            for (flag, _) in &rows {
-                summary.add(flag);
-            }
+        for flag in self.read_all(&ListQuery::band(BandFilter::AtRisk)).await? {
+            summary.add(&flag);
         }
         Ok(summary.finish())
+    }
+
+    /// Every item of `query`'s partitions that matches it, in no set order.
+    async fn read_all(&self, query: &ListQuery) -> Result<Vec<Flag>> {
+        let mut flags = Vec::new();
+        for part in partitions(query, self.shards) {
+            let (rows, _) = self
+                .query_partition(&part, &ShardPos::Start, None, query)
+                .await?;
+            flags.extend(rows.into_iter().map(|(f, _)| f));
+        }
+        Ok(flags)
     }
 
     /// Sets (or with `None` removes) a customer's acknowledgement, adding a
