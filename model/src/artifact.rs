@@ -13,7 +13,7 @@ use crate::band::BandCutoffs;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::preprocess::Preprocessor;
-use crate::reference::ReferenceBins;
+use crate::reference::{Bins, HoldoutProfile, ReferenceBins};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -24,14 +24,17 @@ use sha2::{Digest, Sha256};
 /// account attribute columns (`attributes`, see [`crate::attributes`]). A
 /// build older than an artifact's version refuses it by version rather than
 /// calling it tampered (a version 3 build would drop the unknown
-/// `attributes` field and then find the hash wrong).
-///
-/// An artifact is written with the *oldest* version that can read it
-/// ([`ModelArtifact::version_for`]): a linear model without attributes
-/// stays version 2, byte for byte what earlier builds wrote, and one with
-/// shapes or interactions but no attributes version 3, so deployed scorers
-/// keep reading them.
-pub const SCHEMA_VERSION: u32 = 4;
+/// `attributes` field and then find the hash wrong); version 5 adds the
+/// drift reference the snapshot check compares with: each numeric
+/// feature's training share per decile bin and the holdout's score profile
+/// (`holdout_profile`). Every artifact trained by this build has them, so
+/// it is version 5; older artifacts keep loading and scoring unchanged,
+/// and are checked for what they record (see [`crate::check`]).
+pub const SCHEMA_VERSION: u32 = 5;
+
+/// The version of artifacts with account attribute columns and no drift
+/// reference ([`ModelArtifact::version_for`]).
+pub const ATTRIBUTES_SCHEMA_VERSION: u32 = 4;
 
 /// The version of artifacts with shape or interaction terms and no
 /// attribute columns.
@@ -95,6 +98,10 @@ pub struct ModelArtifact {
     /// any, which keeps their bytes what older builds wrote.
     #[serde(default, skip_serializing_if = "AttributeColumns::is_empty")]
     pub attributes: AttributeColumns,
+    /// The holdout's mean probability, band shares and feature importance
+    /// (version 5 on; `None` in older artifacts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdout_profile: Option<HoldoutProfile>,
 }
 
 /// Just enough of an artifact to check its version before parsing the rest,
@@ -173,17 +180,28 @@ impl ModelArtifact {
     }
 
     /// The oldest format version that can hold a model with `prep` and
-    /// the attribute columns `attributes`: [`SCHEMA_VERSION`] with any
-    /// attribute column, else [`SHAPES_SCHEMA_VERSION`] with shape or
+    /// the attribute columns `attributes` but no drift reference (a trained
+    /// artifact always has one, so is [`SCHEMA_VERSION`]):
+    /// [`ATTRIBUTES_SCHEMA_VERSION`] with any attribute column, else [`SHAPES_SCHEMA_VERSION`] with shape or
     /// interaction terms, else [`LINEAR_SCHEMA_VERSION`].
     pub fn version_for(prep: &Preprocessor, attributes: &AttributeColumns) -> u32 {
         if !attributes.is_empty() {
-            SCHEMA_VERSION
+            ATTRIBUTES_SCHEMA_VERSION
         } else if prep.has_shapes() || prep.has_interactions() {
             SHAPES_SCHEMA_VERSION
         } else {
             LINEAR_SCHEMA_VERSION
         }
+    }
+
+    /// Whether the artifact records a version 5 drift reference (numeric
+    /// bin shares or a holdout profile).
+    pub fn has_drift_reference(&self) -> bool {
+        self.holdout_profile.is_some()
+            || self
+                .reference
+                .iter()
+                .any(|r| matches!(&r.bins, Bins::Deciles { shares, .. } if !shares.is_empty()))
     }
 
     /// Sets `model_id` to the content hash.
@@ -212,7 +230,13 @@ impl ModelArtifact {
                 self.schema_version
             ));
         }
-        if !self.attributes.is_empty() && self.schema_version < SCHEMA_VERSION {
+        if self.has_drift_reference() && self.schema_version < SCHEMA_VERSION {
+            return corrupt(format!(
+                "a drift reference in a schema_version {} artifact",
+                self.schema_version
+            ));
+        }
+        if !self.attributes.is_empty() && self.schema_version < ATTRIBUTES_SCHEMA_VERSION {
             return corrupt(format!(
                 "attribute columns in a schema_version {} artifact",
                 self.schema_version

@@ -47,7 +47,8 @@
 //! - [`band`]: risk bands and their cutoffs.
 //! - [`reason`]: per-customer reasons.
 //! - [`decimal`]: fixed-point number text identical to `format!`, without its cost.
-//! - [`reference`](mod@reference): per-feature training distributions for drift checks.
+//! - [`reference`](mod@reference): per-feature training distributions and the holdout's score profile.
+//! - [`check`]: the snapshot check (PSI, missing and out-of-range shares, refusal rules).
 //! - [`artifact`]: the JSON model artifact, content hash, verification.
 //! - [`scoring`]: `Scorer` for JSON records and column batches.
 //! - [`synthetic`]: seeded synthetic SaaS engagement data.
@@ -56,6 +57,7 @@ pub mod artifact;
 pub mod attributes;
 pub mod band;
 pub mod calibration;
+pub mod check;
 mod complexity;
 pub mod customer_id;
 mod cv;
@@ -82,7 +84,8 @@ mod train_config;
 mod validate;
 
 pub use artifact::{
-    ModelArtifact, LINEAR_SCHEMA_VERSION, MIN_SCHEMA_VERSION, SCHEMA_VERSION, SHAPES_SCHEMA_VERSION,
+    ModelArtifact, ATTRIBUTES_SCHEMA_VERSION, LINEAR_SCHEMA_VERSION, MIN_SCHEMA_VERSION,
+    SCHEMA_VERSION, SHAPES_SCHEMA_VERSION,
 };
 pub use attributes::{
     AttributeColumns, AttributeReader, AttributeRole, Attributes, InvalidAttribute,

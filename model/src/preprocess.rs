@@ -9,7 +9,7 @@
 
 use crate::error::{Error, Result};
 use crate::product::{FoldedPair, Part, PartArg, MAX_PARTS};
-use crate::reference::{decile_ranks, Bins, ReferenceBins};
+use crate::reference::{decile_ranks, decile_shares, Bins, ReferenceBins};
 use crate::schema::{ColumnKind, ResolvedColumn};
 use crate::table::{ColumnValues, Table};
 use serde::{Deserialize, Serialize};
@@ -334,6 +334,7 @@ fn fit_numeric(col: &ResolvedColumn, v: &[f64], rows: &[usize], skew_threshold: 
     // edges (drift reference only) come from an evenly strided
     // sample of at most 100k values.
     let deciles = sample_deciles(&present, 100_000);
+    let shares = decile_shares(&deciles, &present, n);
     let median = median_in_place(&mut present);
     let log1p = min >= 0.0 && skew > skew_threshold;
     let (mean, std) = if log1p {
@@ -353,7 +354,10 @@ fn fit_numeric(col: &ResolvedColumn, v: &[f64], rows: &[usize], skew_threshold: 
     FeatureFit {
         feature: FeaturePrep::Numeric(prep),
         columns: numeric_columns(&col.name, mean, std, n_missing, n),
-        bins: Bins::Deciles { edges: deciles },
+        bins: Bins::Deciles {
+            edges: deciles,
+            shares,
+        },
         missing_share: n_missing as f64 / n as f64,
     }
 }
@@ -937,10 +941,14 @@ mod tests {
             (Role::Missing, 0.2)
         );
         assert_eq!(fit.columns[1].std, INDICATOR_STD);
-        let Bins::Deciles { edges } = &fit.bins else {
+        let Bins::Deciles { edges, shares } = &fit.bins else {
             panic!("{:?}", fit.bins)
         };
         assert_eq!(edges, &[0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 2.0, 50.0]);
+        // Counted, not assumed a tenth each: the four 0s are bin 0 (no
+        // edge below them), the 1s bin 5 (five edges below), 2 bin 7, 50
+        // bin 8; with the missing share they add up to 1.
+        assert_eq!(shares, &[0.4, 0.0, 0.0, 0.0, 0.0, 0.2, 0.0, 0.1, 0.1, 0.0]);
     }
 
     /// One negative value rules log1p out however skewed the column is;

@@ -1,6 +1,7 @@
-//! Reference distributions of each feature in the training split, stored in
-//! the artifact so a later job can compare fresh snapshots (drift checks)
-//! without the training data.
+//! Reference distributions of each feature in the training split, and the
+//! holdout's score profile, stored in the artifact so a later job can
+//! compare fresh snapshots (the snapshot check, [`crate::check`]) without
+//! the training data.
 
 use serde::{Deserialize, Serialize};
 
@@ -17,10 +18,84 @@ pub struct ReferenceBins {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Bins {
-    /// The 10th, 20th, ..., 90th percentiles of present raw values.
-    Deciles { edges: Vec<f64> },
+    /// The 10th, 20th, ..., 90th percentiles of present raw values, and
+    /// (schema version 5 on) the share of training rows in each of the ten
+    /// bins they bound ([`decile_bin`]): ties between edges make some bins
+    /// empty and others larger than a tenth, so the shares are counted, not
+    /// assumed. The shares and `missing_share` add up to 1. Empty in older
+    /// artifacts, whose numeric drift is then not computed.
+    Deciles {
+        edges: Vec<f64>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        shares: Vec<f64>,
+    },
     /// Share of training rows per kept level (plus `other`).
     Levels { levels: Vec<(String, f64)> },
+}
+
+/// The bin of present value `x` among decile `edges`: the number of edges
+/// below it, so bin 0 is `x <= edges[0]`, bin k is `edges[k-1] < x <=
+/// edges[k]` and the last is above every edge. The one rule training and
+/// the snapshot check both bin by.
+pub fn decile_bin(edges: &[f64], x: f64) -> usize {
+    edges.partition_point(|&e| e < x)
+}
+
+/// The share of `n` rows in each decile bin of `present` values.
+pub(crate) fn decile_shares(edges: &[f64], present: &[f64], n: usize) -> Vec<f64> {
+    let mut counts = vec![0u64; edges.len() + 1];
+    for &x in present {
+        counts[decile_bin(edges, x)] += 1;
+    }
+    let n = n.max(1) as f64;
+    counts.into_iter().map(|c| c as f64 / n).collect()
+}
+
+/// What the model's scores looked like on its holdout, and which features
+/// move them most: what a snapshot's scores and drift are judged against.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HoldoutProfile {
+    /// Mean churn probability over the holdout.
+    pub mean_probability: f64,
+    /// Share of holdout rows per band.
+    pub band_shares: BandShares,
+    /// Source features by mean absolute contribution to the logit over the
+    /// holdout (an interaction's contribution split evenly between its two
+    /// features), largest first.
+    pub importance: Vec<FeatureImportance>,
+}
+
+/// Share of rows per risk band.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct BandShares {
+    pub high: f64,
+    pub medium: f64,
+    pub low: f64,
+}
+
+impl BandShares {
+    /// The shares of `counts` (high, medium, low) out of their sum (all
+    /// zero when it is zero).
+    pub fn of(counts: [u64; 3]) -> BandShares {
+        let n = counts.iter().sum::<u64>().max(1) as f64;
+        BandShares {
+            high: counts[0] as f64 / n,
+            medium: counts[1] as f64 / n,
+            low: counts[2] as f64 / n,
+        }
+    }
+
+    /// High, medium, low.
+    pub fn as_array(&self) -> [f64; 3] {
+        [self.high, self.medium, self.low]
+    }
+}
+
+/// One feature's importance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureImportance {
+    pub feature: String,
+    pub mean_abs_contribution: f64,
 }
 
 /// 0-based ranks of the nearest-rank 10th..90th percentiles of `n` values.

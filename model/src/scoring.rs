@@ -236,6 +236,18 @@ enum Cell<'a> {
     Text(&'a str),
 }
 
+/// One feature cell as the model reads it (see [`Scorer::read_cells`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum ReadCell {
+    Missing,
+    /// A numeric feature's value.
+    Number(f64),
+    /// A categorical feature's kept level (`None`: `other`).
+    Level(Option<usize>),
+    /// A numeric feature's text that is no number (the row fails to score).
+    Unreadable,
+}
+
 #[derive(Debug, Clone)]
 enum Param {
     Num(NumParam),
@@ -600,6 +612,51 @@ impl FoldedModel {
         Ok(s)
     }
 
+    /// Mean absolute contribution of each source feature to the logit over
+    /// the scorable `rows` of `table` (an interaction's split evenly
+    /// between its two features): the importance the snapshot check ranks
+    /// features by. Rows the model cannot score are left out.
+    pub(crate) fn mean_abs_contributions(&self, table: &Table, rows: &[usize]) -> Vec<f64> {
+        let bound = self.bind(table);
+        let n = self.names.len();
+        let mut sums = vec![0.0; n];
+        let mut counted = 0usize;
+        let mut row_abs = vec![0.0; n];
+        for &i in rows {
+            let mut ok = true;
+            for (f, b) in bound.iter().enumerate() {
+                match self.cell_contribution(f, b, i, table) {
+                    Ok((c, _)) => row_abs[f] = c.abs(),
+                    Err(_) => ok = false,
+                }
+            }
+            if !ok {
+                continue;
+            }
+            let mut scratch = CompactScore::default();
+            self.add_pairs(
+                &mut scratch,
+                |f| bound[f].cell(i),
+                |t, c| {
+                    let p = &self.pairs[t - n];
+                    row_abs[p.a] += c.abs() / 2.0;
+                    row_abs[p.b] += c.abs() / 2.0;
+                },
+            );
+            for (s, a) in sums.iter_mut().zip(&row_abs) {
+                *s += a;
+            }
+            counted += 1;
+        }
+        let d = counted.max(1) as f64;
+        sums.into_iter().map(|s| s / d).collect()
+    }
+
+    /// Source feature names in model order.
+    pub(crate) fn names(&self) -> &[String] {
+        &self.names
+    }
+
     /// The churn probability of each of `rows` (0-based) of `table`.
     pub(crate) fn probabilities(&self, table: &Table, rows: &[usize]) -> Result<Vec<f64>> {
         let bound = self.bind(table);
@@ -652,6 +709,37 @@ impl Scorer {
     /// The band of a probability under this model's cutoffs.
     pub fn band(&self, p: f64) -> RiskBand {
         self.bands.band(p)
+    }
+
+    /// Feature `f`'s cells in `table` as the model reads them, calling
+    /// `each(row, cell)` for every row; `false` (and no call) when the table
+    /// has no usable column for it. What the snapshot check bins, so it bins
+    /// exactly what scoring sees (trimmed levels, numbers written as text).
+    pub(crate) fn read_cells(
+        &self,
+        table: &Table,
+        f: usize,
+        mut each: impl FnMut(usize, ReadCell),
+    ) -> bool {
+        let bound = self.model.bind_one(table, f);
+        if matches!(bound, Bound::Absent | Bound::Ragged(_)) {
+            return false;
+        }
+        let param = &self.model.params[f];
+        for i in 0..table.n_rows() {
+            let cell = bound.cell(i);
+            let read = match (param, cell) {
+                (_, Cell::Missing) => ReadCell::Missing,
+                (Param::Num(_), Cell::Number(x)) => ReadCell::Number(x),
+                (Param::Num(_), Cell::Text(s)) => match s.trim().parse::<f64>() {
+                    Ok(x) if x.is_finite() => ReadCell::Number(x),
+                    _ => ReadCell::Unreadable,
+                },
+                (Param::Cat(p), cell) => ReadCell::Level(p.level(cell)),
+            };
+            each(i, read);
+        }
+        true
     }
 
     /// Every contribution of one record.

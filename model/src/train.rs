@@ -23,7 +23,7 @@
 
 use crate::artifact::{Coefficient, ModelArtifact, TrainingSummary};
 use crate::attributes::AttributeColumns;
-use crate::band::{BandCutoffs, BandPolicy};
+use crate::band::{BandCutoffs, BandPolicy, RiskBand};
 use crate::calibration::Calibration;
 use crate::complexity::{calibration_for, choose_complexity};
 pub use crate::complexity::{Complexity, ComplexityResult};
@@ -35,7 +35,7 @@ use crate::label;
 use crate::logistic::{self, LogisticFit};
 use crate::metrics::Metrics;
 use crate::preprocess::{feature_data, FeatureData, FeaturePrep, PrepOptions, Preprocessor};
-use crate::reference::ReferenceBins;
+use crate::reference::{BandShares, FeatureImportance, HoldoutProfile, ReferenceBins};
 pub use crate::sample::Population;
 use crate::sample::RowSample;
 use crate::schema::Schema;
@@ -437,6 +437,7 @@ impl FittedModel {
 struct Evaluation {
     bands: BandCutoffs,
     metrics: Metrics,
+    profile: HoldoutProfile,
 }
 
 /// Scores the holdout `rows` of `table` with `model` by the code path that
@@ -458,7 +459,54 @@ fn evaluate_holdout(
     let y: Vec<bool> = rows.iter().map(|&r| labels[r]).collect();
     let bands = BandCutoffs::from_policy(policy, &probs);
     let metrics = Metrics::compute(&y, &probs, bands.high);
-    Ok(Evaluation { bands, metrics })
+    let profile = holdout_profile(model, table, rows, &probs, &bands);
+    Ok(Evaluation {
+        bands,
+        metrics,
+        profile,
+    })
+}
+
+/// The holdout's mean probability, band shares and feature importance.
+fn holdout_profile(
+    model: &FoldedModel,
+    table: &Table,
+    rows: &[usize],
+    probs: &[f64],
+    bands: &BandCutoffs,
+) -> HoldoutProfile {
+    let mut counts = [0u64; 3];
+    for &p in probs {
+        counts[band_index(bands.band(p))] += 1;
+    }
+    let mut importance: Vec<FeatureImportance> = model
+        .names()
+        .iter()
+        .zip(model.mean_abs_contributions(table, rows))
+        .map(|(f, m)| FeatureImportance {
+            feature: f.clone(),
+            mean_abs_contribution: m,
+        })
+        .collect();
+    importance.sort_by(|a, b| {
+        b.mean_abs_contribution
+            .total_cmp(&a.mean_abs_contribution)
+            .then_with(|| a.feature.cmp(&b.feature))
+    });
+    HoldoutProfile {
+        mean_probability: probs.iter().sum::<f64>() / probs.len().max(1) as f64,
+        band_shares: BandShares::of(counts),
+        importance,
+    }
+}
+
+/// Position of `band` in [`BandShares::of`]'s counts (high, medium, low).
+pub(crate) fn band_index(band: RiskBand) -> usize {
+    match band {
+        RiskBand::High => 0,
+        RiskBand::Medium => 1,
+        RiskBand::Low => 2,
+    }
 }
 
 /// Size and class balance of the split.
@@ -500,7 +548,8 @@ fn assemble_artifact(
     attributes: AttributeColumns,
 ) -> ModelArtifact {
     let mut artifact = ModelArtifact {
-        schema_version: ModelArtifact::version_for(&model.preprocessing, &attributes),
+        // Every trained artifact carries the drift reference.
+        schema_version: crate::SCHEMA_VERSION,
         // The content hash is taken with `model_id` blank (see `artifact`).
         model_id: String::new(),
         created_at: config.created_at.clone(),
@@ -515,6 +564,7 @@ fn assemble_artifact(
         metrics: evaluation.metrics,
         reference,
         attributes,
+        holdout_profile: Some(evaluation.profile),
     };
     artifact.seal();
     artifact
@@ -706,12 +756,18 @@ mod tests {
         let evaluation = Evaluation {
             bands: BandCutoffs::from_policy(BandPolicy::fixed(0.6, 0.4).unwrap(), &[]),
             metrics: Metrics::compute(&[false, true], &[0.2, 0.7], 0.6),
+            profile: HoldoutProfile {
+                mean_probability: 0.45,
+                band_shares: BandShares::of([1, 0, 1]),
+                importance: Vec::new(),
+            },
         };
         let reference = vec![ReferenceBins {
             feature: "x".into(),
             missing_share: 0.0,
             bins: Bins::Deciles {
                 edges: vec![-2.0, 2.0],
+                shares: vec![0.25, 0.5, 0.25],
             },
         }];
         let assemble = |config: &TrainConfig| {
@@ -756,12 +812,18 @@ mod tests {
     }
 
     /// Attribute columns make the artifact version 4; without them a
-    /// linear model stays version 2 with no `attributes` key.
+    /// linear model has no `attributes` key; both carry the drift
+    /// reference, so are the newest version.
     #[test]
     fn assembled_artifact_version_follows_its_attributes() {
         let evaluation = Evaluation {
             bands: BandCutoffs::from_policy(BandPolicy::fixed(0.6, 0.4).unwrap(), &[]),
             metrics: Metrics::compute(&[false, true], &[0.2, 0.7], 0.6),
+            profile: HoldoutProfile {
+                mean_probability: 0.45,
+                band_shares: BandShares::of([1, 0, 1]),
+                importance: Vec::new(),
+            },
         };
         let training = training_summary(&[0, 1], &[2, 3], &[true, false, true, false], &config());
         let assemble = |attributes| {
@@ -775,7 +837,8 @@ mod tests {
             )
         };
         let plain = assemble(AttributeColumns::default());
-        assert_eq!(plain.schema_version, crate::LINEAR_SCHEMA_VERSION);
+        assert_eq!(plain.schema_version, crate::SCHEMA_VERSION);
+        assert!(plain.has_drift_reference());
         let plain_text = String::from_utf8(plain.to_json_bytes()).unwrap();
         assert!(!plain_text.contains("attributes"));
         let mut mapped = AttributeColumns::default();

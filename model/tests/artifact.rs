@@ -39,8 +39,9 @@ fn round_trip_is_exact() {
     ] {
         assert!(v.get(key).is_some(), "{key}");
     }
-    // A linear model is written with the oldest version that reads it.
-    assert_eq!(v["schema_version"], LINEAR_SCHEMA_VERSION);
+    // Every trained model carries the drift reference: the newest version.
+    assert_eq!(v["schema_version"], SCHEMA_VERSION);
+    assert!(v.get("holdout_profile").is_some());
     // Scores from the reloaded artifact are identical.
     let rec = record(saas_table(), 5);
     assert_eq!(
@@ -125,6 +126,7 @@ fn future_versions_are_refused_before_parsing() {
 fn version_one_artifacts_without_a_training_range_still_load_and_verify() {
     // What the previous format wrote: no `min`/`max` on numeric features.
     let mut old = saas_model().artifact.clone();
+    strip_drift_reference(&mut old);
     old.schema_version = 1;
     for f in &mut old.preprocessing.features {
         if let churn_model::preprocess::FeaturePrep::Numeric(n) = f {
@@ -140,7 +142,7 @@ fn version_one_artifacts_without_a_training_range_still_load_and_verify() {
     assert_eq!(loaded, old);
     // The current format records the range and is a different model id.
     let new = &saas_model().artifact;
-    assert_eq!(new.schema_version, LINEAR_SCHEMA_VERSION);
+    assert_eq!(new.schema_version, SCHEMA_VERSION);
     assert_ne!(new.model_id, old.model_id);
     assert!(String::from_utf8(new.to_json_bytes())
         .unwrap()
@@ -168,7 +170,8 @@ fn inconsistent_but_rehashed_artifacts_are_refused() {
 /// An artifact written before shape functions existed (by the build that
 /// introduced them, checked in with 40 of its scores): it still loads,
 /// verifies and scores bit for bit as it did, and retraining the same
-/// linear model today writes the same bytes.
+/// linear model today writes the same bytes once the drift reference
+/// (version 5) is taken out: the model itself is unchanged.
 #[test]
 fn pre_shape_artifacts_load_and_score_identically() {
     let bytes = include_bytes!("fixtures/v2_linear_artifact.json");
@@ -199,5 +202,20 @@ fn pre_shape_artifacts_load_and_score_identically() {
     let table = without_attributes(table);
     let retrained = train(&table, &Schema::default(), &config).unwrap();
     assert_eq!(retrained.report.complexity, Complexity::Linear);
-    assert_eq!(retrained.artifact.to_json_bytes(), bytes);
+    let mut model_only = retrained.artifact.clone();
+    assert!(model_only.has_drift_reference());
+    strip_drift_reference(&mut model_only);
+    model_only.schema_version = LINEAR_SCHEMA_VERSION;
+    model_only.model_id = model_only.content_hash();
+    assert_eq!(model_only.to_json_bytes(), bytes);
+}
+
+/// `artifact` as a build before the drift reference wrote it.
+fn strip_drift_reference(artifact: &mut ModelArtifact) {
+    artifact.holdout_profile = None;
+    for r in &mut artifact.reference {
+        if let churn_model::reference::Bins::Deciles { shares, .. } = &mut r.bins {
+            shares.clear();
+        }
+    }
 }

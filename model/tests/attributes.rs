@@ -125,9 +125,8 @@ fn bad_attributes_tables_are_schema_errors() {
     }
 }
 
-/// Attributes change the artifact's version and nothing of the model: the
-/// same table without them trains the same coefficients into a version 2
-/// artifact with no `attributes` key.
+/// Attributes change nothing of the model: the same table without them
+/// trains the same coefficients into an artifact with no `attributes` key.
 #[test]
 fn attributes_need_version_four_and_change_nothing_else() {
     let with = synthetic(3_000, 8);
@@ -136,8 +135,7 @@ fn attributes_need_version_four_and_change_nothing_else() {
     let b = train(&without, &Schema::default(), &quick_config()).unwrap();
     assert_eq!(a.report.complexity, Complexity::Linear);
     assert_eq!(a.artifact.schema_version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 4);
-    assert_eq!(b.artifact.schema_version, LINEAR_SCHEMA_VERSION);
+    assert_eq!(b.artifact.schema_version, SCHEMA_VERSION);
     assert_eq!(feature_names(&a.artifact), feature_names(&b.artifact));
     assert_eq!(a.artifact.coefficients, b.artifact.coefficients);
     assert_eq!(a.artifact.metrics, b.artifact.metrics);
@@ -170,6 +168,15 @@ fn attributes_need_version_four_and_change_nothing_else() {
     );
     // An older version with attributes is refused even with a good hash.
     let mut old = a.artifact.clone();
+    old.holdout_profile = None;
+    for r in &mut old.reference {
+        if let churn_model::reference::Bins::Deciles { shares, .. } = &mut r.bins {
+            shares.clear();
+        }
+    }
+    old.schema_version = ATTRIBUTES_SCHEMA_VERSION;
+    old.model_id = old.content_hash();
+    assert!(ModelArtifact::from_json_bytes(&old.to_json_bytes()).is_ok());
     old.schema_version = SHAPES_SCHEMA_VERSION;
     old.model_id = old.content_hash();
     assert!(matches!(
@@ -189,7 +196,7 @@ fn version_for_takes_attributes_into_account() {
     attributes.set(AttributeRole::Owner, Some("owner".into()));
     assert_eq!(
         ModelArtifact::version_for(prep, &attributes),
-        SCHEMA_VERSION
+        ATTRIBUTES_SCHEMA_VERSION
     );
 }
 
