@@ -48,6 +48,7 @@
 //! - [`reason`]: per-customer reasons.
 //! - [`decimal`]: fixed-point number text identical to `format!`, without its cost.
 //! - [`reference`](mod@reference): per-feature training distributions for drift checks.
+//! - [`outcomes`]: realised accuracy of past scores against known churn outcomes, retrain verdict.
 //! - [`artifact`]: the JSON model artifact, content hash, verification.
 //! - [`scoring`]: `Scorer` for JSON records and column batches.
 //! - [`synthetic`]: seeded synthetic SaaS engagement data.
@@ -66,6 +67,7 @@ pub mod interaction;
 pub mod label;
 pub mod logistic;
 pub mod metrics;
+pub mod outcomes;
 pub mod preprocess;
 pub mod product;
 pub mod reason;
@@ -91,6 +93,10 @@ pub use band::{BandCutoffs, BandPolicy, BandPolicyError, RiskBand};
 pub use customer_id::{customer_id, CustomerIdError, MAX_CUSTOMER_ID_BYTES};
 pub use error::{Error, ErrorKind, Result};
 pub use metrics::{ConfusionMatrix, Metrics};
+pub use outcomes::{
+    outcomes_report, MatchedOutcome, ModelReference, OutcomesConfig, OutcomesConfigError,
+    OutcomesReport,
+};
 pub use reason::{Partner, Reason};
 pub use schema::{ColumnKind, ColumnSpec, Schema};
 pub use scoring::{CompactScore, Explanation, OutOfRange, Score, ScoredRecord, Scorer};
