@@ -49,6 +49,7 @@
 //! - [`decimal`]: fixed-point number text identical to `format!`, without its cost.
 //! - [`reference`](mod@reference): per-feature training distributions and the holdout's score profile.
 //! - [`check`]: the snapshot check (PSI, missing and out-of-range shares, refusal rules).
+//! - [`outcomes`]: realised accuracy of past scores against known churn outcomes, retrain verdict.
 //! - [`artifact`]: the JSON model artifact, content hash, verification.
 //! - [`scoring`]: `Scorer` for JSON records and column batches.
 //! - [`synthetic`]: seeded synthetic SaaS engagement data.
@@ -68,6 +69,7 @@ pub mod interaction;
 pub mod label;
 pub mod logistic;
 pub mod metrics;
+pub mod outcomes;
 pub mod preprocess;
 pub mod product;
 pub mod reason;
@@ -94,6 +96,10 @@ pub use band::{BandCutoffs, BandPolicy, BandPolicyError, RiskBand};
 pub use customer_id::{customer_id, CustomerIdError, MAX_CUSTOMER_ID_BYTES};
 pub use error::{Error, ErrorKind, Result};
 pub use metrics::{ConfusionMatrix, Metrics};
+pub use outcomes::{
+    outcomes_report, MatchedOutcome, ModelReference, OutcomesConfig, OutcomesConfigError,
+    OutcomesReport,
+};
 pub use reason::{Partner, Reason};
 pub use schema::{ColumnKind, ColumnSpec, Schema};
 pub use scoring::{CompactScore, Explanation, OutOfRange, Score, ScoredRecord, Scorer};
