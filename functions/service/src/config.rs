@@ -3,6 +3,7 @@
 //! The same variables configure the Lambda functions and the CLI, so parsing
 //! lives here once. Every error names the variable and the offending value.
 
+use churn_model::check::CheckThresholds;
 use crate::error::{Error, Result};
 use crate::flag_store::dynamo::WriteStrategy;
 use crate::flag_store::HistoryWindow;
@@ -68,7 +69,24 @@ pub struct ServiceConfig {
     /// `CHURN_HISTORY_DAYS` (default 180), 1..=3650: how far back a
     /// customer's score history reaches behind its newest point.
     pub history: HistoryWindow,
+    /// The snapshot check's limits: `CHURN_CHECK_PSI_WARN` (0.1),
+    /// `CHURN_CHECK_PSI_ALERT` (0.25), `CHURN_CHECK_PSI_REFUSE` (1.0),
+    /// `CHURN_CHECK_MAX_MISSING_RISE` (0.5), `CHURN_CHECK_MAX_OUT_OF_RANGE`
+    /// (0.5), `CHURN_CHECK_MAX_INVALID_SHARE` (0.05), `CHURN_CHECK_MIN_ROWS`
+    /// (100); see [`CheckThresholds`].
+    pub check: CheckThresholds,
 }
+
+/// The snapshot check's variables, each with the setter it feeds.
+pub const CHECK_VARIABLES: [&str; 7] = [
+    "CHURN_CHECK_PSI_WARN",
+    "CHURN_CHECK_PSI_ALERT",
+    "CHURN_CHECK_PSI_REFUSE",
+    "CHURN_CHECK_MAX_MISSING_RISE",
+    "CHURN_CHECK_MAX_OUT_OF_RANGE",
+    "CHURN_CHECK_MAX_INVALID_SHARE",
+    "CHURN_CHECK_MIN_ROWS",
+];
 
 /// The history window variable.
 pub const HISTORY_DAYS: &str = "CHURN_HISTORY_DAYS";
@@ -114,6 +132,7 @@ impl Default for ServiceConfig {
             threads: None,
             train_max_rows: None,
             history: HistoryWindow::default(),
+            check: CheckThresholds::default(),
         }
     }
 }
@@ -185,6 +204,7 @@ impl ServiceConfig {
                 Some(v) => history_days(&v)?,
                 None => d.history,
             },
+            check: check_thresholds(&get)?,
         })
     }
 }
@@ -479,6 +499,47 @@ pub fn row_cap(value: &str) -> std::result::Result<usize, String> {
         .build()
         .map(|c| c.max_rows)
         .map_err(|e| e.to_string())
+}
+
+/// The snapshot check's limits from [`CHECK_VARIABLES`]; an invalid
+/// combination is blamed on the first variable set.
+fn check_thresholds(get: &dyn Fn(&str) -> Option<String>) -> Result<CheckThresholds> {
+    let mut b = CheckThresholds::builder();
+    let mut first_set: Option<(&'static str, String)> = None;
+    for name in CHECK_VARIABLES {
+        let Some(v) = get(name) else { continue };
+        first_set.get_or_insert((name, v.clone()));
+        b = if name == "CHURN_CHECK_MIN_ROWS" {
+            let n: u64 = v
+                .trim()
+                .parse()
+                .map_err(|_| config_error(name, &v, "expected a whole number of rows"))?;
+            b.min_rows(n)
+        } else {
+            let x: f64 = v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|x: &f64| x.is_finite() && *x >= 0.0)
+                .filter(|x| !name.contains("_MAX_") || *x <= 1.0)
+                .ok_or_else(|| match name.contains("_MAX_") {
+                    true => config_error(name, &v, "expected a share between 0 and 1"),
+                    false => config_error(name, &v, "expected a non-negative number"),
+                })?;
+            match name {
+                "CHURN_CHECK_PSI_WARN" => b.psi_warn(x),
+                "CHURN_CHECK_PSI_ALERT" => b.psi_alert(x),
+                "CHURN_CHECK_PSI_REFUSE" => b.psi_refuse(x),
+                "CHURN_CHECK_MAX_MISSING_RISE" => b.max_missing_rise(x),
+                "CHURN_CHECK_MAX_OUT_OF_RANGE" => b.max_out_of_range(x),
+                _ => b.max_invalid_share(x),
+            }
+        };
+    }
+    b.build().map_err(|e| match first_set {
+        Some((name, v)) => config_error(name, &v, e.to_string()),
+        None => config_error(CHECK_VARIABLES[0], "", e.to_string()),
+    })
 }
 
 fn history_days(value: &str) -> Result<HistoryWindow> {
@@ -786,6 +847,30 @@ mod tests {
                 "0.2",
                 "CHURN_BAND_MEDIUM_SHARE is also set",
             ),
+            (
+                &[("CHURN_CHECK_MAX_INVALID_SHARE", "1.5")],
+                "CHURN_CHECK_MAX_INVALID_SHARE",
+                "1.5",
+                "share between 0 and 1",
+            ),
+            (
+                &[("CHURN_CHECK_PSI_ALERT", "-1")],
+                "CHURN_CHECK_PSI_ALERT",
+                "-1",
+                "non-negative",
+            ),
+            (
+                &[("CHURN_CHECK_PSI_WARN", "0.5")],
+                "CHURN_CHECK_PSI_WARN",
+                "0.5",
+                "psi_warn <= psi_alert",
+            ),
+            (
+                &[("CHURN_CHECK_MIN_ROWS", "ten")],
+                "CHURN_CHECK_MIN_ROWS",
+                "ten",
+                "whole number",
+            ),
         ];
         for (pairs, var, val, needle) in cases {
             match cfg(pairs) {
@@ -821,8 +906,28 @@ mod tests {
             ("CHURN_WRITE_DEADLINE_SECS", "5"),
             ("CHURN_BAND_HIGH_SHARE", "0.05"),
             ("CHURN_BAND_MEDIUM_SHARE", "0.15"),
+            ("CHURN_CHECK_PSI_WARN", "0.05"),
+            ("CHURN_CHECK_PSI_ALERT", "0.2"),
+            ("CHURN_CHECK_PSI_REFUSE", "2"),
+            ("CHURN_CHECK_MAX_MISSING_RISE", "0.3"),
+            ("CHURN_CHECK_MAX_OUT_OF_RANGE", "0.4"),
+            ("CHURN_CHECK_MAX_INVALID_SHARE", "0.01"),
+            ("CHURN_CHECK_MIN_ROWS", "1000"),
         ])
         .unwrap();
+        assert_eq!(
+            c.check,
+            CheckThresholds::builder()
+                .psi_warn(0.05)
+                .psi_alert(0.2)
+                .psi_refuse(2.0)
+                .max_missing_rise(0.3)
+                .max_out_of_range(0.4)
+                .max_invalid_share(0.01)
+                .min_rows(1000)
+                .build()
+                .unwrap()
+        );
         assert_eq!(
             c.bands,
             BandPolicy::Quantile {

@@ -14,6 +14,8 @@
 //!   window and trend (`history`); list query, sort key and summary (`query`);
 //!   DynamoDB and SQLite adapters.
 //! - [`model_store`]: `ModelStore` port; S3 and directory adapters; `ModelCache`.
+//! - [`run_record`]: what a rescore run leaves (counts, snapshot check, refused/forced), outcomes reports.
+//! - [`run_store`]: `RunStore` port; SQLite (the flag file) and object (S3, directory) adapters.
 //! - [`handlers`]: train, score API, rescore, score-to-file handlers (plain async functions).
 //! - [`services`]: adapters and AWS clients built from `ServiceConfig`.
 //! - [`metrics`]: one CloudWatch EMF document per Lambda invocation.
@@ -32,6 +34,8 @@ pub mod handlers;
 pub mod metrics;
 pub mod model_store;
 pub mod retry;
+pub mod run_record;
+pub mod run_store;
 pub mod services;
 #[cfg(feature = "test-support")]
 pub mod test_support;

@@ -99,6 +99,13 @@ pub trait ModelObjects: Send + Sync {
     /// # Errors
     /// [`Error::Storage`] on backend failure.
     async fn list_artifacts(&self) -> Result<Vec<(String, Option<OffsetDateTime>)>>;
+
+    /// Every key under `prefix` (a folder: `runs/`), at any depth, with
+    /// its storage time when known; in no particular order.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] on backend failure.
+    async fn list_keys(&self, prefix: &str) -> Result<Vec<(String, Option<OffsetDateTime>)>>;
 }
 
 /// Storage of model artifacts and of which one is promoted.

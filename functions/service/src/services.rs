@@ -11,6 +11,7 @@ use crate::features::FeatureSources;
 use crate::flag_store::{DynamoFlagStore, FlagStore, SqliteFlagStore};
 use crate::handlers::model::ScoringModel;
 use crate::model_store::{DirModelStore, ModelCache, ModelStore, S3ModelStore};
+use crate::run_store::{ObjectRunStore, RunStore};
 use std::sync::Arc;
 use tokio::sync::OnceCell;
 
@@ -19,6 +20,9 @@ pub struct Services {
     pub config: ServiceConfig,
     pub models: Arc<dyn ModelStore>,
     pub flags: Arc<dyn FlagStore>,
+    /// Run records and outcomes reports: the SQLite flag file locally, the
+    /// model bucket (or directory) otherwise.
+    pub runs: Arc<dyn RunStore>,
     /// The promoted model, re-checked every `config.model_refresh`.
     pub cache: ModelCache<ScoringModel>,
     /// Feature tables (local paths and `s3://`), sharing the SDK configuration.
@@ -54,29 +58,31 @@ impl Services {
                 ))
             }
         };
-        let flags: Arc<dyn FlagStore> = match &config.flags {
+        let (flags, runs): (Arc<dyn FlagStore>, Arc<dyn RunStore>) = match &config.flags {
             FlagsLocation::Sqlite(path) => {
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                     std::fs::create_dir_all(parent)
                         .map_err(|e| Error::storage("sqlite", "create directory", e))?;
                 }
-                Arc::new(
+                let store = Arc::new(
                     SqliteFlagStore::open(path, config.risk_list_shards)
                         .await?
                         .with_history(config.history),
-                )
+                );
+                (store.clone(), store)
             }
             FlagsLocation::DynamoDb { table } => {
                 let sdk = sdk.get_or_init(load_sdk_config).await;
                 let client = aws_sdk_dynamodb::Client::new(sdk);
-                Arc::new(
+                let flags = Arc::new(
                     DynamoFlagStore::new(client, table.clone(), config.risk_list_shards)
                         .with_strategy(config.flag_writes)
                         .with_history(config.history),
-                )
+                );
+                (flags, object_runs(&config.models, sdk))
             }
         };
-        Ok(Services::new(config, models, flags, sdk))
+        Ok(Services::new(config, models, flags, runs, sdk))
     }
 
     /// Wires given adapters (tests, or callers that built their own clients).
@@ -84,8 +90,9 @@ impl Services {
         config: ServiceConfig,
         models: Arc<dyn ModelStore>,
         flags: Arc<dyn FlagStore>,
+        runs: Arc<dyn RunStore>,
     ) -> Services {
-        Services::new(config, models, flags, Arc::new(OnceCell::new()))
+        Services::new(config, models, flags, runs, Arc::new(OnceCell::new()))
     }
 
     /// Uses `client` for `s3://` feature sources (tests point it at moto).
@@ -98,6 +105,7 @@ impl Services {
         config: ServiceConfig,
         models: Arc<dyn ModelStore>,
         flags: Arc<dyn FlagStore>,
+        runs: Arc<dyn RunStore>,
         sdk: Arc<OnceCell<aws_config::SdkConfig>>,
     ) -> Services {
         let cache = ModelCache::new(models.clone(), config.model_refresh, ScoringModel::load);
@@ -105,8 +113,22 @@ impl Services {
             config,
             models,
             flags,
+            runs,
             cache,
             sources: FeatureSources::sharing_sdk(sdk),
         }
     }
+}
+
+/// The run store beside the models when flags are not in SQLite: the
+/// model bucket's root (`runs/`, `outcomes/` next to the models' prefix),
+/// or the models directory.
+fn object_runs(models: &ModelsLocation, sdk: &aws_config::SdkConfig) -> Arc<dyn RunStore> {
+    let objects: Arc<dyn crate::model_store::ModelObjects> = match models {
+        ModelsLocation::Dir(dir) => Arc::new(DirModelStore::new(dir.clone())),
+        ModelsLocation::S3 { bucket, .. } => {
+            Arc::new(S3ModelStore::new(s3_client(sdk), bucket.clone(), ""))
+        }
+    };
+    Arc::new(ObjectRunStore::new(objects))
 }

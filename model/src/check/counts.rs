@@ -11,8 +11,9 @@ use crate::table::Table;
 use crate::RiskBand;
 use serde::{Deserialize, Serialize};
 
-/// Counts of one snapshot (or part of one) against one model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Counts of one snapshot (or part of one) against one model (the
+/// default: of no rows, for no model).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotCounts {
     pub model_id: String,
     /// Data rows read.

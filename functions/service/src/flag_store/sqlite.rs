@@ -45,6 +45,21 @@ CREATE TABLE IF NOT EXISTS flag_history (
     model_id          TEXT NOT NULL,
     PRIMARY KEY (customer_id, scored_at)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+  run_id     TEXT PRIMARY KEY,
+  started_at TEXT NOT NULL,
+  record     TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS run_shards (
+  run_id TEXT NOT NULL,
+  shard  TEXT NOT NULL,
+  record TEXT NOT NULL,
+  PRIMARY KEY (run_id, shard)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outcome_reports (
+  name   TEXT PRIMARY KEY,
+  record TEXT NOT NULL
+) WITHOUT ROWID;
 ";
 
 /// Columns added after the first release: a file written by an older build
@@ -155,7 +170,7 @@ impl SqliteFlagStore {
     }
 
     /// Runs `f` with the connection on the blocking pool.
-    async fn with_conn<T: Send + 'static>(
+    pub(crate) async fn with_conn<T: Send + 'static>(
         &self,
         operation: &'static str,
         f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,

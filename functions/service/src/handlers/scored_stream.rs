@@ -19,10 +19,17 @@
 //! first chunk (before the caller writes anything); a value that does not
 //! parse (a renewal date that is no `YYYY-MM-DD`) is null for its row, which
 //! is still scored, and counted per column ([`AttributeWarning`]).
+//!
+//! Every stream also gathers the snapshot check's counts
+//! ([`SnapshotCounts`]: feature bins, missing and out-of-range values,
+//! invalid rows, scores), so the check sees exactly the rows the run
+//! scores; a stream opened [`without_reasons`](ScoredStream::without_reasons)
+//! does only that (the check's own pass).
 
 use crate::features::{FeatureSources, FeatureUri, ReadOptions};
 use crate::handlers::error::HandlerError;
 use crate::handlers::model::ScoringModel;
+use churn_model::check::SnapshotCounts;
 use churn_model::preprocess::FeaturePrep;
 use churn_model::{AttributeColumns, AttributeRole, Attributes, ColumnValues, Score};
 use serde::{Deserialize, Serialize};
@@ -134,6 +141,8 @@ pub struct StreamTotals {
     pub notes: Vec<String>,
     /// Attribute values that did not parse, per column (role order).
     pub attribute_warnings: Vec<AttributeWarning>,
+    /// What the snapshot check needs of the rows read.
+    pub counts: SnapshotCounts,
 }
 
 /// A feature source being scored chunk by chunk.
@@ -149,6 +158,9 @@ pub struct ScoredStream<'m> {
     /// The attribute columns read (empty when not asked for).
     attributes: AttributeColumns,
     attribute_warnings: AttributeWarnings,
+    counts: SnapshotCounts,
+    /// Build each scored row's reasons (off for the check's own pass).
+    reasons: bool,
 }
 
 impl<'m> ScoredStream<'m> {
@@ -198,7 +210,21 @@ impl<'m> ScoredStream<'m> {
             notes: Vec::new(),
             attributes,
             attribute_warnings: AttributeWarnings::default(),
+            counts: SnapshotCounts::new(&model.artifact),
+            reasons: true,
         })
+    }
+
+    /// Scores without building reasons: the rows' scores and the check's
+    /// counts only.
+    pub fn without_reasons(mut self) -> Self {
+        self.reasons = false;
+        self
+    }
+
+    /// The snapshot check's counts so far.
+    pub fn counts(&self) -> &SnapshotCounts {
+        &self.counts
     }
 
     /// Scores the next chunk, `None` at the end.
@@ -250,6 +276,10 @@ impl<'m> ScoredStream<'m> {
                 self.model.artifact.model_id()
             )));
         }
+        let failed_before = self.failed.count;
+        self.counts.add_table(&self.model.scorer, table, |i| {
+            !bad.contains(&table.row_number(i))
+        });
         let mut scored = Vec::with_capacity(n);
         for (i, outcome) in self.score_rows(table, ids, &bad).into_iter().enumerate() {
             let row = table.row_number(i);
@@ -265,10 +295,14 @@ impl<'m> ScoredStream<'m> {
                     for bad in &invalid {
                         self.attribute_warnings.push(bad, row);
                     }
+                    let s = &row_scored.score;
+                    self.counts.add_score(s.churn_probability, s.risk_band);
                     scored.push(row_scored);
                 }
             }
         }
+        let invalid = self.failed.count - failed_before;
+        self.counts.add_rows(n as u64, invalid as u64);
         Ok(Some(ScoredChunk { rows: n, scored }))
     }
 
@@ -309,7 +343,11 @@ impl<'m> ScoredStream<'m> {
                     churn_probability: c.churn_probability,
                     logit: c.logit,
                     risk_band: c.risk_band,
-                    reasons: scorer.reasons(table, i, c),
+                    reasons: if self.reasons {
+                        scorer.reasons(table, i, c)
+                    } else {
+                        Vec::new()
+                    },
                     out_of_range: c.out_of_range,
                 };
                 let (attributes, invalid) = attributes.row(i);
@@ -342,6 +380,7 @@ impl<'m> ScoredStream<'m> {
             out_of_range_rows: self.out_of_range_rows,
             notes: self.notes,
             attribute_warnings: self.attribute_warnings.0.into_values().collect(),
+            counts: self.counts,
         }
     }
 }

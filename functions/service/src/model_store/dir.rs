@@ -115,6 +115,45 @@ impl ModelObjects for DirModelStore {
         .await
     }
 
+    async fn list_keys(&self, prefix: &str) -> Result<Vec<(String, Option<OffsetDateTime>)>> {
+        let root = self.root.clone();
+        let start = self.path(prefix.trim_end_matches('/'));
+        blocking("list", move || {
+            let mut out = Vec::new();
+            let mut dirs = vec![start];
+            while let Some(dir) = dirs.pop() {
+                let entries = match std::fs::read_dir(&dir) {
+                    Ok(e) => e,
+                    Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                    Err(e) => return Err(io_error("list", &dir, e)),
+                };
+                for entry in entries {
+                    let entry = entry.map_err(|e| io_error("list", &dir, e))?;
+                    let path = entry.path();
+                    // Temporary files of writes in flight start with a dot.
+                    if entry.file_name().to_string_lossy().starts_with('.') {
+                        continue;
+                    }
+                    let meta = entry.metadata().map_err(|e| io_error("list", &path, e))?;
+                    if meta.is_dir() {
+                        dirs.push(path);
+                        continue;
+                    }
+                    let Ok(rel) = path.strip_prefix(&root) else {
+                        continue;
+                    };
+                    let key: Vec<String> = rel
+                        .components()
+                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                        .collect();
+                    out.push((key.join("/"), meta.modified().ok().map(OffsetDateTime::from)));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn list_artifacts(&self) -> Result<Vec<(String, Option<OffsetDateTime>)>> {
         let root = self.root.clone();
         blocking("list", move || {

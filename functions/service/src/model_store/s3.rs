@@ -130,13 +130,26 @@ impl ModelObjects for S3ModelStore {
     }
 
     async fn list_artifacts(&self) -> Result<Vec<(String, Option<OffsetDateTime>)>> {
-        let prefix = self.key("");
+        let keys = self.list_keys("").await?;
+        Ok(keys
+            .into_iter()
+            .filter_map(|(key, at)| {
+                let model_id = key.strip_suffix("/model.json")?;
+                super::validate_model_id(model_id).ok()?;
+                Some((model_id.to_string(), at))
+            })
+            .collect())
+    }
+
+    async fn list_keys(&self, prefix: &str) -> Result<Vec<(String, Option<OffsetDateTime>)>> {
+        let root = self.key("");
+        let full = self.key(prefix);
         let mut out = Vec::new();
         let mut pages = self
             .client
             .list_objects_v2()
             .bucket(&self.bucket)
-            .prefix(&prefix)
+            .prefix(&full)
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
@@ -144,24 +157,18 @@ impl ModelObjects for S3ModelStore {
                 Error::storage_at(
                     BACKEND,
                     "list_objects_v2",
-                    format!("s3://{}/{prefix}", self.bucket),
+                    format!("s3://{}/{full}", self.bucket),
                     e,
                 )
             })?;
             for object in page.contents() {
-                let Some(rest) = object.key().and_then(|k| k.strip_prefix(&prefix)) else {
+                let Some(key) = object.key().and_then(|k| k.strip_prefix(&root)) else {
                     continue;
                 };
-                let Some(model_id) = rest.strip_suffix("/model.json") else {
-                    continue;
-                };
-                if super::validate_model_id(model_id).is_err() {
-                    continue;
-                }
                 let stored_at = object
                     .last_modified()
                     .and_then(|t| OffsetDateTime::from_unix_timestamp(t.secs()).ok());
-                out.push((model_id.to_string(), stored_at));
+                out.push((key.to_string(), stored_at));
             }
         }
         Ok(out)

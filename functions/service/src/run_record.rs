@@ -1,0 +1,196 @@
+//! What a rescore run leaves behind ([`RunRecord`]: its counts, the
+//! snapshot check with per-feature figures, whether it was refused or
+//! forced) and the stored outcomes report ([`OutcomesRecord`]).
+//!
+//! Run ids are safe path segments (they name `runs/<run_id>.json` objects
+//! and files): a CLI run gets `run-<UTC time>-<random hex>`, a Lambda run
+//! the `run_id` its event carries (the state machine's execution name) or
+//! else its request id.
+
+use churn_model::check::{CheckReport, CheckStatus, SnapshotCounts};
+use churn_model::outcomes::OutcomesReport;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Longest run id (a Step Functions execution name is at most 80).
+pub const MAX_RUN_ID_CHARS: usize = 80;
+
+/// A new run id: `run-20261201T041500Z-3f9a1c`, which sorts by start time.
+pub fn new_run_id(now: OffsetDateTime) -> String {
+    let t = now.to_offset(time::UtcOffset::UTC);
+    format!(
+        "run-{:04}{:02}{:02}T{:02}{:02}{:02}Z-{:06x}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        rand::random::<u32>() & 0xff_ffff
+    )
+}
+
+/// The one check of a run id: 1 to [`MAX_RUN_ID_CHARS`] ASCII letters,
+/// digits, `-`, `_` or `.`, not starting with `.`.
+///
+/// # Errors
+/// A message saying what is wrong.
+pub fn validate_run_id(run_id: &str) -> Result<(), String> {
+    let ok = !run_id.is_empty()
+        && run_id.len() <= MAX_RUN_ID_CHARS
+        && !run_id.starts_with('.')
+        && run_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "run id {run_id:?} must be 1 to {MAX_RUN_ID_CHARS} letters, digits, '-', '_' or '.'"
+        ))
+    }
+}
+
+/// What a run did to the flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunCounts {
+    /// Data rows read.
+    pub rows: u64,
+    pub scored: u64,
+    /// Rows that failed validation (not scored).
+    pub failed_rows: u64,
+    pub written: u64,
+    pub skipped_unchanged: u64,
+    pub stale_rejected: u64,
+    pub newly_at_risk: u64,
+    pub write_failures: u64,
+    pub out_of_range_rows: u64,
+}
+
+impl RunCounts {
+    /// Adds `other` (another shard of the run).
+    pub fn add(&mut self, other: &RunCounts) {
+        self.rows += other.rows;
+        self.scored += other.scored;
+        self.failed_rows += other.failed_rows;
+        self.written += other.written;
+        self.skipped_unchanged += other.skipped_unchanged;
+        self.stale_rejected += other.stale_rejected;
+        self.newly_at_risk += other.newly_at_risk;
+        self.write_failures += other.write_failures;
+        self.out_of_range_rows += other.out_of_range_rows;
+    }
+}
+
+/// The shards of a Distributed Map run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardsSummary {
+    pub shards: usize,
+    /// Shards refused by their check (nothing of theirs was written).
+    pub refused: usize,
+    /// Shards whose refusal was overridden.
+    pub forced: usize,
+    /// The snapshots of the refused shards.
+    pub refused_snapshots: Vec<String>,
+}
+
+/// One rescore run (or one shard of one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    #[serde(with = "crate::timestamp::serde_rfc3339")]
+    pub started_at: OffsetDateTime,
+    #[serde(with = "crate::timestamp::serde_rfc3339")]
+    pub finished_at: OffsetDateTime,
+    /// The `scored_at` of the run's flags.
+    #[serde(with = "crate::timestamp::serde_rfc3339")]
+    pub as_of: OffsetDateTime,
+    pub snapshot: String,
+    pub model_id: String,
+    /// The check's verdict (of all shards together for a sharded run).
+    pub status: CheckStatus,
+    /// Nothing was written because of the check (for a sharded run: some
+    /// shard's rows were not).
+    pub refused: bool,
+    /// A refusal was overridden (`--force`, `"force": true`).
+    pub forced: bool,
+    pub counts: RunCounts,
+    pub check: CheckReport,
+    /// What the check counted, kept so shards can be merged.
+    pub snapshot_counts: SnapshotCounts,
+    /// A sharded run's shards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<ShardsSummary>,
+}
+
+/// A run as listed: the record without the per-feature figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub run_id: String,
+    #[serde(with = "crate::timestamp::serde_rfc3339")]
+    pub started_at: OffsetDateTime,
+    #[serde(with = "crate::timestamp::serde_rfc3339")]
+    pub finished_at: OffsetDateTime,
+    #[serde(with = "crate::timestamp::serde_rfc3339")]
+    pub as_of: OffsetDateTime,
+    pub snapshot: String,
+    pub model_id: String,
+    pub status: CheckStatus,
+    pub refused: bool,
+    pub forced: bool,
+    pub counts: RunCounts,
+    /// The largest feature PSI of the check.
+    pub max_psi: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<ShardsSummary>,
+}
+
+impl RunRecord {
+    /// The record as listed.
+    pub fn summary(&self) -> RunSummary {
+        RunSummary {
+            run_id: self.run_id.clone(),
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            as_of: self.as_of,
+            snapshot: self.snapshot.clone(),
+            model_id: self.model_id.clone(),
+            status: self.status,
+            refused: self.refused,
+            forced: self.forced,
+            counts: self.counts.clone(),
+            max_psi: self.check.max_psi(),
+            shards: self.shards.clone(),
+        }
+    }
+}
+
+/// A stored outcomes report: when and how it was computed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutcomesRecord {
+    #[serde(with = "crate::timestamp::serde_rfc3339")]
+    pub computed_at: OffsetDateTime,
+    /// Where the outcomes came from.
+    pub source: String,
+    pub horizon_days: u32,
+    #[serde(flatten)]
+    pub report: OutcomesReport,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_are_safe_path_segments_and_sort_by_time() {
+        let t = time::macros::datetime!(2026-12-01 04:15:00 UTC);
+        let id = new_run_id(t);
+        assert!(id.starts_with("run-20261201T041500Z-"), "{id}");
+        assert_eq!(validate_run_id(&id), Ok(()));
+        assert!(new_run_id(t + time::Duration::hours(1)) > id);
+        for bad in ["", "../x", "a/b", ".hidden", "a b", &"x".repeat(81)] {
+            assert!(validate_run_id(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(validate_run_id("3f0c-aa_1.2"), Ok(()));
+    }
+}

@@ -1,0 +1,96 @@
+//! [`RunStore`]: where run records and outcomes reports are kept.
+//!
+//! Two adapters, one contract (tests/storage/run_contract.rs runs the same
+//! suite against both): locally the flag store's SQLite file
+//! ([`SqliteFlagStore`](crate::flag_store::sqlite::SqliteFlagStore), tables
+//! `runs`, `run_shards`, `outcome_reports`); on AWS objects in the model
+//! bucket ([`ObjectRunStore`]: `runs/<run_id>.json`,
+//! `runs/<run_id>/shards/<shard>.json`, `outcomes/<model_id>.json`,
+//! `outcomes/latest.json`), or in a models directory when flags are on
+//! DynamoDB but models local.
+//!
+//! # Layout
+//! - `objects`: [`ObjectRunStore`], over any [`ModelObjects`](crate::model_store::ModelObjects).
+//! - `sqlite`: the SQLite adapter, on the flag store's connection.
+
+mod objects;
+mod sqlite;
+
+pub use objects::ObjectRunStore;
+
+use crate::error::Result;
+use crate::run_record::{OutcomesRecord, RunRecord};
+use async_trait::async_trait;
+
+/// Most runs a listing returns.
+pub const MAX_LISTED_RUNS: usize = 500;
+
+/// Storage of run records and outcomes reports.
+#[async_trait]
+pub trait RunStore: Send + Sync {
+    /// Stores (replacing) a run's record.
+    ///
+    /// # Errors
+    /// [`crate::Error::Storage`] on backend failure.
+    async fn put_run(&self, run: &RunRecord) -> Result<()>;
+
+    /// A run's record, `None` when unknown.
+    ///
+    /// # Errors
+    /// [`crate::Error::Storage`] on backend failure; [`crate::Error::Corrupt`]
+    /// for a record that does not parse.
+    async fn run(&self, run_id: &str) -> Result<Option<RunRecord>>;
+
+    /// The `limit` (at most [`MAX_LISTED_RUNS`]) most recently started
+    /// runs, newest first (shards are not runs).
+    ///
+    /// # Errors
+    /// As [`RunStore::run`].
+    async fn runs(&self, limit: usize) -> Result<Vec<RunRecord>>;
+
+    /// Stores (replacing) the record of shard `shard` of run `run_id`.
+    ///
+    /// # Errors
+    /// As [`RunStore::put_run`].
+    async fn put_shard(&self, run_id: &str, shard: &str, record: &RunRecord) -> Result<()>;
+
+    /// Every stored shard record of run `run_id`, by shard name.
+    ///
+    /// # Errors
+    /// As [`RunStore::run`].
+    async fn shards(&self, run_id: &str) -> Result<Vec<RunRecord>>;
+
+    /// Stores an outcomes report as the latest, and as the latest of each
+    /// model it covers.
+    ///
+    /// # Errors
+    /// As [`RunStore::put_run`].
+    async fn put_outcomes(&self, record: &OutcomesRecord) -> Result<()>;
+
+    /// The latest outcomes report (with `model_id`: the latest covering
+    /// that model), `None` when there is none.
+    ///
+    /// # Errors
+    /// As [`RunStore::run`].
+    async fn outcomes(&self, model_id: Option<&str>) -> Result<Option<OutcomesRecord>>;
+}
+
+/// The shard name of a shard's snapshot: 16 hex digits of its SHA-256, a
+/// safe key whatever the snapshot's name.
+pub fn shard_name(snapshot: &str) -> String {
+    crate::model_store::sha256_hex(snapshot.as_bytes())[..16].to_string()
+}
+
+/// Parses a stored JSON record.
+fn decode<T: serde::de::DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| crate::Error::Corrupt {
+        what,
+        message: e.to_string(),
+    })
+}
+
+/// A record as stored.
+fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // Records are plain structs of strings and numbers.
+    serde_json::to_vec(value).unwrap_or_default()
+}

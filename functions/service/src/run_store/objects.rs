@@ -1,0 +1,133 @@
+//! [`ObjectRunStore`]: run records and outcomes reports as JSON objects
+//! (S3 on AWS, files in a directory otherwise).
+
+use super::{decode, encode, RunStore, MAX_LISTED_RUNS};
+use crate::error::Result;
+use crate::model_store::ModelObjects;
+use crate::run_record::{validate_run_id, OutcomesRecord, RunRecord};
+use async_trait::async_trait;
+use std::sync::Arc;
+
+/// Records under `runs/` and `outcomes/` of an object store.
+#[derive(Clone)]
+pub struct ObjectRunStore {
+    objects: Arc<dyn ModelObjects>,
+}
+
+impl std::fmt::Debug for ObjectRunStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectRunStore").finish_non_exhaustive()
+    }
+}
+
+impl ObjectRunStore {
+    /// Records in `objects` (for S3: a store at the bucket's root, so
+    /// `runs/` sits beside the models' prefix).
+    pub fn new(objects: Arc<dyn ModelObjects>) -> Self {
+        ObjectRunStore { objects }
+    }
+}
+
+fn run_key(run_id: &str) -> String {
+    format!("runs/{run_id}.json")
+}
+
+fn outcomes_key(name: &str) -> String {
+    format!("outcomes/{name}.json")
+}
+
+#[async_trait]
+impl RunStore for ObjectRunStore {
+    async fn put_run(&self, run: &RunRecord) -> Result<()> {
+        self.objects
+            .put_object(&run_key(&run.run_id), encode(run))
+            .await
+    }
+
+    async fn run(&self, run_id: &str) -> Result<Option<RunRecord>> {
+        // Keys are built from ids: an unsafe one names no record.
+        if validate_run_id(run_id).is_err() {
+            return Ok(None);
+        }
+        match self.objects.get_object(&run_key(run_id)).await? {
+            Some(bytes) => Ok(Some(decode("run record", &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn runs(&self, limit: usize) -> Result<Vec<RunRecord>> {
+        // Records directly under runs/ (shards are a level deeper); the
+        // newest first by the record's own start time, read from the most
+        // recently stored objects.
+        let mut keys: Vec<_> = self
+            .objects
+            .list_keys("runs/")
+            .await?
+            .into_iter()
+            .filter(|(k, _)| k.ends_with(".json") && k.matches('/').count() == 1)
+            .collect();
+        keys.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.cmp(&a.0)));
+        let mut out = Vec::new();
+        for (key, _) in keys.into_iter().take(limit.min(MAX_LISTED_RUNS)) {
+            if let Some(bytes) = self.objects.get_object(&key).await? {
+                out.push(decode::<RunRecord>("run record", &bytes)?);
+            }
+        }
+        out.sort_by(|a, b| {
+            b.started_at
+                .cmp(&a.started_at)
+                .then_with(|| b.run_id.cmp(&a.run_id))
+        });
+        Ok(out)
+    }
+
+    async fn put_shard(&self, run_id: &str, shard: &str, record: &RunRecord) -> Result<()> {
+        let key = format!("runs/{run_id}/shards/{shard}.json");
+        self.objects.put_object(&key, encode(record)).await
+    }
+
+    async fn shards(&self, run_id: &str) -> Result<Vec<RunRecord>> {
+        if validate_run_id(run_id).is_err() {
+            return Ok(Vec::new());
+        }
+        let mut keys: Vec<String> = self
+            .objects
+            .list_keys(&format!("runs/{run_id}/shards/"))
+            .await?
+            .into_iter()
+            .map(|(k, _)| k)
+            .filter(|k| k.ends_with(".json"))
+            .collect();
+        keys.sort();
+        let mut out = Vec::new();
+        for key in keys {
+            if let Some(bytes) = self.objects.get_object(&key).await? {
+                out.push(decode("shard record", &bytes)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn put_outcomes(&self, record: &OutcomesRecord) -> Result<()> {
+        let bytes = encode(record);
+        for model_id in record.report.by_model.keys() {
+            self.objects
+                .put_object(&outcomes_key(model_id), bytes.clone())
+                .await?;
+        }
+        self.objects
+            .put_object(&outcomes_key("latest"), bytes)
+            .await
+    }
+
+    async fn outcomes(&self, model_id: Option<&str>) -> Result<Option<OutcomesRecord>> {
+        if model_id.is_some_and(|m| crate::model_store::validate_model_id(m).is_err()) {
+            return Ok(None);
+        }
+        let key = outcomes_key(model_id.unwrap_or("latest"));
+        match self.objects.get_object(&key).await? {
+            Some(bytes) => Ok(Some(decode("outcomes report", &bytes)?)),
+            None => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! The SQLite [`RunStore`]: run records and outcomes reports in the flag
+//! store's database file (tables `runs`, `run_shards`, `outcome_reports`,
+//! created with the flag tables), so the local default keeps everything in
+//! one file.
+
+use super::{decode, encode, RunStore, MAX_LISTED_RUNS};
+use crate::error::{Error, Result};
+use crate::flag_store::sqlite::SqliteFlagStore;
+use crate::run_record::{OutcomesRecord, RunRecord};
+use crate::timestamp;
+use async_trait::async_trait;
+use rusqlite::{params, OptionalExtension};
+
+const BACKEND: &str = "sqlite";
+
+fn storage(operation: &'static str) -> impl Fn(rusqlite::Error) -> Error {
+    move |e| Error::storage(BACKEND, operation, e)
+}
+
+#[async_trait]
+impl RunStore for SqliteFlagStore {
+    async fn put_run(&self, run: &RunRecord) -> Result<()> {
+        let (id, started, record) = (
+            run.run_id.clone(),
+            timestamp::format(run.started_at),
+            String::from_utf8(encode(run)).unwrap_or_default(),
+        );
+        self.with_conn("put_run", move |conn| {
+            conn.execute(
+                "INSERT INTO runs (run_id, started_at, record) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(run_id) DO UPDATE SET started_at = ?2, record = ?3",
+                params![id, started, record],
+            )
+            .map(|_| ())
+            .map_err(storage("put_run"))
+        })
+        .await
+    }
+
+    async fn run(&self, run_id: &str) -> Result<Option<RunRecord>> {
+        let id = run_id.to_string();
+        let text: Option<String> = self
+            .with_conn("get_run", move |conn| {
+                conn.query_row("SELECT record FROM runs WHERE run_id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(storage("get_run"))
+            })
+            .await?;
+        text.map(|t| decode("run record", t.as_bytes())).transpose()
+    }
+
+    async fn runs(&self, limit: usize) -> Result<Vec<RunRecord>> {
+        let limit = limit.min(MAX_LISTED_RUNS) as i64;
+        let texts: Vec<String> = self
+            .with_conn("list_runs", move |conn| {
+                let mut stmt = conn
+                    .prepare(
+                        "SELECT record FROM runs ORDER BY started_at DESC, run_id DESC LIMIT ?1",
+                    )
+                    .map_err(storage("list_runs"))?;
+                let rows = stmt
+                    .query_map([limit], |r| r.get(0))
+                    .map_err(storage("list_runs"))?;
+                rows.collect::<rusqlite::Result<Vec<String>>>()
+                    .map_err(storage("list_runs"))
+            })
+            .await?;
+        texts
+            .iter()
+            .map(|t| decode("run record", t.as_bytes()))
+            .collect()
+    }
+
+    async fn put_shard(&self, run_id: &str, shard: &str, record: &RunRecord) -> Result<()> {
+        let (id, shard, text) = (
+            run_id.to_string(),
+            shard.to_string(),
+            String::from_utf8(encode(record)).unwrap_or_default(),
+        );
+        self.with_conn("put_shard", move |conn| {
+            conn.execute(
+                "INSERT INTO run_shards (run_id, shard, record) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(run_id, shard) DO UPDATE SET record = ?3",
+                params![id, shard, text],
+            )
+            .map(|_| ())
+            .map_err(storage("put_shard"))
+        })
+        .await
+    }
+
+    async fn shards(&self, run_id: &str) -> Result<Vec<RunRecord>> {
+        let id = run_id.to_string();
+        let texts: Vec<String> = self
+            .with_conn("list_shards", move |conn| {
+                let mut stmt = conn
+                    .prepare("SELECT record FROM run_shards WHERE run_id = ?1 ORDER BY shard")
+                    .map_err(storage("list_shards"))?;
+                let rows = stmt
+                    .query_map([id], |r| r.get(0))
+                    .map_err(storage("list_shards"))?;
+                rows.collect::<rusqlite::Result<Vec<String>>>()
+                    .map_err(storage("list_shards"))
+            })
+            .await?;
+        texts
+            .iter()
+            .map(|t| decode("shard record", t.as_bytes()))
+            .collect()
+    }
+
+    async fn put_outcomes(&self, record: &OutcomesRecord) -> Result<()> {
+        let text = String::from_utf8(encode(record)).unwrap_or_default();
+        let mut names: Vec<String> = record.report.by_model.keys().cloned().collect();
+        names.push("latest".into());
+        self.with_conn("put_outcomes", move |conn| {
+            let tx = conn.transaction().map_err(storage("put_outcomes"))?;
+            for name in &names {
+                tx.execute(
+                    "INSERT INTO outcome_reports (name, record) VALUES (?1, ?2)
+                     ON CONFLICT(name) DO UPDATE SET record = ?2",
+                    params![name, text],
+                )
+                .map_err(storage("put_outcomes"))?;
+            }
+            tx.commit().map_err(storage("put_outcomes"))
+        })
+        .await
+    }
+
+    async fn outcomes(&self, model_id: Option<&str>) -> Result<Option<OutcomesRecord>> {
+        let name = model_id.unwrap_or("latest").to_string();
+        let text: Option<String> = self
+            .with_conn("get_outcomes", move |conn| {
+                conn.query_row(
+                    "SELECT record FROM outcome_reports WHERE name = ?1",
+                    [name],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(storage("get_outcomes"))
+            })
+            .await?;
+        text.map(|t| decode("outcomes report", t.as_bytes()))
+            .transpose()
+    }
+}
