@@ -1,13 +1,22 @@
 """A small interpreter for the subset of Amazon States Language (JSONPath
 flavour) the rescore state machine uses, so tests can run its data flow:
 Pass / Task / Choice / Map / Succeed / Fail; Parameters, ItemSelector,
-ResultSelector, ResultPath, Catch; the intrinsics States.Format,
-States.StringToJson, States.JsonMerge, States.MathAdd. Tasks are answered by
-a callback (resource, parameters) -> result, or raise TaskFailed.
+ResultSelector, ResultPath, Catch (also inside a Map's ItemProcessor), Retry
+counts; Choice rules And / Or / Not, Numeric*, StringEquals, StringMatches,
+IsPresent, IsBoolean, IsString, IsNumeric, IsNull; the intrinsics
+States.Format, States.StringToJson, States.JsonToString, States.JsonMerge,
+States.MathAdd. Tasks are answered by a callback (resource, parameters) ->
+result, or raise TaskFailed.
 
-It is not a reimplementation of Step Functions: retries, timeouts and
+A Distributed Map runs each item as a child execution, as Step Functions
+does: its ItemSelector is evaluated with the parent's input and context (plus
+$$.Map.Item), the ItemProcessor's states with a context of their own (their
+$$.Execution is the child execution, not the parent).
+
+It is not a reimplementation of Step Functions: waits, timeouts and
 concurrency are not simulated. It checks that every path the definition
-reads exists at that point and that the states route as intended.
+reads exists at that point (a Choice rule other than IsPresent on a missing
+path fails, as States.Runtime does) and that the states route as intended.
 """
 
 from __future__ import annotations
@@ -95,6 +104,8 @@ def intrinsic(expr: str, data: Any, context: dict) -> Any:
         return out
     if name == "States.StringToJson":
         return json.loads(args[0])
+    if name == "States.JsonToString":
+        return json.dumps(args[0], separators=(",", ":"))
     if name == "States.JsonMerge":
         a, b, deep = args
         assert isinstance(a, dict) and isinstance(b, dict) and deep is False, expr
@@ -128,6 +139,13 @@ def _rule_matches(rule: dict, data: Any, context: dict) -> bool:
         return all(_rule_matches(r, data, context) for r in rule["And"])
     if "Not" in rule:
         return not _rule_matches(rule["Not"], data, context)
+    if "IsPresent" in rule:
+        try:
+            get_path(rule["Variable"], data, context)
+            present = True
+        except PathMissing:
+            present = False
+        return present == rule["IsPresent"]
     value = get_path(rule["Variable"], data, context)
     for op, ref in rule.items():
         if op in ("Variable", "Next"):
@@ -144,6 +162,14 @@ def _rule_matches(rule: dict, data: Any, context: dict) -> bool:
             return value == ref
         if op == "StringMatches":
             return isinstance(value, str) and fnmatch.fnmatchcase(value, ref)
+        if op == "IsBoolean":
+            return isinstance(value, bool) == ref
+        if op == "IsString":
+            return isinstance(value, str) == ref
+        if op == "IsNumeric":
+            return (isinstance(value, (int, float)) and not isinstance(value, bool)) == ref
+        if op == "IsNull":
+            return (value is None) == ref
         raise AssertionError(f"choice operator {op} not simulated")
     raise AssertionError(f"rule without operator: {rule}")
 
@@ -155,7 +181,7 @@ def run(machine: dict, data: Any, task: TaskHandler, context: dict | None = None
         trace: list | None = None) -> tuple[str, Any]:
     """Runs `machine` (a dict with StartAt/States) on `data`. Returns
     ("SUCCEEDED", output) or ("FAILED", {"Error": ..., "Cause": ...})."""
-    context = context if context is not None else {"Execution": {"Id": "arn:exec:1", "Input": data}}
+    context = context if context is not None else {"Execution": {"Id": "arn:exec:1", "Name": "exec-1", "Input": data}}
     trace = trace if trace is not None else []
     states, name = machine["States"], machine["StartAt"]
     for _ in range(1000):
@@ -230,10 +256,16 @@ def _run_map(st: dict, data: Any, task: TaskHandler, context: dict, trace: list)
         mc = get_path(st["MaxConcurrencyPath"], data, context)
         assert isinstance(mc, int) and mc >= 0, f"MaxConcurrencyPath must give an integer, got {mc!r}"
     proc = st.get("ItemProcessor") or st["Iterator"]
+    distributed = (proc.get("ProcessorConfig") or {}).get("Mode") == "DISTRIBUTED"
     results, failures = [], 0
     for i, item in enumerate(items):
         ctx = dict(context, Map={"Item": {"Index": i, "Value": item}})
         item_input = evaluate(st["ItemSelector"], data, ctx) if "ItemSelector" in st else item
+        if distributed:
+            # a child execution: its own id, name and input; nothing of the parent's context
+            parent = context["Execution"]
+            ctx = {"Execution": {"Id": f"{parent['Id']}/map-child-{i}", "Name": f"map-child-{i}",
+                                 "Input": item_input}}
         status, out = run(proc, item_input, task, ctx, trace)
         if status == "FAILED":
             failures += 1

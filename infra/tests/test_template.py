@@ -538,7 +538,7 @@ def test_kms_and_s3_grants_are_scoped(template):
             if any(a in ("s3:GetObject", "s3:PutObject") for a in acts):
                 for r in as_list(st["Resource"]):
                     sub = r["Fn::Sub"]
-                    assert re.fullmatch(r"\$\{DataBucket\.Arn\}/(models|snapshots)/\*", sub), \
+                    assert re.fullmatch(r"\$\{DataBucket\.Arn\}/(models|snapshots|runs|outcomes)/\*", sub), \
                         f"{rid} {st.get('Sid')}: object access must be scoped to a prefix, got {sub}"
             if "s3:ListBucket" in acts:
                 assert acts == ["s3:ListBucket"] and statement_targets(st) == {"DataBucket"} \
@@ -552,7 +552,9 @@ def test_score_cannot_write_models_and_train_cannot_touch_flags(template):
     score = allowed_actions(roles["churn-score"])
     train = allowed_actions(roles["churn-train"])
     rescore = allowed_actions(roles["churn-rescore"])
-    assert "s3:PutObject" not in score and "s3:PutObject" not in rescore
+    # score writes no object; rescore only its run records (test below)
+    assert "s3:PutObject" not in score
+    assert [st["Sid"] for st in rescore["s3:PutObject"]] == ["ReadWriteRunRecords"]
     assert not [a for a in train if a.startswith("dynamodb:")]
     assert "dynamodb:Query" not in rescore, "rescore does not serve risk lists"
     # Acknowledgements are the score API's: UpdateItem on the table only, and
@@ -568,6 +570,74 @@ def test_score_cannot_write_models_and_train_cannot_touch_flags(template):
     # a missing models/current.json must read as "no model" (404), not a storage failure (403)
     for name, acts in (("score", score), ("train", train), ("rescore", rescore)):
         assert "s3:ListBucket" in acts, f"churn-{name} reads models/current.json and needs s3:ListBucket"
+
+
+def object_grants(role) -> dict[str, set[str]]:
+    """s3:GetObject / s3:PutObject -> the `Fn::Sub` object ARNs granted."""
+    out: dict[str, set[str]] = {}
+    for st in role_statements(role):
+        for a in as_list(st["Action"]):
+            if a in ("s3:GetObject", "s3:PutObject"):
+                out.setdefault(a, set()).update(r["Fn::Sub"] for r in as_list(st["Resource"]))
+    return out
+
+
+def can_list(role, key: str) -> bool:
+    """Whether the role may list the data bucket with `s3:prefix` = `key`: an
+    unconditional ListBucket on the bucket, or one whose only condition is a
+    StringLike/StringEquals on s3:prefix that the key matches."""
+    import fnmatch
+
+    for st in role_statements(role):
+        if "s3:ListBucket" not in as_list(st["Action"]) or statement_targets(st) != {"DataBucket"}:
+            continue
+        cond = st.get("Condition")
+        if not cond:
+            return True
+        if set(cond) <= {"StringLike", "StringEquals"} and all(set(c) == {"s3:prefix"} for c in cond.values()):
+            for op, c in cond.items():
+                pats = as_list(c["s3:prefix"])
+                if any(fnmatch.fnmatchcase(key, p) if op == "StringLike" else key == p for p in pats):
+                    return True
+    return False
+
+
+OBJ = "${DataBucket.Arn}/"
+
+
+def test_run_records_and_outcome_reports_are_granted_narrowly(template):
+    """Run records (runs/): rescore reads and writes them (its only write),
+    score reads them (GET /v1/runs); outcome reports (outcomes/, written by
+    the CLI): score reads them, no function writes them. Both list runs/."""
+    roles = {template["Resources"][f]["Metadata"]["BuildProperties"]["Binary"]: template["Resources"][r]
+             for f, r in function_roles(template).items()}
+    rescore, score, train = (object_grants(roles[b]) for b in ("churn-rescore", "churn-score", "churn-train"))
+    assert rescore["s3:PutObject"] == {OBJ + "runs/*"}
+    assert rescore["s3:GetObject"] == {OBJ + "snapshots/*", OBJ + "models/*", OBJ + "runs/*"}
+    assert "s3:PutObject" not in score
+    assert score["s3:GetObject"] == {OBJ + "models/*", OBJ + "runs/*", OBJ + "outcomes/*"}
+    for action, arns in train.items():
+        assert not {OBJ + "runs/*", OBJ + "outcomes/*"} & arns, f"churn-train {action} on {arns}"
+    for binary in ("churn-rescore", "churn-score"):
+        assert can_list(roles[binary], "runs/"), f"{binary} cannot list runs/"
+        assert can_list(roles[binary], "runs/r-1/shards/"), f"{binary} cannot list a run's shards"
+    # writing into the SSE-KMS bucket needs a data key; reading only Decrypt
+    kms = {b: {a for st in role_statements(roles[b]) for a in as_list(st["Action"]) if a.startswith("kms:")}
+           for b in ("churn-rescore", "churn-score")}
+    assert kms["churn-rescore"] == {"kms:Decrypt", "kms:GenerateDataKey"}
+    assert kms["churn-score"] == {"kms:Decrypt"}
+
+
+def test_can_list_reads_prefix_conditions():
+    """The helper above: a prefix-limited ListBucket counts only for its prefix."""
+    bucket = {"Fn::GetAtt": ["DataBucket", "Arn"]}
+    limited = {"Properties": {"Policies": [{"PolicyDocument": {"Statement": [
+        {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket,
+         "Condition": {"StringLike": {"s3:prefix": ["snapshots/*"]}}}]}}]}}
+    assert can_list(limited, "snapshots/latest/") and not can_list(limited, "runs/")
+    open_ = {"Properties": {"Policies": [{"PolicyDocument": {"Statement": [
+        {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket}]}}]}}
+    assert can_list(open_, "runs/")
 
 
 # --------------------------------------------------------------------------
@@ -767,12 +837,28 @@ def test_rescore_state_machine_shards_the_snapshot(template):
     assert m["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
     assert m["ItemReader"]["Resource"] == "arn:aws:states:::s3:listObjectsV2"
     assert "MaxConcurrency" in m or "MaxConcurrencyPath" in m, "unbounded concurrency"
-    invokes = [s for s in states.values() if s.get("Resource") == "arn:aws:states:::lambda:invoke"]
-    assert len(invokes) == 2, "one direct invocation for small snapshots, one per shard"
-    for s in invokes:
+    invokes = {n: s for n, s in states.items() if s.get("Resource") == "arn:aws:states:::lambda:invoke"}
+    assert set(invokes) == {"RescoreWhole", "RescoreShard", "FinishRun"}, \
+        "one direct invocation for small snapshots, one per shard, one to finish a sharded run"
+    for s in invokes.values():
         assert s["Parameters"]["FunctionName"] == "${RescoreFunctionArn}"
-        assert set(s["Parameters"]["Payload"]) == {"snapshot.$"}, "rescore takes {\"snapshot\": \"s3://...\"}"
-        assert s["Parameters"]["Payload"]["snapshot.$"].startswith("States.Format('s3://${Bucket}/")
+    payloads = {n: s["Parameters"]["Payload"] for n, s in invokes.items()}
+    assert payloads["RescoreWhole"] == {
+        "snapshot.$": "States.Format('s3://${Bucket}/{}', $.config.prefix)",
+        "run_id.$": "$$.Execution.Name",
+        "force.$": "$.config.force",
+    }
+    # inside the map the item carries the run id and force (ItemSelector below)
+    assert payloads["RescoreShard"] == {
+        "snapshot.$": "States.Format('s3://${Bucket}/{}', $.key)",
+        "run_id.$": "$.run_id",
+        "force.$": "$.force",
+        "shard": True,
+    }
+    assert payloads["FinishRun"] == {"finish_run.$": "$$.Execution.Name"}
+    assert m["ItemSelector"]["run_id.$"] == "$$.Execution.Name"
+    assert m["ItemSelector"]["force.$"] == "$.config.force"
+    assert m["Next"] == "FinishRun" and invokes["FinishRun"]["Next"] == "RunVerdict"
     # failures reach the queue and end the execution as failed (the alarm's metric)
     assert any(s.get("Type") == "Fail" for s in states.values())
     alarms = resources(template, "AWS::CloudWatch::Alarm").values()
@@ -905,15 +991,65 @@ def substituted_definition(template) -> dict:
     return json.loads(text)
 
 
-class FakeAws:
-    """Answers the state machine's tasks; records what was asked."""
+RESCORE_ARN = "arn:aws:lambda:eu-west-1:123456789012:function:churn-risk-rescore"
 
-    def __init__(self, objects, fail_invocations=(), errors=None):
+
+class FakeAws:
+    """Answers the state machine's tasks; records what was asked.
+
+    The rescore function is modelled on its contract: a shard invocation
+    leaves a shard record under its run id (also when the snapshot check
+    refuses it, before the function fails with ChurnInputError "snapshot
+    refused: ..."), and {"finish_run": run_id} aggregates them."""
+
+    def __init__(self, objects, fail_invocations=(), errors=None, finish=None):
         self.objects = objects  # [(key, size)]
         self.fail = set(fail_invocations)
-        # snapshot -> errorTypes its invocations raise, one per attempt, in order
+        # snapshot (or "finish_run") -> what its invocations raise, one per
+        # attempt, in order: an errorType, or (errorType, errorMessage)
         self.errors = {k: list(v) for k, v in (errors or {}).items()}
+        # what finish_run answers; None: aggregate the shard records
+        self.finish = finish
         self.invocations, self.messages, self.listings, self.written = [], [], [], []
+        self.shard_records: dict[str, list[dict]] = {}
+
+    @property
+    def rescores(self):
+        return [p for p in self.invocations if "snapshot" in p]
+
+    @property
+    def finishes(self):
+        return [p for p in self.invocations if "finish_run" in p]
+
+    def _invoke(self, params):
+        assert params["FunctionName"] == RESCORE_ARN
+        payload = params["Payload"]
+        self.invocations.append(payload)
+        key = "finish_run" if "finish_run" in payload else payload["snapshot"]
+        if key in self.fail:
+            raise asl_sim.TaskFailed("RescoreError", "bad shard")
+        pending = self.errors.get(key)
+        if pending:
+            error = pending.pop(0)
+            etype, message = error if isinstance(error, tuple) else (error, "from the function")
+            if payload.get("shard") and message.startswith("snapshot refused:"):
+                self.shard_records.setdefault(payload["run_id"], []).append(
+                    {"snapshot": payload["snapshot"], "refused": True, "forced": False})
+            # Lambda's error payload, as Step Functions puts it in Cause
+            raise asl_sim.TaskFailed(etype, json.dumps({"errorType": etype, "errorMessage": message}))
+        if "finish_run" in payload:
+            if self.finish is not None:
+                return {"StatusCode": 200, "Payload": self.finish}
+            records = self.shard_records.get(payload["finish_run"], [])
+            refused = sum(r["refused"] for r in records)
+            return {"StatusCode": 200, "Payload": {
+                "run_id": payload["finish_run"], "status": "refuse" if refused else "ok",
+                "shards": len(records), "refused_shards": refused,
+                "forced": any(r["forced"] for r in records)}}
+        if payload.get("shard"):
+            self.shard_records.setdefault(payload["run_id"], []).append(
+                {"snapshot": payload["snapshot"], "refused": False, "forced": payload["force"]})
+        return {"StatusCode": 200, "Payload": {"scored": 10, "written": 1}}
 
     def __call__(self, resource, params):
         if resource == "arn:aws:states:::aws-sdk:s3:listObjectsV2":
@@ -925,13 +1061,7 @@ class FakeAws:
             return [{"Key": k, "Size": s, "Etag": "x", "StorageClass": "STANDARD"}
                     for k, s in self.objects if k.startswith(params["Prefix"])]
         if resource == "arn:aws:states:::lambda:invoke":
-            self.invocations.append(params["Payload"])
-            if params["Payload"]["snapshot"] in self.fail:
-                raise asl_sim.TaskFailed("RescoreError", "bad shard")
-            pending = self.errors.get(params["Payload"]["snapshot"])
-            if pending:
-                raise asl_sim.TaskFailed(pending.pop(0), "from the function")
-            return {"StatusCode": 200, "Payload": {"scored": 10, "written": 1}}
+            return self._invoke(params)
         if resource == "arn:aws:states:::s3:putObject":
             self.written.append(params)
             return {"ResultWriterDetails": {"Bucket": params["Bucket"], "Key": params["Prefix"] + "/manifest.json"}}
@@ -942,19 +1072,38 @@ class FakeAws:
 
 
 BUCKET_URI = "s3://churn-risk-data-123456789012-eu-west-1/"
+RUN_ID = "exec-1"  # the simulator's execution name
+
+
+def direct(prefix="snapshots/latest/", force=False):
+    """The payload of a direct (whole-snapshot) rescore."""
+    return {"snapshot": BUCKET_URI + prefix, "run_id": RUN_ID, "force": force}
+
+
+def shard(key, force=False):
+    """The payload of one shard's rescore in the Distributed Map."""
+    return {"snapshot": BUCKET_URI + key, "run_id": RUN_ID, "force": force, "shard": True}
+
+
+REFUSED = ("ChurnInputError", "snapshot refused: PSI 0.41 of logins_30d over 0.25")
+
+SHARDS = [("snapshots/latest/part-0.csv", 1), ("snapshots/latest/part-1.csv", 1),
+          ("snapshots/latest/part-2.csv", 1)]
 
 
 def test_state_machine_rescores_a_one_object_snapshot_directly(template):
     aws = FakeAws([("snapshots/latest/customers.parquet", 1000)])
     status, out = asl_sim.run(substituted_definition(template), {}, aws)
     assert status == "SUCCEEDED"
-    assert aws.invocations == [{"snapshot": BUCKET_URI + "snapshots/latest/"}]
+    # the run id is the execution's name; force defaults to false; a direct
+    # run writes its own run record, so no finish_run
+    assert aws.invocations == [direct()]
     assert aws.listings[0]["MaxKeys"] == 2 and aws.listings[0]["Prefix"] == "snapshots/latest/"
     assert out["result"]["summary"] == {"scored": 10, "written": 1}
     assert not aws.messages
 
 
-def test_state_machine_fans_out_one_invocation_per_shard(template):
+def test_state_machine_fans_out_one_invocation_per_shard_then_finishes_the_run(template):
     aws = FakeAws([("snapshots/latest/", 0), ("snapshots/latest/_SUCCESS", 0),
                    ("snapshots/latest/part-0000.csv", 500), ("snapshots/latest/part-0001.csv", 700),
                    ("snapshots/other/part-0000.csv", 9)])
@@ -962,9 +1111,130 @@ def test_state_machine_fans_out_one_invocation_per_shard(template):
     status, out = asl_sim.run(substituted_definition(template), {}, aws, trace=trace)
     assert status == "SUCCEEDED", out
     assert "RescoreShards" in trace and "RescoreWhole" not in trace
-    assert aws.invocations == [{"snapshot": BUCKET_URI + "snapshots/latest/part-0000.csv"},
-                               {"snapshot": BUCKET_URI + "snapshots/latest/part-0001.csv"}]
+    # every shard gets the parent's execution name as run id (not its child
+    # execution's), and FinishRun comes once, after the last shard
+    assert aws.invocations == [shard("snapshots/latest/part-0000.csv"),
+                               shard("snapshots/latest/part-0001.csv"),
+                               {"finish_run": RUN_ID}]
     assert aws.written and aws.written[0]["Prefix"] == "rescore-runs"
+    assert out["run"]["run"] == {"run_id": RUN_ID, "status": "ok", "shards": 2, "refused_shards": 0, "forced": False}
+    assert trace[-3:] == ["FinishRun", "RunVerdict", "Done"]
+
+
+def test_run_id_is_the_execution_name_also_inside_the_map(template):
+    """Each Distributed Map item runs as a child execution with a name of its
+    own: the run id must come from the parent (ItemSelector), never from
+    $$.Execution inside the ItemProcessor."""
+    (sm,) = resources(template, "AWS::StepFunctions::StateMachine").values()
+    states = sm["Properties"]["Definition"]["States"]
+    processor = states["RescoreShards"]["ItemProcessor"]
+    assert "$$.Execution" not in json.dumps(processor)
+    context = {"Execution": {"Id": "arn:exec:daily", "Name": "2026-11-23-daily", "Input": {}}}
+    aws = FakeAws(SHARDS[:2])
+    status, _ = asl_sim.run(substituted_definition(template), {}, aws, context=context)
+    assert status == "SUCCEEDED"
+    assert {p["run_id"] for p in aws.rescores} == {"2026-11-23-daily"}
+    assert aws.finishes == [{"finish_run": "2026-11-23-daily"}]
+
+
+@pytest.mark.parametrize("force", [True, False])
+def test_force_from_the_input_reaches_every_payload(template, force):
+    aws = FakeAws(SHARDS)
+    status, _ = asl_sim.run(substituted_definition(template), {"force": force}, aws)
+    assert status == "SUCCEEDED"
+    assert aws.rescores == [shard(k, force=force) for k, _ in SHARDS]
+    aws = FakeAws([("snapshots/latest/all.csv", 1)])
+    status, _ = asl_sim.run(substituted_definition(template), {"force": force}, aws)
+    assert status == "SUCCEEDED"
+    assert aws.invocations == [direct(force=force)]
+
+
+@pytest.mark.parametrize("force", ["true", 1, None, {"on": True}])
+def test_a_force_that_is_not_a_boolean_is_refused_before_anything_runs(template, force):
+    aws = FakeAws(SHARDS)
+    status, out = asl_sim.run(substituted_definition(template), {"force": force}, aws)
+    assert status == "FAILED" and out["Error"] == "InvalidInput"
+    assert not aws.listings and not aws.invocations
+    (msg,) = aws.messages
+    assert msg["MessageBody"]["error"]["Error"] == "InvalidInput"
+
+
+def test_a_refused_shard_does_not_stop_the_others_and_fails_the_run(template):
+    refused = BUCKET_URI + "snapshots/latest/part-1.csv"
+    aws = FakeAws(SHARDS, errors={refused: [REFUSED]})
+    trace = []
+    status, out = asl_sim.run(substituted_definition(template), {}, aws, trace=trace)
+    # every shard ran, the refused one once (input errors are not retried)
+    assert aws.rescores == [shard(k) for k, _ in SHARDS]
+    assert "ShardRejected" in trace
+    # the map itself succeeded: its results hold the refused item with its error
+    (results,) = [w["results"] for w in aws.written]
+    (rejected,) = [r for r in results if r.get("refused")]
+    assert rejected["key"] == "snapshots/latest/part-1.csv"
+    assert rejected["error"]["Error"] == "ChurnInputError"
+    assert "snapshot refused:" in rejected["error"]["Cause"]
+    # then FinishRun with the execution name, whose "refuse" fails the run
+    assert aws.invocations[-1] == {"finish_run": RUN_ID}
+    assert status == "FAILED" and out["Error"] == "SnapshotRefused", out
+    assert "1 of 3 shards" in out["Cause"] and f"runs/{RUN_ID}.json" in out["Cause"]
+    assert "force" in out["Cause"]
+    (msg,) = aws.messages
+    assert msg["MessageBody"]["error"]["Error"] == "SnapshotRefused"
+    assert msg["MessageBody"]["run_id"] == RUN_ID
+    assert trace[-4:] == ["RunVerdict", "SnapshotRefused", "ReportFailure", "Failed"]
+
+
+@pytest.mark.parametrize("status", ["ok", "warn"])
+def test_finish_run_ok_or_warn_ends_in_done(template, status):
+    record = {"run_id": RUN_ID, "status": status, "shards": 3, "refused_shards": 0, "forced": False}
+    aws = FakeAws(SHARDS, finish=record)
+    trace = []
+    result, out = asl_sim.run(substituted_definition(template), {}, aws, trace=trace)
+    assert result == "SUCCEEDED", out
+    assert trace[-1] == "Done" and not aws.messages
+    assert out["run"]["run"] == record
+
+
+def test_finish_run_refuse_ends_in_report_failure(template):
+    """What FinishRun answers decides, whatever the shards did (a forced
+    shard of a refused run, a refused record of an earlier attempt)."""
+    record = {"run_id": RUN_ID, "status": "refuse", "shards": 3, "refused_shards": 2, "forced": False}
+    aws = FakeAws(SHARDS, finish=record)
+    trace = []
+    status, out = asl_sim.run(substituted_definition(template), {}, aws, trace=trace)
+    assert status == "FAILED" and out["Error"] == "SnapshotRefused"
+    assert "2 of 3 shards" in out["Cause"]
+    assert trace[-2:] == ["ReportFailure", "Failed"]
+    assert len(aws.messages) == 1
+
+
+@pytest.mark.parametrize("record", [{"run_id": RUN_ID}, {"run_id": RUN_ID, "status": "refused"}, None])
+def test_a_run_record_without_a_known_status_fails_the_run(template, record):
+    aws = FakeAws(SHARDS, finish=record if record is not None else {})
+    status, out = asl_sim.run(substituted_definition(template), {}, aws)
+    assert status == "FAILED" and out["Error"] == "RunRecordInvalid"
+    assert RUN_ID in out["Cause"]
+    assert len(aws.messages) == 1
+
+
+def test_a_failing_finish_run_is_retried_if_transient_then_reported(template):
+    aws = FakeAws(SHARDS, errors={"finish_run": ["ChurnTransientError"]})
+    status, out = asl_sim.run(substituted_definition(template), {}, aws)
+    assert status == "SUCCEEDED", out
+    assert aws.finishes == [{"finish_run": RUN_ID}] * 2
+    aws = FakeAws(SHARDS, errors={"finish_run": ["ChurnInternalError"]})
+    status, out = asl_sim.run(substituted_definition(template), {}, aws)
+    assert status == "FAILED" and out["Error"] == "ChurnInternalError"
+    assert len(aws.finishes) == 1 and len(aws.messages) == 1
+
+
+def test_a_refused_direct_run_goes_to_report_failure(template):
+    aws = FakeAws([("snapshots/latest/all.csv", 1)], errors={BUCKET_URI + "snapshots/latest/": [REFUSED]})
+    status, out = asl_sim.run(substituted_definition(template), {}, aws)
+    assert status == "FAILED" and out["Error"] == "ChurnInputError"
+    assert "snapshot refused:" in out["Cause"]
+    assert aws.invocations == [direct()], "not retried, no finish_run for a direct run"
+    assert len(aws.messages) == 1
 
 
 def test_state_machine_input_overrides_prefix_and_sizing(template):
@@ -974,7 +1244,7 @@ def test_state_machine_input_overrides_prefix_and_sizing(template):
     assert status == "SUCCEEDED"
     assert aws.listings[0] == {"Bucket": "churn-risk-data-123456789012-eu-west-1",
                                "Prefix": "snapshots/2026-11-23/", "MaxKeys": 1}
-    assert aws.invocations == [{"snapshot": BUCKET_URI + "snapshots/2026-11-23/a.csv"}]
+    assert aws.rescores == [shard("snapshots/2026-11-23/a.csv")]
 
 
 def test_state_machine_reports_a_missing_snapshot(template):
@@ -986,6 +1256,7 @@ def test_state_machine_reports_a_missing_snapshot(template):
     assert msg["QueueUrl"].endswith("/churn-risk-failures")
     assert msg["MessageBody"]["error"]["Error"] == "SnapshotMissing"
     assert msg["MessageBody"]["execution"] == "arn:exec:1"
+    assert msg["MessageBody"]["run_id"] == RUN_ID
     assert not aws.invocations
 
 
@@ -996,6 +1267,7 @@ def test_state_machine_reports_a_failed_shard(template):
     assert status == "FAILED" and out["Error"] == "States.ExceedToleratedFailureThreshold"
     (msg,) = aws.messages
     assert msg["MessageBody"]["prefix"] == "snapshots/latest/"
+    assert not aws.finishes
 
 
 def test_state_machine_reports_a_failed_direct_run(template):
@@ -1033,7 +1305,7 @@ def test_state_machine_retries_a_transient_failure_and_succeeds(template):
     aws = FakeAws([("snapshots/latest/all.csv", 1)], errors={snapshot: ["ChurnTransientError"]})
     status, out = asl_sim.run(substituted_definition(template), {}, aws)
     assert status == "SUCCEEDED", out
-    assert aws.invocations == [{"snapshot": snapshot}] * 2
+    assert aws.invocations == [direct()] * 2
     assert not aws.messages
 
 
@@ -1047,10 +1319,132 @@ def test_state_machine_sends_input_errors_and_bugs_straight_to_failure(template,
     assert len(aws.messages) == 1
 
 
-def test_a_shard_with_bad_input_fails_without_retries(template):
+def test_a_shard_with_bad_input_fails_the_run_without_retries(template):
+    """An input error that is not a refusal (an unreadable or malformed
+    shard) still fails the item and so the map, as before the snapshot check:
+    only refusals are tolerated, because only they leave a shard record."""
     bad = BUCKET_URI + "snapshots/latest/part-1.csv"
     aws = FakeAws([("snapshots/latest/part-0.csv", 1), ("snapshots/latest/part-1.csv", 1)],
-                  errors={bad: ["ChurnInputError"]})
+                  errors={bad: [("ChurnInputError", "snapshot: line 7: 3 fields, header has 5")]})
+    trace = []
+    status, out = asl_sim.run(substituted_definition(template), {}, aws, trace=trace)
+    assert status == "FAILED" and out["Error"] == "States.ExceedToleratedFailureThreshold"
+    assert aws.rescores.count(shard("snapshots/latest/part-1.csv")) == 1
+    assert "ShardFailed" in trace and "ShardRejected" not in trace
+    assert not aws.finishes
+
+
+def test_a_shard_bug_is_not_caught_as_a_refusal(template):
+    bad = BUCKET_URI + "snapshots/latest/part-1.csv"
+    aws = FakeAws(SHARDS, errors={bad: [("ChurnInternalError", "snapshot refused: but by a bug")]})
     status, out = asl_sim.run(substituted_definition(template), {}, aws)
     assert status == "FAILED" and out["Error"] == "States.ExceedToleratedFailureThreshold"
-    assert aws.invocations.count({"snapshot": bad}) == 1
+    assert not aws.finishes
+
+
+# --------------------------------------------------------------------------
+# Snapshot-check alarms.
+# --------------------------------------------------------------------------
+
+
+def test_snapshot_check_alarms(template):
+    alarms = resources(template, "AWS::CloudWatch::Alarm")
+    refused = alarms["RescoreRefusedAlarm"]["Properties"]
+    drift = alarms["DriftAlertAlarm"]["Properties"]
+    for p in (refused, drift):
+        assert p["Namespace"] == "ChurnRisk"
+        assert p["Dimensions"] == [{"Name": "function", "Value": "rescore"}]
+        assert p["TreatMissingData"] == "notBreaching"
+        assert p["EvaluationPeriods"] == 1 and p["Period"] == 300
+    assert refused["MetricName"] == "RefusedRuns" and refused["Statistic"] == "Sum"
+    assert refused["Threshold"] == 1 and refused["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert drift["MetricName"] == "MaxPsi" and drift["Statistic"] == "Maximum"
+    assert drift["Threshold"] == {"Ref": "DriftAlarmPsi"}
+    assert drift["ComparisonOperator"] == "GreaterThanThreshold"
+    param = template["Parameters"]["DriftAlarmPsi"]
+    assert param["Type"] == "Number" and float(param["Default"]) == 0.25
+    assert 0 < float(param["MinValue"]) <= 0.1 and float(param["MaxValue"]) >= 1
+
+
+def test_every_alarm_notifies_the_same_topic(template):
+    alarms = resources(template, "AWS::CloudWatch::Alarm")
+    expected = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+    wrong = [aid for aid, a in alarms.items() if a["Properties"].get("AlarmActions") != expected]
+    assert not wrong, f"alarms without the stack's alarm actions: {wrong}"
+    assert {"RescoreRefusedAlarm", "DriftAlertAlarm"} <= set(alarms)
+
+
+# --------------------------------------------------------------------------
+# The rescore contract in the Rust code: what the state machine sends and
+# reads, and what the alarms watch. These fail until the Rust side names
+# them (see infra/README.md "Run records").
+# --------------------------------------------------------------------------
+
+
+def rescore_code(source_files) -> str:
+    """Production code that runs in churn-rescore: the shared library and the binary."""
+    return "\n".join(f.code for f in source_files if f.crate in ("service", "rescore"))
+
+
+def names_field(code: str, name: str) -> bool:
+    """The code reads or writes JSON field `name`: a string literal (`obj.get("name")`,
+    `json!({"name": ..})`) or a struct field (serde derives)."""
+    return f'"{name}"' in code or re.search(r"\b" + re.escape(name) + r"\s*:\s*[A-Za-z&(<\[]", code) is not None
+
+
+def test_names_field_helper():
+    assert names_field('let s = obj.get("run_id");', "run_id")
+    assert names_field("pub struct R { pub refused_shards: usize }", "refused_shards")
+    assert not names_field('let s = obj.get("run");', "run_id")
+    assert not names_field("let x = shards::Thing;", "shards")
+
+
+def test_every_payload_field_the_state_machine_sends_is_read_by_rescore(template, source_files):
+    (sm,) = resources(template, "AWS::StepFunctions::StateMachine").values()
+    sent = set()
+    for _name, st in walk_states(sm["Properties"]["Definition"]["States"]):
+        if st.get("Resource") == "arn:aws:states:::lambda:invoke":
+            sent |= {k.removesuffix(".$") for k in st["Parameters"]["Payload"]}
+    assert sent == {"snapshot", "run_id", "force", "shard", "finish_run"}
+    code = rescore_code(source_files)
+    missing = sorted(k for k in sent if not names_field(code, k))
+    assert not missing, f"the rescore event fields {missing} are sent by the state machine but read nowhere in functions/"
+
+
+def test_finish_run_answer_and_refusal_message_are_the_codes(template, source_files):
+    code = rescore_code(source_files)
+    problems = []
+    # what RunVerdict / SnapshotRefused read of FinishRun's answer
+    for field in ("run_id", "status", "shards", "refused_shards", "forced"):
+        if not names_field(code, field):
+            problems.append(f"finish_run's answer field {field!r} is not in functions/")
+    if not ('"refuse"' in code or re.search(r"\bRefuse\b", code)):
+        problems.append('no "refuse" run status in functions/')
+    # ShardInputError tells a refusal from other input errors by the message
+    (sm,) = resources(template, "AWS::StepFunctions::StateMachine").values()
+    states = dict(walk_states(sm["Properties"]["Definition"]["States"]))
+    (rule,) = states["ShardInputError"]["Choices"]
+    prefix = rule["StringMatches"].strip("*")
+    assert prefix == "snapshot refused:"
+    if '"' + prefix not in code:
+        problems.append(f"no error message starting with {prefix!r} in functions/")
+    assert not problems, "\n".join(problems)
+
+
+def test_churnrisk_alarms_watch_metrics_the_code_emits(template, source_files):
+    (metrics,) = [f for f in source_files if f.path == FUNCTIONS / "service" / "src" / "metrics.rs"]
+    consts = dict(re.findall(r'\bconst\s+([A-Z_]+)\s*:\s*&str\s*=\s*"([^"]*)"', metrics.code))
+    namespace, dimension = consts.pop("NAMESPACE"), consts.pop("DIMENSION")
+    emitted = set(consts.values())
+    assert {"RowsFailed", "Duration"} <= emitted, "metric constants not found in metrics.rs"
+    watched = [(aid, a["Properties"]) for aid, a in resources(template, "AWS::CloudWatch::Alarm").items()
+               if a["Properties"]["Namespace"] == namespace]
+    assert {aid for aid, _ in watched} >= {"RescoreRefusedAlarm", "DriftAlertAlarm"}
+    problems = []
+    for aid, p in watched:
+        if p["MetricName"] not in emitted:
+            problems.append(f"{aid} watches {namespace}/{p['MetricName']}, which functions/ never emits")
+        (dim,) = p["Dimensions"]
+        if not (dim["Name"] == dimension and f'"{dim["Value"]}"' in metrics.code):
+            problems.append(f"{aid}: dimension {dim} is not one metrics.rs writes")
+    assert not problems, "\n".join(problems)
