@@ -1,11 +1,12 @@
 //! AWS Lambda function `rescore`: an EventBridge scheduled event (rescores
-//! `CHURN_SNAPSHOT`), `{"snapshot": "s3://..."}`, or one Step Functions
-//! Distributed Map item. Wiring only: the handler is
+//! `CHURN_SNAPSHOT`), `{"snapshot": "s3://..."}`, one Step Functions
+//! Distributed Map item, or `{"finish_run": "<run_id>"}` (the run record
+//! of a sharded run, after the map). Wiring only: the handler is
 //! `churn_service::handlers::rescore`. Returns the rescore summary as JSON
 //! and writes its counts as one CloudWatch EMF line (`churn_service::metrics`).
 
 use churn_service::config::ServiceConfig;
-use churn_service::handlers::rescore::run_event;
+use churn_service::handlers::rescore::handle_event;
 use churn_service::metrics::{measure, Function};
 use churn_service::services::Services;
 use lambda_runtime::{service_fn, LambdaEvent};
@@ -21,7 +22,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         // A `HandlerError` becomes a Runtime API error whose `errorType`
         // says input, transient or internal.
-        let run = run_event(services, &event.payload, &|_| {});
+        let run = handle_event(services, &event.payload, &|_| {});
         measure(Function::Rescore, &event.context.request_id, run).await
     }))
     .await

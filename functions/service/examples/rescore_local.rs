@@ -6,9 +6,10 @@
 //! ```
 
 use churn_service::config::ServiceConfig;
-use churn_service::features::FeatureSources;
 use churn_service::flag_store::SqliteFlagStore;
-use churn_service::handlers::rescore::{handle_rescore, RescoreSettings};
+use churn_service::handlers::rescore::{
+    handle_rescore, RescoreSettings, RescoreStores, RunIdentity,
+};
 use churn_service::model_store::DirModelStore;
 use churn_service::services::Services;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ async fn main() -> anyhow::Result<()> {
     let services = Services::with_stores(
         config.clone(),
         Arc::new(DirModelStore::new(&args[1])),
+        flags.clone(),
         flags,
     );
     let model = services
@@ -36,9 +38,9 @@ async fn main() -> anyhow::Result<()> {
         let s = handle_rescore(
             &args[0],
             &model.model,
-            services.flags.as_ref(),
-            &FeatureSources::new(),
+            RescoreStores::of(&services),
             RescoreSettings::from_config(&config),
+            &RunIdentity::new_run(),
             &|_| {},
         )
         .await?;

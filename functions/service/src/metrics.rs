@@ -15,7 +15,9 @@
 //! event types than the score function builds); the format itself is a few
 //! fields of JSON.
 
-use crate::handlers::rescore::RescoreSummary;
+use crate::handlers::rescore::{RescoreOutput, RescoreSummary};
+use crate::handlers::run_finish::FinishedRun;
+use crate::handlers::HandlerError;
 use crate::handlers::score_api::ScoreCounts;
 use crate::handlers::train::TrainSummary;
 use serde_json::{json, Map, Value};
@@ -43,6 +45,12 @@ pub const NEWLY_AT_RISK: &str = "NewlyAtRisk";
 pub const WRITE_FAILURES: &str = "WriteFailures";
 /// Scored rows with a value outside its feature's training range.
 pub const OUT_OF_RANGE_ROWS: &str = "OutOfRangeRows";
+/// The largest feature PSI of a rescore's snapshot check (a sharded run's:
+/// of the whole snapshot, from `finish_run`).
+pub const MAX_PSI: &str = "MaxPsi";
+/// 1 when a rescore run was refused by its snapshot check (nothing of it
+/// written), else 0; a sharded run reports it once, from `finish_run`.
+pub const REFUSED_RUNS: &str = "RefusedRuns";
 /// Holdout ROC AUC of the model a training produced.
 pub const HOLDOUT_AUC: &str = "HoldoutAuc";
 /// 1 when the training's model was promoted (or already was the champion), else 0.
@@ -138,7 +146,7 @@ pub trait Measured {
 
 impl Measured for RescoreSummary {
     fn metrics(&self) -> Vec<Metric> {
-        vec![
+        let mut out = vec![
             Metric::count(ROWS_READ, self.rows),
             Metric::count(ROWS_SCORED, self.scored),
             Metric::count(ROWS_WRITTEN, self.written),
@@ -146,7 +154,65 @@ impl Measured for RescoreSummary {
             Metric::count(NEWLY_AT_RISK, self.newly_at_risk),
             Metric::count(WRITE_FAILURES, self.write_failures_count),
             Metric::count(OUT_OF_RANGE_ROWS, self.out_of_range_rows),
-        ]
+        ];
+        out.extend(check_metrics(
+            self.check.as_ref().and_then(|c| c.max_psi()),
+            false,
+            self.shard,
+        ));
+        out
+    }
+}
+
+/// The snapshot check's metrics: [`MAX_PSI`] when one was computed, and
+/// [`REFUSED_RUNS`] except from a shard (its run reports it once).
+fn check_metrics(max_psi: Option<f64>, refused: bool, shard: bool) -> Vec<Metric> {
+    let mut out: Vec<Metric> = max_psi.map(|p| Metric::plain(MAX_PSI, p)).into_iter().collect();
+    if !shard {
+        out.push(Metric::count(REFUSED_RUNS, usize::from(refused)));
+    }
+    out
+}
+
+impl Measured for FinishedRun {
+    fn metrics(&self) -> Vec<Metric> {
+        check_metrics(
+            self.max_psi,
+            self.status == churn_model::check::CheckStatus::Refuse,
+            false,
+        )
+    }
+}
+
+impl Measured for RescoreOutput {
+    fn metrics(&self) -> Vec<Metric> {
+        match self {
+            RescoreOutput::Run(s) => s.metrics(),
+            RescoreOutput::Finished(f) => f.metrics(),
+        }
+    }
+}
+
+/// What a failed invocation reports besides [`DURATION`] and
+/// [`COLD_START`] (Lambda's own `Errors` metric counts it): nothing, but
+/// for a refused snapshot its check ([`REFUSED_RUNS`] 1, [`MAX_PSI`]) and
+/// the rows read and failing validation.
+pub trait FailureMetrics {
+    fn failure_metrics(&self) -> Vec<Metric>;
+}
+
+impl FailureMetrics for HandlerError {
+    fn failure_metrics(&self) -> Vec<Metric> {
+        let HandlerError::Refused(refusal) = self else {
+            return Vec::new();
+        };
+        let report = &refusal.report;
+        let mut out = vec![
+            Metric::count(ROWS_READ, report.rows as usize),
+            Metric::count(ROWS_FAILED, report.invalid_rows as usize),
+        ];
+        out.extend(check_metrics(report.max_psi(), true, refusal.shard));
+        out
     }
 }
 
@@ -183,10 +249,13 @@ impl Measured for ScoreCounts {
     }
 }
 
-/// A failed invocation has no counts (Lambda's own `Errors` metric counts it).
-impl<T: Measured, E> Measured for Result<T, E> {
+/// A failed invocation reports its [`FailureMetrics`].
+impl<T: Measured, E: FailureMetrics> Measured for Result<T, E> {
     fn metrics(&self) -> Vec<Metric> {
-        self.as_ref().map(Measured::metrics).unwrap_or_default()
+        match self {
+            Ok(t) => t.metrics(),
+            Err(e) => e.failure_metrics(),
+        }
     }
 }
 
@@ -434,7 +503,7 @@ mod tests {
                 WRITE_FAILURES
             ]
         );
-        let failed: Result<ScoreCounts, ()> = Err(());
+        let failed: Result<ScoreCounts, HandlerError> = Err(HandlerError::NoModel);
         assert!(failed.metrics().is_empty());
         assert_eq!(("response", counts).metrics(), counts.metrics());
     }

@@ -15,8 +15,9 @@ use churn_service::flag::{Acknowledgement, CustomerRecord, Flag, Page, WriteSumm
 use churn_service::flag_store::{FlagStore, ListQuery, SqliteFlagStore, Summary, SummaryBy};
 use churn_service::handlers::error::HandlerError;
 use churn_service::handlers::rescore::{
-    handle_rescore, AttributeWarning, RescoreSettings, RescoreSummary,
+    handle_rescore, AttributeWarning, RescoreSettings, RescoreStores, RescoreSummary, RunIdentity,
 };
+use churn_model::check::CheckThresholds;
 use churn_service::handlers::score_api::{handle, ScoreApi};
 use churn_service::handlers::train::{handle_train, Gate};
 use churn_service::model_store::{DirModelStore, ModelStore};
@@ -144,7 +145,8 @@ async fn trained() -> Setup {
         model_refresh: Duration::from_secs(0),
         ..ServiceConfig::default()
     };
-    let services = Services::with_stores(config, models, flags.clone());
+    let runs = Arc::new(SqliteFlagStore::in_memory(4).await.unwrap());
+    let services = Services::with_stores(config, models, flags.clone(), runs);
     let csv = write_csv(dir.path(), "train.csv", &synthetic(3000, 5));
     let mut request = train_request(&csv);
     request.schema = Some(SCHEMA.to_string());
@@ -203,13 +205,20 @@ async fn rescore(setup: &Setup, csv: &Path) -> Result<RescoreSummary, HandlerErr
         write_deadline: Duration::from_secs(10),
         chunk_rows: 16,
         as_of: None,
+        check: Some(CheckThresholds::default()),
+        force: false,
+    };
+    let stores = RescoreStores {
+        flags: setup.flags.as_ref(),
+        runs: setup.services.runs.as_ref(),
+        sources: &setup.services.sources,
     };
     handle_rescore(
         &csv.display().to_string(),
         &model.model,
-        setup.flags.as_ref(),
-        &FeatureSources::new(),
+        stores,
         settings,
+        &RunIdentity::new_run(),
         &|_| {},
     )
     .await

@@ -8,7 +8,10 @@ use churn_service::config::ServiceConfig;
 use churn_service::features::FeatureSources;
 use churn_service::features::FeatureUri;
 use churn_service::flag_store::{FlagStore, SqliteFlagStore};
-use churn_service::handlers::rescore::{handle_rescore, run_event, RescoreSettings};
+use churn_model::check::CheckThresholds;
+use churn_service::handlers::rescore::{
+    handle_rescore, run_event, RescoreSettings, RescoreStores, RunIdentity,
+};
 use churn_service::handlers::score_api::{handle, ScoreApi};
 use churn_service::handlers::score_file::{handle_score_file, ScoreFileOptions};
 use churn_service::handlers::train::{handle_train, Gate, TrainSummary};
@@ -210,13 +213,14 @@ struct Api {
 async fn api_without_model() -> Api {
     let dir = tempfile::tempdir().unwrap();
     let models: Arc<dyn ModelStore> = Arc::new(DirModelStore::new(dir.path().join("models")));
-    let flags: Arc<dyn FlagStore> = Arc::new(SqliteFlagStore::in_memory(4).await.unwrap());
+    let store = Arc::new(SqliteFlagStore::in_memory(4).await.unwrap());
+    let flags: Arc<dyn FlagStore> = store.clone();
     let config = ServiceConfig {
         model_refresh: Duration::from_secs(0),
         ..ServiceConfig::default()
     };
     Api {
-        services: Services::with_stores(config, models, flags),
+        services: Services::with_stores(config, models, flags, store),
         _dir: dir,
     }
 }
@@ -424,15 +428,16 @@ async fn rescore_streams_reports_bad_rows_and_skips_unchanged() {
         write_deadline: Duration::from_secs(10),
         chunk_rows: 4096,
         as_of: None,
+        check: Some(CheckThresholds::default()),
+        force: false,
     };
-    let flags = api.services.flags.as_ref();
     let reported = std::sync::atomic::AtomicUsize::new(0);
     let first = handle_rescore(
         &csv.display().to_string(),
         &model.model,
-        flags,
-        &FeatureSources::new(),
+        RescoreStores::of(&api.services),
         settings,
+        &RunIdentity::new_run(),
         &|rows| {
             reported.fetch_add(rows, std::sync::atomic::Ordering::Relaxed);
         },
@@ -459,9 +464,9 @@ async fn rescore_streams_reports_bad_rows_and_skips_unchanged() {
     let again = handle_rescore(
         &csv.display().to_string(),
         &model.model,
-        flags,
-        &FeatureSources::new(),
+        RescoreStores::of(&api.services),
         settings,
+        &RunIdentity::new_run(),
         &|_| {},
     )
     .await

@@ -11,6 +11,7 @@ use churn_service::handlers::rescore::run_event;
 use churn_service::handlers::score_api::{handle, ScoreApi};
 use churn_service::handlers::train::{handle_train, Gate, TrainRequest};
 use churn_service::model_store::{ModelStore, S3ModelStore};
+use churn_service::run_store::ObjectRunStore;
 use churn_service::services::Services;
 use churn_service::test_support::{unique_name, MotoServer};
 use serde_json::{json, Value};
@@ -36,6 +37,11 @@ async fn train_rescore_and_serve_on_moto() {
         bucket.clone(),
         "models",
     ));
+    let runs = Arc::new(ObjectRunStore::new(Arc::new(S3ModelStore::new(
+        clients.s3.clone(),
+        bucket.clone(),
+        "",
+    ))));
 
     // Training data as a two-part prefix.
     let train = generate(&SyntheticConfig {
@@ -109,7 +115,8 @@ async fn train_rescore_and_serve_on_moto() {
         ..ServiceConfig::default()
     };
     let services =
-        Services::with_stores(config, models.clone(), flags.clone()).with_s3(clients.s3.clone());
+        Services::with_stores(config, models.clone(), flags.clone(), runs.clone())
+            .with_s3(clients.s3.clone());
     let item =
         json!({"Key": "snap/p0.csv", "Size": 1, "Etag": "\"x\"", "StorageClass": "STANDARD"});
     let out = run_event(&services, &item, &|_| {}).await.unwrap();

@@ -33,12 +33,13 @@ use requests::{train_request, write_csv};
 
 async fn services(dir: &Path) -> Services {
     let models: Arc<dyn ModelStore> = Arc::new(DirModelStore::new(dir.join("models")));
-    let flags: Arc<dyn FlagStore> = Arc::new(SqliteFlagStore::in_memory(4).await.unwrap());
+    let store = Arc::new(SqliteFlagStore::in_memory(4).await.unwrap());
+    let flags: Arc<dyn FlagStore> = store.clone();
     let config = ServiceConfig {
         model_refresh: Duration::from_secs(0),
         ..ServiceConfig::default()
     };
-    Services::with_stores(config, models, flags)
+    Services::with_stores(config, models, flags, store)
 }
 
 /// A snapshot of `customers` rows whose row 10 has a word in a numeric column.

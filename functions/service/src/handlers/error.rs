@@ -22,13 +22,29 @@ pub enum HandlerError {
     /// Rescoring needs a promoted model.
     #[error("no model has been promoted yet; train one first")]
     NoModel,
+    /// The snapshot check refused the snapshot: nothing was written. The
+    /// message starts `snapshot refused:` and names each failed check with
+    /// its figures.
+    #[error("{}", .0.report.refusal_message())]
+    Refused(Box<Refusal>),
+}
+
+/// A refused run: its check and where its record is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub report: churn_model::check::CheckReport,
+    pub run_id: String,
+    /// The run was one shard of a Distributed Map run.
+    pub shard: bool,
 }
 
 impl HandlerError {
     /// Whose fault it is, from the error inside.
     pub fn kind(&self) -> churn_model::ErrorKind {
         match self {
-            HandlerError::BadRequest(_) | HandlerError::NoModel => churn_model::ErrorKind::Input,
+            HandlerError::BadRequest(_) | HandlerError::NoModel | HandlerError::Refused(_) => {
+                churn_model::ErrorKind::Input
+            }
             HandlerError::Features(e) => e.kind(),
             HandlerError::Model(e) => e.kind(),
             HandlerError::Service(e) => e.kind(),

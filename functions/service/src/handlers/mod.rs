@@ -9,14 +9,18 @@
 //! - [`rescore`]: scheduled / `{"snapshot"}` / Distributed Map item -> streamed rescoring.
 //! - [`score_file`]: feature source -> streamed scoring into a scores CSV file.
 //! - [`scored_stream`]: the streamed chunk-scoring loop shared by rescore and score_file.
+//! - [`snapshot_check`]: the snapshot check's own pass over a source (`churn check`, rescore's first pass).
+//! - [`run_finish`]: a sharded run's record from its shards' records (`{"finish_run": ...}`).
 
 pub mod error;
 pub mod model;
 pub mod rescore;
 pub mod score_api;
 pub mod score_file;
+pub mod run_finish;
 pub mod scored_stream;
+pub mod snapshot_check;
 pub mod train;
 
-pub use error::HandlerError;
+pub use error::{HandlerError, Refusal};
 pub use model::ScoringModel;

@@ -17,9 +17,14 @@ use crate::features::FeatureSources;
 use crate::features::FeatureUri;
 use crate::flag::{Flag, WriteFailure};
 use crate::flag_store::FlagStore;
-use crate::handlers::error::HandlerError;
+use crate::handlers::error::{HandlerError, Refusal};
 use crate::handlers::model::ScoringModel;
-use crate::handlers::scored_stream::ScoredStream;
+use crate::handlers::scored_stream::{ScoredStream, StreamTotals};
+use crate::handlers::run_finish::{finish_run, FinishedRun};
+use crate::handlers::snapshot_check::check_source;
+use crate::run_record::{validate_run_id, RunCounts, RunRecord};
+use crate::run_store::{shard_name, RunStore};
+use churn_model::check::{check_snapshot, CheckReport, CheckThresholds, SnapshotCounts};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -99,6 +104,9 @@ impl RescoreEvent {
 /// What a rescore run did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RescoreSummary {
+    /// The run's record is `runs/<run_id>` (a shard's: under its run).
+    #[serde(default)]
+    pub run_id: String,
     pub snapshot: String,
     pub model_id: String,
     /// Data rows read.
@@ -128,6 +136,15 @@ pub struct RescoreSummary {
     /// [`MAX_LISTED_WARNING_ROWS`] rows.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<AttributeWarning>,
+    /// The snapshot check's verdict and figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<CheckReport>,
+    /// The check refused the snapshot and `force` overrode it.
+    #[serde(default)]
+    pub forced: bool,
+    /// The run was one shard of a Distributed Map run.
+    #[serde(default)]
+    pub shard: bool,
     pub seconds: f64,
 }
 
@@ -141,52 +158,180 @@ pub struct RescoreSettings {
     /// `scored_at` of every flag of the run (default: when it starts);
     /// an earlier time backfills history from a dated snapshot.
     pub as_of: Option<OffsetDateTime>,
+    /// The snapshot check's limits; `None` skips the check's own pass (the
+    /// verdict is then taken on the writing pass's counts, after the
+    /// writes: benchmarks only).
+    pub check: Option<CheckThresholds>,
+    /// Write even when the check refuses (the run record says so).
+    pub force: bool,
 }
 
 impl RescoreSettings {
-    /// From `CHURN_SCORE_EPSILON` / `CHURN_WRITE_DEADLINE_SECS`.
+    /// From `CHURN_SCORE_EPSILON` / `CHURN_WRITE_DEADLINE_SECS` / `CHURN_CHECK_*`.
     pub fn from_config(config: &crate::config::ServiceConfig) -> RescoreSettings {
         RescoreSettings {
             epsilon: config.score_epsilon,
             write_deadline: config.write_deadline,
             chunk_rows: CHUNK_ROWS,
             as_of: None,
+            check: Some(config.check),
+            force: false,
         }
     }
 }
 
-/// Rescores `snapshot` with `model` into `flags`; `progress` is called with
-/// the number of rows of each chunk read (the CLI's live row counter).
+/// Which run a rescore is, and where its record goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunIdentity {
+    /// A safe id ([`validate_run_id`]).
+    pub run_id: String,
+    /// One shard of a Distributed Map run: the record goes under the run
+    /// (`runs/<run_id>/shards/`), and `{"finish_run"}` makes the run's.
+    pub shard: bool,
+}
+
+impl RunIdentity {
+    /// A run of its own with a new id.
+    pub fn new_run() -> RunIdentity {
+        RunIdentity {
+            run_id: crate::run_record::new_run_id(OffsetDateTime::now_utc()),
+            shard: false,
+        }
+    }
+}
+
+/// The stores a rescore reads from and writes to.
+#[derive(Clone, Copy)]
+pub struct RescoreStores<'a> {
+    pub flags: &'a dyn FlagStore,
+    pub runs: &'a dyn RunStore,
+    pub sources: &'a FeatureSources,
+}
+
+impl<'a> RescoreStores<'a> {
+    /// The process's stores.
+    pub fn of(services: &'a crate::services::Services) -> RescoreStores<'a> {
+        RescoreStores {
+            flags: services.flags.as_ref(),
+            runs: services.runs.as_ref(),
+            sources: &services.sources,
+        }
+    }
+}
+
+/// Rescores `snapshot` with `model` into the flag store: first the
+/// snapshot check's pass (nothing written), then, unless it refuses (and
+/// `settings.force` is off), the writing pass. Either way the run's record
+/// is stored. `progress` is called with the number of rows of each chunk
+/// the writing pass reads (the CLI's live row counter).
 ///
 /// # Errors
-/// [`HandlerError::BadRequest`] for an unusable URI; [`HandlerError::Features`]
-/// for fatal read problems (missing file, bad header, a feature column the
-/// model needs is absent); [`HandlerError::BadRequest`] when an attribute
-/// column the model records is absent (before anything is written);
-/// [`HandlerError::Service`] for invalid settings.
+/// [`HandlerError::Refused`] when the check refuses the snapshot (nothing
+/// written, the record stored); [`HandlerError::BadRequest`] for an
+/// unusable URI; [`HandlerError::Features`] for fatal read problems
+/// (missing file, bad header); [`HandlerError::BadRequest`] when an
+/// attribute column the model records is absent (before anything is
+/// written); [`HandlerError::Service`] when the record cannot be stored.
 /// Bad rows and unwritable flags are reported in the summary instead.
 pub async fn handle_rescore(
     snapshot: &str,
     model: &ScoringModel,
-    flags: &dyn FlagStore,
-    sources: &FeatureSources,
+    stores: RescoreStores<'_>,
     settings: RescoreSettings,
+    run: &RunIdentity,
     progress: &(dyn Fn(usize) + Send + Sync),
 ) -> Result<RescoreSummary, HandlerError> {
     let started = Instant::now();
+    let started_at = crate::timestamp::now();
     let uri = FeatureUri::parse(snapshot).map_err(|e| HandlerError::BadRequest(e.to_string()))?;
-    let artifact = &model.artifact;
-    let mut stream =
-        ScoredStream::open(&uri, sources, model, None, settings.chunk_rows, true).await?;
     // One timestamp per run: every flag of this run is equally fresh, and a
     // later run is always newer. A backfill gives its snapshot's time; the
     // store still refuses it where a newer score is stored.
-    let scored_at = settings.as_of.unwrap_or_else(OffsetDateTime::now_utc);
+    let scored_at = settings.as_of.unwrap_or(started_at);
     let mut summary = RescoreSummary {
+        run_id: run.run_id.clone(),
         snapshot: snapshot.to_string(),
-        model_id: artifact.model_id().to_string(),
+        model_id: model.artifact.model_id().to_string(),
+        shard: run.shard,
         ..RescoreSummary::default()
     };
+    let checked = match &settings.check {
+        Some(limits) => Some(
+            // Silent: `progress` counts the rows as they are written.
+            check_source(&uri, stores.sources, model, limits, settings.chunk_rows, &|_| {})
+                .await?,
+        ),
+        None => None,
+    };
+    if let Some(c) = checked.as_ref().filter(|c| c.report.refused()) {
+        if !settings.force {
+            summary.rows = c.counts.rows as usize;
+            summary.failed_rows_count = c.failed.count;
+            summary.failed_rows = c.failed.listed.clone();
+            let record = run_record(&summary, &c.report, &c.counts, started_at, scored_at);
+            store_record(stores.runs, run, &RunRecord { refused: true, ..record }).await?;
+            return Err(HandlerError::Refused(Box::new(Refusal {
+                report: c.report.clone(),
+                run_id: run.run_id.clone(),
+                shard: run.shard,
+            })));
+        }
+        summary.forced = true;
+    }
+    let totals = write_flags(&uri, model, stores, settings, scored_at, &mut summary, progress)
+        .await?;
+    let (report, counts) = match checked {
+        Some(c) => {
+            if c.counts != totals.counts {
+                summary.notes.push(
+                    "the snapshot changed between the check and the writes: the check's \
+                     figures are of what was read first"
+                        .to_string(),
+                );
+            }
+            (c.report, c.counts)
+        }
+        None => (
+            check_snapshot(&model.artifact, &totals.counts, &CheckThresholds::default()),
+            totals.counts,
+        ),
+    };
+    summary.check = Some(report.clone());
+    summary.seconds = started.elapsed().as_secs_f64();
+    let record = run_record(&summary, &report, &counts, started_at, scored_at);
+    store_record(stores.runs, run, &record).await?;
+    tracing::info!(
+        run_id = %summary.run_id,
+        snapshot = %summary.snapshot,
+        model_id = %summary.model_id,
+        check = report.status.as_str(),
+        forced = summary.forced,
+        rows = summary.rows,
+        written = summary.written,
+        skipped = summary.skipped_unchanged,
+        failed_rows = summary.failed_rows_count,
+        out_of_range_rows = summary.out_of_range_rows,
+        write_failures = summary.write_failures_count,
+        seconds = summary.seconds,
+        "rescore done"
+    );
+    Ok(summary)
+}
+
+/// The writing pass: streams `uri` again, scores every row with reasons
+/// and writes the flags in batches, filling `summary`'s counts.
+async fn write_flags(
+    uri: &FeatureUri,
+    model: &ScoringModel,
+    stores: RescoreStores<'_>,
+    settings: RescoreSettings,
+    scored_at: OffsetDateTime,
+    summary: &mut RescoreSummary,
+    progress: &(dyn Fn(usize) + Send + Sync),
+) -> Result<StreamTotals, HandlerError> {
+    let artifact = &model.artifact;
+    let mut stream =
+        ScoredStream::open(uri, stores.sources, model, None, settings.chunk_rows, true).await?;
     while let Some(chunk) = stream.next_chunk().await? {
         summary.rows += chunk.rows;
         progress(chunk.rows);
@@ -212,7 +357,8 @@ pub async fn handle_rescore(
             continue;
         }
         let deadline = Instant::now() + settings.write_deadline;
-        let written = flags
+        let written = stores
+            .flags
             .write_batch(&batch, settings.epsilon, deadline)
             .await?;
         summary.written += written.written;
@@ -226,26 +372,63 @@ pub async fn handle_rescore(
             }
         }
     }
-    let totals = stream.finish();
-    summary.failed_rows = totals.failed.listed;
+    let mut totals = stream.finish();
+    summary.failed_rows = std::mem::take(&mut totals.failed.listed);
     summary.failed_rows_count = totals.failed.count;
     summary.out_of_range_rows = totals.out_of_range_rows;
-    summary.notes = totals.notes;
-    summary.warnings = totals.attribute_warnings;
-    summary.seconds = started.elapsed().as_secs_f64();
-    tracing::info!(
-        snapshot = %summary.snapshot,
-        model_id = %summary.model_id,
-        rows = summary.rows,
-        written = summary.written,
-        skipped = summary.skipped_unchanged,
-        failed_rows = summary.failed_rows_count,
-        out_of_range_rows = summary.out_of_range_rows,
-        write_failures = summary.write_failures_count,
-        seconds = summary.seconds,
-        "rescore done"
-    );
-    Ok(summary)
+    summary.notes = std::mem::take(&mut totals.notes);
+    summary.warnings = std::mem::take(&mut totals.attribute_warnings);
+    Ok(totals)
+}
+
+/// The record of a run that did what `summary` says.
+fn run_record(
+    summary: &RescoreSummary,
+    report: &CheckReport,
+    counts: &SnapshotCounts,
+    started_at: OffsetDateTime,
+    as_of: OffsetDateTime,
+) -> RunRecord {
+    RunRecord {
+        run_id: summary.run_id.clone(),
+        started_at,
+        finished_at: crate::timestamp::now(),
+        as_of,
+        snapshot: summary.snapshot.clone(),
+        model_id: summary.model_id.clone(),
+        status: report.status,
+        refused: false,
+        forced: summary.forced,
+        counts: RunCounts {
+            rows: summary.rows as u64,
+            scored: summary.scored as u64,
+            failed_rows: summary.failed_rows_count as u64,
+            written: summary.written as u64,
+            skipped_unchanged: summary.skipped_unchanged as u64,
+            stale_rejected: summary.stale_rejected as u64,
+            newly_at_risk: summary.newly_at_risk as u64,
+            write_failures: summary.write_failures_count as u64,
+            out_of_range_rows: summary.out_of_range_rows as u64,
+        },
+        check: report.clone(),
+        snapshot_counts: counts.clone(),
+        shards: None,
+    }
+}
+
+/// Stores `record` as the run's, or as its shard's.
+async fn store_record(
+    runs: &dyn RunStore,
+    run: &RunIdentity,
+    record: &RunRecord,
+) -> Result<(), HandlerError> {
+    if run.shard {
+        runs.put_shard(&run.run_id, &shard_name(&record.snapshot), record)
+            .await?;
+    } else {
+        runs.put_run(record).await?;
+    }
+    Ok(())
 }
 
 /// The one check of a run's `as_of` (CLI `--as-of`, event `"as_of"`): an
@@ -281,14 +464,11 @@ pub async fn run_event(
             HandlerError::BadRequest("scheduled rescore, but CHURN_SNAPSHOT is not set".to_string())
         })?,
     };
-    // On the event, or (Distributed Map items) in its `BatchInput`.
-    let as_of = event
-        .get("as_of")
-        .or_else(|| event.get("BatchInput").and_then(|b| b.get("as_of")));
-    let as_of = match as_of {
+    let now = OffsetDateTime::now_utc();
+    let as_of = match event_field(event, "as_of") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(
-            parse_as_of(s, OffsetDateTime::now_utc())
+            parse_as_of(s, now)
                 .map_err(|m| HandlerError::BadRequest(format!("invalid as_of: {m}")))?,
         ),
         Some(_) => {
@@ -297,6 +477,8 @@ pub async fn run_event(
             ))
         }
     };
+    let force = event_flag(event, "force")?;
+    let run = run_identity(event, now)?;
     let model = services
         .cache
         .refresh_now()
@@ -305,15 +487,99 @@ pub async fn run_event(
     handle_rescore(
         &snapshot,
         &model.model,
-        services.flags.as_ref(),
-        &services.sources,
+        RescoreStores::of(services),
         RescoreSettings {
             as_of,
+            force,
             ..RescoreSettings::from_config(&services.config)
         },
+        &run,
         progress,
     )
     .await
+}
+
+/// What the rescore function returns: a run's summary, or a sharded run's
+/// record summary (`{"finish_run": ...}`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum RescoreOutput {
+    Run(RescoreSummary),
+    Finished(FinishedRun),
+}
+
+/// Handles any event of the rescore function: `{"finish_run": "<run_id>"}`
+/// makes a sharded run's record from its shards' ([`finish_run`]);
+/// anything else is a rescore ([`run_event`]).
+///
+/// # Errors
+/// As [`run_event`] and [`finish_run`].
+pub async fn handle_event(
+    services: &crate::services::Services,
+    event: &Value,
+    progress: &(dyn Fn(usize) + Send + Sync),
+) -> Result<RescoreOutput, HandlerError> {
+    match event.get("finish_run") {
+        Some(Value::String(run_id)) => {
+            validate_run_id(run_id).map_err(HandlerError::BadRequest)?;
+            finish_run(
+                services.runs.as_ref(),
+                services.models.as_ref(),
+                run_id,
+                &services.config.check,
+            )
+                .await
+                .map(RescoreOutput::Finished)
+        }
+        Some(_) => Err(HandlerError::BadRequest(
+            "\"finish_run\" must be the run id (a string)".into(),
+        )),
+        None => run_event(services, event, progress)
+            .await
+            .map(RescoreOutput::Run),
+    }
+}
+
+/// Field `name` of the event, or (Distributed Map items) of its `BatchInput`.
+fn event_field<'e>(event: &'e Value, name: &str) -> Option<&'e Value> {
+    event
+        .get(name)
+        .or_else(|| event.get("BatchInput").and_then(|b| b.get(name)))
+}
+
+/// A boolean event field (absent or null: false).
+fn event_flag(event: &Value, name: &str) -> Result<bool, HandlerError> {
+    match event_field(event, name) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(HandlerError::BadRequest(format!(
+            "invalid {name}: expected true or false"
+        ))),
+    }
+}
+
+/// The run an event belongs to: its `run_id` (the state machine's
+/// execution name) or a new one; a shard (`"shard": true`) must name its run.
+fn run_identity(event: &Value, now: OffsetDateTime) -> Result<RunIdentity, HandlerError> {
+    let shard = event_flag(event, "shard")?;
+    let run_id = match event_field(event, "run_id") {
+        None | Some(Value::Null) if shard => {
+            return Err(HandlerError::BadRequest(
+                "a shard (\"shard\": true) needs its run's \"run_id\"".into(),
+            ))
+        }
+        None | Some(Value::Null) => crate::run_record::new_run_id(now),
+        Some(Value::String(id)) => {
+            validate_run_id(id).map_err(|m| HandlerError::BadRequest(format!("invalid run_id: {m}")))?;
+            id.clone()
+        }
+        Some(_) => {
+            return Err(HandlerError::BadRequest(
+                "invalid run_id: expected a string".into(),
+            ))
+        }
+    };
+    Ok(RunIdentity { run_id, shard })
 }
 
 #[cfg(test)]
@@ -349,5 +615,32 @@ mod tests {
         assert!(RescoreEvent::from_json(&json!({"snapshot": 3}), None).is_err());
         assert!(RescoreEvent::from_json(&json!({"what": 1}), None).is_err());
         assert!(RescoreEvent::from_json(&json!([1]), None).is_err());
+    }
+
+    #[test]
+    fn run_ids_force_and_shards_come_from_the_event_or_its_batch_input() {
+        let now = OffsetDateTime::now_utc();
+        let run = run_identity(&json!({"snapshot": "x", "run_id": "exec-1"}), now).unwrap();
+        assert_eq!((run.run_id.as_str(), run.shard), ("exec-1", false));
+        let item = json!({"Key": "p1.csv", "BatchInput": {"run_id": "exec-2", "shard": true, "force": true}});
+        let run = run_identity(&item, now).unwrap();
+        assert_eq!((run.run_id.as_str(), run.shard), ("exec-2", true));
+        assert!(event_flag(&item, "force").unwrap());
+        assert!(run_identity(&json!({"snapshot": "x"}), now)
+            .unwrap()
+            .run_id
+            .starts_with("run-"));
+        for bad in [
+            json!({"shard": true}),
+            json!({"run_id": "../etc"}),
+            json!({"run_id": 3}),
+            json!({"shard": "yes", "run_id": "a"}),
+        ] {
+            assert!(
+                matches!(run_identity(&bad, now), Err(HandlerError::BadRequest(_))),
+                "{bad}"
+            );
+        }
+        assert!(event_flag(&json!({"force": "true"}), "force").is_err());
     }
 }

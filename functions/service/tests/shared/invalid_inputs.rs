@@ -5,9 +5,10 @@
 
 use bytes::Bytes;
 use churn_model::{generate, SyntheticConfig};
-use churn_service::features::FeatureSources;
 use churn_service::flag::Flag;
-use churn_service::handlers::rescore::{handle_rescore, RescoreSettings};
+use churn_service::handlers::rescore::{
+    handle_rescore, RescoreSettings, RescoreStores, RunIdentity,
+};
 use churn_service::handlers::score_api::{handle, ScoreApi};
 use churn_service::services::Services;
 use serde_json::{json, Value};
@@ -30,9 +31,9 @@ async fn rescore(
     handle_rescore(
         &snapshot.display().to_string(),
         model,
-        services.flags.as_ref(),
-        &FeatureSources::new(),
+        RescoreStores::of(services),
         RescoreSettings::from_config(&services.config),
+        &RunIdentity::new_run(),
         &|_| {},
     )
     .await
