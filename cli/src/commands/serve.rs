@@ -73,11 +73,7 @@ pub async fn run(args: ServeArgs, progress: Progress) -> anyhow::Result<()> {
         let services = services.clone();
         Box::pin(async move {
             // The very function the score Lambda calls.
-            let api = ScoreApi {
-                models: &services.cache,
-                flags: services.flags.as_ref(),
-                config: &services.config,
-            };
+            let api = ScoreApi::of(&services);
             score_api::handle(api, request).await
         })
     });

@@ -3,10 +3,10 @@
 //! The same variables configure the Lambda functions and the CLI, so parsing
 //! lives here once. Every error names the variable and the offending value.
 
-use churn_model::check::CheckThresholds;
 use crate::error::{Error, Result};
 use crate::flag_store::dynamo::WriteStrategy;
 use crate::flag_store::HistoryWindow;
+use churn_model::check::CheckThresholds;
 use churn_model::{BandPolicy, BandPolicyError};
 use std::path::PathBuf;
 use std::time::Duration;

@@ -17,9 +17,9 @@
 
 use crate::handlers::rescore::{RescoreOutput, RescoreSummary};
 use crate::handlers::run_finish::FinishedRun;
-use crate::handlers::HandlerError;
 use crate::handlers::score_api::ScoreCounts;
 use crate::handlers::train::TrainSummary;
+use crate::handlers::HandlerError;
 use serde_json::{json, Map, Value};
 use std::future::Future;
 use std::io::Write;
@@ -167,7 +167,10 @@ impl Measured for RescoreSummary {
 /// The snapshot check's metrics: [`MAX_PSI`] when one was computed, and
 /// [`REFUSED_RUNS`] except from a shard (its run reports it once).
 fn check_metrics(max_psi: Option<f64>, refused: bool, shard: bool) -> Vec<Metric> {
-    let mut out: Vec<Metric> = max_psi.map(|p| Metric::plain(MAX_PSI, p)).into_iter().collect();
+    let mut out: Vec<Metric> = max_psi
+        .map(|p| Metric::plain(MAX_PSI, p))
+        .into_iter()
+        .collect();
     if !shard {
         out.push(Metric::count(REFUSED_RUNS, usize::from(refused)));
     }
@@ -449,6 +452,7 @@ mod tests {
             (NEWLY_AT_RISK, 412.0),
             (WRITE_FAILURES, 9.0),
             (OUT_OF_RANGE_ROWS, 3.0),
+            (REFUSED_RUNS, 0.0),
         ];
         assert_eq!(found.len(), expected.len());
         for ((name, unit, value), (want, v)) in found.iter().zip(expected) {
@@ -457,6 +461,86 @@ mod tests {
         // Counts are written as integers.
         assert_eq!(line.matches("3000").count(), 1);
         assert!(doc[ROWS_READ].is_u64());
+    }
+
+    /// A check report with one feature at PSI `psi` and verdict `status`.
+    fn report(
+        max_psi: f64,
+        status: churn_model::check::CheckStatus,
+    ) -> churn_model::check::CheckReport {
+        use churn_model::check::{CheckReport, DriftLevel, FeatureCheck};
+        CheckReport {
+            status,
+            model_id: "m".into(),
+            rows: 500,
+            invalid_rows: 40,
+            scored: 460,
+            mean_probability: Some(0.2),
+            holdout_mean_probability: None,
+            band_shares: Default::default(),
+            holdout_band_shares: None,
+            features: vec![FeatureCheck {
+                feature: "mrr".into(),
+                psi: Some(max_psi),
+                missing_share: 0.0,
+                reference_missing_share: 0.0,
+                out_of_range_share: Some(0.9),
+                level: DriftLevel::Alert,
+                absent: false,
+                importance_rank: 1,
+            }],
+            checks: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_snapshot_check_reports_max_psi_and_refused_runs_once_per_run() {
+        use churn_model::check::CheckStatus;
+        let value = |metrics: &[Metric], name: &str| {
+            metrics.iter().find(|m| m.name == name).map(|m| m.value)
+        };
+        // A refused run: an error that still counts the refusal.
+        let refused: Result<RescoreSummary, HandlerError> =
+            Err(HandlerError::Refused(Box::new(crate::handlers::Refusal {
+                report: report(3.5, CheckStatus::Refuse),
+                run_id: Some("r".into()),
+                shard: false,
+            })));
+        let m = refused.metrics();
+        assert_eq!(value(&m, REFUSED_RUNS), Some(1.0));
+        assert_eq!(value(&m, MAX_PSI), Some(3.5));
+        assert_eq!(value(&m, ROWS_FAILED), Some(40.0));
+        // A refused shard leaves the count to its run's finish.
+        let shard: Result<RescoreSummary, HandlerError> =
+            Err(HandlerError::Refused(Box::new(crate::handlers::Refusal {
+                report: report(3.5, CheckStatus::Refuse),
+                run_id: Some("r".into()),
+                shard: true,
+            })));
+        assert_eq!(value(&shard.metrics(), REFUSED_RUNS), None);
+        assert_eq!(value(&shard.metrics(), MAX_PSI), Some(3.5));
+        // A run that wrote (forced or not) is no refused run.
+        let forced = RescoreSummary {
+            check: Some(report(2.0, CheckStatus::Refuse)),
+            forced: true,
+            ..RescoreSummary::default()
+        };
+        assert_eq!(value(&forced.metrics(), REFUSED_RUNS), Some(0.0));
+        assert_eq!(value(&forced.metrics(), MAX_PSI), Some(2.0));
+        let finished = FinishedRun {
+            run_id: "r".into(),
+            status: CheckStatus::Refuse,
+            shards: 3,
+            refused_shards: 1,
+            forced: false,
+            max_psi: Some(0.4),
+        };
+        let m = RescoreOutput::Finished(finished).metrics();
+        assert_eq!(value(&m, REFUSED_RUNS), Some(1.0));
+        assert_eq!(value(&m, MAX_PSI), Some(0.4));
+        // Other failures report nothing of their own.
+        let other: Result<RescoreSummary, HandlerError> = Err(HandlerError::NoModel);
+        assert!(other.metrics().is_empty());
     }
 
     #[test]

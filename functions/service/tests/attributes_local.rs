@@ -7,6 +7,7 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use churn_model::check::CheckThresholds;
 use churn_model::{generate, Attributes, SyntheticConfig, Table};
 use churn_service::config::ServiceConfig;
 use churn_service::error::Result as StoreResult;
@@ -17,7 +18,6 @@ use churn_service::handlers::error::HandlerError;
 use churn_service::handlers::rescore::{
     handle_rescore, AttributeWarning, RescoreSettings, RescoreStores, RescoreSummary, RunIdentity,
 };
-use churn_model::check::CheckThresholds;
 use churn_service::handlers::score_api::{handle, ScoreApi};
 use churn_service::handlers::train::{handle_train, Gate};
 use churn_service::model_store::{DirModelStore, ModelStore};
@@ -415,11 +415,7 @@ async fn the_score_api_persists_attributes_sent_with_the_features() {
         .header("content-type", "application/json")
         .body(Bytes::from(body.to_string()))
         .unwrap();
-    let api = ScoreApi {
-        models: &s.cache,
-        flags: s.flags.as_ref(),
-        config: &s.config,
-    };
+    let api = ScoreApi::of(&s);
     let response = handle(api, request).await;
     let v: Value = serde_json::from_slice(response.body()).unwrap();
     assert_eq!(response.status(), StatusCode::OK, "{v}");

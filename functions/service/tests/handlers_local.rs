@@ -3,12 +3,12 @@
 //! streamed rescoring with bad rows and an unchanged rerun.
 
 use bytes::Bytes;
+use churn_model::check::CheckThresholds;
 use churn_model::{generate, ColumnValues, SyntheticConfig, Table};
 use churn_service::config::ServiceConfig;
 use churn_service::features::FeatureSources;
 use churn_service::features::FeatureUri;
 use churn_service::flag_store::{FlagStore, SqliteFlagStore};
-use churn_model::check::CheckThresholds;
 use churn_service::handlers::rescore::{
     handle_rescore, run_event, RescoreSettings, RescoreStores, RunIdentity,
 };
@@ -258,15 +258,7 @@ async fn call_as(
     }
     let request = request.body(Bytes::from(body.to_string())).unwrap();
     let s = &api.services;
-    let response = handle(
-        ScoreApi {
-            models: &s.cache,
-            flags: s.flags.as_ref(),
-            config: &s.config,
-        },
-        request,
-    )
-    .await;
+    let response = handle(ScoreApi::of(&s), request).await;
     assert_eq!(response.headers()["content-type"], "application/json");
     let v: Value = serde_json::from_slice(response.body()).unwrap();
     (response.status(), v)
@@ -528,10 +520,39 @@ async fn score_file_writes_scores_and_reports_bad_rows_and_missing_columns() {
     std::fs::write(&csv, lines.join("\n") + "\n").unwrap();
 
     let out = dir.join("scores.csv");
-    let rows_seen = std::sync::atomic::AtomicUsize::new(0);
+    // The snapshot check refuses an input without a model feature: no
+    // scores file, and no staged file left beside it.
     let options = ScoreFileOptions {
         id_column: None,
         chunk_rows: 1_000,
+        ..ScoreFileOptions::default()
+    };
+    let refused = handle_score_file(
+        &FeatureUri::parse(&csv.display().to_string()).unwrap(),
+        &FeatureSources::new(),
+        &model.model,
+        &out,
+        &options,
+        &|_| {},
+    )
+    .await
+    .unwrap_err();
+    let message = refused.to_string();
+    assert!(message.starts_with("snapshot refused: "), "{message}");
+    assert!(message.contains(&dropped_name), "{message}");
+    assert!(!out.exists());
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".partial"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    // Forced, it scores with the column imputed, as the summary says.
+    let rows_seen = std::sync::atomic::AtomicUsize::new(0);
+    let options = ScoreFileOptions {
+        force: true,
+        ..options
     };
     let summary = handle_score_file(
         &FeatureUri::parse(&csv.display().to_string()).unwrap(),
@@ -575,6 +596,8 @@ async fn score_file_writes_scores_and_reports_bad_rows_and_missing_columns() {
         "{dropped_name} is not a model feature"
     );
     assert_eq!(summary.missing_feature_columns, expect_missing);
+    assert!(summary.forced);
+    assert!(summary.check.as_ref().unwrap().refused());
 
     let written = std::fs::read_to_string(&out).unwrap();
     let lines: Vec<&str> = written.lines().collect();
@@ -590,7 +613,8 @@ async fn score_file_writes_scores_and_reports_bad_rows_and_missing_columns() {
         assert!(["high", "medium", "low"].contains(&cells[2]), "{line}");
     }
 
-    // Failures are listed up to the cap, with the exact count.
+    // Failures are listed up to the cap, with the exact count (forced: the
+    // check refuses a file of bad rows).
     let mut all_bad = vec![lines_header(&csv)];
     for i in 0..250 {
         all_bad.push(format!(",{i}"));
@@ -602,7 +626,7 @@ async fn score_file_writes_scores_and_reports_bad_rows_and_missing_columns() {
         &FeatureSources::new(),
         &model.model,
         &dir.join("none.csv"),
-        &ScoreFileOptions::default(),
+        &options,
         &|_| {},
     )
     .await

@@ -114,9 +114,8 @@ async fn train_rescore_and_serve_on_moto() {
         snapshot: Some(format!("s3://{bucket}/snap/")),
         ..ServiceConfig::default()
     };
-    let services =
-        Services::with_stores(config, models.clone(), flags.clone(), runs.clone())
-            .with_s3(clients.s3.clone());
+    let services = Services::with_stores(config, models.clone(), flags.clone(), runs.clone())
+        .with_s3(clients.s3.clone());
     let item =
         json!({"Key": "snap/p0.csv", "Size": 1, "Etag": "\"x\"", "StorageClass": "STANDARD"});
     let out = run_event(&services, &item, &|_| {}).await.unwrap();
@@ -134,11 +133,7 @@ async fn train_rescore_and_serve_on_moto() {
     assert_eq!(out.skipped_unchanged, 2000);
 
     // The API reads those flags from DynamoDB.
-    let api = ScoreApi {
-        models: &services.cache,
-        flags: services.flags.as_ref(),
-        config: &services.config,
-    };
+    let api = ScoreApi::of(&services);
     let get = |uri: String| http::Request::get(uri).body(Bytes::new()).unwrap();
     let r = handle(api, get("/v1/risk-list?band=high&limit=3".into())).await;
     assert_eq!(r.status(), 200);

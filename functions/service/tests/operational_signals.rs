@@ -150,11 +150,7 @@ async fn emf_documents_report_the_handlers_summaries() {
     }
 
     // score: two customers persisted, then a request with an invalid entry
-    let api = ScoreApi {
-        models: &services.cache,
-        flags: services.flags.as_ref(),
-        config: &services.config,
-    };
+    let api = ScoreApi::of(&services);
     let customer = |id: &str, logins: u32| json!({"customer_id": id, "features": {"logins_30d": logins, "tenure_months": 3}});
     let post = |body: Value| {
         Request::builder()

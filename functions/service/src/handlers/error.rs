@@ -33,7 +33,8 @@ pub enum HandlerError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Refusal {
     pub report: churn_model::check::CheckReport,
-    pub run_id: String,
+    /// The refused rescore run (`None` for a refused scores file).
+    pub run_id: Option<String>,
     /// The run was one shard of a Distributed Map run.
     pub shard: bool,
 }

@@ -19,8 +19,8 @@ use crate::flag::{Flag, WriteFailure};
 use crate::flag_store::FlagStore;
 use crate::handlers::error::{HandlerError, Refusal};
 use crate::handlers::model::ScoringModel;
-use crate::handlers::scored_stream::{ScoredStream, StreamTotals};
 use crate::handlers::run_finish::{finish_run, FinishedRun};
+use crate::handlers::scored_stream::{ScoredStream, StreamTotals};
 use crate::handlers::snapshot_check::check_source;
 use crate::run_record::{validate_run_id, RunCounts, RunRecord};
 use crate::run_store::{shard_name, RunStore};
@@ -258,8 +258,15 @@ pub async fn handle_rescore(
     let checked = match &settings.check {
         Some(limits) => Some(
             // Silent: `progress` counts the rows as they are written.
-            check_source(&uri, stores.sources, model, limits, settings.chunk_rows, &|_| {})
-                .await?,
+            check_source(
+                &uri,
+                stores.sources,
+                model,
+                limits,
+                settings.chunk_rows,
+                &|_| {},
+            )
+            .await?,
         ),
         None => None,
     };
@@ -269,17 +276,33 @@ pub async fn handle_rescore(
             summary.failed_rows_count = c.failed.count;
             summary.failed_rows = c.failed.listed.clone();
             let record = run_record(&summary, &c.report, &c.counts, started_at, scored_at);
-            store_record(stores.runs, run, &RunRecord { refused: true, ..record }).await?;
+            store_record(
+                stores.runs,
+                run,
+                &RunRecord {
+                    refused: true,
+                    ..record
+                },
+            )
+            .await?;
             return Err(HandlerError::Refused(Box::new(Refusal {
                 report: c.report.clone(),
-                run_id: run.run_id.clone(),
+                run_id: Some(run.run_id.clone()),
                 shard: run.shard,
             })));
         }
         summary.forced = true;
     }
-    let totals = write_flags(&uri, model, stores, settings, scored_at, &mut summary, progress)
-        .await?;
+    let totals = write_flags(
+        &uri,
+        model,
+        stores,
+        settings,
+        scored_at,
+        &mut summary,
+        progress,
+    )
+    .await?;
     let (report, counts) = match checked {
         Some(c) => {
             if c.counts != totals.counts {
@@ -528,8 +551,8 @@ pub async fn handle_event(
                 run_id,
                 &services.config.check,
             )
-                .await
-                .map(RescoreOutput::Finished)
+            .await
+            .map(RescoreOutput::Finished)
         }
         Some(_) => Err(HandlerError::BadRequest(
             "\"finish_run\" must be the run id (a string)".into(),
@@ -570,7 +593,8 @@ fn run_identity(event: &Value, now: OffsetDateTime) -> Result<RunIdentity, Handl
         }
         None | Some(Value::Null) => crate::run_record::new_run_id(now),
         Some(Value::String(id)) => {
-            validate_run_id(id).map_err(|m| HandlerError::BadRequest(format!("invalid run_id: {m}")))?;
+            validate_run_id(id)
+                .map_err(|m| HandlerError::BadRequest(format!("invalid run_id: {m}")))?;
             id.clone()
         }
         Some(_) => {

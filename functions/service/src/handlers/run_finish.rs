@@ -9,8 +9,8 @@
 //! keep their flags; the other shards' were written).
 
 use crate::handlers::error::HandlerError;
-use crate::run_record::{RunCounts, RunRecord, ShardsSummary};
 use crate::model_store::ModelStore;
+use crate::run_record::{RunCounts, RunRecord, ShardsSummary};
 use crate::run_store::RunStore;
 use churn_model::check::{check_snapshot, CheckItem, CheckStatus, CheckThresholds};
 use churn_model::ModelArtifact;
@@ -123,7 +123,11 @@ fn merge_shards(
     };
     RunRecord {
         run_id: run_id.to_string(),
-        started_at: shards.iter().map(|s| s.started_at).min().unwrap_or(first.started_at),
+        started_at: shards
+            .iter()
+            .map(|s| s.started_at)
+            .min()
+            .unwrap_or(first.started_at),
         finished_at: crate::timestamp::now(),
         as_of: first.as_of,
         snapshot: common_prefix(shards.iter().map(|s| s.snapshot.as_str())),

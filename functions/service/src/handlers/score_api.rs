@@ -10,6 +10,8 @@
 //! - `GET /v1/risk-list?band=high|medium|at-risk&owner=..&segment=..&renewal_within_days=N
 //!   &unacknowledged=true&sort=probability|value|renewal|rising&limit=100&cursor=..`
 //! - `GET /v1/summary?by=band|owner|segment`
+//! - `GET /v1/runs?limit=20`, `GET /v1/runs/{run_id}`, `GET /v1/outcomes/report?model_id=..`
+//!   (run records and the realised-accuracy report; module `runs`)
 //!
 //! Errors are `{"error": "...", "details": [{"customer_id"|"field", "message"}]}`:
 //! 400 malformed or invalid input, 413 body or batch too large, 404 unknown
@@ -38,6 +40,8 @@ use crate::flag::{Acknowledgement, CustomerRecord, Flag};
 use crate::flag_store::{BandFilter, FlagStore, ListQuery, ListSort, SummaryBy, MAX_PAGE_LIMIT};
 use crate::handlers::model::ScoringModel;
 use crate::model_store::ModelCache;
+
+mod runs;
 use bytes::Bytes;
 use churn_model::scoring::json_type;
 use churn_model::ErrorKind;
@@ -49,13 +53,16 @@ use time::OffsetDateTime;
 
 /// Every route, as (method, path template). `docs/openapi.yaml` describes
 /// exactly these (the CLI's OpenAPI test checks both ways).
-pub const ROUTES: [(&str, &str); 6] = [
+pub const ROUTES: [(&str, &str); 9] = [
     ("POST", "/v1/score"),
     ("GET", "/v1/customers/{id}"),
     ("POST", "/v1/customers/{id}/ack"),
     ("DELETE", "/v1/customers/{id}/ack"),
     ("GET", "/v1/risk-list"),
     ("GET", "/v1/summary"),
+    ("GET", "/v1/runs"),
+    ("GET", "/v1/runs/{run_id}"),
+    ("GET", "/v1/outcomes/report"),
 ];
 
 /// Most customers per `POST /v1/score`.
@@ -70,7 +77,21 @@ pub const DEFAULT_LIMIT: usize = 100;
 pub struct ScoreApi<'a> {
     pub models: &'a ModelCache<ScoringModel>,
     pub flags: &'a dyn FlagStore,
+    /// Run records and outcomes reports (the monitoring routes).
+    pub runs: &'a dyn crate::run_store::RunStore,
     pub config: &'a ServiceConfig,
+}
+
+impl<'a> ScoreApi<'a> {
+    /// The API over the process's services.
+    pub fn of(services: &'a crate::services::Services) -> ScoreApi<'a> {
+        ScoreApi {
+            models: &services.cache,
+            flags: services.flags.as_ref(),
+            runs: services.runs.as_ref(),
+            config: &services.config,
+        }
+    }
 }
 
 /// One entry of `details`.
@@ -204,6 +225,9 @@ fn route_name(path: &str) -> &'static str {
         "/v1/score" => "score",
         "/v1/risk-list" => "risk-list",
         "/v1/summary" => "summary",
+        "/v1/runs" => "runs",
+        "/v1/outcomes/report" => "outcomes",
+        p if p.starts_with("/v1/runs/") => "run",
         p if p.starts_with("/v1/customers/") && p.ends_with("/ack") => "ack",
         p if p.starts_with("/v1/customers/") => "customer",
         _ => "other",
@@ -251,6 +275,18 @@ async fn route(
     if path == "/v1/summary" {
         allow(&Method::GET)?;
         return summary(api, request.uri().query().unwrap_or("")).await;
+    }
+    if path == "/v1/runs" {
+        allow(&Method::GET)?;
+        return runs::runs(api, request.uri().query().unwrap_or("")).await;
+    }
+    if let Some(run_id) = path.strip_prefix("/v1/runs/") {
+        allow(&Method::GET)?;
+        return runs::run(api, run_id).await;
+    }
+    if path == "/v1/outcomes/report" {
+        allow(&Method::GET)?;
+        return runs::outcomes(api, request.uri().query().unwrap_or("")).await;
     }
     if let Some(raw) = path
         .strip_prefix("/v1/customers/")

@@ -5,23 +5,33 @@
 //! stays constant and bad rows are reported (row numbers, exact count)
 //! without stopping the run. Account attributes are not read: the file has
 //! no place for them.
+//!
+//! The snapshot check judges the input from the same pass: the scores are
+//! written to a hidden file beside `out` and renamed into place only when
+//! the check passes (or `force` overrides it), so a refused input leaves no
+//! scores file (and an existing one untouched).
 
 use crate::features::FeatureSources;
-use crate::features::{FeatureError, FeatureUri, ScoresWriter};
-use crate::handlers::error::HandlerError;
+use crate::features::{FeatureError, FeatureUri, Format, ScoresWriter};
+use crate::handlers::error::{HandlerError, Refusal};
 use crate::handlers::model::ScoringModel;
 use crate::handlers::scored_stream::{FailedRow, ScoredStream, CHUNK_ROWS};
+use churn_model::check::{check_snapshot, CheckReport, CheckThresholds};
 use churn_model::Score;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Knobs of a scoring run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ScoreFileOptions {
     /// Id column of the input (default: the one the model was trained with).
     pub id_column: Option<String>,
     /// Rows per streamed chunk.
     pub chunk_rows: usize,
+    /// The snapshot check's limits.
+    pub check: CheckThresholds,
+    /// Keep the scores even when the check refuses the input.
+    pub force: bool,
 }
 
 impl Default for ScoreFileOptions {
@@ -29,6 +39,8 @@ impl Default for ScoreFileOptions {
         ScoreFileOptions {
             id_column: None,
             chunk_rows: CHUNK_ROWS,
+            check: CheckThresholds::default(),
+            force: false,
         }
     }
 }
@@ -44,7 +56,8 @@ pub struct ScoreFileSummary {
     /// Exact number of rows not scored.
     pub failed_rows_count: usize,
     /// Model features with no column in the input: scored as missing
-    /// (imputed with the training value).
+    /// (imputed with the training value) when `force` overrode the check's
+    /// refusal.
     pub missing_feature_columns: Vec<String>,
     /// Scored rows with at least one value outside its feature's training
     /// range (valid, scored, but the model has not seen such values).
@@ -53,6 +66,12 @@ pub struct ScoreFileSummary {
     /// What the reader noted: columns it ignored, a delimiter it detected.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// The snapshot check of the input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<CheckReport>,
+    /// The check refused the input and `force` overrode it.
+    #[serde(default)]
+    pub forced: bool,
 }
 
 /// Scores `input` with `model` into `out` (CSV or Parquet by its extension,
@@ -62,8 +81,9 @@ pub struct ScoreFileSummary {
 /// # Errors
 /// [`HandlerError::Features`] when the input cannot be read (missing file,
 /// bad header) or `out` has another extension or cannot be created or written;
-/// [`HandlerError::BadRequest`] when the input has no id column.
-/// Bad rows are reported in the summary instead.
+/// [`HandlerError::BadRequest`] when the input has no id column;
+/// [`HandlerError::Refused`] when the snapshot check refuses the input
+/// (no scores file written). Bad rows are reported in the summary instead.
 pub async fn handle_score_file(
     input: &FeatureUri,
     sources: &FeatureSources,
@@ -82,8 +102,16 @@ pub async fn handle_score_file(
     )
     .await?;
     let location = out.display().to_string();
+    if Format::from_name(&location).is_none() {
+        return Err(FeatureError::UnsupportedFormat {
+            location,
+            message: "the scores file name must end in .csv or .parquet".to_string(),
+        }
+        .into());
+    }
+    let staged = Staged::beside(out);
     let write_error = |e: std::io::Error| FeatureError::io("write", &location, e);
-    let mut writer = ScoresWriter::create(out)?;
+    let mut writer = ScoresWriter::create(&staged.path)?;
     let mut summary = ScoreFileSummary::default();
     while let Some(chunk) = stream.next_chunk().await? {
         let rows: Vec<(String, Score)> = chunk
@@ -97,6 +125,21 @@ pub async fn handle_score_file(
     }
     writer.finish().map_err(write_error)?;
     let totals = stream.finish();
+    let report = check_snapshot(&model.artifact, &totals.counts, &options.check);
+    if report.refused() {
+        if !options.force {
+            return Err(HandlerError::Refused(Box::new(Refusal {
+                report,
+                run_id: None,
+                shard: false,
+            })));
+        }
+        summary.forced = true;
+    }
+    staged
+        .commit(out)
+        .map_err(|e| FeatureError::io("rename", &location, e))?;
+    summary.check = Some(report);
     summary.failed_rows = totals.failed.listed;
     summary.failed_rows_count = totals.failed.count;
     summary.missing_feature_columns = totals.missing_feature_columns;
@@ -111,4 +154,46 @@ pub async fn handle_score_file(
         "scoring done"
     );
     Ok(summary)
+}
+
+/// A file written under a hidden name beside its destination, removed
+/// unless [`Staged::commit`] renames it into place.
+struct Staged {
+    path: PathBuf,
+    committed: bool,
+}
+
+impl Staged {
+    /// A hidden name in `out`'s directory ending like `out` (the writer
+    /// picks the format by it).
+    fn beside(out: &Path) -> Staged {
+        let name = out
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let hidden = format!(
+            ".partial-{}-{:08x}-{name}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        Staged {
+            path: out.with_file_name(hidden),
+            committed: false,
+        }
+    }
+
+    /// Renames the file to `out` (replacing it).
+    fn commit(mut self, out: &Path) -> std::io::Result<()> {
+        std::fs::rename(&self.path, out)?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }

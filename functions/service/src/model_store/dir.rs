@@ -146,7 +146,10 @@ impl ModelObjects for DirModelStore {
                         .components()
                         .map(|c| c.as_os_str().to_string_lossy().into_owned())
                         .collect();
-                    out.push((key.join("/"), meta.modified().ok().map(OffsetDateTime::from)));
+                    out.push((
+                        key.join("/"),
+                        meta.modified().ok().map(OffsetDateTime::from),
+                    ));
                 }
             }
             Ok(out)
