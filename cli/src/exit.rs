@@ -24,6 +24,8 @@ use std::process::ExitCode;
 pub const INPUT: u8 = 1;
 /// Exit code for a command line clap refuses.
 pub const USAGE: u8 = 2;
+/// Exit code for a snapshot the snapshot check refuses (nothing written).
+pub const REFUSED: u8 = 3;
 /// Exit code for an internal (or transient backend) error.
 pub const INTERNAL: u8 = 70;
 
@@ -113,10 +115,28 @@ pub fn usage(err: clap::Error) -> ExitCode {
     }
 }
 
+/// Whether the error is a snapshot refused by the check.
+pub fn is_refusal(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<churn_service::handlers::HandlerError>(),
+            Some(churn_service::handlers::HandlerError::Refused(_))
+        )
+    })
+}
+
 /// Print the outcome and turn it into the process exit code.
 pub fn finish(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if is_refusal(&err) => {
+            let _ = std::io::stdout().flush();
+            eprintln!(
+                "error: {}. Nothing was written; check the snapshot (`churn check`), or pass --force to write anyway.",
+                one_line(&format!("{err:#}"))
+            );
+            ExitCode::from(REFUSED)
+        }
         Err(err) => {
             let kind = classify(&err);
             let _ = std::io::stdout().flush();

@@ -7,13 +7,16 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::progress::Progress;
 
+mod check;
 mod context;
 mod customer;
 mod demo;
 mod generate;
 mod models;
+mod outcomes;
 mod rescore;
 mod risk_list;
+mod runs;
 mod score;
 mod serve;
 mod summary;
@@ -56,8 +59,14 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Score a feature table with the current model into a CSV file.
     Score(score::ScoreArgs),
-    /// Score a feature snapshot and write the flags to the flag store.
+    /// Score a feature snapshot and write the flags to the flag store (after the snapshot check).
     Rescore(rescore::RescoreArgs),
+    /// Check a snapshot against the model's training reference (drift, missing, range); writes nothing.
+    Check(check::CheckArgs),
+    /// List recorded rescore runs, or show one with its snapshot check.
+    Runs(runs::RunsArgs),
+    /// Realised accuracy: known churn outcomes against the scores in force before them.
+    Outcomes(outcomes::OutcomesArgs),
     /// Show at-risk customers: by band, owner, segment, renewal; by probability, value, renewal or rise.
     #[command(name = "risk-list")]
     RiskList(risk_list::RiskListArgs),
@@ -116,6 +125,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Train(args) => train::run(args, progress).await,
             Command::Score(args) => score::run(args, progress).await,
             Command::Rescore(args) => rescore::run(args, progress).await,
+            Command::Check(args) => check::run(args, progress).await,
+            Command::Runs(args) => runs::run(args, progress).await,
+            Command::Outcomes(args) => outcomes::run(args, progress).await,
             Command::RiskList(args) => risk_list::run(args, progress).await,
             Command::Customer(args) => customer::run(args, progress).await,
             Command::Ack(args) => customer::run_ack(args, progress).await,

@@ -14,7 +14,9 @@ use crate::progress::Progress;
 #[command(
     after_help = "Examples:\n  churn rescore --data ./churn-data/customers.csv\n  churn rescore --data snapshots/2026-11-01.csv --as-of 2026-11-01T06:00:00Z\n  churn rescore --data s3://bucket/snapshots/today/ --models s3://bucket/models --flags dynamodb://churn-flags\n\n\
 Unchanged scores (same band, probability moved less than CHURN_SCORE_EPSILON)\n\
-are not rewritten; rows that fail validation are reported and skipped."
+are not rewritten; rows that fail validation are reported and skipped.\n\n\
+The snapshot check (`churn check`) runs first: a refused snapshot writes no\n\
+flag and exits 3 unless --force. Every run is recorded (`churn runs list`)."
 )]
 pub struct RescoreArgs {
     /// Feature snapshot: a .csv or .parquet file, or s3://bucket/key (a prefix = all its parts).
@@ -34,6 +36,10 @@ pub struct RescoreArgs {
     /// Same as `--format json`.
     #[arg(long, hide = true)]
     pub json: bool,
+    /// Write the flags even when the snapshot check refuses the snapshot
+    /// (the run record says it was forced).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `--as-of` through the handler's one check.
@@ -53,7 +59,7 @@ pub async fn run(args: RescoreArgs, progress: Progress) -> anyhow::Result<()> {
         return Err(context::no_model(&config));
     }
     let services = context::services(&config, true).await?;
-    let summary = rescore(&services, &args.data, args.as_of, progress).await?;
+    let summary = rescore(&services, &args.data, args.as_of, args.force, progress).await?;
     match if args.json { Format::Json } else { args.format } {
         Format::Json => output::print_json(&summary)?,
         Format::Csv => {
@@ -69,10 +75,11 @@ pub async fn rescore(
     services: &Services,
     data: &str,
     as_of: Option<time::OffsetDateTime>,
+    force: bool,
     progress: Progress,
 ) -> anyhow::Result<RescoreSummary> {
     let step = progress.counter(format!("rescoring {data}"));
-    let mut event = serde_json::json!({ "snapshot": data });
+    let mut event = serde_json::json!({ "snapshot": data, "force": force });
     if let Some(t) = as_of {
         event["as_of"] = churn_service::timestamp::format(t).into();
     }
@@ -144,10 +151,24 @@ pub fn write_failures(summary: &RescoreSummary) -> anyhow::Result<()> {
     .into())
 }
 
-/// The rescore summary for people.
+/// The rescore summary for people: the run, its check's verdict (with
+/// the checks when they did not all pass) and its counts.
 pub fn render(s: &RescoreSummary) -> String {
+    let (verdict, checks) = match &s.check {
+        Some(c) if c.status != churn_model::check::CheckStatus::Ok => (
+            format!(
+                "{}{}",
+                c.status.as_str(),
+                if s.forced { " (forced)" } else { "" }
+            ),
+            format!("\n{}", super::check::render(c)),
+        ),
+        Some(c) => (c.status.as_str().to_string(), String::new()),
+        None => ("not run".to_string(), String::new()),
+    };
     format!(
-        "snapshot  {}\nmodel     {}\n\n{}",
+        "run       {}\nsnapshot  {}\nmodel     {}\ncheck     {verdict}\n\n{}{checks}",
+        s.run_id,
         s.snapshot,
         s.model_id,
         summary_table(s).render()

@@ -14,7 +14,9 @@ use crate::progress::Progress;
 #[command(
     after_help = "Examples:\n  churn score --data ./churn-data/customers.csv --out scores.csv\n  churn score --data s3://bucket/snapshots/today.parquet --out scores.parquet --models s3://bucket/models\n\n\
 Output columns: customer_id,churn_probability,risk_band,reason_1,reason_2,reason_3\n\
-(the id column is called customer_id whatever its name in the input)."
+(the id column is called customer_id whatever its name in the input).\n\n\
+The snapshot check (`churn check`) judges the input from the same pass: when it\n\
+refuses, no scores file is written (exit 3) unless --force."
 )]
 pub struct ScoreArgs {
     /// Feature table: a .csv or .parquet file, or s3://bucket/key (a prefix = all its parts).
@@ -28,6 +30,9 @@ pub struct ScoreArgs {
     pub id_column: Option<String>,
     #[command(flatten)]
     pub store: ModelsStoreArg,
+    /// Write the scores even when the snapshot check refuses the input.
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub async fn run(args: ScoreArgs, progress: Progress) -> anyhow::Result<()> {
@@ -44,6 +49,8 @@ pub async fn run(args: ScoreArgs, progress: Progress) -> anyhow::Result<()> {
     let uri = FeatureUri::parse(&args.data)?;
     let options = ScoreFileOptions {
         id_column: args.id_column.clone(),
+        check: config.check,
+        force: args.force,
         ..ScoreFileOptions::default()
     };
     let step = progress.counter(format!("scoring {}", args.data));
@@ -69,6 +76,23 @@ pub async fn run(args: ScoreArgs, progress: Progress) -> anyhow::Result<()> {
         super::train::short_id(model.model_id())
     ));
     print_warnings(&args.data, &summary, &progress);
+    if let Some(c) = summary
+        .check
+        .as_ref()
+        .filter(|c| c.status != churn_model::check::CheckStatus::Ok)
+    {
+        let forced = if summary.forced { ", forced" } else { "" };
+        eprintln!(
+            "warning: snapshot check: {}{forced}: {}",
+            c.status.as_str(),
+            c.checks
+                .iter()
+                .filter(|i| i.status == "warn" || i.status == "refuse")
+                .map(|i| format!("{}: {}", i.name, i.detail))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
     Ok(())
 }
 
