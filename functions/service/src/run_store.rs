@@ -5,7 +5,8 @@
 //! ([`SqliteFlagStore`](crate::flag_store::sqlite::SqliteFlagStore), tables
 //! `runs`, `run_shards`, `outcome_reports`); on AWS objects in the model
 //! bucket ([`ObjectRunStore`]: `runs/<run_id>.json`,
-//! `runs/<run_id>/shards/<shard>.json`, `outcomes/<model_id>.json`,
+//! `runs/<run_id>/shards/<shard>.json`, a listing marker
+//! `runs/by-finish/<finished_at>_<run_id>`, `outcomes/<model_id>.json`,
 //! `outcomes/latest.json`), or in a models directory when flags are on
 //! DynamoDB but models local.
 //!
@@ -41,8 +42,9 @@ pub trait RunStore: Send + Sync {
     /// for a record that does not parse.
     async fn run(&self, run_id: &str) -> Result<Option<RunRecord>>;
 
-    /// The `limit` (at most [`MAX_LISTED_RUNS`]) most recently started
-    /// runs, newest first (shards are not runs).
+    /// The `limit` (at most [`MAX_LISTED_RUNS`]) most recently finished
+    /// runs, newest first (by `finished_at`, then run id; shards are not
+    /// runs).
     ///
     /// # Errors
     /// As [`RunStore::run`].

@@ -103,16 +103,16 @@ impl CheckReport {
             .max_by(f64::total_cmp)
     }
 
-    /// `snapshot refused: <check>: <detail>; ...` naming every failed check
-    /// with its figures.
-    pub fn refusal_message(&self) -> String {
+    /// `<check>: <detail>; ...`: every failed check with its figures (what
+    /// a refusal's message lists).
+    pub fn failed_checks(&self) -> String {
         let failed: Vec<String> = self
             .checks
             .iter()
             .filter(|c| c.status == "refuse")
             .map(|c| format!("{}: {}", c.name, c.detail))
             .collect();
-        format!("snapshot refused: {}", failed.join("; "))
+        failed.join("; ")
     }
 }
 

@@ -46,10 +46,11 @@ CREATE TABLE IF NOT EXISTS flag_history (
     PRIMARY KEY (customer_id, scored_at)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS runs (
-  run_id     TEXT PRIMARY KEY,
-  started_at TEXT NOT NULL,
-  record     TEXT NOT NULL
+  run_id      TEXT PRIMARY KEY,
+  finished_at TEXT NOT NULL,
+  record      TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS runs_by_finish ON runs (finished_at);
 CREATE TABLE IF NOT EXISTS run_shards (
   run_id TEXT NOT NULL,
   shard  TEXT NOT NULL,

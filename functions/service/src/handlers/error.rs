@@ -25,7 +25,7 @@ pub enum HandlerError {
     /// The snapshot check refused the snapshot: nothing was written. The
     /// message starts `snapshot refused:` and names each failed check with
     /// its figures.
-    #[error("{}", .0.report.refusal_message())]
+    #[error("snapshot refused: {}", .0.report.failed_checks())]
     Refused(Box<Refusal>),
 }
 

@@ -273,6 +273,7 @@ pub async fn handle_rescore(
     if let Some(c) = checked.as_ref().filter(|c| c.report.refused()) {
         if !settings.force {
             summary.rows = c.counts.rows as usize;
+            summary.scored = c.counts.scored as usize;
             summary.failed_rows_count = c.failed.count;
             summary.failed_rows = c.failed.listed.clone();
             let record = run_record(&summary, &c.report, &c.counts, started_at, scored_at);

@@ -28,6 +28,9 @@ impl ObjectRunStore {
     }
 }
 
+/// Where the finish-time markers are (`runs/by-finish/<finished_at>_<run_id>`).
+const FINISH_INDEX: &str = "runs/by-finish/";
+
 fn run_key(run_id: &str) -> String {
     format!("runs/{run_id}.json")
 }
@@ -41,6 +44,16 @@ impl RunStore for ObjectRunStore {
     async fn put_run(&self, run: &RunRecord) -> Result<()> {
         self.objects
             .put_object(&run_key(&run.run_id), encode(run))
+            .await?;
+        // The listing's order: a marker per record named by its finish
+        // time, so the newest are found by listing keys, not reading records.
+        let marker = format!(
+            "{FINISH_INDEX}{}_{}",
+            crate::timestamp::format(run.finished_at),
+            run.run_id
+        );
+        self.objects
+            .put_object(&marker, run.run_id.clone().into_bytes())
             .await
     }
 
@@ -56,28 +69,33 @@ impl RunStore for ObjectRunStore {
     }
 
     async fn runs(&self, limit: usize) -> Result<Vec<RunRecord>> {
-        // Records directly under runs/ (shards are a level deeper); the
-        // newest first by the record's own start time, read from the most
-        // recently stored objects.
-        let mut keys: Vec<_> = self
+        let mut markers: Vec<(String, String)> = self
             .objects
-            .list_keys("runs/")
+            .list_keys(FINISH_INDEX)
             .await?
             .into_iter()
-            .filter(|(k, _)| k.ends_with(".json") && k.matches('/').count() == 1)
+            .filter_map(|(key, _)| {
+                let name = key.strip_prefix(FINISH_INDEX)?;
+                let (finished, run_id) = name.split_once('_')?;
+                Some((finished.to_string(), run_id.to_string()))
+            })
             .collect();
-        keys.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.cmp(&a.0)));
+        // The fixed-width stored time sorts as it orders.
+        markers.sort_by(|a, b| b.cmp(a));
+        let mut seen = std::collections::HashSet::new();
         let mut out = Vec::new();
-        for (key, _) in keys.into_iter().take(limit.min(MAX_LISTED_RUNS)) {
-            if let Some(bytes) = self.objects.get_object(&key).await? {
-                out.push(decode::<RunRecord>("run record", &bytes)?);
+        for (_, run_id) in markers {
+            if out.len() >= limit.min(MAX_LISTED_RUNS) {
+                break;
+            }
+            // A record stored again with another finish time left an older marker.
+            if !seen.insert(run_id.clone()) {
+                continue;
+            }
+            if let Some(record) = self.run(&run_id).await? {
+                out.push(record);
             }
         }
-        out.sort_by(|a, b| {
-            b.started_at
-                .cmp(&a.started_at)
-                .then_with(|| b.run_id.cmp(&a.run_id))
-        });
         Ok(out)
     }
 

@@ -20,16 +20,16 @@ fn storage(operation: &'static str) -> impl Fn(rusqlite::Error) -> Error {
 #[async_trait]
 impl RunStore for SqliteFlagStore {
     async fn put_run(&self, run: &RunRecord) -> Result<()> {
-        let (id, started, record) = (
+        let (id, finished, record) = (
             run.run_id.clone(),
-            timestamp::format(run.started_at),
+            timestamp::format(run.finished_at),
             String::from_utf8(encode(run)).unwrap_or_default(),
         );
         self.with_conn("put_run", move |conn| {
             conn.execute(
-                "INSERT INTO runs (run_id, started_at, record) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(run_id) DO UPDATE SET started_at = ?2, record = ?3",
-                params![id, started, record],
+                "INSERT INTO runs (run_id, finished_at, record) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(run_id) DO UPDATE SET finished_at = ?2, record = ?3",
+                params![id, finished, record],
             )
             .map(|_| ())
             .map_err(storage("put_run"))
@@ -57,7 +57,7 @@ impl RunStore for SqliteFlagStore {
             .with_conn("list_runs", move |conn| {
                 let mut stmt = conn
                     .prepare(
-                        "SELECT record FROM runs ORDER BY started_at DESC, run_id DESC LIMIT ?1",
+                        "SELECT record FROM runs ORDER BY finished_at DESC, run_id DESC LIMIT ?1",
                     )
                     .map_err(storage("list_runs"))?;
                 let rows = stmt

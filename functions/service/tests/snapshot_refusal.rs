@@ -1,0 +1,299 @@
+//! The snapshot check guarding the flags, in SQLite and in DynamoDB on
+//! moto (run records in the flag file, and in S3): a feature in cents, a
+//! dropped feature and half the rows nulled are refused and leave every
+//! flag unchanged, item by item, with a run record saying why; `force`
+//! writes and its record says so; a refused shard of a sharded run leaves
+//! its customers alone and is reported in the run's record.
+
+use churn_model::{generate, ColumnValues, SyntheticConfig, Table};
+use churn_service::config::ServiceConfig;
+use churn_service::features::FeatureSources;
+use churn_service::flag::CustomerRecord;
+use churn_service::flag_store::{DynamoFlagStore, FlagStore, SqliteFlagStore};
+use churn_service::handlers::rescore::{handle_event, run_event, RescoreOutput};
+use churn_service::handlers::train::{handle_train, Gate};
+use churn_service::handlers::HandlerError;
+use churn_service::model_store::{DirModelStore, ModelStore, S3ModelStore};
+use churn_service::run_store::{ObjectRunStore, RunStore};
+use churn_service::services::Services;
+use churn_service::test_support::{unique_name, MotoServer};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+#[path = "shared/requests.rs"]
+mod requests;
+use requests::{train_request, write_csv};
+
+const GATE: Gate = Gate {
+    min_auc: 0.6,
+    max_auc_drop: 0.01,
+};
+/// Customers of the rescored snapshots.
+const CUSTOMERS: usize = 400;
+
+struct Setup {
+    services: Services,
+    dir: tempfile::TempDir,
+    snapshot: Table,
+    ids: Vec<String>,
+}
+
+/// A promoted model, and its flags written from a clean snapshot.
+async fn setup(flags: Arc<dyn FlagStore>, runs: Arc<dyn RunStore>) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let models: Arc<dyn ModelStore> = Arc::new(DirModelStore::new(dir.path().join("models")));
+    let config = ServiceConfig {
+        model_refresh: Duration::from_secs(0),
+        ..ServiceConfig::default()
+    };
+    let services = Services::with_stores(config, models, flags, runs);
+    let train = write_csv(
+        dir.path(),
+        "train.csv",
+        &generate(&SyntheticConfig {
+            customers: 3000,
+            seed: 5,
+        }),
+    );
+    let s = handle_train(
+        &train_request(&train),
+        services.models.as_ref(),
+        &FeatureSources::new(),
+        GATE,
+    )
+    .await
+    .unwrap();
+    assert!(s.promoted, "{}", s.reason);
+    let snapshot = generate(&SyntheticConfig {
+        customers: CUSTOMERS,
+        seed: 41,
+    });
+    let ids = match &snapshot.column("customer_id").unwrap().values {
+        ColumnValues::Text(v) => v.iter().map(|i| i.clone().unwrap()).collect(),
+        ColumnValues::Numeric(_) => panic!("ids are text"),
+    };
+    let clean = write_csv(dir.path(), "clean.csv", &snapshot);
+    let summary = rescore(&services, &clean, "clean", false).await.unwrap();
+    assert_eq!(summary.written, CUSTOMERS);
+    let record = services.runs.run("clean").await.unwrap().unwrap();
+    assert!(!record.refused && !record.forced, "{record:?}");
+    for f in &record.check.features {
+        assert!(f.psi.unwrap() < 0.1, "{f:?}");
+    }
+    Setup {
+        services,
+        dir,
+        snapshot,
+        ids,
+    }
+}
+
+async fn rescore(
+    services: &Services,
+    csv: &Path,
+    run_id: &str,
+    force: bool,
+) -> Result<churn_service::handlers::rescore::RescoreSummary, HandlerError> {
+    let event = json!({"snapshot": csv.display().to_string(), "run_id": run_id, "force": force});
+    run_event(services, &event, &|_| {}).await
+}
+
+/// Every customer's stored record (flag and history), read one by one.
+async fn stored(s: &Setup, now: OffsetDateTime) -> Vec<Option<CustomerRecord>> {
+    let mut out = Vec::new();
+    for id in &s.ids {
+        out.push(s.services.flags.customer(id, now).await.unwrap());
+    }
+    out
+}
+
+fn numeric_mut<'a>(table: &'a mut Table, name: &str) -> &'a mut Vec<f64> {
+    match &mut table
+        .columns
+        .iter_mut()
+        .find(|c| c.name == name)
+        .unwrap()
+        .values
+    {
+        ColumnValues::Numeric(v) => v,
+        ColumnValues::Text(_) => panic!("{name} is text"),
+    }
+}
+
+/// The snapshot with money in cents.
+fn in_cents(table: &Table) -> Table {
+    let mut t = table.clone();
+    for v in numeric_mut(&mut t, "mrr") {
+        *v *= 100.0;
+    }
+    t
+}
+
+/// The broken snapshots, by name, with what the refusal must name.
+fn broken(table: &Table) -> Vec<(&'static str, Table, &'static str)> {
+    let mut dropped = table.clone();
+    dropped.columns.retain(|c| c.name != "logins_30d");
+    // A join that lost half the rows' features: every feature cell of
+    // every other row empty (ids, labels and attributes kept).
+    let mut nulled = table.clone();
+    for c in &mut nulled.columns {
+        if matches!(c.name.as_str(), "customer_id" | "churned") {
+            continue;
+        }
+        match &mut c.values {
+            ColumnValues::Numeric(v) => v.iter_mut().step_by(2).for_each(|x| *x = f64::NAN),
+            ColumnValues::Text(v) => v.iter_mut().step_by(2).for_each(|x| *x = None),
+        }
+    }
+    vec![
+        ("cents", in_cents(table), "out_of_range: mrr"),
+        ("dropped", dropped, "logins_30d"),
+        ("nulled", nulled, "drift:"),
+    ]
+}
+
+async fn refusals_leave_every_flag_unchanged(s: &Setup) {
+    let now = OffsetDateTime::now_utc();
+    let before = stored(s, now).await;
+    assert!(before.iter().all(Option::is_some));
+    for (name, table, named) in broken(&s.snapshot) {
+        let csv = write_csv(s.dir.path(), &format!("{name}.csv"), &table);
+        let run_id = format!("refused-{name}");
+        let err = rescore(&s.services, &csv, &run_id, false)
+            .await
+            .unwrap_err();
+        let HandlerError::Refused(refusal) = &err else {
+            panic!("{name}: expected a refusal, got {err}")
+        };
+        let message = err.to_string();
+        assert!(message.starts_with("snapshot refused: "), "{message}");
+        assert!(message.contains(named), "{name}: {message}");
+        assert_eq!(refusal.run_id.as_deref(), Some(run_id.as_str()));
+        assert_eq!(stored(s, now).await, before, "{name}: a flag changed");
+        let record = s.services.runs.run(&run_id).await.unwrap().unwrap();
+        assert!(record.refused && !record.forced, "{name}: {record:?}");
+        assert_eq!(record.counts.written, 0);
+        assert_eq!(record.counts.rows, CUSTOMERS as u64);
+        assert_eq!(record.check, refusal.report);
+    }
+}
+
+async fn force_writes_and_says_so(s: &Setup) {
+    let now = OffsetDateTime::now_utc();
+    let before = stored(s, now).await;
+    let csv = s.dir.path().join("cents.csv");
+    let summary = rescore(&s.services, &csv, "forced-cents", true)
+        .await
+        .unwrap();
+    assert!(summary.forced);
+    assert!(summary.written > 0, "{summary:?}");
+    assert!(summary.check.as_ref().unwrap().refused());
+    let record = s.services.runs.run("forced-cents").await.unwrap().unwrap();
+    assert!(record.forced && !record.refused, "{record:?}");
+    assert_eq!(record.counts.written, summary.written as u64);
+    assert_ne!(stored(s, now).await, before);
+    let listed = s.services.runs.runs(1).await.unwrap();
+    assert_eq!(listed[0].run_id, "forced-cents");
+}
+
+async fn a_refused_shard_is_reported_in_its_run(s: &Setup) {
+    let now = OffsetDateTime::now_utc();
+    let before = stored(s, now).await;
+    // Two shards of one run: the first clean, the second in cents.
+    let half = CUSTOMERS / 2;
+    let rows = |r: std::ops::Range<usize>| rows_of(&s.snapshot, r);
+    let p1 = write_csv(s.dir.path(), "part-1.csv", &rows(0..half));
+    let p2 = write_csv(
+        s.dir.path(),
+        "part-2.csv",
+        &in_cents(&rows(half..CUSTOMERS)),
+    );
+    let shard = |p: &PathBuf| json!({"snapshot": p.display().to_string(), "run_id": "exec-7", "shard": true});
+    let ok = handle_event(&s.services, &shard(&p1), &|_| {})
+        .await
+        .unwrap();
+    assert!(matches!(ok, RescoreOutput::Run(_)));
+    let err = handle_event(&s.services, &shard(&p2), &|_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, HandlerError::Refused(ref r) if r.shard),
+        "{err}"
+    );
+    // Shards are no runs of their own.
+    assert!(s.services.runs.run("exec-7").await.unwrap().is_none());
+    let finished = handle_event(&s.services, &json!({"finish_run": "exec-7"}), &|_| {})
+        .await
+        .unwrap();
+    let RescoreOutput::Finished(f) = finished else {
+        panic!("{finished:?}")
+    };
+    assert_eq!((f.shards, f.refused_shards), (2, 1));
+    assert_eq!(f.status, churn_model::check::CheckStatus::Refuse);
+    let record = s.services.runs.run("exec-7").await.unwrap().unwrap();
+    let shards = record.shards.clone().unwrap();
+    assert_eq!(shards.refused_snapshots, [p2.display().to_string()]);
+    assert!(record.refused);
+    assert_eq!(record.counts.rows, CUSTOMERS as u64);
+    assert_eq!(
+        record.check.rows, CUSTOMERS as u64,
+        "the check covers every shard's rows"
+    );
+    // The refused shard's customers kept their flags.
+    let after = stored(s, now).await;
+    assert_eq!(after[half..], before[half..]);
+    let serialized = serde_json::to_value(&f).unwrap();
+    for key in ["run_id", "status", "shards", "refused_shards", "forced"] {
+        assert!(serialized.get(key).is_some(), "{key}: {serialized}");
+    }
+    assert_eq!(serialized["status"], "refuse");
+    // A run without shard records is an input error.
+    let missing = handle_event(&s.services, &json!({"finish_run": "exec-none"}), &|_| {}).await;
+    assert!(matches!(missing, Err(HandlerError::BadRequest(_))));
+}
+
+/// Rows `range` of `table`.
+fn rows_of(table: &Table, range: std::ops::Range<usize>) -> Table {
+    let mut t = table.clone();
+    for c in &mut t.columns {
+        c.values = match &c.values {
+            ColumnValues::Numeric(v) => ColumnValues::Numeric(v[range.clone()].to_vec()),
+            ColumnValues::Text(v) => ColumnValues::Text(v[range.clone()].to_vec()),
+        };
+    }
+    t
+}
+
+async fn the_whole_contract(s: Setup) {
+    refusals_leave_every_flag_unchanged(&s).await;
+    force_writes_and_says_so(&s).await;
+    a_refused_shard_is_reported_in_its_run(&s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_flags_and_runs() {
+    let store = Arc::new(SqliteFlagStore::in_memory(4).await.unwrap());
+    the_whole_contract(setup(store.clone(), store).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_flags_and_s3_runs_on_moto() {
+    let moto = MotoServer::start().await.unwrap();
+    let clients = moto.clients().await;
+    let flags = Arc::new(DynamoFlagStore::new(
+        clients.dynamodb.clone(),
+        unique_name("flags"),
+        4,
+    ));
+    flags.create_table_if_missing().await.unwrap();
+    let bucket = clients.new_bucket("runs").await;
+    let runs = Arc::new(ObjectRunStore::new(Arc::new(S3ModelStore::new(
+        clients.s3.clone(),
+        bucket,
+        "",
+    ))));
+    the_whole_contract(setup(flags, runs).await).await;
+}
