@@ -1045,6 +1045,199 @@ fn rescore_as_of_backfills_history_and_refuses_the_future() {
     assert!(stderr.contains("in the future"), "{stderr}");
 }
 
+/// `data` with every `column` value multiplied by `factor` (money in cents).
+fn scaled_csv(data: &Path, column: &str, factor: f64, out: &Path) {
+    let text = std::fs::read_to_string(data).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let at = header.split(',').position(|h| h == column).unwrap();
+    let mut rows = vec![header.to_string()];
+    for line in lines {
+        let mut cells: Vec<String> = line.split(',').map(str::to_string).collect();
+        if let Ok(x) = cells[at].parse::<f64>() {
+            cells[at] = format!("{}", x * factor);
+        }
+        rows.push(cells.join(","));
+    }
+    std::fs::write(out, rows.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn a_snapshot_in_cents_is_refused_with_exit_3_unless_forced_and_every_run_is_recorded() {
+    let copy = demo_copy();
+    let d = copy.path();
+    // The training kind of snapshot passes.
+    let (code, stdout, stderr) = run(churn(d).args([
+        "check",
+        "--data",
+        data_csv().to_str().unwrap(),
+        "--format",
+        "json",
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    let report = json(&stdout);
+    assert_eq!(report["status"], "ok");
+    assert_eq!(report["rows"], CUSTOMERS);
+    for f in report["features"].as_array().unwrap() {
+        for key in [
+            "feature",
+            "psi",
+            "missing_share",
+            "reference_missing_share",
+            "out_of_range_share",
+            "level",
+        ] {
+            assert!(f.get(key).is_some(), "{key}: {f}");
+        }
+        assert!(f["psi"].as_f64().unwrap() < 0.1, "{f}");
+    }
+    for c in report["checks"].as_array().unwrap() {
+        for key in ["name", "status", "detail"] {
+            assert!(c.get(key).is_some(), "{key}: {c}");
+        }
+    }
+    // Money in cents: refused, the check says why, exit 3.
+    let cents = d.join("cents.csv");
+    scaled_csv(&data_csv(), "mrr", 100.0, &cents);
+    let cents = cents.to_str().unwrap();
+    let (code, stdout, _) = run(churn(d).args(["check", "--data", cents, "--format", "json"]));
+    assert_eq!(code, 3);
+    let report = json(&stdout);
+    assert_eq!(report["status"], "refuse");
+    let range = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "out_of_range")
+        .unwrap();
+    assert_eq!(range["status"], "refuse");
+    assert!(range["detail"].as_str().unwrap().contains("mrr"), "{range}");
+    let list = |d: &Path| {
+        run(churn(d).args([
+            "risk-list",
+            "--band",
+            "at-risk",
+            "--limit",
+            "5000",
+            "--format",
+            "json",
+        ]))
+        .1
+    };
+    let before = list(d);
+    let (code, _, stderr) = run(churn(d).args(["--quiet", "rescore", "--data", cents]));
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.starts_with("error: snapshot refused: "), "{stderr}");
+    assert!(
+        stderr.contains("mrr") && stderr.contains("--force"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert_eq!(list(d), before, "a refused snapshot changed the flags");
+    let (code, stdout, _) = run(churn(d).args(["runs", "list", "--format", "json"]));
+    assert_eq!(code, 0);
+    let runs = json(&stdout);
+    let refused = &runs["runs"][0];
+    assert_eq!(refused["refused"], true);
+    assert_eq!(refused["counts"]["written"], 0);
+    assert_eq!(refused["snapshot"], cents);
+    // Forced: written, and the record says so.
+    let (code, stdout, stderr) =
+        run(churn(d).args(["rescore", "--data", cents, "--force", "--format", "json"]));
+    assert_eq!(code, 0, "{stderr}");
+    let summary = json(&stdout);
+    assert_eq!(summary["forced"], true);
+    assert_eq!(summary["check"]["status"], "refuse");
+    assert!(summary["written"].as_u64().unwrap() > 0);
+    let run_id = summary["run_id"].as_str().unwrap().to_string();
+    let (code, stdout, _) = run(churn(d).args(["runs", "show", &run_id, "--format", "json"]));
+    assert_eq!(code, 0);
+    let record = json(&stdout);
+    assert_eq!(
+        (record["forced"].clone(), record["refused"].clone()),
+        (Value::Bool(true), Value::Bool(false))
+    );
+    assert!(record["check"]["features"].as_array().unwrap().len() > 5);
+    let (code, stdout, _) = run(churn(d).args(["runs", "show", &run_id]));
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("refuse (forced)") && stdout.contains("out_of_range"),
+        "{stdout}"
+    );
+    assert_user_error(
+        churn(d).args(["runs", "show", "run-that-never-was"]),
+        "run-that-never-was",
+    );
+    // `churn score` stages its file behind the same check.
+    let (code, _, _) = run(churn(d).args(["--quiet", "score", "--data", cents, "--out", "s.csv"]));
+    assert_eq!(code, 3);
+    assert!(!d.join("s.csv").exists());
+    let (code, _, stderr) =
+        run(churn(d).args(["score", "--data", cents, "--out", "s.csv", "--force"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("snapshot check: refuse, forced"),
+        "{stderr}"
+    );
+    assert!(d.join("s.csv").exists());
+}
+
+#[test]
+fn outcomes_report_realised_accuracy_and_are_served() {
+    let copy = demo_copy();
+    let d = copy.path();
+    let text = std::fs::read_to_string(data_csv()).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let label = header.iter().position(|h| *h == "churned").unwrap();
+    let mut rows = vec!["customer_id,churned".to_string()];
+    for line in lines.take(800) {
+        let cells: Vec<&str> = line.split(',').collect();
+        rows.push(format!("{},{}", cells[0], cells[label]));
+    }
+    rows.push("not-a-customer,1".into());
+    std::fs::write(d.join("outcomes.csv"), rows.join("\n") + "\n").unwrap();
+    let (code, stdout, stderr) =
+        run(churn(d).args(["outcomes", "--data", "outcomes.csv", "--format", "json"]));
+    assert_eq!(code, 0, "{stderr}");
+    let report = json(&stdout);
+    for key in [
+        "roc_auc",
+        "pr_auc",
+        "base_rate",
+        "matched",
+        "unmatched",
+        "bands",
+        "calibration",
+        "by_model",
+        "retrain_recommended",
+    ] {
+        assert!(report.get(key).is_some(), "{key}: {report}");
+    }
+    assert_eq!(report["matched"], 800);
+    assert_eq!(report["unmatched"], 1);
+    assert_eq!(report["unmatched_ids"][0], "not-a-customer");
+    for band in ["high", "medium", "low", "at_risk"] {
+        for key in ["customers", "churned", "churn_rate", "precision", "recall"] {
+            assert!(report["bands"][band].get(key).is_some(), "{band}.{key}");
+        }
+    }
+    assert!(report["roc_auc"].as_f64().unwrap() > 0.7, "{report}");
+    // Stored and served.
+    let server = start_server(d);
+    let (status, served) = http(&server.addr, "GET", "/v1/outcomes/report", "");
+    assert_eq!(status, 200);
+    assert_eq!(served["roc_auc"], report["roc_auc"]);
+    drop(server);
+    // A label that does not parse names its row and column.
+    rows[3] = rows[3].replace(",0", ",maybe").replace(",1", ",maybe");
+    std::fs::write(d.join("outcomes.csv"), rows.join("\n") + "\n").unwrap();
+    assert_user_error(
+        churn(d).args(["outcomes", "--data", "outcomes.csv"]),
+        "row 3",
+    );
+}
+
 #[test]
 fn models_list_promote_and_rollback() {
     let copy = demo_copy();
@@ -1592,6 +1785,8 @@ fn the_served_api_matches_its_openapi_description() {
         .as_str()
         .unwrap()
         .to_string();
+    let (_, runs) = http(a, "GET", "/v1/runs", "");
+    let demo_run = runs["runs"][0]["run_id"].as_str().unwrap().to_string();
     let many: Vec<Value> = (0..1001)
         .map(|i| serde_json::json!({"customer_id": format!("c{i}"), "features": {}}))
         .collect();
@@ -1631,6 +1826,13 @@ fn the_served_api_matches_its_openapi_description() {
         ("GET", "/v1/summary?by=owner".into(), "", String::new(), "/v1/summary", 200),
         ("GET", "/v1/summary".into(), "", String::new(), "/v1/summary", 200),
         ("GET", "/v1/summary?by=planet".into(), "", String::new(), "/v1/summary", 400),
+        ("GET", "/v1/runs?limit=5".into(), "", String::new(), "/v1/runs", 200),
+        ("GET", "/v1/runs?limit=0".into(), "", String::new(), "/v1/runs", 400),
+        ("GET", format!("/v1/runs/{demo_run}"), "", String::new(), "/v1/runs/{run_id}", 200),
+        ("GET", "/v1/runs/no-such-run".into(), "", String::new(), "/v1/runs/{run_id}", 404),
+        ("GET", "/v1/runs/a%20b".into(), "", String::new(), "/v1/runs/{run_id}", 400),
+        ("GET", "/v1/outcomes/report".into(), "", String::new(), "/v1/outcomes/report", 404),
+        ("GET", "/v1/outcomes/report?model_id=..%2F".into(), "", String::new(), "/v1/outcomes/report", 400),
     ];
     for (method, path, header, body, template, want) in cases {
         let head = if header.is_empty() {
