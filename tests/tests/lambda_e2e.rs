@@ -1,7 +1,8 @@
 //! The real `churn-train`, `churn-score` and `churn-rescore` binaries, run
 //! through the Lambda Runtime API emulator against moto_server (S3 +
-//! DynamoDB): a training event on an S3 object, Function URL events and an
-//! EventBridge scheduled event, with assertions on the responses, on the
+//! DynamoDB): a training event on an S3 object, Function URL events, an
+//! EventBridge scheduled event and a sharded run (shards, one refused by
+//! the snapshot check, then `finish_run`), with assertions on the responses, on the
 //! model store in S3 and on the flags stored in DynamoDB, and on the
 //! CloudWatch EMF document each invocation writes to stdout.
 //!
@@ -302,6 +303,110 @@ async fn train_score_and_rescore_binaries_against_moto() {
     // The failed invocation: duration and cold start only.
     assert!(docs[2].get("RowsRead").is_none(), "{}", docs[2]);
     assert_eq!(docs[3]["RowsScored"], 2000, "{}", docs[3]);
+    assert_eq!(docs[0]["RefusedRuns"], 0, "{}", docs[0]);
+    assert!(docs[0]["MaxPsi"].as_f64().unwrap() < 0.1, "{}", docs[0]);
+
+    // --- a sharded run as the Distributed Map drives it: one shard in cents ---
+    let mrr = header.split(',').position(|h| h == "mrr").unwrap();
+    let cents: Vec<String> = lines[1001..2001]
+        .iter()
+        .map(|l| {
+            let mut cells: Vec<String> = l.split(',').map(str::to_string).collect();
+            if let Ok(x) = cells[mrr].parse::<f64>() {
+                cells[mrr] = (x * 100.0).to_string();
+            }
+            cells.join(",")
+        })
+        .collect();
+    for (key, body) in [
+        (
+            "snapshots/sharded/a.csv",
+            format!("{header}\n{}\n", lines[1..1001].join("\n")),
+        ),
+        (
+            "snapshots/sharded/b.csv",
+            format!("{header}\n{}\n", cents.join("\n")),
+        ),
+    ] {
+        s3.put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(body.into_bytes().into())
+            .send()
+            .await
+            .unwrap();
+    }
+    let b_ids: Vec<String> = lines[1001..2001]
+        .iter()
+        .map(|l| l.split(',').next().unwrap().to_string())
+        .collect();
+    let mut before = Vec::new();
+    for id in &b_ids {
+        before.push(flags.get(id).await.unwrap());
+    }
+    let shard = |key: &str| json!({"Key": key, "BatchInput": {"bucket": BUCKET, "run_id": "exec-e2e", "force": false}, "shard": true});
+    let a = invoke_json(&rescore_api, &shard("snapshots/sharded/a.csv")).await;
+    assert_eq!(a["run_id"], "exec-e2e", "{a}");
+    assert_eq!(a["shard"], true, "{a}");
+    let refused = rescore_api
+        .invoke(&shard("snapshots/sharded/b.csv"), TIMEOUT)
+        .await
+        .unwrap();
+    let Outcome::Error(body) = &refused else {
+        panic!("expected a refusal, got {refused:?}");
+    };
+    let error: Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(error["errorType"], "ChurnInputError", "{error}");
+    let message = error["errorMessage"].as_str().unwrap();
+    assert!(
+        message.starts_with("snapshot refused: ") && message.contains("mrr"),
+        "{message}"
+    );
+    let mut after = Vec::new();
+    for id in &b_ids {
+        after.push(flags.get(id).await.unwrap());
+    }
+    assert_eq!(after, before, "the refused shard changed flags");
+    let finished = invoke_json(&rescore_api, &json!({"finish_run": "exec-e2e"})).await;
+    assert_eq!(finished["status"], "refuse", "{finished}");
+    assert_eq!(
+        (
+            finished["shards"].clone(),
+            finished["refused_shards"].clone()
+        ),
+        (json!(2), json!(1))
+    );
+    assert_eq!(finished["forced"], false);
+    // The run's record, in the model bucket where the template grants it.
+    let record = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("runs/exec-e2e.json")
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    let record: Value = serde_json::from_slice(&record).unwrap();
+    assert_eq!(record["shards"]["refused"], 1, "{record}");
+    assert_eq!(record["counts"]["rows"], 2000, "{record}");
+    assert_eq!(
+        record["shards"]["refused_snapshots"][0],
+        format!("s3://{BUCKET}/snapshots/sharded/b.csv")
+    );
+    // The run counts one refusal, from its finish; the shards their drift.
+    let docs = rescore.emf_documents(7, TIMEOUT).await.unwrap();
+    let (ok, no, finish) = (&docs[4], &docs[5], &docs[6]);
+    assert!(
+        ok.get("RefusedRuns").is_none() && no.get("RefusedRuns").is_none(),
+        "{ok}\n{no}"
+    );
+    assert!(no["MaxPsi"].as_f64().unwrap() > 1.0, "{no}");
+    assert_eq!(finish["RefusedRuns"], 1, "{finish}");
+    assert!(finish["MaxPsi"].as_f64().unwrap() > 0.25, "{finish}");
 }
 
 /// An EMF document of `function` for `request_id`, every declared metric a
