@@ -23,7 +23,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let services = Services::from_config(config).await?;
     let services = &services;
     lambda_http::run(service_fn(move |request: Request| async move {
-        let api = ScoreApi::of(&services);
+        let api = ScoreApi::of(services);
         let request_id = request
             .lambda_context_ref()
             .map(|c| c.request_id.clone())

@@ -415,7 +415,7 @@ async fn the_score_api_persists_attributes_sent_with_the_features() {
         .header("content-type", "application/json")
         .body(Bytes::from(body.to_string()))
         .unwrap();
-    let api = ScoreApi::of(&s);
+    let api = ScoreApi::of(s);
     let response = handle(api, request).await;
     let v: Value = serde_json::from_slice(response.body()).unwrap();
     assert_eq!(response.status(), StatusCode::OK, "{v}");

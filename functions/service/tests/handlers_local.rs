@@ -258,7 +258,7 @@ async fn call_as(
     }
     let request = request.body(Bytes::from(body.to_string())).unwrap();
     let s = &api.services;
-    let response = handle(ScoreApi::of(&s), request).await;
+    let response = handle(ScoreApi::of(s), request).await;
     assert_eq!(response.headers()["content-type"], "application/json");
     let v: Value = serde_json::from_slice(response.body()).unwrap();
     (response.status(), v)

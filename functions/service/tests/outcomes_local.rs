@@ -8,7 +8,7 @@ use churn_model::metrics::{pr_auc, roc_auc};
 use churn_model::{generate, ColumnValues, RiskBand, SyntheticConfig};
 use churn_service::config::ServiceConfig;
 use churn_service::features::FeatureSources;
-use churn_service::flag_store::{FlagStore, SqliteFlagStore};
+use churn_service::flag_store::SqliteFlagStore;
 use churn_service::handlers::outcomes::{handle_outcomes, OutcomesRequest, OutcomesStores};
 use churn_service::handlers::rescore::run_event;
 use churn_service::handlers::score_api::{handle, ScoreApi};

@@ -528,7 +528,7 @@ pub async fn run_event(
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum RescoreOutput {
-    Run(RescoreSummary),
+    Run(Box<RescoreSummary>),
     Finished(FinishedRun),
 }
 
@@ -560,7 +560,7 @@ pub async fn handle_event(
         )),
         None => run_event(services, event, progress)
             .await
-            .map(RescoreOutput::Run),
+            .map(|s| RescoreOutput::Run(Box::new(s))),
     }
 }
 

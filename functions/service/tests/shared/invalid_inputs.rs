@@ -41,7 +41,7 @@ async fn rescore(
 }
 
 async fn post(services: &Services, content_type: &str, body: &str) -> (u16, Value) {
-    let api = ScoreApi::of(&services);
+    let api = ScoreApi::of(services);
     let request = http::Request::post("/v1/score")
         .header("content-type", content_type)
         .body(Bytes::from(body.to_string()))
