@@ -132,7 +132,7 @@ pub fn finish(result: anyhow::Result<()>) -> ExitCode {
         Err(err) if is_refusal(&err) => {
             let _ = std::io::stdout().flush();
             eprintln!(
-                "error: {}. Nothing was written; check the snapshot (`churn check`), or pass --force to write anyway.",
+                "error: {}. Nothing was written; `churn check` shows every figure, and rescore or score --force writes anyway.",
                 one_line(&format!("{err:#}"))
             );
             ExitCode::from(REFUSED)

@@ -56,6 +56,15 @@ DELIBERATELY_UNSET = {
                         "unset in Lambda means the real regional endpoints",
     "CHURN_THREADS": "the thread pool defaults to the vCPUs Lambda gives the memory size; "
                      "a fixed count would be wrong after a memory change",
+    **{
+        name: "the snapshot check's documented defaults apply; a team that tunes a "
+              "limit sets it on the rescore function's environment"
+        for name in [
+            "CHURN_CHECK_PSI_WARN", "CHURN_CHECK_PSI_ALERT", "CHURN_CHECK_PSI_REFUSE",
+            "CHURN_CHECK_MAX_MISSING_RISE", "CHURN_CHECK_MAX_OUT_OF_RANGE",
+            "CHURN_CHECK_MAX_INVALID_SHARE", "CHURN_CHECK_MIN_ROWS",
+        ]
+    },
 }
 # `env::var("X")` reads outside the CHURN_/AWS_ namespaces that are fine
 # unset in Lambda (name -> reason).

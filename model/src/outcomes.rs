@@ -575,7 +575,7 @@ mod tests {
     }
 
     #[test]
-    fn json_has_the_issue_field_names() {
+    fn json_has_the_contract_field_names() {
         let models = [ModelReference {
             model_id: "m1".into(),
             holdout_roc_auc: 0.9,

@@ -811,9 +811,9 @@ mod tests {
         assert_ne!(b.model_id, a.model_id);
     }
 
-    /// Attribute columns make the artifact version 4; without them a
-    /// linear model has no `attributes` key; both carry the drift
-    /// reference, so are the newest version.
+    /// Attribute columns are recorded (an `attributes` key), a linear model
+    /// without them has none; both carry the drift reference, so both are
+    /// the newest version.
     #[test]
     fn assembled_artifact_version_follows_its_attributes() {
         let evaluation = Evaluation {

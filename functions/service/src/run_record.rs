@@ -3,9 +3,8 @@
 //! forced) and the stored outcomes report ([`OutcomesRecord`]).
 //!
 //! Run ids are safe path segments (they name `runs/<run_id>.json` objects
-//! and files): a CLI run gets `run-<UTC time>-<random hex>`, a Lambda run
-//! the `run_id` its event carries (the state machine's execution name) or
-//! else its request id.
+//! and files): a run gets the `run_id` its event carries (the state
+//! machine's execution name), or else a new `run-<UTC time>-<random hex>`.
 
 use churn_model::check::{CheckReport, CheckStatus, SnapshotCounts};
 use churn_model::outcomes::OutcomesReport;

@@ -6,7 +6,7 @@
 //! `runs`, `run_shards`, `outcome_reports`); on AWS objects in the model
 //! bucket ([`ObjectRunStore`]: `runs/<run_id>.json`,
 //! `runs/<run_id>/shards/<shard>.json`, a listing marker
-//! `runs/by-finish/<finished_at>_<run_id>`, `outcomes/<model_id>.json`,
+//! `runs/by-finish/<finished_at>_<run_id>`, `outcomes/models/<model_id>.json`,
 //! `outcomes/latest.json`), or in a models directory when flags are on
 //! DynamoDB but models local.
 //!

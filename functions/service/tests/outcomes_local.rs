@@ -214,7 +214,15 @@ async fn outcomes_equal_a_direct_computation_and_are_served() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("row 5") && err.contains("churned"), "{err}");
-    // The stored report is untouched by the failed one.
+    // A customer listed twice: an error naming both rows.
+    lines[5] = format!("{},yes", ids[0]);
+    std::fs::write(&outcomes_csv, lines.join("\n") + "\n").unwrap();
+    let err = handle_outcomes(&request, stores, now)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("row 5") && err.contains("row 1"), "{err}");
+    // The stored report is untouched by the failed ones.
     assert_eq!(services.runs.outcomes(None).await.unwrap().unwrap(), record);
 }
 

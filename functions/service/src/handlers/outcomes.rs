@@ -19,7 +19,7 @@ use crate::run_record::OutcomesRecord;
 use crate::run_store::RunStore;
 use churn_model::outcomes::{outcomes_report, MatchedOutcome, ModelReference, OutcomesConfig};
 use churn_model::{ColumnValues, ModelArtifact, Table};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use time::{Duration, OffsetDateTime};
 
 /// Default days between a score and the outcome it is judged by.
@@ -61,7 +61,8 @@ struct Outcome {
 ///
 /// # Errors
 /// [`HandlerError::BadRequest`] for a bad horizon, a missing column, an
-/// id, label or date that does not parse (naming row and column);
+/// id, label or date that does not parse, or a customer listed twice
+/// (naming row and column);
 /// [`HandlerError::Features`] when the table cannot be read;
 /// [`HandlerError::Service`] when a store fails.
 pub async fn handle_outcomes(
@@ -152,11 +153,18 @@ async fn read_outcomes(
         None => None,
     };
     let mut out = Vec::with_capacity(labels.len());
+    let mut seen: HashMap<String, usize> = HashMap::with_capacity(labels.len());
     for (i, churned) in labels.into_iter().enumerate() {
         let row = table.row_number(i);
-        let id = churn_model::customer_id(ids[i].as_deref().unwrap_or("")).map_err(|e| {
-            HandlerError::BadRequest(format!("row {row}, column {:?}: {e}", request.id_column))
-        })?;
+        let column = &request.id_column;
+        let id = churn_model::customer_id(ids[i].as_deref().unwrap_or(""))
+            .map_err(|e| HandlerError::BadRequest(format!("row {row}, column {column:?}: {e}")))?;
+        // Two outcomes for one customer would be a silent choice between them.
+        if let Some(first) = seen.insert(id.to_string(), row) {
+            return Err(HandlerError::BadRequest(format!(
+                "row {row}, column {column:?}: customer {id:?} already has an outcome on row {first}"
+            )));
+        }
         let observed_at = match (&dates, &request.observed_at_column) {
             (Some(d), Some(c)) => observed_at(d[i].as_deref(), now)
                 .map_err(|m| HandlerError::BadRequest(format!("row {row}, column {c:?}: {m}")))?,

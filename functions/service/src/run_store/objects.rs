@@ -35,8 +35,12 @@ fn run_key(run_id: &str) -> String {
     format!("runs/{run_id}.json")
 }
 
-fn outcomes_key(name: &str) -> String {
-    format!("outcomes/{name}.json")
+/// `outcomes/latest.json`, or a model's `outcomes/models/<model_id>.json`.
+fn outcomes_key(model_id: Option<&str>) -> String {
+    match model_id {
+        Some(id) => format!("outcomes/models/{id}.json"),
+        None => "outcomes/latest.json".to_string(),
+    }
 }
 
 #[async_trait]
@@ -130,19 +134,17 @@ impl RunStore for ObjectRunStore {
         let bytes = encode(record);
         for model_id in record.report.by_model.keys() {
             self.objects
-                .put_object(&outcomes_key(model_id), bytes.clone())
+                .put_object(&outcomes_key(Some(model_id)), bytes.clone())
                 .await?;
         }
-        self.objects
-            .put_object(&outcomes_key("latest"), bytes)
-            .await
+        self.objects.put_object(&outcomes_key(None), bytes).await
     }
 
     async fn outcomes(&self, model_id: Option<&str>) -> Result<Option<OutcomesRecord>> {
         if model_id.is_some_and(|m| crate::model_store::validate_model_id(m).is_err()) {
             return Ok(None);
         }
-        let key = outcomes_key(model_id.unwrap_or("latest"));
+        let key = outcomes_key(model_id);
         match self.objects.get_object(&key).await? {
             Some(bytes) => Ok(Some(decode("outcomes report", &bytes)?)),
             None => Ok(None),

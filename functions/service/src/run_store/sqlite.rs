@@ -17,6 +17,14 @@ fn storage(operation: &'static str) -> impl Fn(rusqlite::Error) -> Error {
     move |e| Error::storage(BACKEND, operation, e)
 }
 
+/// The row of the latest report (`latest`), or of a model's (`model:<id>`).
+fn report_name(model_id: Option<&str>) -> String {
+    match model_id {
+        Some(id) => format!("model:{id}"),
+        None => "latest".to_string(),
+    }
+}
+
 #[async_trait]
 impl RunStore for SqliteFlagStore {
     async fn put_run(&self, run: &RunRecord) -> Result<()> {
@@ -113,8 +121,13 @@ impl RunStore for SqliteFlagStore {
 
     async fn put_outcomes(&self, record: &OutcomesRecord) -> Result<()> {
         let text = String::from_utf8(encode(record)).unwrap_or_default();
-        let mut names: Vec<String> = record.report.by_model.keys().cloned().collect();
-        names.push("latest".into());
+        let mut names: Vec<String> = record
+            .report
+            .by_model
+            .keys()
+            .map(|m| report_name(Some(m)))
+            .collect();
+        names.push(report_name(None));
         self.with_conn("put_outcomes", move |conn| {
             let tx = conn.transaction().map_err(storage("put_outcomes"))?;
             for name in &names {
@@ -131,7 +144,7 @@ impl RunStore for SqliteFlagStore {
     }
 
     async fn outcomes(&self, model_id: Option<&str>) -> Result<Option<OutcomesRecord>> {
-        let name = model_id.unwrap_or("latest").to_string();
+        let name = report_name(model_id);
         let text: Option<String> = self
             .with_conn("get_outcomes", move |conn| {
                 conn.query_row(

@@ -63,8 +63,12 @@ pub(super) async fn outcomes(
     let params: OutcomesQuery = query(text)?;
     let model_id = params.model_id.filter(|m| !m.is_empty());
     if let Some(m) = &model_id {
-        crate::model_store::validate_model_id(m)
-            .map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, "model_id", e.to_string()))?;
+        crate::model_store::validate_model_id(m).map_err(|e| match e {
+            crate::Error::InvalidInput { message, .. } => {
+                ApiError::field(StatusCode::BAD_REQUEST, "model_id", message)
+            }
+            other => ApiError::service(other),
+        })?;
     }
     match api
         .runs
