@@ -108,7 +108,7 @@ fn numeric_figures_equal_a_hand_computation() {
     let artifact = hand_artifact();
     let mut table = saas_table().clone();
     let keep: Vec<usize> = (0..10).collect();
-    table = table_rows(&table, &keep);
+    table = table.select_rows(&keep);
     let nan = f64::NAN;
     *numeric_mut(&mut table, "mrr") =
         vec![5.0, 15.0, 15.0, 95.0, 150.0, nan, nan, 50.0, 50.0, 50.0];
@@ -144,26 +144,6 @@ fn numeric_figures_equal_a_hand_computation() {
     assert_eq!(report.status, CheckStatus::Ok);
 }
 
-/// Rows `rows` of `table`.
-fn table_rows(table: &Table, rows: &[usize]) -> Table {
-    let columns = table
-        .columns
-        .iter()
-        .map(|c| Column {
-            name: c.name.clone(),
-            values: match &c.values {
-                ColumnValues::Numeric(v) => {
-                    ColumnValues::Numeric(rows.iter().map(|&r| v[r]).collect())
-                }
-                ColumnValues::Text(v) => {
-                    ColumnValues::Text(rows.iter().map(|&r| v[r].clone()).collect())
-                }
-            },
-        })
-        .collect();
-    Table::new(columns)
-}
-
 #[test]
 fn categorical_figures_equal_a_hand_computation() {
     let artifact = &saas_model().artifact;
@@ -185,7 +165,7 @@ fn categorical_figures_equal_a_hand_computation() {
         panic!("{reference:?}")
     };
     // 10 rows: 4 of the first kept level, 3 unseen ("platinum"), 2 blank, 1 missing.
-    let mut table = table_rows(saas_table(), &(0..10).collect::<Vec<_>>());
+    let mut table = saas_table().select_rows(&(0..10).collect::<Vec<_>>());
     let first = plan.levels[0].clone();
     let values: Vec<Option<String>> = (0..10)
         .map(|i| match i {
@@ -248,7 +228,7 @@ fn a_feature_in_cents_is_refused() {
 #[test]
 fn a_dropped_feature_is_refused_at_any_size() {
     let artifact = &saas_model().artifact;
-    let mut table = table_rows(saas_table(), &(0..20).collect::<Vec<_>>());
+    let mut table = saas_table().select_rows(&(0..20).collect::<Vec<_>>());
     table.columns.retain(|c| c.name != "logins_30d");
     let report = check(artifact, &table);
     assert_eq!(report.status, CheckStatus::Refuse);
@@ -337,11 +317,11 @@ fn counts_of_shards_merge_to_the_counts_of_the_whole() {
     let n = table.n_rows();
     let mut a = counts_of(
         artifact,
-        &table_rows(table, &(0..n / 3).collect::<Vec<_>>()),
+        &table.select_rows(&(0..n / 3).collect::<Vec<_>>()),
     );
     let b = counts_of(
         artifact,
-        &table_rows(table, &(n / 3..n).collect::<Vec<_>>()),
+        &table.select_rows(&(n / 3..n).collect::<Vec<_>>()),
     );
     a.merge(&b).unwrap();
     let whole = counts_of(artifact, table);

@@ -11,7 +11,7 @@ use churn_service::handlers::outcomes::{
 };
 use churn_service::run_record::OutcomesRecord;
 
-use super::{context, FlagsStoreArg, ModelsStoreArg};
+use super::context;
 use crate::output::{self, Format, Table};
 use crate::progress::Progress;
 
@@ -39,16 +39,12 @@ pub struct OutcomesArgs {
     #[arg(long, default_value_t = DEFAULT_HORIZON_DAYS, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_HORIZON_DAYS)))]
     pub horizon_days: u32,
     #[command(flatten)]
-    pub models: ModelsStoreArg,
-    #[command(flatten)]
-    pub flags: FlagsStoreArg,
-    /// Output format (json = the stored report).
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    pub store: super::runs::RunStoreArgs,
 }
 
 pub async fn run(args: OutcomesArgs, progress: Progress) -> anyhow::Result<()> {
-    let config = context::config(Some(&args.models.models), Some(&args.flags.flags))?;
+    let store = &args.store;
+    let config = context::config(Some(&store.models.models), Some(&store.flags.flags))?;
     let services = context::services(&config, false).await?;
     // The columns training used, when a model is promoted.
     let current = match services.models.current().await? {
@@ -85,7 +81,7 @@ pub async fn run(args: OutcomesArgs, progress: Progress) -> anyhow::Result<()> {
         "{} outcomes matched, {} unmatched; report stored",
         record.report.realised.matched, record.report.unmatched
     ));
-    match args.format {
+    match store.format {
         Format::Json => output::print_json(&record),
         Format::Csv => Ok(bands_table(&record.report).write_csv(std::io::stdout().lock())?),
         Format::Table => output::print(&render(&record)),

@@ -20,15 +20,16 @@ pub struct RunsArgs {
     pub command: RunsCommand,
 }
 
-/// Where the run records are: beside the flags in SQLite, else in the
-/// model store's bucket or directory.
+/// Where the run records and outcomes reports are (beside the flags in
+/// SQLite, else in the model store's bucket or directory), and the output
+/// format.
 #[derive(Debug, Clone, Args)]
 pub struct RunStoreArgs {
     #[command(flatten)]
     pub models: ModelsStoreArg,
     #[command(flatten)]
     pub flags: FlagsStoreArg,
-    /// Output format (json = the API's objects).
+    /// Output format (json = the API's objects, the stored report).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }
@@ -102,17 +103,16 @@ fn list(runs: &[RunRecord], format: Format) -> anyhow::Result<()> {
     ])
     .right(&[5, 6, 7, 8]);
     for r in runs {
-        let s = r.summary();
         t.row([
-            s.run_id.clone(),
-            timestamp::format(s.started_at),
-            s.snapshot.clone(),
-            super::train::short_id(&s.model_id).to_string(),
+            r.run_id.clone(),
+            timestamp::format(r.started_at),
+            r.snapshot.clone(),
+            super::train::short_id(&r.model_id).to_string(),
             verdict(r),
-            s.max_psi.map_or("-".into(), |p| format!("{p:.3}")),
-            s.counts.rows.to_string(),
-            s.counts.written.to_string(),
-            s.counts.failed_rows.to_string(),
+            r.check.max_psi().map_or("-".into(), |p| format!("{p:.3}")),
+            r.counts.rows.to_string(),
+            r.counts.written.to_string(),
+            r.counts.failed_rows.to_string(),
         ]);
     }
     match format {

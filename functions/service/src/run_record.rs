@@ -122,45 +122,18 @@ pub struct RunRecord {
     pub shards: Option<ShardsSummary>,
 }
 
-/// A run as listed: the record without the per-feature figures.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunSummary {
-    pub run_id: String,
-    #[serde(with = "crate::timestamp::serde_rfc3339")]
-    pub started_at: OffsetDateTime,
-    #[serde(with = "crate::timestamp::serde_rfc3339")]
-    pub finished_at: OffsetDateTime,
-    #[serde(with = "crate::timestamp::serde_rfc3339")]
-    pub as_of: OffsetDateTime,
-    pub snapshot: String,
-    pub model_id: String,
-    pub status: CheckStatus,
-    pub refused: bool,
-    pub forced: bool,
-    pub counts: RunCounts,
-    /// The largest feature PSI of the check.
-    pub max_psi: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shards: Option<ShardsSummary>,
-}
-
 impl RunRecord {
-    /// The record as listed.
-    pub fn summary(&self) -> RunSummary {
-        RunSummary {
-            run_id: self.run_id.clone(),
-            started_at: self.started_at,
-            finished_at: self.finished_at,
-            as_of: self.as_of,
-            snapshot: self.snapshot.clone(),
-            model_id: self.model_id.clone(),
-            status: self.status,
-            refused: self.refused,
-            forced: self.forced,
-            counts: self.counts.clone(),
-            max_psi: self.check.max_psi(),
-            shards: self.shards.clone(),
+    /// The record as listed (`GET /v1/runs`, `churn runs list --format
+    /// json`): every field but the check and its counts, and the check's
+    /// largest feature PSI as `max_psi`.
+    pub fn summary(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("check");
+            o.remove("snapshot_counts");
+            o.insert("max_psi".into(), self.check.max_psi().into());
         }
+        v
     }
 }
 

@@ -6,28 +6,18 @@
 use bytes::Bytes;
 use churn_model::metrics::{pr_auc, roc_auc};
 use churn_model::{generate, ColumnValues, RiskBand, SyntheticConfig};
-use churn_service::config::ServiceConfig;
-use churn_service::features::FeatureSources;
 use churn_service::flag_store::SqliteFlagStore;
 use churn_service::handlers::outcomes::{handle_outcomes, OutcomesRequest, OutcomesStores};
 use churn_service::handlers::rescore::run_event;
 use churn_service::handlers::score_api::{handle, ScoreApi};
-use churn_service::handlers::train::{handle_train, Gate};
-use churn_service::model_store::{DirModelStore, ModelStore};
 use churn_service::services::Services;
 use serde_json::{json, Value};
 use std::sync::Arc;
-use std::time::Duration;
 use time::OffsetDateTime;
 
 #[path = "shared/requests.rs"]
 mod requests;
-use requests::{train_request, write_csv};
-
-const GATE: Gate = Gate {
-    min_auc: 0.6,
-    max_auc_drop: 0.01,
-};
+use requests::{trained_services, write_csv};
 
 async fn get(services: &Services, uri: &str) -> (u16, Value) {
     let r = handle(
@@ -44,30 +34,8 @@ async fn get(services: &Services, uri: &str) -> (u16, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outcomes_equal_a_direct_computation_and_are_served() {
     let dir = tempfile::tempdir().unwrap();
-    let models: Arc<dyn ModelStore> = Arc::new(DirModelStore::new(dir.path().join("models")));
     let store = Arc::new(SqliteFlagStore::in_memory(4).await.unwrap());
-    let config = ServiceConfig {
-        model_refresh: Duration::from_secs(0),
-        ..ServiceConfig::default()
-    };
-    let services = Services::with_stores(config, models, store.clone(), store.clone());
-    let train = write_csv(
-        dir.path(),
-        "train.csv",
-        &generate(&SyntheticConfig {
-            customers: 3000,
-            seed: 5,
-        }),
-    );
-    let trained = handle_train(
-        &train_request(&train),
-        services.models.as_ref(),
-        &FeatureSources::new(),
-        GATE,
-    )
-    .await
-    .unwrap();
-    assert!(trained.promoted);
+    let (services, trained) = trained_services(dir.path(), store.clone(), store).await;
 
     // Scored 120 days ago; the outcomes are known today.
     let snapshot = generate(&SyntheticConfig {

@@ -6,31 +6,23 @@
 //! its customers alone and is reported in the run's record.
 
 use churn_model::{generate, ColumnValues, SyntheticConfig, Table};
-use churn_service::config::ServiceConfig;
-use churn_service::features::FeatureSources;
 use churn_service::flag::CustomerRecord;
 use churn_service::flag_store::{DynamoFlagStore, FlagStore, SqliteFlagStore};
 use churn_service::handlers::rescore::{handle_event, run_event, RescoreOutput};
-use churn_service::handlers::train::{handle_train, Gate};
 use churn_service::handlers::HandlerError;
-use churn_service::model_store::{DirModelStore, ModelStore, S3ModelStore};
+use churn_service::model_store::S3ModelStore;
 use churn_service::run_store::{ObjectRunStore, RunStore};
 use churn_service::services::Services;
 use churn_service::test_support::{unique_name, MotoServer};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 use time::OffsetDateTime;
 
 #[path = "shared/requests.rs"]
 mod requests;
-use requests::{train_request, write_csv};
+use requests::{trained_services, write_csv};
 
-const GATE: Gate = Gate {
-    min_auc: 0.6,
-    max_auc_drop: 0.01,
-};
 /// Customers of the rescored snapshots.
 const CUSTOMERS: usize = 400;
 
@@ -44,29 +36,7 @@ struct Setup {
 /// A promoted model, and its flags written from a clean snapshot.
 async fn setup(flags: Arc<dyn FlagStore>, runs: Arc<dyn RunStore>) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let models: Arc<dyn ModelStore> = Arc::new(DirModelStore::new(dir.path().join("models")));
-    let config = ServiceConfig {
-        model_refresh: Duration::from_secs(0),
-        ..ServiceConfig::default()
-    };
-    let services = Services::with_stores(config, models, flags, runs);
-    let train = write_csv(
-        dir.path(),
-        "train.csv",
-        &generate(&SyntheticConfig {
-            customers: 3000,
-            seed: 5,
-        }),
-    );
-    let s = handle_train(
-        &train_request(&train),
-        services.models.as_ref(),
-        &FeatureSources::new(),
-        GATE,
-    )
-    .await
-    .unwrap();
-    assert!(s.promoted, "{}", s.reason);
+    let (services, _) = trained_services(dir.path(), flags, runs).await;
     let snapshot = generate(&SyntheticConfig {
         customers: CUSTOMERS,
         seed: 41,
@@ -204,7 +174,7 @@ async fn a_refused_shard_is_reported_in_its_run(s: &Setup) {
     let before = stored(s, now).await;
     // Two shards of one run: the first clean, the second in cents.
     let half = CUSTOMERS / 2;
-    let rows = |r: std::ops::Range<usize>| rows_of(&s.snapshot, r);
+    let rows = |r: std::ops::Range<usize>| s.snapshot.select_rows(&r.collect::<Vec<_>>());
     let p1 = write_csv(s.dir.path(), "part-1.csv", &rows(0..half));
     let p2 = write_csv(
         s.dir.path(),
@@ -253,18 +223,6 @@ async fn a_refused_shard_is_reported_in_its_run(s: &Setup) {
     // A run without shard records is an input error.
     let missing = handle_event(&s.services, &json!({"finish_run": "exec-none"}), &|_| {}).await;
     assert!(matches!(missing, Err(HandlerError::BadRequest(_))));
-}
-
-/// Rows `range` of `table`.
-fn rows_of(table: &Table, range: std::ops::Range<usize>) -> Table {
-    let mut t = table.clone();
-    for c in &mut t.columns {
-        c.values = match &c.values {
-            ColumnValues::Numeric(v) => ColumnValues::Numeric(v[range.clone()].to_vec()),
-            ColumnValues::Text(v) => ColumnValues::Text(v[range.clone()].to_vec()),
-        };
-    }
-    t
 }
 
 async fn the_whole_contract(s: Setup) {

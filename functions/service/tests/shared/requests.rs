@@ -28,3 +28,46 @@ pub fn train_request(path: &Path) -> TrainRequest {
         },
     }
 }
+
+/// Services over `flags` and `runs`, with a model store in `dir/models`
+/// re-read on every request, and a model trained and promoted on 3,000
+/// seeded synthetic customers.
+#[allow(dead_code)] // not every test crate that includes this module trains
+pub async fn trained_services(
+    dir: &Path,
+    flags: std::sync::Arc<dyn churn_service::flag_store::FlagStore>,
+    runs: std::sync::Arc<dyn churn_service::run_store::RunStore>,
+) -> (
+    churn_service::services::Services,
+    churn_service::handlers::train::TrainSummary,
+) {
+    use churn_service::handlers::train::{handle_train, Gate};
+    let models = std::sync::Arc::new(churn_service::model_store::DirModelStore::new(
+        dir.join("models"),
+    ));
+    let config = churn_service::config::ServiceConfig {
+        model_refresh: std::time::Duration::from_secs(0),
+        ..churn_service::config::ServiceConfig::default()
+    };
+    let services = churn_service::services::Services::with_stores(config, models, flags, runs);
+    let table = churn_model::generate(&churn_model::SyntheticConfig {
+        customers: 3000,
+        seed: 5,
+    });
+    let train = write_csv(dir, "train.csv", &table);
+    let gate = Gate {
+        min_auc: 0.6,
+        max_auc_drop: 0.01,
+    };
+    let sources = churn_service::features::FeatureSources::new();
+    let summary = handle_train(
+        &train_request(&train),
+        services.models.as_ref(),
+        &sources,
+        gate,
+    )
+    .await
+    .unwrap();
+    assert!(summary.promoted, "{}", summary.reason);
+    (services, summary)
+}
