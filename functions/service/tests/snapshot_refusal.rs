@@ -48,6 +48,12 @@ async fn setup(flags: Arc<dyn FlagStore>, runs: Arc<dyn RunStore>) -> Setup {
     let clean = write_csv(dir.path(), "clean.csv", &snapshot);
     let summary = rescore(&services, &clean, "clean", false).await.unwrap();
     assert_eq!(summary.written, CUSTOMERS);
+    // Both passes read the same rows: no note that the snapshot changed.
+    assert!(
+        summary.notes.iter().all(|n| !n.contains("changed")),
+        "{:?}",
+        summary.notes
+    );
     let record = services.runs.run("clean").await.unwrap().unwrap();
     assert!(!record.refused && !record.forced, "{record:?}");
     for f in &record.check.features {

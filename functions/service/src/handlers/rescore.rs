@@ -21,7 +21,7 @@ use crate::handlers::error::{HandlerError, Refusal};
 use crate::handlers::model::ScoringModel;
 use crate::handlers::run_finish::{finish_run, FinishedRun};
 use crate::handlers::scored_stream::{ScoredStream, StreamTotals};
-use crate::handlers::snapshot_check::check_source;
+use crate::handlers::snapshot_check::{check_source, CheckedSnapshot};
 use crate::run_record::{validate_run_id, RunCounts, RunRecord};
 use crate::run_store::{shard_name, RunStore};
 use churn_model::check::{check_snapshot, CheckReport, CheckThresholds, SnapshotCounts};
@@ -256,8 +256,8 @@ pub async fn handle_rescore(
         ..RescoreSummary::default()
     };
     let checked = match &settings.check {
+        // Silent: `progress` counts the rows as they are written.
         Some(limits) => Some(
-            // Silent: `progress` counts the rows as they are written.
             check_source(
                 &uri,
                 stores.sources,
@@ -272,25 +272,7 @@ pub async fn handle_rescore(
     };
     if let Some(c) = checked.as_ref().filter(|c| c.report.refused()) {
         if !settings.force {
-            summary.rows = c.counts.rows as usize;
-            summary.scored = c.counts.scored as usize;
-            summary.failed_rows_count = c.failed.count;
-            summary.failed_rows = c.failed.listed.clone();
-            let record = run_record(&summary, &c.report, &c.counts, started_at, scored_at);
-            store_record(
-                stores.runs,
-                run,
-                &RunRecord {
-                    refused: true,
-                    ..record
-                },
-            )
-            .await?;
-            return Err(HandlerError::Refused(Box::new(Refusal {
-                report: c.report.clone(),
-                run_id: Some(run.run_id.clone()),
-                shard: run.shard,
-            })));
+            return Err(refuse(c, &mut summary, stores.runs, run, started_at, scored_at).await);
         }
         summary.forced = true;
     }
@@ -304,22 +286,7 @@ pub async fn handle_rescore(
         progress,
     )
     .await?;
-    let (report, counts) = match checked {
-        Some(c) => {
-            if c.counts != totals.counts {
-                summary.notes.push(
-                    "the snapshot changed between the check and the writes: the check's \
-                     figures are of what was read first"
-                        .to_string(),
-                );
-            }
-            (c.report, c.counts)
-        }
-        None => (
-            check_snapshot(&model.artifact, &totals.counts, &CheckThresholds::default()),
-            totals.counts,
-        ),
-    };
+    let (report, counts) = verdict(model, checked, totals, &mut summary);
     summary.check = Some(report.clone());
     summary.seconds = started.elapsed().as_secs_f64();
     let record = run_record(&summary, &report, &counts, started_at, scored_at);
@@ -340,6 +307,72 @@ pub async fn handle_rescore(
         "rescore done"
     );
     Ok(summary)
+}
+
+/// A refused run: its record stored (nothing written), and the error
+/// that says why (or the store's, when the record cannot be stored).
+async fn refuse(
+    checked: &CheckedSnapshot,
+    summary: &mut RescoreSummary,
+    runs: &dyn RunStore,
+    run: &RunIdentity,
+    started_at: OffsetDateTime,
+    as_of: OffsetDateTime,
+) -> HandlerError {
+    summary.rows = checked.counts.rows as usize;
+    summary.scored = checked.counts.scored as usize;
+    summary.failed_rows_count = checked.failed.count;
+    summary.failed_rows = checked.failed.listed.clone();
+    let record = run_record(summary, &checked.report, &checked.counts, started_at, as_of);
+    if let Err(e) = store_record(
+        runs,
+        run,
+        &RunRecord {
+            refused: true,
+            ..record
+        },
+    )
+    .await
+    {
+        return e;
+    }
+    tracing::warn!(run_id = %run.run_id, snapshot = %summary.snapshot, "snapshot refused");
+    HandlerError::Refused(Box::new(Refusal {
+        report: checked.report.clone(),
+        run_id: Some(run.run_id.clone()),
+        shard: run.shard,
+    }))
+}
+
+/// The run's check: the check pass's, noting in `summary` when the writing
+/// pass read something else (the snapshot changed between the passes);
+/// without a check pass, a verdict on what the writing pass read.
+fn verdict(
+    model: &ScoringModel,
+    checked: Option<CheckedSnapshot>,
+    written: StreamTotals,
+    summary: &mut RescoreSummary,
+) -> (CheckReport, SnapshotCounts) {
+    match checked {
+        Some(c) => {
+            if c.counts != written.counts {
+                summary.notes.push(
+                    "the snapshot changed between the check and the writes: the check's \
+                     figures are of what was read first"
+                        .to_string(),
+                );
+            }
+            (c.report, c.counts)
+        }
+        None => (
+            check_snapshot(
+                &model.artifact,
+                &written.counts,
+                &CheckThresholds::default(),
+            ),
+            written.counts,
+        ),
+    }
 }
 
 /// The writing pass: streams `uri` again, scores every row with reasons
