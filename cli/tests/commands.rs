@@ -1125,8 +1125,9 @@ fn a_snapshot_in_cents_is_refused_with_exit_3_unless_forced_and_every_run_is_rec
         .1
     };
     let before = list(d);
-    let (code, _, stderr) = run(churn(d).args(["--quiet", "rescore", "--data", cents]));
+    let (code, stdout, stderr) = run(churn(d).args(["--quiet", "rescore", "--data", cents]));
     assert_eq!(code, 3, "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
     assert!(stderr.starts_with("error: snapshot refused: "), "{stderr}");
     assert!(
         stderr.contains("mrr") && stderr.contains("--force"),
@@ -1134,6 +1135,12 @@ fn a_snapshot_in_cents_is_refused_with_exit_3_unless_forced_and_every_run_is_rec
     );
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     assert_eq!(list(d), before, "a refused snapshot changed the flags");
+    // With --json the verdict is on stdout too.
+    let (code, stdout, _) = run(churn(d).args(["--quiet", "rescore", "--data", cents, "--json"]));
+    assert_eq!(code, 3);
+    let refusal = json(&stdout);
+    assert_eq!(refusal["refused"], true);
+    assert_eq!(refusal["check"]["status"], "refuse");
     let (code, stdout, _) = run(churn(d).args(["runs", "list", "--format", "json"]));
     assert_eq!(code, 0);
     let runs = json(&stdout);
@@ -1215,6 +1222,8 @@ fn outcomes_report_realised_accuracy_and_are_served() {
         assert!(report.get(key).is_some(), "{key}: {report}");
     }
     assert_eq!(report["matched"], 800);
+    // Scored just now: each matched with its earliest score, and said so.
+    assert_eq!(report["matched_before_horizon"], 800);
     assert_eq!(report["unmatched"], 1);
     assert_eq!(report["unmatched_ids"][0], "not-a-customer");
     for band in ["high", "medium", "low", "at_risk"] {

@@ -138,10 +138,20 @@ fn numeric_figures_equal_a_hand_computation() {
         "{:?} vs {hand}",
         f.psi
     );
-    assert_eq!(f.level, DriftLevel::Alert);
-    // Ten rows are too few to judge: figures, no verdict from them.
+    // Ten rows are too few to judge drift: the figure, no level or verdict.
+    assert_eq!(f.level, DriftLevel::Unchecked);
     assert_eq!(item(&report, "drift").status, "skipped");
+    assert_eq!(report.max_psi(), None);
+    // Shares are exact at any size: 1 of 8 values out of range is fine.
+    assert_eq!(item(&report, "out_of_range").status, "ok");
     assert_eq!(report.status, CheckStatus::Ok);
+    let judged = check_snapshot(
+        &artifact,
+        &counts,
+        &CheckThresholds::builder().min_rows(10).build().unwrap(),
+    );
+    assert_eq!(feature(&judged, "mrr").level, DriftLevel::Alert);
+    assert!(judged.max_psi().unwrap() >= f.psi.unwrap());
 }
 
 #[test]

@@ -397,14 +397,17 @@ async fn train_score_and_rescore_binaries_against_moto() {
         record["shards"]["refused_snapshots"][0],
         format!("s3://{BUCKET}/snapshots/sharded/b.csv")
     );
-    // The run counts one refusal, from its finish; the shards their drift.
+    // The run reports one refusal and its drift, from its finish; the
+    // shards their rows.
     let docs = rescore.emf_documents(7, TIMEOUT).await.unwrap();
     let (ok, no, finish) = (&docs[4], &docs[5], &docs[6]);
-    assert!(
-        ok.get("RefusedRuns").is_none() && no.get("RefusedRuns").is_none(),
-        "{ok}\n{no}"
-    );
-    assert!(no["MaxPsi"].as_f64().unwrap() > 1.0, "{no}");
+    for shard in [ok, no] {
+        assert!(
+            shard.get("RefusedRuns").is_none() && shard.get("MaxPsi").is_none(),
+            "{shard}"
+        );
+    }
+    assert_eq!(no["RowsRead"], 1000, "{no}");
     assert_eq!(finish["RefusedRuns"], 1, "{finish}");
     assert!(finish["MaxPsi"].as_f64().unwrap() > 0.25, "{finish}");
 }

@@ -139,10 +139,11 @@ fn render(record: &OutcomesRecord) -> String {
         "retrain recommended: no".to_string()
     };
     format!(
-        "outcomes   {} (horizon {} days)\nmatched    {}\nunmatched  {}\nbase rate  {}\nroc_auc    {}\npr_auc     {}\n{retrain}\n{unmatched}\n{}\n{}\n{}",
+        "outcomes   {} (horizon {} days)\nmatched    {} ({} with a score younger than the horizon)\nunmatched  {}\nbase rate  {}\nroc_auc    {}\npr_auc     {}\n{retrain}\n{unmatched}\n{}\n{}\n{}",
         record.source,
         record.horizon_days,
         r.realised.matched,
+        record.matched_before_horizon,
         r.unmatched,
         figure(r.realised.base_rate),
         figure(r.realised.roc_auc),

@@ -59,8 +59,23 @@ pub async fn run(args: RescoreArgs, progress: Progress) -> anyhow::Result<()> {
         return Err(context::no_model(&config));
     }
     let services = context::services(&config, true).await?;
-    let summary = rescore(&services, &args.data, args.as_of, args.force, progress).await?;
-    match if args.json { Format::Json } else { args.format } {
+    let format = if args.json { Format::Json } else { args.format };
+    let summary = match rescore(&services, &args.data, args.as_of, args.force, progress).await {
+        Ok(s) => s,
+        Err(e) => {
+            // A script reading the JSON still gets the verdict it exits 3 for.
+            if let (Format::Json, Some(HandlerError::Refused(r))) = (format, e.downcast_ref()) {
+                output::print_json(&serde_json::json!({
+                    "run_id": r.run_id,
+                    "snapshot": args.data,
+                    "refused": true,
+                    "check": r.report,
+                }))?;
+            }
+            return Err(e);
+        }
+    };
+    match format {
         Format::Json => output::print_json(&summary)?,
         Format::Csv => {
             summary_table(&summary).write_csv(std::io::stdout().lock())?;

@@ -77,7 +77,7 @@ pub struct ServiceConfig {
     pub check: CheckThresholds,
 }
 
-/// The snapshot check's variables, each with the setter it feeds.
+/// The snapshot check's variables (see [`ServiceConfig::check`]).
 pub const CHECK_VARIABLES: [&str; 7] = [
     "CHURN_CHECK_PSI_WARN",
     "CHURN_CHECK_PSI_ALERT",

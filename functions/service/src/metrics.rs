@@ -164,16 +164,18 @@ impl Measured for RescoreSummary {
     }
 }
 
-/// The snapshot check's metrics: [`MAX_PSI`] when one was computed, and
-/// [`REFUSED_RUNS`] except from a shard (its run reports it once).
+/// The snapshot check's metrics: [`MAX_PSI`] when one was judged and
+/// [`REFUSED_RUNS`], except from a shard: its run reports both once, from
+/// `finish_run`, over the whole snapshot (a shard's own PSI is of its part).
 fn check_metrics(max_psi: Option<f64>, refused: bool, shard: bool) -> Vec<Metric> {
+    if shard {
+        return Vec::new();
+    }
     let mut out: Vec<Metric> = max_psi
         .map(|p| Metric::plain(MAX_PSI, p))
         .into_iter()
         .collect();
-    if !shard {
-        out.push(Metric::count(REFUSED_RUNS, usize::from(refused)));
-    }
+    out.push(Metric::count(REFUSED_RUNS, usize::from(refused)));
     out
 }
 
@@ -518,7 +520,7 @@ mod tests {
                 shard: true,
             })));
         assert_eq!(value(&shard.metrics(), REFUSED_RUNS), None);
-        assert_eq!(value(&shard.metrics(), MAX_PSI), Some(3.5));
+        assert_eq!(value(&shard.metrics(), MAX_PSI), None);
         // A run that wrote (forced or not) is no refused run.
         let forced = RescoreSummary {
             check: Some(report(2.0, CheckStatus::Refuse)),

@@ -50,6 +50,34 @@ pub fn validate_run_id(run_id: &str) -> Result<(), String> {
     }
 }
 
+/// The run id for `raw` (a Step Functions execution name may hold
+/// characters a key should not): each character outside letters, digits,
+/// `-`, `_` and `.` becomes `-`, a leading `.` too, cut to
+/// [`MAX_RUN_ID_CHARS`]; the same name always gives the same id, so a run's
+/// shards and its finish agree.
+///
+/// # Errors
+/// A message when `raw` is empty.
+pub fn run_id_from(raw: &str) -> Result<String, String> {
+    let id: String = raw
+        .chars()
+        .enumerate()
+        .map(|(i, c)| {
+            let safe = c.is_ascii_alphanumeric() || matches!(c, '-' | '_') || (c == '.' && i > 0);
+            if safe {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(MAX_RUN_ID_CHARS)
+        .collect();
+    if id.is_empty() {
+        return Err("a run id must not be empty".to_string());
+    }
+    Ok(id)
+}
+
 /// What a run did to the flags.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunCounts {
@@ -145,6 +173,12 @@ pub struct OutcomesRecord {
     /// Where the outcomes came from.
     pub source: String,
     pub horizon_days: u32,
+    /// Matched outcomes whose customer had no score `horizon_days` before
+    /// the outcome, matched with its earliest score before it instead
+    /// (closer to the outcome, so easier to get right: many of them flatter
+    /// the figures).
+    #[serde(default)]
+    pub matched_before_horizon: u64,
     #[serde(flatten)]
     pub report: OutcomesReport,
 }
@@ -164,5 +198,13 @@ mod tests {
             assert!(validate_run_id(bad).is_err(), "{bad:?}");
         }
         assert_eq!(validate_run_id("3f0c-aa_1.2"), Ok(()));
+        // Execution names Step Functions allows become safe ids, always alike.
+        for raw in ["nightly+2026=12@eu(1)", "ünïcode", ".x", &"y".repeat(90)] {
+            let id = run_id_from(raw).unwrap();
+            assert_eq!(validate_run_id(&id), Ok(()), "{raw:?} -> {id:?}");
+            assert_eq!(run_id_from(raw).unwrap(), id);
+        }
+        assert_eq!(run_id_from("a/b").unwrap(), "a-b");
+        assert!(run_id_from("").is_err());
     }
 }

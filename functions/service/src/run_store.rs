@@ -91,8 +91,72 @@ fn decode<T: serde::de::DeserializeOwned>(what: &'static str, bytes: &[u8]) -> R
     })
 }
 
+/// Parsed records, those that do not parse left out with a warning: one
+/// broken record must not hide every other run.
+fn decode_each<'a>(
+    what: &'static str,
+    stored: impl IntoIterator<Item = &'a [u8]>,
+) -> Vec<RunRecord> {
+    stored
+        .into_iter()
+        .filter_map(|bytes| match decode(what, bytes) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!(error = %e, "a stored {what} does not parse; left out");
+                None
+            }
+        })
+        .collect()
+}
+
 /// A record as stored.
-fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    // Records are plain structs of strings and numbers.
-    serde_json::to_vec(value).unwrap_or_default()
+///
+/// # Errors
+/// [`crate::Error::Corrupt`] if it cannot be serialised (a non-finite
+/// figure would be one).
+fn encode<T: serde::Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| crate::Error::Corrupt {
+        what,
+        message: e.to_string(),
+    })
+}
+
+/// The one check of the ids a record is stored under (they name keys and
+/// files): [`validate_run_id`](crate::run_record::validate_run_id), and
+/// for shards a hex name as [`shard_name`] makes.
+///
+/// # Errors
+/// [`crate::Error::InvalidInput`] naming the id.
+fn check_ids(run_id: &str, shard: Option<&str>) -> Result<()> {
+    crate::run_record::validate_run_id(run_id).map_err(|message| crate::Error::InvalidInput {
+        field: "run_id",
+        message,
+    })?;
+    match shard {
+        Some(s) if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Err(crate::Error::InvalidInput {
+                field: "shard",
+                message: format!("{s:?} is no shard name (hex digits)"),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The model ids of `record` a per-model report is stored under; an id
+/// that is no safe key is left out with a warning (the report keeps it).
+fn report_models(record: &OutcomesRecord) -> Vec<&str> {
+    record
+        .report
+        .by_model
+        .keys()
+        .map(String::as_str)
+        .filter(|id| match crate::model_store::validate_model_id(id) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "outcomes of an unsafe model id not stored apart");
+                false
+            }
+        })
+        .collect()
 }

@@ -88,6 +88,10 @@ async fn outcomes_equal_a_direct_computation_and_are_served() {
         bands.push(flag.risk_band);
     }
     assert_eq!(r.realised.matched, ids.len() as u64);
+    assert_eq!(
+        record.matched_before_horizon, 0,
+        "every score is 120 days old"
+    );
     assert_eq!(r.unmatched, 2);
     assert_eq!(r.unmatched_ids, ["ghost-1", "ghost-2"]);
     let close = |a: Option<f64>, b: f64| (a.unwrap() - b).abs() < 1e-12;

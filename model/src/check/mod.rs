@@ -12,7 +12,8 @@
 //! `max_out_of_range` of a numeric feature's values are outside its range,
 //! the PSI of one of the `refuse_top_features` most important features is
 //! above `psi_refuse`, or more than `max_invalid_share` of rows fail
-//! validation ([`CheckThresholds`]).
+//! validation ([`CheckThresholds`]). The PSI and score comparisons need
+//! `min_rows` rows (100) to judge; the share rules hold at any size.
 //!
 //! The counts are gathered chunk by chunk ([`SnapshotCounts::add_table`])
 //! and merge across shards; the verdict is a pure function of them

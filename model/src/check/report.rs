@@ -39,8 +39,9 @@ pub enum DriftLevel {
     Warn,
     /// PSI above `psi_alert`.
     Alert,
-    /// No PSI: the artifact records no bin shares for the feature (older
-    /// than schema version 5), or the snapshot had no rows.
+    /// Not judged: the artifact records no bin shares for the feature
+    /// (older than schema version 5), or the snapshot has fewer rows than
+    /// `min_rows` (its PSI is then reported, but noise).
     Unchecked,
 }
 
@@ -95,10 +96,13 @@ impl CheckReport {
         self.status == CheckStatus::Refuse
     }
 
-    /// The largest feature PSI (`None` when none was computed).
+    /// The largest PSI among the features it judged (present, with a
+    /// reference, enough rows): what the drift alarm watches. `None` when
+    /// none was.
     pub fn max_psi(&self) -> Option<f64> {
         self.features
             .iter()
+            .filter(|f| !f.absent && f.level != DriftLevel::Unchecked)
             .filter_map(|f| f.psi)
             .max_by(f64::total_cmp)
     }
@@ -123,25 +127,28 @@ pub fn check_snapshot(
     limits: &CheckThresholds,
 ) -> CheckReport {
     let ranking = importance_ranking(artifact);
+    let judged = counts.rows >= limits.min_rows;
     let features: Vec<FeatureCheck> = counts
         .features
         .iter()
-        .map(|c| feature_check(artifact, c, &ranking, limits))
+        .map(|c| feature_check(artifact, c, &ranking, limits, judged))
         .collect();
-    let judged = counts.rows >= limits.min_rows;
     let too_few = format!(
-        "{} rows, fewer than the {} the distribution checks judge",
+        "{} rows, fewer than the {} a distribution comparison needs",
         counts.rows, limits.min_rows
     );
-    let mut checks = vec![present_check(&features)];
-    let distribution = [
+    // Shares of rows are exact at any size; PSI and the score comparison
+    // are noise on a handful of rows, so below `min_rows` they only report.
+    let mut checks = vec![
+        present_check(&features),
         invalid_check(counts, limits),
         missing_check(&features, limits),
         range_check(&features, limits),
+    ];
+    for mut c in [
         drift_check(&features, limits),
         scores_check(artifact, counts, limits),
-    ];
-    for mut c in distribution {
+    ] {
         if !judged && c.status != "skipped" {
             c.status = "skipped".into();
             c.detail = format!("{too_few}; {}", c.detail);
@@ -210,6 +217,7 @@ fn feature_check(
     c: &FeatureCounts,
     ranking: &[String],
     limits: &CheckThresholds,
+    judged: bool,
 ) -> FeatureCheck {
     let reference = artifact.reference.iter().find(|r| r.feature == c.feature);
     let reference_missing_share = reference.map_or(0.0, |r| r.missing_share);
@@ -229,6 +237,7 @@ fn feature_check(
     };
     let level = match psi {
         None => DriftLevel::Unchecked,
+        Some(_) if !judged => DriftLevel::Unchecked,
         Some(p) if p > limits.psi_alert => DriftLevel::Alert,
         Some(p) if p >= limits.psi_warn => DriftLevel::Warn,
         Some(_) => DriftLevel::Ok,

@@ -25,9 +25,10 @@ pub struct CheckThresholds {
     pub max_out_of_range: f64,
     /// Largest allowed share of rows failing validation (default 0.05).
     pub max_invalid_share: f64,
-    /// Fewest rows the distribution checks judge: below it their figures
-    /// are reported but noise, so they neither warn nor refuse (default
-    /// 100). An absent feature is refused at any size.
+    /// Fewest rows the PSI and score comparisons judge: below it their
+    /// figures are reported but noise, so they neither warn nor refuse
+    /// (default 100). The share rules (absent feature, missing rise, out of
+    /// range, invalid rows) hold at any size.
     pub min_rows: u64,
 }
 

@@ -80,19 +80,23 @@ pub async fn handle_outcomes(
     let horizon = Duration::days(i64::from(request.horizon_days));
     let mut matched = Vec::new();
     let mut unmatched = Vec::new();
+    let mut before_horizon = 0u64;
     for o in outcomes {
         let history = match stores.flags.customer(&o.customer_id, now).await? {
             Some(record) => record.history,
             None => Vec::new(),
         };
         match score_in_force(&history, o.observed_at, horizon) {
-            Some(p) => matched.push(MatchedOutcome {
-                customer_id: o.customer_id,
-                churned: o.churned,
-                churn_probability: p.churn_probability,
-                risk_band: p.risk_band,
-                model_id: p.model_id.clone(),
-            }),
+            Some(p) => {
+                before_horizon += u64::from(p.scored_at > o.observed_at - horizon);
+                matched.push(MatchedOutcome {
+                    customer_id: o.customer_id,
+                    churned: o.churned,
+                    churn_probability: p.churn_probability,
+                    risk_band: p.risk_band,
+                    model_id: p.model_id.clone(),
+                });
+            }
             None => unmatched.push(o.customer_id),
         }
     }
@@ -102,6 +106,7 @@ pub async fn handle_outcomes(
         computed_at: crate::timestamp::truncate(now),
         source: request.data.clone(),
         horizon_days: request.horizon_days,
+        matched_before_horizon: before_horizon,
         report,
     };
     stores.runs.put_outcomes(&record).await?;

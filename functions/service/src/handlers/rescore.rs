@@ -22,7 +22,7 @@ use crate::handlers::model::ScoringModel;
 use crate::handlers::run_finish::{finish_run, FinishedRun};
 use crate::handlers::scored_stream::{ScoredStream, StreamTotals};
 use crate::handlers::snapshot_check::{check_source, CheckedSnapshot};
-use crate::run_record::{validate_run_id, RunCounts, RunRecord};
+use crate::run_record::{run_id_from, RunCounts, RunRecord};
 use crate::run_store::{shard_name, RunStore};
 use churn_model::check::{check_snapshot, CheckReport, CheckThresholds, SnapshotCounts};
 use serde::{Deserialize, Serialize};
@@ -89,7 +89,11 @@ impl RescoreEvent {
                 })?;
             return Ok(RescoreEvent::Snapshot(format!("s3://{bucket}/{key}")));
         }
-        if obj.is_empty()
+        // Run options alone (`{"force": true}`): the configured snapshot.
+        let options_only = obj
+            .keys()
+            .all(|k| matches!(k.as_str(), "force" | "run_id" | "as_of" | "shard"));
+        if options_only
             || obj.contains_key("detail-type")
             || obj.get("source").and_then(Value::as_str) == Some("aws.events")
         {
@@ -286,7 +290,8 @@ pub async fn handle_rescore(
         progress,
     )
     .await?;
-    let (report, counts) = verdict(model, checked, totals, &mut summary);
+    let limits = settings.check.unwrap_or_default();
+    let (report, counts) = verdict(model, checked, totals, &limits, &mut summary);
     summary.check = Some(report.clone());
     summary.seconds = started.elapsed().as_secs_f64();
     let record = run_record(&summary, &report, &counts, started_at, scored_at);
@@ -323,18 +328,18 @@ async fn refuse(
     summary.scored = checked.counts.scored as usize;
     summary.failed_rows_count = checked.failed.count;
     summary.failed_rows = checked.failed.listed.clone();
-    let record = run_record(summary, &checked.report, &checked.counts, started_at, as_of);
-    if let Err(e) = store_record(
-        runs,
-        run,
-        &RunRecord {
-            refused: true,
-            ..record
-        },
-    )
-    .await
-    {
-        return e;
+    let record = RunRecord {
+        refused: true,
+        ..run_record(summary, &checked.report, &checked.counts, started_at, as_of)
+    };
+    // The refusal is the answer either way: a record that could not be
+    // stored must not turn it into a store failure (retried, exit 70).
+    if let Err(e) = store_record(runs, run, &record).await {
+        tracing::error!(
+            run_id = %run.run_id,
+            error = %crate::error::report(&e),
+            "the refused run's record was not stored"
+        );
     }
     tracing::warn!(run_id = %run.run_id, snapshot = %summary.snapshot, "snapshot refused");
     HandlerError::Refused(Box::new(Refusal {
@@ -346,15 +351,17 @@ async fn refuse(
 
 /// The run's check: the check pass's, noting in `summary` when the writing
 /// pass read something else (the snapshot changed between the passes);
-/// without a check pass, a verdict on what the writing pass read.
+/// without a check pass, or when it stopped early (a forced run), a
+/// verdict under `limits` on what the writing pass read.
 fn verdict(
     model: &ScoringModel,
     checked: Option<CheckedSnapshot>,
     written: StreamTotals,
+    limits: &CheckThresholds,
     summary: &mut RescoreSummary,
 ) -> (CheckReport, SnapshotCounts) {
     match checked {
-        Some(c) => {
+        Some(c) if !c.stopped_early => {
             if c.counts != written.counts {
                 summary.notes.push(
                     "the snapshot changed between the check and the writes: the check's \
@@ -364,12 +371,8 @@ fn verdict(
             }
             (c.report, c.counts)
         }
-        None => (
-            check_snapshot(
-                &model.artifact,
-                &written.counts,
-                &CheckThresholds::default(),
-            ),
+        _ => (
+            check_snapshot(&model.artifact, &written.counts, limits),
             written.counts,
         ),
     }
@@ -577,8 +580,8 @@ pub async fn handle_event(
     progress: &(dyn Fn(usize) + Send + Sync),
 ) -> Result<RescoreOutput, HandlerError> {
     match event.get("finish_run") {
-        Some(Value::String(run_id)) => {
-            validate_run_id(run_id).map_err(HandlerError::BadRequest)?;
+        Some(Value::String(raw)) => {
+            let run_id = &run_id_from(raw).map_err(HandlerError::BadRequest)?;
             finish_run(
                 services.runs.as_ref(),
                 services.models.as_ref(),
@@ -626,11 +629,8 @@ fn run_identity(event: &Value, now: OffsetDateTime) -> Result<RunIdentity, Handl
             ))
         }
         None | Some(Value::Null) => crate::run_record::new_run_id(now),
-        Some(Value::String(id)) => {
-            validate_run_id(id)
-                .map_err(|m| HandlerError::BadRequest(format!("invalid run_id: {m}")))?;
-            id.clone()
-        }
+        Some(Value::String(raw)) => run_id_from(raw)
+            .map_err(|m| HandlerError::BadRequest(format!("invalid run_id: {m}")))?,
         Some(_) => {
             return Err(HandlerError::BadRequest(
                 "invalid run_id: expected a string".into(),
@@ -672,6 +672,10 @@ mod tests {
         assert!(RescoreEvent::from_json(&json!({"Key":"p.csv"}), None).is_err());
         assert!(RescoreEvent::from_json(&json!({"snapshot": 3}), None).is_err());
         assert!(RescoreEvent::from_json(&json!({"what": 1}), None).is_err());
+        assert_eq!(
+            RescoreEvent::from_json(&json!({"force": true, "run_id": "r"}), None).unwrap(),
+            RescoreEvent::Scheduled
+        );
         assert!(RescoreEvent::from_json(&json!([1]), None).is_err());
     }
 
@@ -690,7 +694,7 @@ mod tests {
             .starts_with("run-"));
         for bad in [
             json!({"shard": true}),
-            json!({"run_id": "../etc"}),
+            json!({"run_id": ""}),
             json!({"run_id": 3}),
             json!({"shard": "yes", "run_id": "a"}),
         ] {

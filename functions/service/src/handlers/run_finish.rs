@@ -157,6 +157,10 @@ fn common_prefix<'a>(mut snapshots: impl Iterator<Item = &'a str>) -> String {
             .take_while(|(a, b)| a == b)
             .count();
     }
+    // Bytes were compared: back off to a character boundary.
+    while !first.is_char_boundary(len) {
+        len -= 1;
+    }
     let prefix = &first[..len];
     match prefix.rfind('/') {
         Some(i) if len < first.len() => prefix[..=i].to_string(),
@@ -174,5 +178,7 @@ mod tests {
         assert_eq!(common_prefix(shards.into_iter()), "s3://b/snap/2026/");
         assert_eq!(common_prefix(["s3://b/a.csv"].into_iter()), "s3://b/a.csv");
         assert_eq!(common_prefix(std::iter::empty()), "");
+        // Keys that part inside a multi-byte character.
+        assert_eq!(common_prefix(["d/é1.csv", "d/è2.csv"].into_iter()), "d/");
     }
 }

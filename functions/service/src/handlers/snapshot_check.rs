@@ -4,8 +4,10 @@
 //! its writing pass, so no flag is written before the verdict, in constant
 //! memory (a chunk at a time).
 //!
-//! A model feature with no column is known from the first chunk: the pass
-//! stops there (fail fast) and the verdict refuses.
+//! A model feature with no column in the first chunk's part is known at
+//! once: the pass stops there (fail fast) and the verdict refuses; its
+//! `features_present` check says how many rows were read. (A later part of
+//! a multi-part prefix without the column is found when that part is read.)
 
 use crate::features::{FeatureSources, FeatureUri};
 use crate::handlers::error::HandlerError;
@@ -50,7 +52,20 @@ pub async fn check_source(
         }
     }
     let totals = stream.finish();
-    let report = check_snapshot(&model.artifact, &totals.counts, limits);
+    let mut report = check_snapshot(&model.artifact, &totals.counts, limits);
+    if stopped_early {
+        for c in report
+            .checks
+            .iter_mut()
+            .filter(|c| c.name == "features_present")
+        {
+            c.detail.push_str(&format!(
+                " (the check stopped after the first {} rows: an absent feature refuses \
+                 whatever the rest holds)",
+                totals.counts.rows
+            ));
+        }
+    }
     Ok(CheckedSnapshot {
         report,
         counts: totals.counts,

@@ -1,7 +1,7 @@
 //! [`ObjectRunStore`]: run records and outcomes reports as JSON objects
 //! (S3 on AWS, files in a directory otherwise).
 
-use super::{decode, encode, RunStore, MAX_LISTED_RUNS};
+use super::{check_ids, decode, decode_each, encode, report_models, RunStore, MAX_LISTED_RUNS};
 use crate::error::Result;
 use crate::model_store::ModelObjects;
 use crate::run_record::{validate_run_id, OutcomesRecord, RunRecord};
@@ -46,8 +46,9 @@ fn outcomes_key(model_id: Option<&str>) -> String {
 #[async_trait]
 impl RunStore for ObjectRunStore {
     async fn put_run(&self, run: &RunRecord) -> Result<()> {
+        check_ids(&run.run_id, None)?;
         self.objects
-            .put_object(&run_key(&run.run_id), encode(run))
+            .put_object(&run_key(&run.run_id), encode("run record", run)?)
             .await?;
         // The listing's order: a marker per record named by its finish
         // time, so the newest are found by listing keys, not reading records.
@@ -96,16 +97,22 @@ impl RunStore for ObjectRunStore {
             if !seen.insert(run_id.clone()) {
                 continue;
             }
-            if let Some(record) = self.run(&run_id).await? {
-                out.push(record);
+            if validate_run_id(&run_id).is_err() {
+                continue;
+            }
+            if let Some(bytes) = self.objects.get_object(&run_key(&run_id)).await? {
+                out.extend(decode_each("run record", [bytes.as_slice()]));
             }
         }
         Ok(out)
     }
 
     async fn put_shard(&self, run_id: &str, shard: &str, record: &RunRecord) -> Result<()> {
+        check_ids(run_id, Some(shard))?;
         let key = format!("runs/{run_id}/shards/{shard}.json");
-        self.objects.put_object(&key, encode(record)).await
+        self.objects
+            .put_object(&key, encode("shard record", record)?)
+            .await
     }
 
     async fn shards(&self, run_id: &str) -> Result<Vec<RunRecord>> {
@@ -121,18 +128,21 @@ impl RunStore for ObjectRunStore {
             .filter(|k| k.ends_with(".json"))
             .collect();
         keys.sort();
-        let mut out = Vec::new();
+        let mut stored = Vec::new();
         for key in keys {
             if let Some(bytes) = self.objects.get_object(&key).await? {
-                out.push(decode("shard record", &bytes)?);
+                stored.push(bytes);
             }
         }
-        Ok(out)
+        Ok(decode_each(
+            "shard record",
+            stored.iter().map(Vec::as_slice),
+        ))
     }
 
     async fn put_outcomes(&self, record: &OutcomesRecord) -> Result<()> {
-        let bytes = encode(record);
-        for model_id in record.report.by_model.keys() {
+        let bytes = encode("outcomes report", record)?;
+        for model_id in report_models(record) {
             self.objects
                 .put_object(&outcomes_key(Some(model_id)), bytes.clone())
                 .await?;

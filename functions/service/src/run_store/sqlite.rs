@@ -3,7 +3,7 @@
 //! created with the flag tables), so the local default keeps everything in
 //! one file.
 
-use super::{decode, encode, RunStore, MAX_LISTED_RUNS};
+use super::{check_ids, decode, decode_each, encode, report_models, RunStore, MAX_LISTED_RUNS};
 use crate::error::{Error, Result};
 use crate::flag_store::sqlite::SqliteFlagStore;
 use crate::run_record::{OutcomesRecord, RunRecord};
@@ -17,6 +17,11 @@ fn storage(operation: &'static str) -> impl Fn(rusqlite::Error) -> Error {
     move |e| Error::storage(BACKEND, operation, e)
 }
 
+/// Stored JSON as the text column holds it (serde_json writes UTF-8).
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 /// The row of the latest report (`latest`), or of a model's (`model:<id>`).
 fn report_name(model_id: Option<&str>) -> String {
     match model_id {
@@ -28,10 +33,11 @@ fn report_name(model_id: Option<&str>) -> String {
 #[async_trait]
 impl RunStore for SqliteFlagStore {
     async fn put_run(&self, run: &RunRecord) -> Result<()> {
+        check_ids(&run.run_id, None)?;
         let (id, finished, record) = (
             run.run_id.clone(),
             timestamp::format(run.finished_at),
-            String::from_utf8(encode(run)).unwrap_or_default(),
+            text(encode("run record", run)?),
         );
         self.with_conn("put_run", move |conn| {
             conn.execute(
@@ -75,17 +81,18 @@ impl RunStore for SqliteFlagStore {
                     .map_err(storage("list_runs"))
             })
             .await?;
-        texts
-            .iter()
-            .map(|t| decode("run record", t.as_bytes()))
-            .collect()
+        Ok(decode_each(
+            "run record",
+            texts.iter().map(|t| t.as_bytes()),
+        ))
     }
 
     async fn put_shard(&self, run_id: &str, shard: &str, record: &RunRecord) -> Result<()> {
+        check_ids(run_id, Some(shard))?;
         let (id, shard, text) = (
             run_id.to_string(),
             shard.to_string(),
-            String::from_utf8(encode(record)).unwrap_or_default(),
+            text(encode("shard record", record)?),
         );
         self.with_conn("put_shard", move |conn| {
             conn.execute(
@@ -113,18 +120,16 @@ impl RunStore for SqliteFlagStore {
                     .map_err(storage("list_shards"))
             })
             .await?;
-        texts
-            .iter()
-            .map(|t| decode("shard record", t.as_bytes()))
-            .collect()
+        Ok(decode_each(
+            "shard record",
+            texts.iter().map(|t| t.as_bytes()),
+        ))
     }
 
     async fn put_outcomes(&self, record: &OutcomesRecord) -> Result<()> {
-        let text = String::from_utf8(encode(record)).unwrap_or_default();
-        let mut names: Vec<String> = record
-            .report
-            .by_model
-            .keys()
+        let text = text(encode("outcomes report", record)?);
+        let mut names: Vec<String> = report_models(record)
+            .into_iter()
             .map(|m| report_name(Some(m)))
             .collect();
         names.push(report_name(None));

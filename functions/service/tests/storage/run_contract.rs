@@ -70,6 +70,7 @@ fn outcomes(model_ids: &[&str]) -> OutcomesRecord {
         computed_at: datetime!(2026-11-30 10:00 UTC),
         source: "outcomes.csv".into(),
         horizon_days: 90,
+        matched_before_horizon: 1,
         report: outcomes_report(&matched, &[], &models, &OutcomesConfig::default()),
     }
 }
@@ -165,6 +166,15 @@ pub async fn run_contract(adapter: &str, store: &dyn RunStore) {
     // m2 is not in the second report: its latest is still the first.
     assert_eq!(store.outcomes(Some("m2")).await.unwrap().unwrap(), first);
     assert!(store.outcomes(Some("m3")).await.unwrap().is_none());
+
+    // Ids name keys and files: unsafe ones are refused, not stored.
+    let bad = record("../escape", t0, "x");
+    assert!(matches!(
+        store.put_run(&bad).await,
+        Err(churn_service::Error::InvalidInput { .. })
+    ));
+    assert!(store.put_shard("exec-9", "../x", &s1).await.is_err());
+    assert!(store.run("../escape").await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -188,6 +198,24 @@ async fn run_contract_directory() {
     run_contract("directory", &store).await;
     assert!(dir.path().join("models/runs/run-a.json").exists());
     assert!(dir.path().join("models/outcomes/latest.json").exists());
+    assert!(!dir.path().join("escape.json").exists());
+    // A record that no longer parses is left out of the list, not fatal.
+    std::fs::write(dir.path().join("models/runs/run-a.json"), "{broken").unwrap();
+    let ids: Vec<String> = store
+        .runs(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.run_id)
+        .collect();
+    assert!(
+        !ids.contains(&"run-a".to_string()) && ids.len() == 3,
+        "{ids:?}"
+    );
+    assert!(
+        store.run("run-a").await.is_err(),
+        "reading it alone says it is corrupt"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
