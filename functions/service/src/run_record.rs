@@ -119,6 +119,9 @@ pub struct ShardsSummary {
     pub forced: usize,
     /// The snapshots of the refused shards.
     pub refused_snapshots: Vec<String>,
+    /// Shards that failed while writing (their records say why).
+    #[serde(default)]
+    pub failed: usize,
 }
 
 /// One rescore run (or one shard of one).
@@ -148,6 +151,11 @@ pub struct RunRecord {
     /// A sharded run's shards.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shards: Option<ShardsSummary>,
+    /// The run failed while writing (a store outage past its deadline, a
+    /// part that could not be read): why. `counts` are what it did until
+    /// then; the flags it wrote stay (a rerun completes them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl RunRecord {

@@ -261,3 +261,129 @@ async fn dynamodb_flags_and_s3_runs_on_moto() {
     ))));
     the_whole_contract(setup(flags, runs).await).await;
 }
+
+/// A SQLite flag store whose `fail_from`-th batch on fails like a store
+/// outage past its deadline.
+struct FailsFrom {
+    inner: Arc<SqliteFlagStore>,
+    batches: std::sync::atomic::AtomicUsize,
+    fail_from: usize,
+}
+
+#[async_trait::async_trait]
+impl FlagStore for FailsFrom {
+    async fn write_batch(
+        &self,
+        flags: &[churn_service::flag::Flag],
+        epsilon: f64,
+        deadline: std::time::Instant,
+    ) -> churn_service::Result<churn_service::flag::WriteSummary> {
+        let n = self
+            .batches
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        if n >= self.fail_from {
+            return Err(churn_service::Error::Storage {
+                backend: "sqlite",
+                operation: "write",
+                source: "the disk went away".into(),
+            });
+        }
+        self.inner.write_batch(flags, epsilon, deadline).await
+    }
+    async fn customer(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> churn_service::Result<Option<CustomerRecord>> {
+        self.inner.customer(id, now).await
+    }
+    async fn acknowledge(
+        &self,
+        id: &str,
+        ack: &churn_service::flag::Acknowledgement,
+    ) -> churn_service::Result<churn_service::flag::Flag> {
+        self.inner.acknowledge(id, ack).await
+    }
+    async fn unacknowledge(&self, id: &str) -> churn_service::Result<churn_service::flag::Flag> {
+        self.inner.unacknowledge(id).await
+    }
+    async fn list(
+        &self,
+        query: &churn_service::flag_store::ListQuery,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> churn_service::Result<churn_service::flag::Page> {
+        self.inner.list(query, limit, cursor).await
+    }
+    async fn summary(
+        &self,
+        by: churn_service::flag_store::SummaryBy,
+    ) -> churn_service::Result<churn_service::flag_store::Summary> {
+        self.inner.summary(by).await
+    }
+    async fn create_table_if_missing(&self) -> churn_service::Result<()> {
+        self.inner.create_table_if_missing().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_fails_while_writing_leaves_a_record_of_how_far_it_got() {
+    use churn_service::handlers::rescore::{
+        handle_rescore, RescoreSettings, RescoreStores, RunIdentity,
+    };
+    let store = Arc::new(SqliteFlagStore::in_memory(4).await.unwrap());
+    let s = setup(store.clone(), store.clone()).await;
+    let failing = FailsFrom {
+        inner: store.clone(),
+        batches: Default::default(),
+        fail_from: 3,
+    };
+    let model = s.services.cache.get().await.unwrap().unwrap();
+    let csv = write_csv(s.dir.path(), "again.csv", &in_cents(&s.snapshot));
+    let stores = RescoreStores {
+        flags: &failing,
+        runs: store.as_ref(),
+        sources: &s.services.sources,
+    };
+    let settings = RescoreSettings {
+        chunk_rows: 100,
+        force: true,
+        ..RescoreSettings::from_config(&s.services.config)
+    };
+    let run = RunIdentity {
+        run_id: "half-done".into(),
+        shard: false,
+    };
+    let err = handle_rescore(
+        &csv.display().to_string(),
+        &model.model,
+        stores,
+        settings,
+        &run,
+        &|_| {},
+    )
+    .await
+    .unwrap_err();
+    let message = churn_service::error::report(&err);
+    assert!(message.contains("the disk went away"), "{message}");
+    let record = s.services.runs.run("half-done").await.unwrap().unwrap();
+    assert!(
+        record
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("the disk went away"),
+        "{record:?}"
+    );
+    assert_eq!(
+        record.counts.rows, 300,
+        "two batches read and written, the third failed"
+    );
+    assert!(
+        record.counts.written > 0 && record.counts.written <= 200,
+        "{:?}",
+        record.counts
+    );
+    assert!(record.forced && !record.refused);
+}

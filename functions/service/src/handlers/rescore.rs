@@ -252,6 +252,12 @@ pub async fn handle_rescore(
     // later run is always newer. A backfill gives its snapshot's time; the
     // store still refuses it where a newer score is stored.
     let scored_at = settings.as_of.unwrap_or(started_at);
+    let recorder = Recorder {
+        runs: stores.runs,
+        run,
+        started_at,
+        as_of: scored_at,
+    };
     let mut summary = RescoreSummary {
         run_id: run.run_id.clone(),
         snapshot: snapshot.to_string(),
@@ -276,11 +282,12 @@ pub async fn handle_rescore(
     };
     if let Some(c) = checked.as_ref().filter(|c| c.report.refused()) {
         if !settings.force {
-            return Err(refuse(c, &mut summary, stores.runs, run, started_at, scored_at).await);
+            return Err(refuse(c, &mut summary, &recorder).await);
         }
         summary.forced = true;
     }
-    let totals = write_flags(
+    let limits = settings.check.unwrap_or_default();
+    let written = write_flags(
         &uri,
         model,
         stores,
@@ -288,13 +295,29 @@ pub async fn handle_rescore(
         scored_at,
         &mut summary,
         progress,
-    )
-    .await?;
-    let limits = settings.check.unwrap_or_default();
+    );
+    let totals = match written.await {
+        Ok(totals) => totals,
+        Err(e) => {
+            // Some batches may be written: the record says how far it got.
+            let (report, counts) = match &checked {
+                Some(c) => (c.report.clone(), c.counts.clone()),
+                None => {
+                    let none = SnapshotCounts::new(&model.artifact);
+                    (check_snapshot(&model.artifact, &none, &limits), none)
+                }
+            };
+            let error = Some(crate::error::report(&e));
+            recorder
+                .keep(&summary, &report, &counts, false, error)
+                .await;
+            return Err(e);
+        }
+    };
     let (report, counts) = verdict(model, checked, totals, &limits, &mut summary);
     summary.check = Some(report.clone());
     summary.seconds = started.elapsed().as_secs_f64();
-    let record = run_record(&summary, &report, &counts, started_at, scored_at);
+    let record = recorder.record(&summary, &report, &counts, false, None);
     store_record(stores.runs, run, &record).await?;
     tracing::info!(
         run_id = %summary.run_id,
@@ -314,38 +337,25 @@ pub async fn handle_rescore(
     Ok(summary)
 }
 
-/// A refused run: its record stored (nothing written), and the error
-/// that says why (or the store's, when the record cannot be stored).
+/// A refused run: its record kept (nothing written), and the error that
+/// says why.
 async fn refuse(
     checked: &CheckedSnapshot,
     summary: &mut RescoreSummary,
-    runs: &dyn RunStore,
-    run: &RunIdentity,
-    started_at: OffsetDateTime,
-    as_of: OffsetDateTime,
+    recorder: &Recorder<'_>,
 ) -> HandlerError {
     summary.rows = checked.counts.rows as usize;
     summary.scored = checked.counts.scored as usize;
     summary.failed_rows_count = checked.failed.count;
     summary.failed_rows = checked.failed.listed.clone();
-    let record = RunRecord {
-        refused: true,
-        ..run_record(summary, &checked.report, &checked.counts, started_at, as_of)
-    };
-    // The refusal is the answer either way: a record that could not be
-    // stored must not turn it into a store failure (retried, exit 70).
-    if let Err(e) = store_record(runs, run, &record).await {
-        tracing::error!(
-            run_id = %run.run_id,
-            error = %crate::error::report(&e),
-            "the refused run's record was not stored"
-        );
-    }
-    tracing::warn!(run_id = %run.run_id, snapshot = %summary.snapshot, "snapshot refused");
+    recorder
+        .keep(summary, &checked.report, &checked.counts, true, None)
+        .await;
+    tracing::warn!(run_id = %recorder.run.run_id, snapshot = %summary.snapshot, "snapshot refused");
     HandlerError::Refused(Box::new(Refusal {
         report: checked.report.clone(),
-        run_id: Some(run.run_id.clone()),
-        shard: run.shard,
+        run_id: Some(recorder.run.run_id.clone()),
+        shard: recorder.run.shard,
     }))
 }
 
@@ -441,38 +451,73 @@ async fn write_flags(
     Ok(totals)
 }
 
-/// The record of a run that did what `summary` says.
-fn run_record(
-    summary: &RescoreSummary,
-    report: &CheckReport,
-    counts: &SnapshotCounts,
+/// Which run a record is of, and where records go.
+struct Recorder<'a> {
+    runs: &'a dyn RunStore,
+    run: &'a RunIdentity,
     started_at: OffsetDateTime,
+    /// The `scored_at` of the run's flags.
     as_of: OffsetDateTime,
-) -> RunRecord {
-    RunRecord {
-        run_id: summary.run_id.clone(),
-        started_at,
-        finished_at: crate::timestamp::now(),
-        as_of,
-        snapshot: summary.snapshot.clone(),
-        model_id: summary.model_id.clone(),
-        status: report.status,
-        refused: false,
-        forced: summary.forced,
-        counts: RunCounts {
-            rows: summary.rows as u64,
-            scored: summary.scored as u64,
-            failed_rows: summary.failed_rows_count as u64,
-            written: summary.written as u64,
-            skipped_unchanged: summary.skipped_unchanged as u64,
-            stale_rejected: summary.stale_rejected as u64,
-            newly_at_risk: summary.newly_at_risk as u64,
-            write_failures: summary.write_failures_count as u64,
-            out_of_range_rows: summary.out_of_range_rows as u64,
-        },
-        check: report.clone(),
-        snapshot_counts: counts.clone(),
-        shards: None,
+}
+
+impl Recorder<'_> {
+    /// The record of a run that did what `summary` says.
+    fn record(
+        &self,
+        summary: &RescoreSummary,
+        report: &CheckReport,
+        counts: &SnapshotCounts,
+        refused: bool,
+        error: Option<String>,
+    ) -> RunRecord {
+        RunRecord {
+            run_id: summary.run_id.clone(),
+            started_at: self.started_at,
+            finished_at: crate::timestamp::now(),
+            as_of: self.as_of,
+            snapshot: summary.snapshot.clone(),
+            model_id: summary.model_id.clone(),
+            status: report.status,
+            refused,
+            forced: summary.forced,
+            counts: RunCounts {
+                rows: summary.rows as u64,
+                scored: summary.scored as u64,
+                failed_rows: summary.failed_rows_count as u64,
+                written: summary.written as u64,
+                skipped_unchanged: summary.skipped_unchanged as u64,
+                stale_rejected: summary.stale_rejected as u64,
+                newly_at_risk: summary.newly_at_risk as u64,
+                write_failures: summary.write_failures_count as u64,
+                out_of_range_rows: summary.out_of_range_rows as u64,
+            },
+            check: report.clone(),
+            snapshot_counts: counts.clone(),
+            shards: None,
+            error,
+        }
+    }
+
+    /// Stores the record of a run that ends with an error (refused, or
+    /// failed while writing): the error is the answer either way, so a
+    /// record that cannot be stored is logged, not returned (which would
+    /// turn a refusal into a store failure, retried, exit 70).
+    async fn keep(
+        &self,
+        summary: &RescoreSummary,
+        report: &CheckReport,
+        counts: &SnapshotCounts,
+        refused: bool,
+        error: Option<String>,
+    ) {
+        let record = self.record(summary, report, counts, refused, error);
+        if let Err(e) = store_record(self.runs, self.run, &record).await {
+            tracing::error!(
+                run_id = %self.run.run_id,
+                error = %crate::error::report(&e),
+                "the run's record was not stored"
+            );
+        }
     }
 }
 

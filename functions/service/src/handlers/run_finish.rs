@@ -97,6 +97,7 @@ fn merge_shards(
             summary.refused += 1;
             summary.refused_snapshots.push(s.snapshot.clone());
         }
+        summary.failed += usize::from(s.error.is_some());
         summary.forced += usize::from(s.forced);
     }
     let mut check = if models_differ {
@@ -138,6 +139,12 @@ fn merge_shards(
         counts,
         check,
         snapshot_counts: merged,
+        error: (summary.failed > 0).then(|| {
+            format!(
+                "{} of {} shards failed while writing (see their records)",
+                summary.failed, summary.shards
+            )
+        }),
         shards: Some(summary),
     }
 }

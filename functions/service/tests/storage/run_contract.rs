@@ -47,6 +47,7 @@ fn record(run_id: &str, started_at: OffsetDateTime, snapshot: &str) -> RunRecord
         check: check("ok", 0.01),
         snapshot_counts: SnapshotCounts::default(),
         shards: None,
+        error: None,
     }
 }
 
@@ -148,6 +149,7 @@ pub async fn run_contract(adapter: &str, store: &dyn RunStore) {
             refused: 1,
             forced: 0,
             refused_snapshots: vec![s2.snapshot.clone()],
+            failed: 0,
         }),
         ..record("exec-9", t0 + Duration::days(2), "s3://b/snap/")
     };
