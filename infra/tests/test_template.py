@@ -847,8 +847,9 @@ def test_rescore_state_machine_shards_the_snapshot(template):
     assert m["ItemReader"]["Resource"] == "arn:aws:states:::s3:listObjectsV2"
     assert "MaxConcurrency" in m or "MaxConcurrencyPath" in m, "unbounded concurrency"
     invokes = {n: s for n, s in states.items() if s.get("Resource") == "arn:aws:states:::lambda:invoke"}
-    assert set(invokes) == {"RescoreWhole", "RescoreShard", "FinishRun"}, \
-        "one direct invocation for small snapshots, one per shard, one to finish a sharded run"
+    assert set(invokes) == {"RescoreWhole", "RescoreShard", "FinishRun", "FinishFailedRun"}, \
+        "one direct invocation for small snapshots, one per shard, one to finish a sharded run " \
+        "(after the map, or after a failed map)"
     for s in invokes.values():
         assert s["Parameters"]["FunctionName"] == "${RescoreFunctionArn}"
     payloads = {n: s["Parameters"]["Payload"] for n, s in invokes.items()}
@@ -1276,7 +1277,19 @@ def test_state_machine_reports_a_failed_shard(template):
     assert status == "FAILED" and out["Error"] == "States.ExceedToleratedFailureThreshold"
     (msg,) = aws.messages
     assert msg["MessageBody"]["prefix"] == "snapshots/latest/"
-    assert not aws.finishes
+    assert msg["MessageBody"]["error"]["Error"] == "States.ExceedToleratedFailureThreshold"
+    # The shards that ran still leave the run's record before the failure is reported.
+    assert aws.finishes == [{"finish_run": RUN_ID}]
+
+
+def test_a_failing_finish_after_a_failed_map_still_reports_the_map_error(template):
+    bad = BUCKET_URI + "snapshots/latest/part-1.csv"
+    aws = FakeAws([("snapshots/latest/part-0.csv", 1), ("snapshots/latest/part-1.csv", 1)],
+                  fail_invocations={bad}, errors={"finish_run": ["ChurnInputError"]})
+    status, out = asl_sim.run(substituted_definition(template), {}, aws)
+    assert status == "FAILED" and out["Error"] == "States.ExceedToleratedFailureThreshold"
+    (msg,) = aws.messages
+    assert msg["MessageBody"]["error"]["Error"] == "States.ExceedToleratedFailureThreshold"
 
 
 def test_state_machine_reports_a_failed_direct_run(template):
@@ -1340,15 +1353,17 @@ def test_a_shard_with_bad_input_fails_the_run_without_retries(template):
     assert status == "FAILED" and out["Error"] == "States.ExceedToleratedFailureThreshold"
     assert aws.rescores.count(shard("snapshots/latest/part-1.csv")) == 1
     assert "ShardFailed" in trace and "ShardRejected" not in trace
-    assert not aws.finishes
+    assert trace.index("FinishFailedRun") < trace.index("ReportFailure")
+    assert aws.finishes == [{"finish_run": RUN_ID}]
 
 
 def test_a_shard_bug_is_not_caught_as_a_refusal(template):
     bad = BUCKET_URI + "snapshots/latest/part-1.csv"
     aws = FakeAws(SHARDS, errors={bad: [("ChurnInternalError", "snapshot refused: but by a bug")]})
-    status, out = asl_sim.run(substituted_definition(template), {}, aws)
+    trace = []
+    status, out = asl_sim.run(substituted_definition(template), {}, aws, trace=trace)
     assert status == "FAILED" and out["Error"] == "States.ExceedToleratedFailureThreshold"
-    assert not aws.finishes
+    assert "ShardRejected" not in trace and "FinishRun" not in trace
 
 
 # --------------------------------------------------------------------------
