@@ -380,15 +380,17 @@ fn band_outcomes(
     }
 }
 
-/// `rows` sorted by probability (non-churners first among ties, so the
-/// table does not depend on the order rows arrive in) and cut into
-/// `min(bins, rows)` groups whose sizes differ by at most one, the larger
-/// groups first.
+/// `rows` sorted by probability, ties by customer id (so the table does
+/// not depend on the order rows arrive in, and a tie cut by a group
+/// boundary is not split by outcome, which would put the churners in the
+/// upper group), and cut into `min(bins, rows)` groups whose sizes differ
+/// by at most one, the larger groups first.
 fn calibration(rows: &[&MatchedOutcome], bins: usize) -> Vec<CalibrationBin> {
     let mut sorted = rows.to_vec();
     sorted.sort_by(|a, b| {
         a.churn_probability
             .total_cmp(&b.churn_probability)
+            .then_with(|| a.customer_id.cmp(&b.customer_id))
             .then(a.churned.cmp(&b.churned))
     });
     let groups = bins.min(sorted.len());
@@ -551,11 +553,11 @@ mod tests {
         assert_band(&all.bands.low, 5, 1, 0.2, 0.25, 0.5);
         // at risk = high + medium: 3/5, recall 3/4, lift 0.6/0.4.
         assert_band(&all.bands.at_risk, 5, 3, 0.6, 0.75, 1.5);
-        // 10 rows in 3 groups: 4, 3, 3. Ascending, the non-churner first in the 0.4 tie:
-        // [c10 .05, c09 .1, c08 .2, c07 .4] [c06 .4+, c05 .5, c04 .6+] [c03 .7+, c02 .8, c01 .9+].
+        // 10 rows in 3 groups: 4, 3, 3. Ascending, the 0.4 tie by customer id:
+        // [c10 .05, c09 .1, c08 .2, c06 .4+] [c07 .4, c05 .5, c04 .6+] [c03 .7+, c02 .8, c01 .9+].
         let expected = [
-            (1, 4, 0.75 / 4.0, 0.0, 0.05, 0.4),
-            (2, 3, 0.5, 2.0 / 3.0, 0.4, 0.6),
+            (1, 4, 0.75 / 4.0, 0.25, 0.05, 0.4),
+            (2, 3, 0.5, 1.0 / 3.0, 0.4, 0.6),
             (3, 3, 0.8, 2.0 / 3.0, 0.7, 0.9),
         ];
         assert_eq!(all.calibration.len(), 3);
