@@ -9,7 +9,8 @@ use crate::flag_store::sqlite::SqliteFlagStore;
 use crate::run_record::{OutcomesRecord, RunRecord};
 use crate::timestamp;
 use async_trait::async_trait;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, OptionalExtension};
 
 const BACKEND: &str = "sqlite";
 
@@ -30,6 +31,41 @@ fn report_name(model_id: Option<&str>) -> String {
     }
 }
 
+impl SqliteFlagStore {
+    /// The `record` column of the rows `sql` selects with `param` as `?1`.
+    async fn records(
+        &self,
+        operation: &'static str,
+        sql: &'static str,
+        param: Value,
+    ) -> Result<Vec<String>> {
+        self.with_conn(operation, move |conn| {
+            let mut stmt = conn.prepare(sql).map_err(storage(operation))?;
+            let rows = stmt
+                .query_map([param], |r| r.get(0))
+                .map_err(storage(operation))?;
+            rows.collect::<rusqlite::Result<Vec<String>>>()
+                .map_err(storage(operation))
+        })
+        .await
+    }
+
+    /// Runs the insert-or-update `sql` with `values` as `?1`, `?2`, `?3`.
+    async fn upsert(
+        &self,
+        operation: &'static str,
+        sql: &'static str,
+        values: [String; 3],
+    ) -> Result<()> {
+        self.with_conn(operation, move |conn| {
+            conn.execute(sql, params_from_iter(values))
+                .map(|_| ())
+                .map_err(storage(operation))
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl RunStore for SqliteFlagStore {
     async fn put_run(&self, run: &RunRecord) -> Result<()> {
@@ -39,16 +75,9 @@ impl RunStore for SqliteFlagStore {
             timestamp::format(run.finished_at),
             text(encode("run record", run)?),
         );
-        self.with_conn("put_run", move |conn| {
-            conn.execute(
-                "INSERT INTO runs (run_id, finished_at, record) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(run_id) DO UPDATE SET finished_at = ?2, record = ?3",
-                params![id, finished, record],
-            )
-            .map(|_| ())
-            .map_err(storage("put_run"))
-        })
-        .await
+        let sql = "INSERT INTO runs (run_id, finished_at, record) VALUES (?1, ?2, ?3)
+                   ON CONFLICT(run_id) DO UPDATE SET finished_at = ?2, record = ?3";
+        self.upsert("put_run", sql, [id, finished, record]).await
     }
 
     async fn run(&self, run_id: &str) -> Result<Option<RunRecord>> {
@@ -66,21 +95,9 @@ impl RunStore for SqliteFlagStore {
     }
 
     async fn runs(&self, limit: usize) -> Result<Vec<RunRecord>> {
-        let limit = limit.min(MAX_LISTED_RUNS) as i64;
-        let texts: Vec<String> = self
-            .with_conn("list_runs", move |conn| {
-                let mut stmt = conn
-                    .prepare(
-                        "SELECT record FROM runs ORDER BY finished_at DESC, run_id DESC LIMIT ?1",
-                    )
-                    .map_err(storage("list_runs"))?;
-                let rows = stmt
-                    .query_map([limit], |r| r.get(0))
-                    .map_err(storage("list_runs"))?;
-                rows.collect::<rusqlite::Result<Vec<String>>>()
-                    .map_err(storage("list_runs"))
-            })
-            .await?;
+        let limit = Value::Integer(limit.min(MAX_LISTED_RUNS) as i64);
+        let sql = "SELECT record FROM runs ORDER BY finished_at DESC, run_id DESC LIMIT ?1";
+        let texts = self.records("list_runs", sql, limit).await?;
         Ok(decode_each(
             "run record",
             texts.iter().map(|t| t.as_bytes()),
@@ -94,32 +111,15 @@ impl RunStore for SqliteFlagStore {
             shard.to_string(),
             text(encode("shard record", record)?),
         );
-        self.with_conn("put_shard", move |conn| {
-            conn.execute(
-                "INSERT INTO run_shards (run_id, shard, record) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(run_id, shard) DO UPDATE SET record = ?3",
-                params![id, shard, text],
-            )
-            .map(|_| ())
-            .map_err(storage("put_shard"))
-        })
-        .await
+        let sql = "INSERT INTO run_shards (run_id, shard, record) VALUES (?1, ?2, ?3)
+                   ON CONFLICT(run_id, shard) DO UPDATE SET record = ?3";
+        self.upsert("put_shard", sql, [id, shard, text]).await
     }
 
     async fn shards(&self, run_id: &str) -> Result<Vec<RunRecord>> {
-        let id = run_id.to_string();
-        let texts: Vec<String> = self
-            .with_conn("list_shards", move |conn| {
-                let mut stmt = conn
-                    .prepare("SELECT record FROM run_shards WHERE run_id = ?1 ORDER BY shard")
-                    .map_err(storage("list_shards"))?;
-                let rows = stmt
-                    .query_map([id], |r| r.get(0))
-                    .map_err(storage("list_shards"))?;
-                rows.collect::<rusqlite::Result<Vec<String>>>()
-                    .map_err(storage("list_shards"))
-            })
-            .await?;
+        let id = Value::Text(run_id.to_string());
+        let sql = "SELECT record FROM run_shards WHERE run_id = ?1 ORDER BY shard";
+        let texts = self.records("list_shards", sql, id).await?;
         Ok(decode_each(
             "shard record",
             texts.iter().map(|t| t.as_bytes()),
