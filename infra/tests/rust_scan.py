@@ -276,7 +276,17 @@ def env_vars_read(files: list[SourceFile]) -> dict[str, set[str]]:
 # AWS SDK operations.
 # --------------------------------------------------------------------------
 
-SDK_CRATES = {"s3": "aws-sdk-s3", "dynamodb": "aws-sdk-dynamodb"}
+# Service key (as used below and in iam_alternatives) -> SDK crate. A file
+# that names the crate (`aws_sdk_<name>::...`, e.g. its Client type) is taken
+# to call that service's operations (`sdk_calls`).
+SDK_CRATES = {
+    "s3": "aws-sdk-s3",
+    "dynamodb": "aws-sdk-dynamodb",
+    "eventbridge": "aws-sdk-eventbridge",
+    "secretsmanager": "aws-sdk-secretsmanager",
+}
+# The IAM service prefix where it is not the service key.
+IAM_PREFIX = {"eventbridge": "events"}
 
 
 def _locked_version(package: str) -> str | None:
@@ -297,13 +307,16 @@ def _sdk_client_dir(package: str) -> Path | None:
 def sdk_operations() -> dict[str, set[str]]:
     """Service -> snake_case operation names of the locked SDK version, read
     from the crate's sources (one `src/client/<operation>.rs` per operation).
-    Runs `cargo fetch --locked` once if the sources are not downloaded yet."""
-    dirs = {svc: _sdk_client_dir(pkg) for svc, pkg in SDK_CRATES.items()}
+    Runs `cargo fetch --locked` once if the sources are not downloaded yet.
+    A crate that is not in Cargo.lock is no dependency: no code can call it,
+    and its service has no operations."""
+    locked = {svc: pkg for svc, pkg in SDK_CRATES.items() if _locked_version(pkg) is not None}
+    dirs = {svc: _sdk_client_dir(pkg) for svc, pkg in locked.items()}
     if any(d is None for d in dirs.values()):
         subprocess.run(["cargo", "fetch", "--locked"], cwd=REPO, check=False,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        dirs = {svc: _sdk_client_dir(pkg) for svc, pkg in SDK_CRATES.items()}
-    ops: dict[str, set[str]] = {}
+        dirs = {svc: _sdk_client_dir(pkg) for svc, pkg in locked.items()}
+    ops: dict[str, set[str]] = {svc: set() for svc in SDK_CRATES}
     for svc, d in dirs.items():
         if d is None:
             raise RuntimeError(
@@ -404,11 +417,19 @@ _S3_SPECIAL = {
     "list_object_versions": [{"s3:ListBucketVersions"}],
     "delete_objects": [{"s3:DeleteObject"}],
 }
+# A TransactWriteItems request is authorized per item, by the action of the
+# item's kind: `TransactWriteItem` kind -> IAM action.
+TRANSACT_WRITE_KIND_ACTIONS = {
+    "Put": "dynamodb:PutItem",
+    "Update": "dynamodb:UpdateItem",
+    "Delete": "dynamodb:DeleteItem",
+    "ConditionCheck": "dynamodb:ConditionCheckItem",
+}
+
 _DYNAMODB_SPECIAL = {
     "transact_get_items": [{"dynamodb:GetItem"}],
-    # needs the actions of the item kinds it writes: any of these
-    "transact_write_items": [{"dynamodb:PutItem"}, {"dynamodb:UpdateItem"},
-                             {"dynamodb:DeleteItem"}, {"dynamodb:ConditionCheckItem"}],
+    # Kinds unknown (see iam_alternatives): any of them.
+    "transact_write_items": [{a} for a in TRANSACT_WRITE_KIND_ACTIONS.values()],
     "execute_statement": [{"dynamodb:PartiQLSelect"}, {"dynamodb:PartiQLInsert"},
                           {"dynamodb:PartiQLUpdate"}, {"dynamodb:PartiQLDelete"}],
     "batch_execute_statement": [{"dynamodb:PartiQLSelect"}, {"dynamodb:PartiQLInsert"},
@@ -418,8 +439,35 @@ _DYNAMODB_SPECIAL = {
 }
 
 
-def iam_alternatives(service: str, operation: str) -> list[set[str]]:
-    special = {"s3": _S3_SPECIAL, "dynamodb": _DYNAMODB_SPECIAL}[service]
+_SECRETSMANAGER_SPECIAL = {
+    # the batch call is authorized for itself and for each secret it reads
+    "batch_get_secret_value": [{"secretsmanager:BatchGetSecretValue", "secretsmanager:GetSecretValue"}],
+}
+
+
+def iam_alternatives(service: str, operation: str, transact_kinds: set[str] | None = None) -> list[set[str]]:
+    """The alternative sets of IAM actions `service`'s `operation` needs.
+
+    TransactWriteItems needs the actions of every item kind its requests hold:
+    with `transact_kinds` (the kinds the code builds, `transact_write_kinds`)
+    exactly those, all together; without, any one of them."""
+    if (service, operation) == ("dynamodb", "transact_write_items") and transact_kinds:
+        return [{TRANSACT_WRITE_KIND_ACTIONS[k] for k in transact_kinds}]
+    special = {"s3": _S3_SPECIAL, "dynamodb": _DYNAMODB_SPECIAL,
+               "secretsmanager": _SECRETSMANAGER_SPECIAL}.get(service, {})
     if operation in special:
         return special[operation]
-    return [{f"{service}:{_pascal(operation)}"}]
+    return [{f"{IAM_PREFIX.get(service, service)}:{_pascal(operation)}"}]
+
+
+# `Put::builder(`, `types::ConditionCheck::builder(`, ... (not `PutRequest::`
+# or `DeleteRequest::` of BatchWriteItem, nor `AttributeValueUpdate::`).
+_TRANSACT_KIND = re.compile(r"\b(Put|Update|Delete|ConditionCheck)\s*::\s*builder\s*\(")
+
+
+def transact_write_kinds(files: list[SourceFile]) -> set[str]:
+    """The kinds of `TransactWriteItem` ("Put", "Update", "Delete",
+    "ConditionCheck") whose builders are called in files that name the
+    DynamoDB SDK."""
+    return {m.group(1) for f in files if "dynamodb" in services_named(f.code)
+            for m in _TRANSACT_KIND.finditer(f.code)}

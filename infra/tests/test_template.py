@@ -5,7 +5,8 @@
   deliberately left unset with a reason below), and every CHURN_ variable the
   template sets is read by the code.
 - Every IAM action granted to a function role is needed by an AWS SDK call in
-  the production code (mapped to IAM actions), or by the Lambda service acting
+  the production code (mapped to IAM actions; S3, DynamoDB, EventBridge and
+  Secrets Manager clients), or by the Lambda service acting
   for that function because of a template setting of that very function
   (log group, dead-letter queue, environment encryption), or is implied by
   another granted action (KMS for objects in the SSE-KMS bucket), or by X-Ray
@@ -19,6 +20,9 @@
   architecture, JSON logging with retention, X-Ray active tracing on every
   function, IAM-authenticated Function URL
   without CORS, the DynamoDB key schema vs the code, checkov skips justified.
+- Risk-change events: the outbox indexes and TTL of the flag table, the
+  event bus and its example rule, the notify step of the state machine, the
+  grants of delivery (EventBridge, the notification secret) and its alarm.
 
 The template is parsed with cfn-lint's decoder (intrinsic tags as
 `{"Ref": ...}`, `{"Fn::GetAtt": ...}`, `{"Fn::Sub": ...}`).
@@ -65,6 +69,20 @@ DELIBERATELY_UNSET = {
             "CHURN_CHECK_MAX_INVALID_SHARE", "CHURN_CHECK_MIN_ROWS",
         ]
     },
+    **{
+        name: "a credential: the deployed functions read the Slack / webhook settings from "
+              "the Secrets Manager secret of CHURN_NOTIFY_SECRET_ARN, never from a plain "
+              "environment value (visible to anyone who may read the function's configuration)"
+        for name in ["CHURN_NOTIFY_SLACK_URL", "CHURN_NOTIFY_WEBHOOK_URL", "CHURN_NOTIFY_WEBHOOK_SECRET"]
+    },
+}
+# Variables of the shared code that some functions leave unset:
+# name -> (binaries that do not get it, why).
+UNSET_ON = {
+    name: ({"churn-train"}, "train writes no flags, so it records and delivers no risk-change "
+                            "events; its role may not read the notification secret")
+    for name in ["CHURN_NOTIFY_EVENT_BUS", "CHURN_NOTIFY_DEADLINE_SECS", "CHURN_NOTIFY_SECRET_ARN",
+                 "CHURN_PUBLIC_URL"]
 }
 # `env::var("X")` reads outside the CHURN_/AWS_ namespaces that are fine
 # unset in Lambda (name -> reason).
@@ -250,6 +268,8 @@ def test_every_env_var_the_code_reads_is_set_in_the_template(template, source_fi
                 continue
             if name in env or name in LAMBDA_RUNTIME_VARS or name in DELIBERATELY_UNSET:
                 continue
+            if binary in UNSET_ON.get(name, ((), ""))[0]:
+                continue
             if not name.startswith(("CHURN_", "AWS_")) and name in OTHER_ENV_READS:
                 continue
             problems.append(f"{fid} ({binary}) reads {name} (in {sorted(crates)}) but the template does not set it")
@@ -387,6 +407,8 @@ def code_actions(sdk_calls, source_files=()) -> tuple[set[str], list[tuple[rust_
     """All IAM actions some reachable production SDK call may need, and per
     call its alternatives (local-only and unselected gated operations left out)."""
     selected = selected_gated_operations(source_files)
+    # TransactWriteItems: the actions of the item kinds the code builds
+    kinds = rust_scan.transact_write_kinds(list(source_files))
     per_call = []
     actions: set[str] = set()
     for call in sdk_calls:
@@ -395,7 +417,7 @@ def code_actions(sdk_calls, source_files=()) -> tuple[set[str], list[tuple[rust_
             continue
         if key in GATED_OPERATIONS and key not in selected:
             continue
-        alts = rust_scan.iam_alternatives(call.service, call.operation)
+        alts = rust_scan.iam_alternatives(call.service, call.operation, kinds)
         per_call.append((call, alts))
         for alt in alts:
             actions |= alt
@@ -526,8 +548,9 @@ def test_gated_operations_exist_where_declared(sdk_calls):
 
 def test_no_sdk_call_hides_from_the_scanner(source_files, sdk_ops):
     hidden = rust_scan.suspicious_calls(source_files, sdk_ops)
+    crates = "/".join(pkg.replace("-", "_") for pkg in rust_scan.SDK_CRATES.values())
     assert not hidden, (
-        "SDK-looking calls in files that do not name aws_sdk_s3/aws_sdk_dynamodb "
+        f"SDK-looking calls in files that do not name {crates} "
         f"(name the client type so the IAM check sees them): {[(str(p.relative_to(REPO)), op) for p, op in hidden]}"
     )
 
@@ -565,10 +588,16 @@ def test_score_cannot_write_models_and_train_cannot_touch_flags(template):
     assert "s3:PutObject" not in score
     assert [st["Sid"] for st in rescore["s3:PutObject"]] == ["ReadWriteRunRecords"]
     assert not [a for a in train if a.startswith("dynamodb:")]
-    assert "dynamodb:Query" not in rescore, "rescore does not serve risk lists"
+    # rescore does not serve risk lists: it queries only the pending events
+    # (delivery)
+    (pending,) = rescore["dynamodb:Query"]
+    assert as_list(pending["Resource"]) == [{"Fn::Sub": "${FlagTable.Arn}/index/events-pending"}]
     # Acknowledgements are the score API's: UpdateItem on the table only, and
-    # risk lists query exactly the two sparse indexes.
-    assert "dynamodb:UpdateItem" not in rescore, "rescore never acknowledges"
+    # risk lists query exactly the two sparse indexes. rescore's UpdateItem
+    # (marking event deliveries) is limited to event items.
+    (settle,) = rescore["dynamodb:UpdateItem"]
+    assert settle["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [EVENT_KEY_PATTERN]}}, \
+        "rescore never acknowledges: its UpdateItem only on event items"
     (ack,) = score["dynamodb:UpdateItem"]
     assert as_list(ack["Resource"]) == [{"Fn::GetAtt": ["FlagTable", "Arn"]}]
     (query,) = score["dynamodb:Query"]
@@ -635,6 +664,125 @@ def test_run_records_and_outcome_reports_are_granted_narrowly(template):
            for b in ("churn-rescore", "churn-score")}
     assert kms["churn-rescore"] == {"kms:Decrypt", "kms:GenerateDataKey"}
     assert kms["churn-score"] == {"kms:Decrypt"}
+
+
+# --------------------------------------------------------------------------
+# Risk-change events: settings and grants of recording and delivery.
+# --------------------------------------------------------------------------
+
+# What the template sets on the functions that write flags (score records
+# events, rescore records and delivers them): variable -> parameter or
+# resource it comes from, and the condition it is set under (None: always).
+NOTIFY_ENV = {
+    "CHURN_NOTIFY_EVENT_BUS": ("RiskEventBus", None),
+    "CHURN_NOTIFY_DEADLINE_SECS": ("NotifyDeadlineSecs", None),
+    "CHURN_NOTIFY_SECRET_ARN": ("NotifySecretArn", "HasNotifySecret"),
+    "CHURN_PUBLIC_URL": ("PublicUrl", "HasPublicUrl"),
+}
+EVENT_SOURCE = "churn-risk"
+EVENT_DETAIL_TYPE = "Customer Risk Changed"
+
+
+def binaries(tpl) -> dict[str, str]:
+    """binary -> function logical id."""
+    return {fn["Metadata"]["BuildProperties"]["Binary"]: fid for fid, fn in functions(tpl).items()}
+
+
+def test_notification_settings_reach_score_and_rescore_only(template):
+    fids = binaries(template)
+    for binary in ("churn-score", "churn-rescore"):
+        env = fn_env(template, fids[binary])
+        for name, (source, condition) in NOTIFY_ENV.items():
+            value = env.get(name)
+            assert value is not None, f"{binary}: {name} not set"
+            if condition is None:
+                assert ref_target(value) == source, f"{binary}: {name} = {value}"
+            else:
+                assert value == {"Fn::If": [condition, {"Ref": source}, {"Ref": "AWS::NoValue"}]}, name
+                assert template["Parameters"][source]["Default"] == "", f"{source}: optional, empty by default"
+                assert template["Conditions"][condition] == {
+                    "Fn::Not": [{"Fn::Equals": [{"Ref": source}, ""]}]}, condition
+    train = fn_env(template, fids["churn-train"])
+    assert not [n for n in train if n.startswith("CHURN_NOTIFY_") or n == "CHURN_PUBLIC_URL"]
+    # the credentials never as plain values, on any function
+    for fid in functions(template):
+        env = fn_env(template, fid)
+        for name in ("CHURN_NOTIFY_SLACK_URL", "CHURN_NOTIFY_WEBHOOK_URL", "CHURN_NOTIFY_WEBHOOK_SECRET"):
+            assert name not in env, f"{fid}: {name} is a credential, it comes from the secret"
+    assert template["Resources"]["RiskEventBus"]["Type"] == "AWS::Events::EventBus"
+    deadline = template["Parameters"]["NotifyDeadlineSecs"]
+    assert (deadline["Type"], deadline["Default"], deadline["MinValue"], deadline["MaxValue"]) == ("Number", 30, 1, 600)
+
+
+def test_notify_secret_parameter_takes_only_a_full_secret_arn(template):
+    """The IAM grant is on exactly the given ARN: a partial ARN (without the
+    random suffix Secrets Manager appends) or a name would match nothing."""
+    pattern = template["Parameters"]["NotifySecretArn"]["AllowedPattern"]
+    ok = ["", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:churn-risk/notify-AbC123"]
+    bad = ["churn-risk/notify", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:churn-risk/notify",
+           "arn:aws:secretsmanager:eu-west-1:123456789012:secret:*"]
+    assert all(re.fullmatch(pattern, v) for v in ok)
+    assert not any(re.fullmatch(pattern, v) for v in bad)
+    assert re.fullmatch(template["Parameters"]["PublicUrl"]["AllowedPattern"], "https://cs.example.com/churn")
+    assert not re.fullmatch(template["Parameters"]["PublicUrl"]["AllowedPattern"], "cs.example.com")
+    email = template["Parameters"]["RiskAlertEmail"]["AllowedPattern"]
+    assert re.fullmatch(email, "") and re.fullmatch(email, "cs-team@example.com")
+    assert not re.fullmatch(email, "cs-team")
+
+
+def test_delivery_grants_are_scoped(template):
+    """PutEvents: rescore only, on the stack's bus, as source churn-risk.
+    GetSecretValue: score and rescore, on exactly the secret parameter, only
+    when one is given. Nothing of it for train."""
+    fids = binaries(template)
+    roles = {b: template["Resources"][function_roles(template)[fid]] for b, fid in fids.items()}
+    acts = {b: allowed_actions(r) for b, r in roles.items()}
+    (put,) = acts["churn-rescore"]["events:PutEvents"]
+    assert as_list(put["Resource"]) == [{"Fn::GetAtt": ["RiskEventBus", "Arn"]}]
+    assert put["Condition"] == {"StringEquals": {"events:source": EVENT_SOURCE}}
+    assert "events:PutEvents" not in acts["churn-score"], "score records events, it never delivers them"
+    for binary in ("churn-score", "churn-rescore"):
+        conditional = [st["Fn::If"] for pol in roles[binary]["Properties"]["Policies"]
+                       for st in as_list(pol["PolicyDocument"]["Statement"])
+                       if isinstance(st, dict) and "Fn::If" in st and st["Fn::If"][0] == "HasNotifySecret"]
+        assert len(conditional) == 1, f"{binary}: one HasNotifySecret statement"
+        _, yes, no = conditional[0]
+        assert is_no_value(no)
+        assert as_list(yes["Action"]) == ["secretsmanager:GetSecretValue"]
+        assert yes["Resource"] == {"Ref": "NotifySecretArn"}
+        (st,) = acts[binary]["secretsmanager:GetSecretValue"]
+        assert st is yes, f"{binary}: GetSecretValue only under HasNotifySecret"
+    for action in acts["churn-train"]:
+        assert not action.startswith(("events:", "secretsmanager:")), action
+
+
+def test_transactions_are_granted_to_both_flag_writers(template, source_files, sdk_calls):
+    """A flag whose change is an event is written in one TransactWriteItems
+    with its event item, by score (persist) and rescore alike: both roles
+    need the actions of every item kind the code builds, on the flag table."""
+    calls = [c for c in sdk_calls if (c.service, c.operation) == ("dynamodb", "transact_write_items")]
+    assert calls, "no TransactWriteItems in functions/: events are written with their flags in one transaction"
+    kinds = rust_scan.transact_write_kinds(source_files)
+    assert kinds, ("transact_write_items is called but no item kind (Put::builder(), "
+                   "ConditionCheck::builder(), ...) is visible to the scanner")
+    needed = {rust_scan.TRANSACT_WRITE_KIND_ACTIONS[k] for k in kinds}
+    for binary in ("churn-score", "churn-rescore"):
+        fid = binaries(template)[binary]
+        granted = allowed_actions(template["Resources"][function_roles(template)[fid]])
+        for action in needed:
+            assert action in granted, f"{binary} writes {sorted(kinds)} items in transactions and lacks {action}"
+            assert any(as_list(st["Resource"]) == [{"Fn::GetAtt": ["FlagTable", "Arn"]}]
+                       and "Condition" not in st for st in granted[action]), (binary, action)
+
+
+def test_the_code_sends_what_the_grants_and_the_rule_expect(source_files):
+    """PutEvents is allowed for source churn-risk only, and the example rule
+    matches that source and detail-type: the EventBridge client must send both."""
+    eb = [f for f in source_files if "aws_sdk_eventbridge" in f.code]
+    assert eb, "no EventBridge client in functions/"
+    code = "\n".join(f.code for f in eb)
+    for literal in (EVENT_SOURCE, EVENT_DETAIL_TYPE):
+        assert f'"{literal}"' in code, f"the EventBridge client does not send {literal!r}"
 
 
 def test_can_list_reads_prefix_conditions():
@@ -797,6 +945,24 @@ def test_score_endpoint_is_iam_authenticated_without_cors(template):
         assert perm["Properties"].get("Principal") != "*", pid
 
 
+# The outbox of risk-change events in the flag table (single-table design):
+# its two sparse indexes (name -> HASH, RANGE), the TTL attribute only event
+# items carry, and the IAM pattern of event item keys
+# ("\u001fevent\u001f<event id>"; "?" stands for the control character).
+EVENT_INDEXES = {
+    "events-by-time": ("event_day", "event_sk"),
+    "events-pending": ("event_pending", "event_sk"),
+}
+EVENT_TTL_ATTRIBUTE = "expires_at"
+EVENT_KEY_PATTERN = "?event?*"
+
+
+def dynamo_code(source_files) -> str:
+    dynamo = [f for f in source_files if "aws_sdk_dynamodb" in f.code]
+    assert dynamo, "no DynamoDB adapter found under functions/"
+    return "\n".join(f.code for f in dynamo)
+
+
 def test_flag_table_matches_the_dynamodb_adapter(template, source_files):
     table = template["Resources"]["FlagTable"]["Properties"]
     assert table["BillingMode"] == "PAY_PER_REQUEST"
@@ -804,12 +970,11 @@ def test_flag_table_matches_the_dynamodb_adapter(template, source_files):
     assert table["SSESpecification"]["SSEEnabled"] is True
     assert table["KeySchema"] == [{"AttributeName": "customer_id", "KeyType": "HASH"}]
     attrs = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
-    assert attrs == {"customer_id": "S", "risk_list_pk": "S", "owner_list_pk": "S",
-                     "churn_probability": "N"}
+    flag_attrs = {"customer_id": "S", "risk_list_pk": "S", "owner_list_pk": "S", "churn_probability": "N"}
+    event_attrs = {a: "S" for keys in EVENT_INDEXES.values() for a in keys}
+    assert attrs == {**flag_attrs, **event_attrs}
     gsis = {g["IndexName"]: g for g in table["GlobalSecondaryIndexes"]}
-    dynamo = [f for f in source_files if "aws_sdk_dynamodb" in f.code]
-    assert dynamo, "no DynamoDB adapter found under functions/"
-    code = "\n".join(f.code for f in dynamo)
+    code = dynamo_code(source_files)
     # Each index the adapter names exists, keyed as the adapter queries it.
     for constant, key in (("RISK_LIST_INDEX", "risk_list_pk"), ("OWNER_LIST_INDEX", "owner_list_pk")):
         m = re.search(constant + r'\s*:\s*&str\s*=\s*"([^"]+)"', code)
@@ -818,9 +983,48 @@ def test_flag_table_matches_the_dynamodb_adapter(template, source_files):
         assert gsi["KeySchema"] == [{"AttributeName": key, "KeyType": "HASH"},
                                     {"AttributeName": "churn_probability", "KeyType": "RANGE"}]
         assert gsi["Projection"] == {"ProjectionType": "ALL"}
+    # the outbox's indexes: the tests below
+    for name in EVENT_INDEXES:
+        gsis.pop(name, None)
     assert not gsis, f"indexes the adapter does not use: {list(gsis)}"
-    for name in attrs:
+    for name in flag_attrs:
         assert f'"{name}"' in code, f"attribute {name} of the template is not used by the DynamoDB adapter"
+
+
+def test_flag_table_holds_the_event_outbox(template):
+    """Two sparse event indexes (projection ALL, so a delivery or a listing
+    reads whole events from the index) and a TTL on the attribute only event
+    items carry."""
+    table = template["Resources"]["FlagTable"]["Properties"]
+    gsis = {g["IndexName"]: g for g in table["GlobalSecondaryIndexes"]}
+    for name, (hash_key, range_key) in EVENT_INDEXES.items():
+        assert name in gsis, f"no index {name}"
+        assert gsis[name]["KeySchema"] == [{"AttributeName": hash_key, "KeyType": "HASH"},
+                                           {"AttributeName": range_key, "KeyType": "RANGE"}], name
+        assert gsis[name]["Projection"] == {"ProjectionType": "ALL"}, name
+        assert "ProvisionedThroughput" not in gsis[name], "on-demand table"
+    assert table["TimeToLiveSpecification"] == {"AttributeName": EVENT_TTL_ATTRIBUTE, "Enabled": True}
+    # the TTL attribute is no key of anything
+    keys = {k["AttributeName"] for g in gsis.values() for k in g["KeySchema"]} | {"customer_id"}
+    assert EVENT_TTL_ATTRIBUTE not in keys
+
+
+def test_the_outbox_adapter_uses_the_event_indexes_and_keys(source_files):
+    """The DynamoDB outbox names the indexes, their key attributes and the TTL
+    attribute of the template, and event item keys match the pattern rescore's
+    UpdateItem is limited to."""
+    import fnmatch
+
+    code = dynamo_code(source_files)
+    missing = [name for name in [*EVENT_INDEXES, *{a for ks in EVENT_INDEXES.values() for a in ks},
+                                 EVENT_TTL_ATTRIBUTE] if f'"{name}"' not in code]
+    assert not missing, f"the DynamoDB adapter does not name {missing}"
+    m = re.search(r'"((?:\\u\{[0-9a-fA-F]+\}|\\x[0-9a-fA-F]{2}|[^"{\\])*event(?:\\u\{[0-9a-fA-F]+\}|\\x[0-9a-fA-F]{2}))\{', code)
+    assert m, "no event item key format (\"\\u{1f}event\\u{1f}{id}\") in the DynamoDB adapter"
+    prefix = re.sub(r"\\u\{([0-9a-fA-F]+)\}|\\x([0-9a-fA-F]{2})",
+                    lambda e: chr(int(e.group(1) or e.group(2), 16)), m.group(1))
+    assert fnmatch.fnmatchcase(prefix + "evt_0123456789abcdef", EVENT_KEY_PATTERN), prefix
+    assert not fnmatch.fnmatchcase("cust-0042", EVENT_KEY_PATTERN)
 
 
 def test_bucket_is_private_versioned_encrypted_tls_only(template):
@@ -847,9 +1051,10 @@ def test_rescore_state_machine_shards_the_snapshot(template):
     assert m["ItemReader"]["Resource"] == "arn:aws:states:::s3:listObjectsV2"
     assert "MaxConcurrency" in m or "MaxConcurrencyPath" in m, "unbounded concurrency"
     invokes = {n: s for n, s in states.items() if s.get("Resource") == "arn:aws:states:::lambda:invoke"}
-    assert set(invokes) == {"RescoreWhole", "RescoreShard", "FinishRun", "FinishFailedRun"}, \
+    assert set(invokes) == {"RescoreWhole", "RescoreShard", "FinishRun", "FinishFailedRun",
+                            "Notify", "NotifyFailedRun"}, \
         "one direct invocation for small snapshots, one per shard, one to finish a sharded run " \
-        "(after the map, or after a failed map)"
+        "(after the map, or after a failed map) and one to deliver its events (either way)"
     for s in invokes.values():
         assert s["Parameters"]["FunctionName"] == "${RescoreFunctionArn}"
     payloads = {n: s["Parameters"]["Payload"] for n, s in invokes.items()}
@@ -866,9 +1071,11 @@ def test_rescore_state_machine_shards_the_snapshot(template):
         "shard": True,
     }
     assert payloads["FinishRun"] == {"finish_run.$": "$$.Execution.Name"}
+    assert payloads["Notify"] == payloads["NotifyFailedRun"] == {"notify_run.$": "$$.Execution.Name"}
     assert m["ItemSelector"]["run_id.$"] == "$$.Execution.Name"
     assert m["ItemSelector"]["force.$"] == "$.config.force"
-    assert m["Next"] == "FinishRun" and invokes["FinishRun"]["Next"] == "RunVerdict"
+    assert m["Next"] == "FinishRun" and invokes["FinishRun"]["Next"] == "Notify"
+    assert invokes["Notify"]["Next"] == "RunVerdict"
     # failures reach the queue and end the execution as failed (the alarm's metric)
     assert any(s.get("Type") == "Fail" for s in states.values())
     alarms = resources(template, "AWS::CloudWatch::Alarm").values()
@@ -942,9 +1149,53 @@ def test_scanner_maps_operations_to_iam_actions(sdk_ops):
     assert rust_scan.iam_alternatives("s3", "get_object") == [{"s3:GetObject"}]
     assert rust_scan.iam_alternatives("dynamodb", "batch_write_item") == [{"dynamodb:BatchWriteItem"}]
     assert rust_scan.iam_alternatives("dynamodb", "query") == [{"dynamodb:Query"}]
+    assert rust_scan.iam_alternatives("dynamodb", "update_item") == [{"dynamodb:UpdateItem"}]
+    # a transaction needs the action of every item kind it holds, all together
+    assert rust_scan.iam_alternatives("dynamodb", "transact_write_items", {"Put", "ConditionCheck"}) == [
+        {"dynamodb:PutItem", "dynamodb:ConditionCheckItem"}]
+    assert rust_scan.iam_alternatives("dynamodb", "transact_write_items", {"Put"}) == [{"dynamodb:PutItem"}]
+    assert {"dynamodb:UpdateItem"} in rust_scan.iam_alternatives("dynamodb", "transact_write_items")
+    # EventBridge's IAM prefix is events
+    assert rust_scan.iam_alternatives("eventbridge", "put_events") == [{"events:PutEvents"}]
+    assert rust_scan.iam_alternatives("secretsmanager", "get_secret_value") == [{"secretsmanager:GetSecretValue"}]
     for svc, op in [("s3", "get_object"), ("s3", "put_object"), ("s3", "list_objects_v2"),
-                    ("dynamodb", "batch_write_item"), ("dynamodb", "query"), ("dynamodb", "put_item")]:
-        assert op in sdk_ops[svc], f"{op} not an operation of the locked aws-sdk-{svc}"
+                    ("dynamodb", "batch_write_item"), ("dynamodb", "query"), ("dynamodb", "put_item"),
+                    ("dynamodb", "transact_write_items"), ("dynamodb", "update_item"),
+                    ("eventbridge", "put_events"), ("secretsmanager", "get_secret_value")]:
+        assert op in sdk_ops[svc], f"{op} not an operation of the locked {rust_scan.SDK_CRATES[svc]}"
+
+
+def test_scanner_sees_the_eventbridge_and_secrets_manager_clients(sdk_ops):
+    code = lambda src: rust_scan.strip_nonprod(rust_scan._code_only(rust_scan.segments(src)))[0]  # noqa: E731
+    src = code('''
+    use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+    async fn put(c: &aws_sdk_eventbridge::Client) { c.put_events().send().await; }
+    async fn secret(c: &aws_sdk_secretsmanager::Client) { c.get_secret_value().secret_id("x").send().await; }
+    ''')
+    assert rust_scan.services_named(src) == {"eventbridge", "secretsmanager"}
+    files = [rust_scan.SourceFile(path=REPO / "x.rs", crate="service", code=src)]
+    calls = {(c.service, c.operation) for c in rust_scan.sdk_calls(files, sdk_ops)}
+    assert {("eventbridge", "put_events"), ("secretsmanager", "get_secret_value")} <= calls
+    # the same calls through a client the file does not name are suspicious
+    hidden = [rust_scan.SourceFile(path=REPO / "y.rs", crate="service",
+                                   code=code("async fn f(c: &Bus) { c.put_events().send().await; }"))]
+    assert rust_scan.suspicious_calls(hidden, sdk_ops) == [(REPO / "y.rs", "put_events")]
+
+
+def test_scanner_finds_the_item_kinds_of_transactions():
+    src = rust_scan._code_only(rust_scan.segments('''
+    use aws_sdk_dynamodb::types::{ConditionCheck, Put, PutRequest, TransactWriteItem};
+    let a = Put::builder().table_name(t).build();
+    let b = aws_sdk_dynamodb::types::ConditionCheck::builder().table_name(t).build();
+    let c = PutRequest::builder().build(); // BatchWriteItem: no transaction
+    let d = AttributeValueUpdate::builder().build();
+    // Delete::builder() in a comment
+    '''))
+    files = [rust_scan.SourceFile(path=REPO / "x.rs", crate="service", code=src)]
+    assert rust_scan.transact_write_kinds(files) == {"Put", "ConditionCheck"}
+    # a file that does not name the DynamoDB SDK builds no DynamoDB items
+    other = [rust_scan.SourceFile(path=REPO / "y.rs", crate="service", code="let x = Update::builder();")]
+    assert rust_scan.transact_write_kinds(other) == set()
 
 
 # --------------------------------------------------------------------------
@@ -1010,13 +1261,15 @@ class FakeAws:
     The rescore function is modelled on its contract: a shard invocation
     leaves a shard record under its run id (also when the snapshot check
     refuses it, before the function fails with ChurnInputError "snapshot
-    refused: ..."), and {"finish_run": run_id} aggregates them."""
+    refused: ..."), {"finish_run": run_id} aggregates them, and
+    {"notify_run": run_id} delivers the pending events (a destination being
+    down is part of its answer, not an error)."""
 
     def __init__(self, objects, fail_invocations=(), errors=None, finish=None):
         self.objects = objects  # [(key, size)]
         self.fail = set(fail_invocations)
-        # snapshot (or "finish_run") -> what its invocations raise, one per
-        # attempt, in order: an errorType, or (errorType, errorMessage)
+        # snapshot (or "finish_run", "notify_run") -> what its invocations
+        # raise, one per attempt, in order: an errorType, or (errorType, errorMessage)
         self.errors = {k: list(v) for k, v in (errors or {}).items()}
         # what finish_run answers; None: aggregate the shard records
         self.finish = finish
@@ -1031,11 +1284,15 @@ class FakeAws:
     def finishes(self):
         return [p for p in self.invocations if "finish_run" in p]
 
+    @property
+    def notifies(self):
+        return [p for p in self.invocations if "notify_run" in p]
+
     def _invoke(self, params):
         assert params["FunctionName"] == RESCORE_ARN
         payload = params["Payload"]
         self.invocations.append(payload)
-        key = "finish_run" if "finish_run" in payload else payload["snapshot"]
+        key = next((k for k in ("finish_run", "notify_run") if k in payload), None) or payload["snapshot"]
         if key in self.fail:
             raise asl_sim.TaskFailed("RescoreError", "bad shard")
         pending = self.errors.get(key)
@@ -1047,6 +1304,10 @@ class FakeAws:
                     {"snapshot": payload["snapshot"], "refused": True, "forced": False})
             # Lambda's error payload, as Step Functions puts it in Cause
             raise asl_sim.TaskFailed(etype, json.dumps({"errorType": etype, "errorMessage": message}))
+        if "notify_run" in payload:
+            return {"StatusCode": 200, "Payload": {
+                "run_id": payload["notify_run"], "delivered": {"slack": 2, "webhook": 2, "eventbridge": 2},
+                "pending": 0, "failures": []}}
         if "finish_run" in payload:
             if self.finish is not None:
                 return {"StatusCode": 200, "Payload": self.finish}
@@ -1106,7 +1367,8 @@ def test_state_machine_rescores_a_one_object_snapshot_directly(template):
     status, out = asl_sim.run(substituted_definition(template), {}, aws)
     assert status == "SUCCEEDED"
     # the run id is the execution's name; force defaults to false; a direct
-    # run writes its own run record, so no finish_run
+    # run writes its own run record and delivers its own events at its end,
+    # so no finish_run and no notify_run
     assert aws.invocations == [direct()]
     assert aws.listings[0]["MaxKeys"] == 2 and aws.listings[0]["Prefix"] == "snapshots/latest/"
     assert out["result"]["summary"] == {"scored": 10, "written": 1}
@@ -1122,13 +1384,16 @@ def test_state_machine_fans_out_one_invocation_per_shard_then_finishes_the_run(t
     assert status == "SUCCEEDED", out
     assert "RescoreShards" in trace and "RescoreWhole" not in trace
     # every shard gets the parent's execution name as run id (not its child
-    # execution's), and FinishRun comes once, after the last shard
+    # execution's), FinishRun comes once, after the last shard, then the
+    # notify step delivers the run's events
     assert aws.invocations == [shard("snapshots/latest/part-0000.csv"),
                                shard("snapshots/latest/part-0001.csv"),
-                               {"finish_run": RUN_ID}]
+                               {"finish_run": RUN_ID},
+                               {"notify_run": RUN_ID}]
     assert aws.written and aws.written[0]["Prefix"] == "rescore-runs"
     assert out["run"]["run"] == {"run_id": RUN_ID, "status": "ok", "shards": 2, "refused_shards": 0, "forced": False}
-    assert trace[-3:] == ["FinishRun", "RunVerdict", "Done"]
+    assert out["notify"]["delivery"]["run_id"] == RUN_ID and "notify_error" not in out
+    assert trace[-4:] == ["FinishRun", "Notify", "RunVerdict", "Done"]
 
 
 def test_run_id_is_the_execution_name_also_inside_the_map(template):
@@ -1145,6 +1410,7 @@ def test_run_id_is_the_execution_name_also_inside_the_map(template):
     assert status == "SUCCEEDED"
     assert {p["run_id"] for p in aws.rescores} == {"2026-11-23-daily"}
     assert aws.finishes == [{"finish_run": "2026-11-23-daily"}]
+    assert aws.notifies == [{"notify_run": "2026-11-23-daily"}]
 
 
 @pytest.mark.parametrize("force", [True, False])
@@ -1183,8 +1449,10 @@ def test_a_refused_shard_does_not_stop_the_others_and_fails_the_run(template):
     assert rejected["key"] == "snapshots/latest/part-1.csv"
     assert rejected["error"]["Error"] == "ChurnInputError"
     assert "snapshot refused:" in rejected["error"]["Cause"]
-    # then FinishRun with the execution name, whose "refuse" fails the run
-    assert aws.invocations[-1] == {"finish_run": RUN_ID}
+    # then FinishRun with the execution name, whose "refuse" fails the run,
+    # after the notify step delivered the events of the shards that wrote
+    assert aws.invocations[-2:] == [{"finish_run": RUN_ID}, {"notify_run": RUN_ID}]
+    assert trace.index("Notify") < trace.index("SnapshotRefused")
     assert status == "FAILED" and out["Error"] == "SnapshotRefused", out
     assert "1 of 3 shards" in out["Cause"] and f"runs/{RUN_ID}.json" in out["Cause"]
     assert "force" in out["Cause"]
@@ -1367,6 +1635,112 @@ def test_a_shard_bug_is_not_caught_as_a_refusal(template):
 
 
 # --------------------------------------------------------------------------
+# The notify step: delivering a sharded run's risk-change events.
+# --------------------------------------------------------------------------
+
+
+def test_notify_runs_after_the_finished_map_with_the_execution_name(template):
+    context = {"Execution": {"Id": "arn:exec:daily", "Name": "2026-11-23-daily", "Input": {}}}
+    aws = FakeAws(SHARDS)
+    trace = []
+    status, out = asl_sim.run(substituted_definition(template), {}, aws, context=context, trace=trace)
+    assert status == "SUCCEEDED", out
+    assert aws.invocations[-2:] == [{"finish_run": "2026-11-23-daily"}, {"notify_run": "2026-11-23-daily"}]
+    assert trace.index("FinishRun") < trace.index("Notify") < trace.index("RunVerdict")
+    # the answer is kept for the execution's history; the verdict still reads the run record
+    assert out["notify"]["delivery"] == {"run_id": "2026-11-23-daily",
+                                         "delivered": {"slack": 2, "webhook": 2, "eventbridge": 2},
+                                         "pending": 0, "failures": []}
+    assert out["run"]["run"]["status"] == "ok"
+
+
+LAMBDA_DOWN = ["Lambda.ServiceException"] * 7  # more than the 6 retries
+
+
+@pytest.mark.parametrize("errors", [["ChurnInternalError"], ["ChurnInputError"],
+                                    ["ChurnTransientError"] * 3, LAMBDA_DOWN, ["States.Timeout"]])
+@pytest.mark.parametrize("run_status", ["ok", "warn", "refuse"])
+def test_a_failing_notify_never_changes_the_verdict(template, errors, run_status):
+    """Whatever the notify step fails with, the run ends as its record says:
+    ok / warn succeed, refuse fails as SnapshotRefused (one failure message,
+    the refusal's); the step's error is kept in $.notify_error."""
+    record = {"run_id": RUN_ID, "status": run_status, "shards": 3,
+              "refused_shards": 1 if run_status == "refuse" else 0, "forced": False}
+    aws = FakeAws(SHARDS, finish=record, errors={"notify_run": list(errors)})
+    trace = []
+    status, out = asl_sim.run(substituted_definition(template), {}, aws, trace=trace)
+    assert "Notify" in trace and trace.index("Notify") < trace.index("RunVerdict")
+    if run_status == "refuse":
+        assert status == "FAILED" and out["Error"] == "SnapshotRefused", out
+        (msg,) = aws.messages
+        assert msg["MessageBody"]["error"]["Error"] == "SnapshotRefused"
+    else:
+        assert status == "SUCCEEDED", out
+        assert not aws.messages
+        assert out["notify_error"]["Error"] == errors[0]
+        assert out["run"]["run"] == record
+    # transient errors and Lambda's own are retried, input errors and bugs not
+    expected_attempts = {"ChurnTransientError": 3, "Lambda.ServiceException": 7}.get(errors[0], 1)
+    assert len(aws.notifies) == expected_attempts
+
+
+def test_a_transient_notify_failure_is_retried_then_delivers(template):
+    aws = FakeAws(SHARDS, errors={"notify_run": ["ChurnTransientError"]})
+    status, out = asl_sim.run(substituted_definition(template), {}, aws)
+    assert status == "SUCCEEDED", out
+    assert aws.notifies == [{"notify_run": RUN_ID}] * 2
+    assert "notify_error" not in out and out["notify"]["delivery"]["pending"] == 0
+
+
+def test_a_refused_run_delivers_its_events_before_it_fails(template):
+    """The accepted shards of a refused run wrote real flag changes: their
+    events are delivered, then the run fails as SnapshotRefused."""
+    aws = FakeAws(SHARDS, errors={BUCKET_URI + "snapshots/latest/part-2.csv": [REFUSED]})
+    trace = []
+    status, out = asl_sim.run(substituted_definition(template), {}, aws, trace=trace)
+    assert status == "FAILED" and out["Error"] == "SnapshotRefused"
+    assert aws.notifies == [{"notify_run": RUN_ID}]
+    assert trace[-6:] == ["FinishRun", "Notify", "RunVerdict", "SnapshotRefused", "ReportFailure", "Failed"]
+
+
+@pytest.mark.parametrize("notify_errors", [[], ["ChurnInternalError"]])
+def test_a_failed_map_still_delivers_then_reports_the_maps_error(template, notify_errors):
+    bad = BUCKET_URI + "snapshots/latest/part-1.csv"
+    aws = FakeAws(SHARDS, fail_invocations={bad}, errors={"notify_run": notify_errors})
+    trace = []
+    status, out = asl_sim.run(substituted_definition(template), {}, aws, trace=trace)
+    assert status == "FAILED" and out["Error"] == "States.ExceedToleratedFailureThreshold"
+    assert trace[-4:] == ["FinishFailedRun", "NotifyFailedRun", "ReportFailure", "Failed"]
+    assert aws.notifies == [{"notify_run": RUN_ID}]
+    (msg,) = aws.messages
+    assert msg["MessageBody"]["error"]["Error"] == "States.ExceedToleratedFailureThreshold"
+
+
+def test_a_failing_finish_run_still_delivers_then_reports_its_error(template):
+    aws = FakeAws(SHARDS, errors={"finish_run": ["ChurnInternalError"]})
+    trace = []
+    status, out = asl_sim.run(substituted_definition(template), {}, aws, trace=trace)
+    assert status == "FAILED" and out["Error"] == "ChurnInternalError"
+    assert trace[-4:] == ["FinishRun", "NotifyFailedRun", "ReportFailure", "Failed"]
+    assert aws.notifies == [{"notify_run": RUN_ID}]
+    assert len(aws.messages) == 1
+
+
+def test_the_state_machine_never_notifies_a_direct_run(template):
+    """A direct invocation delivers its own events at its end (it is not sent
+    "notify": false); refused or failed, it wrote nothing to deliver, and
+    what an earlier run left pending goes with the next delivery."""
+    for errors in ({}, {BUCKET_URI + "snapshots/latest/": [REFUSED]},
+                   {BUCKET_URI + "snapshots/latest/": ["ChurnInternalError"]}):
+        aws = FakeAws([("snapshots/latest/all.csv", 1)], errors=errors)
+        asl_sim.run(substituted_definition(template), {}, aws)
+        assert aws.invocations == [direct()], errors
+    (sm,) = resources(template, "AWS::StepFunctions::StateMachine").values()
+    states = sm["Properties"]["Definition"]["States"]
+    assert "notify" not in states["RescoreWhole"]["Parameters"]["Payload"]
+
+
+# --------------------------------------------------------------------------
 # Snapshot-check alarms.
 # --------------------------------------------------------------------------
 
@@ -1396,6 +1770,89 @@ def test_every_alarm_notifies_the_same_topic(template):
     wrong = [aid for aid, a in alarms.items() if a["Properties"].get("AlarmActions") != expected]
     assert not wrong, f"alarms without the stack's alarm actions: {wrong}"
     assert {"RescoreRefusedAlarm", "DriftAlertAlarm"} <= set(alarms)
+
+
+def test_notify_backlog_alarm(template):
+    """Events left pending after a delivery attempt (metric of churn-rescore)
+    over about a day, notifying the stack's alarm topic like the others."""
+    p = resources(template, "AWS::CloudWatch::Alarm")["NotifyBacklogAlarm"]["Properties"]
+    assert (p["Namespace"], p["MetricName"]) == ("ChurnRisk", "EventsPending")
+    assert p["Dimensions"] == [{"Name": "function", "Value": "rescore"}]
+    assert p["Statistic"] == "Sum" and 6 * 3600 <= p["Period"] * p["EvaluationPeriods"] <= 86400
+    assert p["Threshold"] == 0 and p["ComparisonOperator"] == "GreaterThanThreshold"
+    assert p["TreatMissingData"] == "notBreaching"
+
+
+# --------------------------------------------------------------------------
+# The event bus, its example rule and the alert topic.
+# --------------------------------------------------------------------------
+
+# Fields of the risk-change event (the detail of every EventBridge event).
+EVENT_FIELDS = {"id", "type", "customer_id", "old_band", "new_band", "churn_probability",
+                "previous_probability", "reasons", "attributes", "model_id", "scored_at", "run_id"}
+
+
+def test_event_bus_and_example_rule(template):
+    res = template["Resources"]
+    bus = res["RiskEventBus"]["Properties"]
+    assert bus["Name"] == {"Fn::Sub": "${NamePrefix}-risk-events"}
+    (rule_id,) = resources(template, "AWS::Events::Rule")
+    rule = res[rule_id]["Properties"]
+    assert ref_target(rule["EventBusName"]) == "RiskEventBus"
+    assert rule["State"] == "ENABLED"
+    assert rule["EventPattern"] == {"source": [EVENT_SOURCE], "detail-type": [EVENT_DETAIL_TYPE],
+                                    "detail": {"type": ["became_at_risk", "escalated"]}}
+    (target,) = rule["Targets"]
+    assert ref_target(target["Arn"]) == "RiskAlertTopic"
+    # the readable message reads fields of the event only
+    paths = target["InputTransformer"]["InputPathsMap"]
+    assert {v.removeprefix("$.detail.") for v in paths.values()} <= EVENT_FIELDS
+    assert all(v.startswith("$.detail.") for v in paths.values())
+    template_text = target["InputTransformer"]["InputTemplate"]
+    assert set(re.findall(r"<([A-Za-z0-9_]+)>", template_text)) == set(paths)
+    assert template_text.count("<") == template_text.count(">") == len(re.findall(r"<[A-Za-z0-9_]+>", template_text))
+    json.loads(template_text.replace("<", "").replace(">", ""))  # a JSON string once filled in
+
+
+def test_alert_topic_is_encrypted_and_only_the_rule_publishes(template):
+    res = template["Resources"]
+    topic = res["RiskAlertTopic"]["Properties"]
+    key_id = ref_target(topic["KmsMasterKeyId"])
+    key = res[key_id]
+    assert key["Type"] == "AWS::KMS::Key" and key["Properties"]["EnableKeyRotation"] is True
+    statements = as_list(key["Properties"]["KeyPolicy"]["Statement"])
+    events = [s for s in statements if s.get("Principal") == {"Service": "events.amazonaws.com"}]
+    (use,) = events
+    assert set(as_list(use["Action"])) == {"kms:GenerateDataKey*", "kms:Decrypt"}
+    assert key_id != "DataKey", "EventBridge's unconditioned KMS grant stays off the data key"
+    for s in statements:
+        assert s.get("Principal") != "*" and s.get("Principal") != {"AWS": "*"}
+    (policy,) = resources(template, "AWS::SNS::TopicPolicy").values()
+    assert [ref_target(x) for x in policy["Properties"]["Topics"]] == ["RiskAlertTopic"]
+    (publish,) = as_list(policy["Properties"]["PolicyDocument"]["Statement"])
+    assert publish["Effect"] == "Allow" and publish["Principal"] == {"Service": "events.amazonaws.com"}
+    assert as_list(publish["Action"]) == ["sns:Publish"] and ref_target(publish["Resource"]) == "RiskAlertTopic"
+    assert publish["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["RiskAlertRule", "Arn"]}}}
+
+
+def test_email_subscription_only_when_an_address_is_given(template):
+    (sid, sub), = resources(template, "AWS::SNS::Subscription").items()
+    assert sub["Condition"] == "HasRiskAlertEmail"
+    assert template["Conditions"]["HasRiskAlertEmail"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "RiskAlertEmail"}, ""]}]}
+    p = sub["Properties"]
+    assert p["Protocol"] == "email" and p["Endpoint"] == {"Ref": "RiskAlertEmail"}
+    assert ref_target(p["TopicArn"]) == "RiskAlertTopic"
+    assert template["Parameters"]["RiskAlertEmail"]["Default"] == ""
+    outputs = template["Outputs"]
+    assert ref_target(outputs["RiskEventBusName"]["Value"]) == "RiskEventBus"
+    assert ref_target(outputs["RiskAlertTopicArn"]["Value"]) == "RiskAlertTopic"
+
+
+def test_the_event_fields_are_the_codes(source_files):
+    """The rule and its message read these fields of the event's JSON."""
+    code = rescore_code(source_files)
+    missing = sorted(f for f in EVENT_FIELDS if not names_field(code, f))
+    assert not missing, f"event fields {missing} are not in functions/"
 
 
 # --------------------------------------------------------------------------
@@ -1429,7 +1886,7 @@ def test_every_payload_field_the_state_machine_sends_is_read_by_rescore(template
     for _name, st in walk_states(sm["Properties"]["Definition"]["States"]):
         if st.get("Resource") == "arn:aws:states:::lambda:invoke":
             sent |= {k.removesuffix(".$") for k in st["Parameters"]["Payload"]}
-    assert sent == {"snapshot", "run_id", "force", "shard", "finish_run"}
+    assert sent == {"snapshot", "run_id", "force", "shard", "finish_run", "notify_run"}
     code = rescore_code(source_files)
     missing = sorted(k for k in sent if not names_field(code, k))
     assert not missing, f"the rescore event fields {missing} are sent by the state machine but read nowhere in functions/"

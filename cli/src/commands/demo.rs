@@ -67,7 +67,17 @@ pub async fn run(args: DemoArgs, progress: Progress) -> anyhow::Result<()> {
     output::print(&out)?;
 
     // 3. Rescore everyone (the scheduled Lambda's handler) into the local flag store.
-    let summary = super::rescore::rescore(&services, &data, None, false, progress).await?;
+    let summary = super::rescore::rescore(
+        &services,
+        &data,
+        super::rescore::RunOptions {
+            as_of: None,
+            force: false,
+            notify: true,
+        },
+        progress,
+    )
+    .await?;
     output::print(&format!(
         "\n== Rescored {} customers into {} ==\n\n{}",
         summary.scored,

@@ -11,8 +11,10 @@ mod check;
 mod context;
 mod customer;
 mod demo;
+mod events;
 mod generate;
 mod models;
+mod notify;
 mod outcomes;
 mod rescore;
 mod risk_list;
@@ -63,6 +65,10 @@ pub enum Command {
     Rescore(rescore::RescoreArgs),
     /// Check a snapshot against the model's training reference (drift, missing, range); writes nothing.
     Check(check::CheckArgs),
+    /// Deliver the risk-change events still pending (Slack, webhook, EventBridge).
+    Notify(notify::NotifyCommandArgs),
+    /// List risk-change events (became at risk, escalated, recovered) and where they went.
+    Events(events::EventsArgs),
     /// List recorded rescore runs, or show one with its snapshot check.
     Runs(runs::RunsArgs),
     /// Realised accuracy: known churn outcomes against the scores in force before them.
@@ -127,6 +133,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Rescore(args) => rescore::run(args, progress).await,
             Command::Check(args) => check::run(args, progress).await,
             Command::Runs(args) => runs::run(args, progress).await,
+            Command::Notify(args) => notify::run(args, progress).await,
+            Command::Events(args) => events::run(args, progress).await,
             Command::Outcomes(args) => outcomes::run(args, progress).await,
             Command::RiskList(args) => risk_list::run(args, progress).await,
             Command::Customer(args) => customer::run(args, progress).await,

@@ -40,6 +40,12 @@ pub struct RescoreArgs {
     /// (the run record says it was forced).
     #[arg(long)]
     pub force: bool,
+    /// Do not deliver the run's risk-change events at the end (they are
+    /// still recorded; `churn notify` delivers them).
+    #[arg(long)]
+    pub no_notify: bool,
+    #[command(flatten)]
+    pub notify: super::notify::NotifyArgs,
 }
 
 /// `--as-of` through the handler's one check.
@@ -48,7 +54,11 @@ fn as_of(text: &str) -> Result<time::OffsetDateTime, String> {
 }
 
 pub async fn run(args: RescoreArgs, progress: Progress) -> anyhow::Result<()> {
-    let config = context::config(Some(&args.models.models), Some(&args.flags.flags))?;
+    let config = context::config_overriding(
+        Some(&args.models.models),
+        Some(&args.flags.flags),
+        &args.notify.overrides(),
+    )?;
     // Refuse before the flag store is created when there is nothing to score with.
     if context::model_store(&config)
         .await
@@ -60,7 +70,12 @@ pub async fn run(args: RescoreArgs, progress: Progress) -> anyhow::Result<()> {
     }
     let services = context::services(&config, true).await?;
     let format = if args.json { Format::Json } else { args.format };
-    let summary = match rescore(&services, &args.data, args.as_of, args.force, progress).await {
+    let options = RunOptions {
+        as_of: args.as_of,
+        force: args.force,
+        notify: !args.no_notify,
+    };
+    let summary = match rescore(&services, &args.data, options, progress).await {
         Ok(s) => s,
         Err(e) => {
             // A script reading the JSON still gets the verdict it exits 3 for.
@@ -82,20 +97,34 @@ pub async fn run(args: RescoreArgs, progress: Progress) -> anyhow::Result<()> {
         }
         Format::Table => output::print(&render(&summary))?,
     }
+    // A destination that is down does not fail the run: its flags are
+    // written; what is pending waits for the next run or `churn notify`.
+    if let Some(Err(e)) = summary.notify.as_ref().map(super::notify::still_pending) {
+        eprintln!("warning: {e}");
+    }
     write_failures(&summary)
+}
+
+/// A run's options beyond the snapshot.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    pub as_of: Option<time::OffsetDateTime>,
+    pub force: bool,
+    /// Deliver the events at the end.
+    pub notify: bool,
 }
 
 /// Calls the rescore handler (the scheduled Lambda's) on `data`. Shared with `demo`.
 pub async fn rescore(
     services: &Services,
     data: &str,
-    as_of: Option<time::OffsetDateTime>,
-    force: bool,
+    options: RunOptions,
     progress: Progress,
 ) -> anyhow::Result<RescoreSummary> {
     let step = progress.counter(format!("rescoring {data}"));
-    let mut event = serde_json::json!({ "snapshot": data, "force": force });
-    if let Some(t) = as_of {
+    let mut event =
+        serde_json::json!({ "snapshot": data, "force": options.force, "notify": options.notify });
+    if let Some(t) = options.as_of {
         event["as_of"] = churn_service::timestamp::format(t).into();
     }
     let on_rows = |rows: usize| step.inc(rows as u64);
@@ -181,8 +210,12 @@ pub fn render(s: &RescoreSummary) -> String {
         Some(c) => (c.status.as_str().to_string(), String::new()),
         None => ("not run".to_string(), String::new()),
     };
+    let delivery = match &s.notify {
+        Some(r) => format!("\n{}", super::notify::report_table(r).render()),
+        None => String::new(),
+    };
     format!(
-        "run       {}\nsnapshot  {}\nmodel     {}\ncheck     {verdict}\n\n{}{checks}",
+        "run       {}\nsnapshot  {}\nmodel     {}\ncheck     {verdict}\n\n{}{checks}{delivery}",
         s.run_id,
         s.snapshot,
         s.model_id,
@@ -205,6 +238,13 @@ fn summary_table(s: &RescoreSummary) -> Table {
         s.stale_rejected.to_string(),
     ]);
     t.row(["newly at risk".to_string(), s.newly_at_risk.to_string()]);
+    t.row([
+        "events (at risk / escalated / recovered)".to_string(),
+        format!(
+            "{} / {} / {}",
+            s.events.became_at_risk, s.events.escalated, s.events.recovered
+        ),
+    ]);
     t.row(["failed rows".to_string(), s.failed_rows_count.to_string()]);
     t.row([
         "out of training range".to_string(),

@@ -27,6 +27,7 @@ async fn main() -> anyhow::Result<()> {
         config.clone(),
         Arc::new(DirModelStore::new(&args[1])),
         flags.clone(),
+        flags.clone(),
         flags,
     );
     let model = services

@@ -6,6 +6,7 @@
 use crate::error::{Error, Result};
 use crate::flag_store::dynamo::WriteStrategy;
 use crate::flag_store::HistoryWindow;
+use crate::notify::NotifySettings;
 use churn_model::check::CheckThresholds;
 use churn_model::{BandPolicy, BandPolicyError};
 use std::path::PathBuf;
@@ -75,6 +76,13 @@ pub struct ServiceConfig {
     /// (0.5), `CHURN_CHECK_MAX_INVALID_SHARE` (0.05), `CHURN_CHECK_MIN_ROWS`
     /// (100); see [`CheckThresholds`].
     pub check: CheckThresholds,
+    /// Where risk-change events are delivered: `CHURN_NOTIFY_SLACK_URL`,
+    /// `CHURN_NOTIFY_WEBHOOK_URL` + `CHURN_NOTIFY_WEBHOOK_SECRET`,
+    /// `CHURN_NOTIFY_EVENT_BUS`, `CHURN_NOTIFY_DEADLINE_SECS` (30),
+    /// `CHURN_PUBLIC_URL`, `CHURN_NOTIFY_SECRET_ARN` (read by
+    /// [`Services::from_config`](crate::services::Services::from_config));
+    /// see [`NotifySettings`].
+    pub notify: NotifySettings,
 }
 
 /// The snapshot check's variables (see [`ServiceConfig::check`]).
@@ -133,6 +141,7 @@ impl Default for ServiceConfig {
             train_max_rows: None,
             history: HistoryWindow::default(),
             check: CheckThresholds::default(),
+            notify: NotifySettings::default(),
         }
     }
 }
@@ -205,6 +214,7 @@ impl ServiceConfig {
                 None => d.history,
             },
             check: check_thresholds(&get)?,
+            notify: NotifySettings::from_lookup(&get)?,
         })
     }
 }

@@ -266,6 +266,9 @@ pub struct WriteSummary {
     pub newly_at_risk: usize,
     /// Items that could not be written, with why; never dropped silently.
     pub failed: Vec<WriteFailure>,
+    /// Risk-change events the written items recorded in the outbox.
+    #[serde(default)]
+    pub events: crate::notify::EventCounts,
 }
 
 impl WriteSummary {
@@ -276,6 +279,7 @@ impl WriteSummary {
         self.stale_rejected += other.stale_rejected;
         self.newly_at_risk += other.newly_at_risk;
         self.failed.extend(other.failed);
+        self.events.merge(other.events);
     }
 
     /// Number of input flags this summary accounts for.

@@ -13,6 +13,7 @@ pub mod sqlite;
 use crate::error::{Error, Result};
 use crate::flag::{Acknowledgement, CustomerRecord, Flag, HistoryPoint, Page};
 use crate::flag::{WriteFailure, WriteSummary};
+use crate::notify::EventOrigin;
 use async_trait::async_trait;
 use churn_model::RiskBand;
 use serde::{de::DeserializeOwned, Serialize};
@@ -39,15 +40,36 @@ pub trait FlagStore: Send + Sync {
     /// throttling until `deadline`; whatever is still unwritten then (or
     /// failed for another reason) is listed in [`WriteSummary::failed`].
     ///
+    /// Each write that moves a customer into, up within or out of the
+    /// at-risk bands records a [`RiskEvent`](crate::notify::RiskEvent) in
+    /// the store's outbox together with the flag (atomically), due at
+    /// `origin.due`; [`WriteSummary::events`] counts them.
+    ///
     /// # Errors
     /// Only for invalid arguments ([`Error::InvalidInput`] for `epsilon`
     /// outside `[0, 1]`); storage failures are reported per flag.
+    async fn write_scores(
+        &self,
+        flags: &[Flag],
+        epsilon: f64,
+        deadline: Instant,
+        origin: &EventOrigin,
+    ) -> Result<WriteSummary>;
+
+    /// [`FlagStore::write_scores`] outside any run, with no destination due
+    /// (the events are recorded, for the record and `churn events`).
+    ///
+    /// # Errors
+    /// As [`FlagStore::write_scores`].
     async fn write_batch(
         &self,
         flags: &[Flag],
         epsilon: f64,
         deadline: Instant,
-    ) -> Result<WriteSummary>;
+    ) -> Result<WriteSummary> {
+        self.write_scores(flags, epsilon, deadline, &EventOrigin::default())
+            .await
+    }
 
     /// The stored flag of one customer as seen now (see [`Flag::seen_at`]),
     /// `None` if never written.

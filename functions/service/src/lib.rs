@@ -14,6 +14,8 @@
 //!   window and trend (`history`); list query, sort key and summary (`query`);
 //!   DynamoDB and SQLite adapters.
 //! - [`model_store`]: `ModelStore` port; S3 and directory adapters; `ModelCache`.
+//! - [`notify`]: risk-change events, the outbox port, delivery to Slack,
+//!   signed webhooks and EventBridge.
 //! - [`run_record`]: what a rescore run leaves (counts, snapshot check, refused/forced), outcomes reports.
 //! - [`run_store`]: `RunStore` port; SQLite (the flag file) and object (S3, directory) adapters.
 //! - [`handlers`]: train, score API, rescore, score-to-file handlers (plain async functions).
@@ -33,6 +35,7 @@ pub mod flag_store;
 pub mod handlers;
 pub mod metrics;
 pub mod model_store;
+pub mod notify;
 pub mod retry;
 pub mod run_record;
 pub mod run_store;

@@ -15,6 +15,7 @@
 //! event types than the score function builds); the format itself is a few
 //! fields of JSON.
 
+use crate::handlers::notify::NotifyOutput;
 use crate::handlers::rescore::{RescoreOutput, RescoreSummary};
 use crate::handlers::run_finish::FinishedRun;
 use crate::handlers::score_api::ScoreCounts;
@@ -57,6 +58,14 @@ pub const HOLDOUT_AUC: &str = "HoldoutAuc";
 pub const PROMOTED: &str = "Promoted";
 /// Holdout ROC AUC of a promoted model: absent when nothing was promoted.
 pub const PROMOTED_AUC: &str = "PromotedAuc";
+/// Risk-change events a run's writes recorded.
+pub const EVENTS_RECORDED: &str = "EventsRecorded";
+/// Events a delivery round handed to a destination (per destination).
+pub const EVENTS_DELIVERED: &str = "EventsDelivered";
+/// Deliveries left pending after a round (what `NotifyBacklogAlarm` watches).
+pub const EVENTS_PENDING: &str = "EventsPending";
+/// Delivery errors in a round (retries exhausted or refused requests).
+pub const DELIVERY_FAILURES: &str = "DeliveryFailures";
 /// Wall time of the invocation's handler.
 pub const DURATION: &str = "Duration";
 /// 1 on the first invocation of the process, else 0.
@@ -154,7 +163,11 @@ impl Measured for RescoreSummary {
             Metric::count(NEWLY_AT_RISK, self.newly_at_risk),
             Metric::count(WRITE_FAILURES, self.write_failures_count),
             Metric::count(OUT_OF_RANGE_ROWS, self.out_of_range_rows),
+            Metric::count(EVENTS_RECORDED, self.events.total()),
         ];
+        if let Some(r) = &self.notify {
+            out.extend(delivery_metrics(r.delivered(), r.pending(), r.errors()));
+        }
         out.extend(check_metrics(
             self.check.as_ref().and_then(|c| c.max_psi()),
             false,
@@ -189,11 +202,31 @@ impl Measured for FinishedRun {
     }
 }
 
+/// A delivery round's metrics.
+fn delivery_metrics(delivered: usize, pending: usize, failures: usize) -> Vec<Metric> {
+    vec![
+        Metric::count(EVENTS_DELIVERED, delivered),
+        Metric::count(EVENTS_PENDING, pending),
+        Metric::count(DELIVERY_FAILURES, failures),
+    ]
+}
+
+impl Measured for NotifyOutput {
+    fn metrics(&self) -> Vec<Metric> {
+        delivery_metrics(
+            self.delivered.values().sum(),
+            self.pending,
+            self.failures.len(),
+        )
+    }
+}
+
 impl Measured for RescoreOutput {
     fn metrics(&self) -> Vec<Metric> {
         match self {
             RescoreOutput::Run(s) => s.metrics(),
             RescoreOutput::Finished(f) => f.metrics(),
+            RescoreOutput::Notified(n) => n.metrics(),
         }
     }
 }
@@ -436,6 +469,21 @@ mod tests {
             failed_rows_count: 1,
             write_failures_count: 9,
             out_of_range_rows: 3,
+            events: crate::notify::EventCounts {
+                became_at_risk: 5,
+                escalated: 2,
+                recovered: 1,
+                held: 1,
+            },
+            notify: Some(crate::notify::DeliveryReport {
+                destinations: vec![crate::notify::DestinationReport {
+                    destination: Some(crate::notify::Destination::Webhook),
+                    delivered: 6,
+                    pending: 2,
+                    requests: 3,
+                    errors: vec!["HTTP 500".into()],
+                }],
+            }),
             ..RescoreSummary::default()
         };
         let doc = document(Function::Rescore, summary.metrics()).to_json();
@@ -454,6 +502,10 @@ mod tests {
             (NEWLY_AT_RISK, 412.0),
             (WRITE_FAILURES, 9.0),
             (OUT_OF_RANGE_ROWS, 3.0),
+            (EVENTS_RECORDED, 8.0),
+            (EVENTS_DELIVERED, 6.0),
+            (EVENTS_PENDING, 2.0),
+            (DELIVERY_FAILURES, 1.0),
             (REFUSED_RUNS, 0.0),
         ];
         assert_eq!(found.len(), expected.len());

@@ -10,10 +10,12 @@
 pub mod logs;
 pub mod moto;
 pub mod proxy;
+pub mod receiver;
 
 pub use logs::CapturedLogs;
 pub use moto::MotoServer;
 pub use proxy::{FaultProxy, ProxyStats};
+pub use receiver::{Answer, Receiver};
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};

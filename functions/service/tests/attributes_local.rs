@@ -86,14 +86,17 @@ impl Recording {
 
 #[async_trait]
 impl FlagStore for Recording {
-    async fn write_batch(
+    async fn write_scores(
         &self,
         flags: &[Flag],
         epsilon: f64,
         deadline: Instant,
+        origin: &churn_service::notify::EventOrigin,
     ) -> StoreResult<WriteSummary> {
         self.written.lock().unwrap().extend_from_slice(flags);
-        self.inner.write_batch(flags, epsilon, deadline).await
+        self.inner
+            .write_scores(flags, epsilon, deadline, origin)
+            .await
     }
 
     async fn customer(
@@ -146,7 +149,7 @@ async fn trained() -> Setup {
         ..ServiceConfig::default()
     };
     let runs = Arc::new(SqliteFlagStore::in_memory(4).await.unwrap());
-    let services = Services::with_stores(config, models, flags.clone(), runs);
+    let services = Services::with_stores(config, models, flags.clone(), runs.clone(), runs);
     let csv = write_csv(dir.path(), "train.csv", &synthetic(3000, 5));
     let mut request = train_request(&csv);
     request.schema = Some(SCHEMA.to_string());
@@ -212,6 +215,7 @@ async fn rescore(setup: &Setup, csv: &Path) -> Result<RescoreSummary, HandlerErr
         flags: setup.flags.as_ref(),
         runs: setup.services.runs.as_ref(),
         sources: &setup.services.sources,
+        due: &[],
     };
     handle_rescore(
         &csv.display().to_string(),

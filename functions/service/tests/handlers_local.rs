@@ -220,7 +220,7 @@ async fn api_without_model() -> Api {
         ..ServiceConfig::default()
     };
     Api {
-        services: Services::with_stores(config, models, flags, store),
+        services: Services::with_stores(config, models, flags, store.clone(), store),
         _dir: dir,
     }
 }

@@ -114,8 +114,14 @@ async fn train_rescore_and_serve_on_moto() {
         snapshot: Some(format!("s3://{bucket}/snap/")),
         ..ServiceConfig::default()
     };
-    let services = Services::with_stores(config, models.clone(), flags.clone(), runs.clone())
-        .with_s3(clients.s3.clone());
+    let services = Services::with_stores(
+        config,
+        models.clone(),
+        flags.clone(),
+        runs.clone(),
+        flags.clone(),
+    )
+    .with_s3(clients.s3.clone());
     let item =
         json!({"Key": "snap/p0.csv", "Size": 1, "Etag": "\"x\"", "StorageClass": "STANDARD"});
     let out = run_event(&services, &item, &|_| {}).await.unwrap();

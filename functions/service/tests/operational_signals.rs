@@ -39,7 +39,7 @@ async fn services(dir: &Path) -> Services {
         model_refresh: Duration::from_secs(0),
         ..ServiceConfig::default()
     };
-    Services::with_stores(config, models, flags, store)
+    Services::with_stores(config, models, flags, store.clone(), store)
 }
 
 /// A snapshot of `customers` rows whose row 10 has a word in a numeric column.

@@ -35,7 +35,8 @@ async fn get(services: &Services, uri: &str) -> (u16, Value) {
 async fn outcomes_equal_a_direct_computation_and_are_served() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteFlagStore::in_memory(4).await.unwrap());
-    let (services, trained) = trained_services(dir.path(), store.clone(), store).await;
+    let (services, trained) =
+        trained_services(dir.path(), store.clone(), store.clone(), store).await;
 
     // Scored 120 days ago; the outcomes are known today.
     let snapshot = generate(&SyntheticConfig {

@@ -34,9 +34,13 @@ struct Setup {
 }
 
 /// A promoted model, and its flags written from a clean snapshot.
-async fn setup(flags: Arc<dyn FlagStore>, runs: Arc<dyn RunStore>) -> Setup {
+async fn setup(
+    flags: Arc<dyn FlagStore>,
+    runs: Arc<dyn RunStore>,
+    outbox: Arc<dyn churn_service::notify::Outbox>,
+) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let (services, _) = trained_services(dir.path(), flags, runs).await;
+    let (services, _) = trained_services(dir.path(), flags, runs, outbox).await;
     let snapshot = generate(&SyntheticConfig {
         customers: CUSTOMERS,
         seed: 41,
@@ -240,7 +244,7 @@ async fn the_whole_contract(s: Setup) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_flags_and_runs() {
     let store = Arc::new(SqliteFlagStore::in_memory(4).await.unwrap());
-    the_whole_contract(setup(store.clone(), store).await).await;
+    the_whole_contract(setup(store.clone(), store.clone(), store).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,7 +263,7 @@ async fn dynamodb_flags_and_s3_runs_on_moto() {
         bucket,
         "",
     ))));
-    the_whole_contract(setup(flags, runs).await).await;
+    the_whole_contract(setup(flags.clone(), runs, flags).await).await;
 }
 
 /// A SQLite flag store whose `fail_from`-th batch on fails like a store
@@ -272,11 +276,12 @@ struct FailsFrom {
 
 #[async_trait::async_trait]
 impl FlagStore for FailsFrom {
-    async fn write_batch(
+    async fn write_scores(
         &self,
         flags: &[churn_service::flag::Flag],
         epsilon: f64,
         deadline: std::time::Instant,
+        origin: &churn_service::notify::EventOrigin,
     ) -> churn_service::Result<churn_service::flag::WriteSummary> {
         let n = self
             .batches
@@ -289,7 +294,9 @@ impl FlagStore for FailsFrom {
                 source: "the disk went away".into(),
             });
         }
-        self.inner.write_batch(flags, epsilon, deadline).await
+        self.inner
+            .write_scores(flags, epsilon, deadline, origin)
+            .await
     }
     async fn customer(
         &self,
@@ -333,7 +340,7 @@ async fn a_run_that_fails_while_writing_leaves_a_record_of_how_far_it_got() {
         handle_rescore, RescoreSettings, RescoreStores, RunIdentity,
     };
     let store = Arc::new(SqliteFlagStore::in_memory(4).await.unwrap());
-    let s = setup(store.clone(), store.clone()).await;
+    let s = setup(store.clone(), store.clone(), store.clone()).await;
     let failing = FailsFrom {
         inner: store.clone(),
         batches: Default::default(),
@@ -345,6 +352,7 @@ async fn a_run_that_fails_while_writing_leaves_a_record_of_how_far_it_got() {
         flags: &failing,
         runs: store.as_ref(),
         sources: &s.services.sources,
+        due: &[],
     };
     let settings = RescoreSettings {
         chunk_rows: 100,

@@ -60,6 +60,7 @@
 //! - `reads`: a customer's flag and risk-list pages.
 
 mod codec;
+mod events;
 mod reads;
 mod retry;
 mod writes;
@@ -68,6 +69,7 @@ use super::{decide, prepare_batch};
 use super::{Decision, FlagStore, HistoryWindow, ListQuery, Summary, SummaryBy};
 use crate::error::{Error, Result};
 use crate::flag::{Acknowledgement, CustomerRecord, Flag, Page, WriteFailure, WriteSummary};
+use crate::notify::EventOrigin;
 use crate::retry::RetryPolicy;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
@@ -77,6 +79,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use codec::decode;
+pub use events::{EVENTS_BY_TIME_INDEX, EVENTS_PENDING_INDEX};
 use std::time::Instant;
 use writes::Pending;
 
@@ -159,11 +162,12 @@ impl DynamoFlagStore {
 
 #[async_trait]
 impl FlagStore for DynamoFlagStore {
-    async fn write_batch(
+    async fn write_scores(
         &self,
         flags: &[Flag],
         epsilon: f64,
         deadline: Instant,
+        origin: &EventOrigin,
     ) -> Result<WriteSummary> {
         let (todo, mut summary) = prepare_batch(flags, epsilon)?;
         if todo.is_empty() {
@@ -204,10 +208,11 @@ impl FlagStore for DynamoFlagStore {
                     newly_at_risk,
                     old.as_ref(),
                     self.history,
+                    origin.run_id.as_deref(),
                 )),
             }
         }
-        self.write_decided(pending, epsilon, deadline, &mut summary)
+        self.write_decided(pending, epsilon, deadline, origin, &mut summary)
             .await;
         Ok(summary)
     }
@@ -282,11 +287,11 @@ impl FlagStore for DynamoFlagStore {
                 .build()
                 .map_err(build)
         };
-        let gsi = |name: &str, pk: &str| {
+        let gsi = |name: &str, pk: &str, sk: &str| {
             GlobalSecondaryIndex::builder()
                 .index_name(name)
                 .key_schema(key(pk, KeyType::Hash)?)
-                .key_schema(key("churn_probability", KeyType::Range)?)
+                .key_schema(key(sk, KeyType::Range)?)
                 .projection(
                     Projection::builder()
                         .projection_type(ProjectionType::All)
@@ -304,9 +309,16 @@ impl FlagStore for DynamoFlagStore {
             .attribute_definitions(attr("risk_list_pk", ScalarAttributeType::S)?)
             .attribute_definitions(attr("owner_list_pk", ScalarAttributeType::S)?)
             .attribute_definitions(attr("churn_probability", ScalarAttributeType::N)?)
+            .attribute_definitions(attr("event_day", ScalarAttributeType::S)?)
+            .attribute_definitions(attr("event_sk", ScalarAttributeType::S)?)
+            .attribute_definitions(attr("event_pending", ScalarAttributeType::S)?)
             .key_schema(key("customer_id", KeyType::Hash)?)
-            .global_secondary_indexes(gsi(RISK_LIST_INDEX, "risk_list_pk")?)
-            .global_secondary_indexes(gsi(OWNER_LIST_INDEX, "owner_list_pk")?)
+            .global_secondary_indexes(gsi(RISK_LIST_INDEX, "risk_list_pk", "churn_probability")?)
+            .global_secondary_indexes(gsi(OWNER_LIST_INDEX, "owner_list_pk", "churn_probability")?)
+            // The outbox's (see `events`); the deployed table also has a
+            // TTL on `expires_at`, set by infra/.
+            .global_secondary_indexes(gsi(EVENTS_BY_TIME_INDEX, "event_day", "event_sk")?)
+            .global_secondary_indexes(gsi(EVENTS_PENDING_INDEX, "event_pending", "event_sk")?)
             .send()
             .await;
         match created {

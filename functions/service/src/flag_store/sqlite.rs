@@ -7,12 +7,15 @@
 //! DynamoDB there is no window in which a concurrent writer (another process
 //! on the same file included) could slip a newer score in between.
 
+mod events;
+
 use super::query::{KeyCursor, SummaryBuilder};
 use super::{check_limit, decide, next_history, prepare_batch, risk_list_pk};
 use super::{Decision, FlagStore, HistoryWindow, ListQuery, ListSort, Summary, SummaryBy};
 use crate::error::{Error, Result};
 use crate::flag::{Acknowledgement, CustomerRecord, Flag, HistoryPoint, Page};
 use crate::flag::{Trend, WriteFailure, WriteSummary};
+use crate::notify::{EventOrigin, RiskEvent};
 use crate::timestamp;
 use async_trait::async_trait;
 use churn_model::{Attributes, RiskBand};
@@ -532,11 +535,12 @@ fn set_ack(conn: &Connection, customer_id: &str, ack: Option<&Acknowledgement>) 
 
 #[async_trait]
 impl FlagStore for SqliteFlagStore {
-    async fn write_batch(
+    async fn write_scores(
         &self,
         flags: &[Flag],
         epsilon: f64,
         _deadline: Instant,
+        origin: &EventOrigin,
     ) -> Result<WriteSummary> {
         let (todo, mut summary) = prepare_batch(flags, epsilon)?;
         if todo.is_empty() {
@@ -545,6 +549,8 @@ impl FlagStore for SqliteFlagStore {
         let shards = self.shards;
         let window = self.history;
         let ids: Vec<String> = todo.iter().map(|f| f.customer_id.clone()).collect();
+        let origin = origin.clone();
+        let now = timestamp::now();
         let result = self
             .with_conn("write_batch", move |conn| {
                 let mut out = WriteSummary::default();
@@ -576,10 +582,20 @@ impl FlagStore for SqliteFlagStore {
                             write_history(&tx, &mut flag, window)?;
                             upsert(&tx, &flag, shards)
                                 .map_err(|e| Error::storage(BACKEND, "write_batch", e))?;
+                            let run_id = origin.run_id.as_deref();
+                            if let Some((event, held)) =
+                                RiskEvent::of_write(stored.as_ref(), &flag, run_id)
+                            {
+                                events::record(&tx, &event, held, &origin, now)?;
+                                out.events.add(event.kind, held);
+                            }
                             out.written += 1;
                             out.newly_at_risk += usize::from(newly_at_risk);
                         }
                     }
+                }
+                if out.events.total() > 0 {
+                    events::prune(&tx, now)?;
                 }
                 tx.commit()
                     .map_err(|e| Error::storage(BACKEND, "write_batch", e))?;
@@ -669,6 +685,7 @@ impl FlagStore for SqliteFlagStore {
     async fn create_table_if_missing(&self) -> Result<()> {
         self.with_conn("create_table", |conn| {
             conn.execute_batch(SCHEMA)
+                .and_then(|()| conn.execute_batch(events::SCHEMA))
                 .and_then(|()| migrate(conn))
                 .and_then(|()| conn.execute_batch(INDEXES))
                 .map_err(|e| Error::storage(BACKEND, "create_table", e))

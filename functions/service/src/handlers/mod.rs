@@ -15,6 +15,7 @@
 
 pub mod error;
 pub mod model;
+pub mod notify;
 pub mod outcomes;
 pub mod rescore;
 pub mod run_finish;

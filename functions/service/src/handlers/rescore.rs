@@ -22,6 +22,7 @@ use crate::handlers::model::ScoringModel;
 use crate::handlers::run_finish::{finish_run, FinishedRun};
 use crate::handlers::scored_stream::{ScoredStream, StreamTotals};
 use crate::handlers::snapshot_check::{check_source, CheckedSnapshot};
+use crate::notify::{DeliveryReport, Destination, EventCounts, EventOrigin};
 use crate::run_record::{run_id_from, RunCounts, RunRecord};
 use crate::run_store::{shard_name, RunStore};
 use churn_model::check::{check_snapshot, CheckReport, CheckThresholds, SnapshotCounts};
@@ -90,9 +91,12 @@ impl RescoreEvent {
             return Ok(RescoreEvent::Snapshot(format!("s3://{bucket}/{key}")));
         }
         // Run options alone (`{"force": true}`): the configured snapshot.
-        let options_only = obj
-            .keys()
-            .all(|k| matches!(k.as_str(), "force" | "run_id" | "as_of" | "shard"));
+        let options_only = obj.keys().all(|k| {
+            matches!(
+                k.as_str(),
+                "force" | "run_id" | "as_of" | "shard" | "notify"
+            )
+        });
         if options_only
             || obj.contains_key("detail-type")
             || obj.get("source").and_then(Value::as_str) == Some("aws.events")
@@ -149,6 +153,14 @@ pub struct RescoreSummary {
     /// The run was one shard of a Distributed Map run.
     #[serde(default)]
     pub shard: bool,
+    /// Risk-change events the run's writes recorded.
+    #[serde(default)]
+    pub events: EventCounts,
+    /// What delivering them (and anything left pending before) did; `None`
+    /// when the run did not deliver (a shard, `"notify": false`, no
+    /// destination configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<DeliveryReport>,
     pub seconds: f64,
 }
 
@@ -210,6 +222,8 @@ pub struct RescoreStores<'a> {
     pub flags: &'a dyn FlagStore,
     pub runs: &'a dyn RunStore,
     pub sources: &'a FeatureSources,
+    /// The destinations new events are due at.
+    pub due: &'a [Destination],
 }
 
 impl<'a> RescoreStores<'a> {
@@ -219,6 +233,7 @@ impl<'a> RescoreStores<'a> {
             flags: services.flags.as_ref(),
             runs: services.runs.as_ref(),
             sources: &services.sources,
+            due: services.notifier.due(),
         }
     }
 }
@@ -400,6 +415,10 @@ async fn write_flags(
     progress: &(dyn Fn(usize) + Send + Sync),
 ) -> Result<StreamTotals, HandlerError> {
     let artifact = &model.artifact;
+    let origin = EventOrigin {
+        run_id: Some(summary.run_id.clone()),
+        due: stores.due.to_vec(),
+    };
     let mut stream =
         ScoredStream::open(uri, stores.sources, model, None, settings.chunk_rows, true).await?;
     while let Some(chunk) = stream.next_chunk().await? {
@@ -429,8 +448,9 @@ async fn write_flags(
         let deadline = Instant::now() + settings.write_deadline;
         let written = stores
             .flags
-            .write_batch(&batch, settings.epsilon, deadline)
+            .write_scores(&batch, settings.epsilon, deadline, &origin)
             .await?;
+        summary.events.merge(written.events);
         summary.written += written.written;
         summary.skipped_unchanged += written.skipped_unchanged;
         summary.stale_rejected += written.stale_rejected;
@@ -583,13 +603,19 @@ pub async fn run_event(
         }
     };
     let force = event_flag(event, "force")?;
+    // Delivery is the run's last step unless the event turns it off; a
+    // shard never delivers (the state machine's notify step does, once).
+    let notify = match event_field(event, "notify") {
+        None | Some(Value::Null) => true,
+        Some(_) => event_flag(event, "notify")?,
+    };
     let run = run_identity(event, now)?;
     let model = services
         .cache
         .refresh_now()
         .await?
         .ok_or(HandlerError::NoModel)?;
-    handle_rescore(
+    let mut summary = handle_rescore(
         &snapshot,
         &model.model,
         RescoreStores::of(services),
@@ -601,7 +627,11 @@ pub async fn run_event(
         &run,
         progress,
     )
-    .await
+    .await?;
+    if notify && !run.shard && !services.notifier.due().is_empty() {
+        summary.notify = Some(super::notify::deliver_now(services, Some(&run.run_id)).await);
+    }
+    Ok(summary)
 }
 
 /// What the rescore function returns: a run's summary, or a sharded run's
@@ -611,6 +641,7 @@ pub async fn run_event(
 pub enum RescoreOutput {
     Run(Box<RescoreSummary>),
     Finished(FinishedRun),
+    Notified(super::notify::NotifyOutput),
 }
 
 /// Handles any event of the rescore function: `{"finish_run": "<run_id>"}`
@@ -624,6 +655,19 @@ pub async fn handle_event(
     event: &Value,
     progress: &(dyn Fn(usize) + Send + Sync),
 ) -> Result<RescoreOutput, HandlerError> {
+    if let Some(raw) = event.get("notify_run") {
+        let run_id = match raw {
+            Value::String(raw) => run_id_from(raw).map_err(HandlerError::BadRequest)?,
+            _ => {
+                return Err(HandlerError::BadRequest(
+                    "\"notify_run\" must be the run id (a string)".into(),
+                ))
+            }
+        };
+        return Ok(RescoreOutput::Notified(
+            super::notify::notify_run(services, &run_id).await,
+        ));
+    }
     match event.get("finish_run") {
         Some(Value::String(raw)) => {
             let run_id = &run_id_from(raw).map_err(HandlerError::BadRequest)?;

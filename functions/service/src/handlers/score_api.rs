@@ -413,9 +413,15 @@ async fn score(
     });
     if envelope.persist {
         let deadline = Instant::now() + api.config.write_deadline.min(Duration::from_secs(20));
+        // Events of API scores wait in the outbox for the next run's
+        // delivery or `churn notify`: a request never waits on a receiver.
+        let origin = crate::notify::EventOrigin {
+            run_id: None,
+            due: api.config.notify.destinations(),
+        };
         let summary = api
             .flags
-            .write_batch(&scored.flags, api.config.score_epsilon, deadline)
+            .write_scores(&scored.flags, api.config.score_epsilon, deadline, &origin)
             .await
             .map_err(ApiError::service)?;
         counts.written = summary.written;

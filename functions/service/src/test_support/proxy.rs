@@ -7,7 +7,10 @@
 //!   `ProvisionedThroughputExceededException`;
 //! - BatchWriteItem requests have items held back: they are removed from the
 //!   request before it reaches moto (so they really are not written) and
-//!   returned as `UnprocessedItems` in the response.
+//!   returned as `UnprocessedItems` in the response;
+//! - EventBridge PutEvents entries fail: removed from the request before it
+//!   reaches moto and answered as failed entries (`ErrorCode`) in their
+//!   places, as EventBridge does under throttling or internal errors.
 //!
 //! The SDK signs requests, but moto does not check signatures, so rewriting
 //! a body is invisible to both sides.
@@ -44,6 +47,10 @@ pub struct ProxyStats {
     pub oversized_rejected: usize,
     /// Items returned as UnprocessedItems.
     pub unprocessed_returned: usize,
+    /// PutEvents entries moto accepted (their JSON, in order).
+    pub events_accepted: Vec<Value>,
+    /// PutEvents entries answered as failed.
+    pub event_entries_failed: usize,
 }
 
 #[derive(Default)]
@@ -53,6 +60,7 @@ struct State {
     throttle_operation: Mutex<Option<String>>,
     unprocessed_remaining: AtomicUsize,
     unprocessed_per_request: AtomicUsize,
+    failing_entries: AtomicUsize,
     stats: Mutex<ProxyStats>,
 }
 
@@ -131,6 +139,12 @@ impl FaultProxy {
         self.state
             .unprocessed_remaining
             .store(total, Ordering::SeqCst);
+    }
+
+    /// Fails the next `count` PutEvents entries (the first ones of each
+    /// request until the budget is spent).
+    pub fn fail_event_entries(&self, count: usize) {
+        self.state.failing_entries.store(count, Ordering::SeqCst);
     }
 
     /// Turns the 25-item BatchWriteItem limit on or off.
@@ -212,6 +226,10 @@ async fn handle(
         );
     }
 
+    if operation == "PutEvents" {
+        return put_events(state, upstream, &parts, body).await;
+    }
+
     let mut body = body;
     let mut held: Map<String, Value> = Map::new();
     let mut held_count = 0;
@@ -274,6 +292,22 @@ async fn handle(
         }
     }
 
+    let response = match forward_request(upstream, &parts, body).await {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    if held_count == 0 {
+        return response;
+    }
+    merge_held(state, response, held, held_count).await
+}
+
+/// Sends `body` with the request's method, path and headers to moto.
+async fn forward_request(
+    upstream: SocketAddr,
+    parts: &http::request::Parts,
+    body: Bytes,
+) -> Result<Response<Full<Bytes>>, Response<Full<Bytes>>> {
     let mut forward = Request::builder().method(parts.method.clone()).uri(
         parts
             .uri
@@ -286,21 +320,25 @@ async fn handle(
             forward = forward.header(name, value);
         }
     }
-    let forward = match forward
+    let forward = forward
         .header("content-length", body.len())
         .body(Full::new(body))
-    {
-        Ok(r) => r,
-        Err(e) => return error_response(StatusCode::BAD_GATEWAY, "ProxyError", &e.to_string()),
+        .map_err(|e| error_response(StatusCode::BAD_GATEWAY, "ProxyError", &e.to_string()))?;
+    send_upstream(upstream, forward)
+        .await
+        .map_err(|e| error_response(StatusCode::BAD_GATEWAY, "ProxyError", &e))
+}
+
+/// Merges the held-back items into the response's UnprocessedItems.
+async fn merge_held(
+    state: &State,
+    response: Response<Full<Bytes>>,
+    held: Map<String, Value>,
+    held_count: usize,
+) -> Response<Full<Bytes>> {
+    let stats = |f: &mut dyn FnMut(&mut ProxyStats)| {
+        f(&mut state.stats.lock().unwrap_or_else(|p| p.into_inner()))
     };
-    let response = match send_upstream(upstream, forward).await {
-        Ok(r) => r,
-        Err(e) => return error_response(StatusCode::BAD_GATEWAY, "ProxyError", &e),
-    };
-    if held_count == 0 {
-        return response;
-    }
-    // Merge the held-back items into the response's UnprocessedItems.
     let (mut parts, body) = response.into_parts();
     let bytes = match body.collect().await {
         Ok(b) => b.to_bytes(),
@@ -358,4 +396,67 @@ async fn send_upstream(
         .map_err(|e| format!("read: {e}"))?
         .to_bytes();
     Ok(Response::from_parts(parts, Full::new(bytes)))
+}
+
+/// PutEvents with the failing budget applied: the failing entries never
+/// reach moto and are answered as failed in their places.
+async fn put_events(
+    state: &State,
+    upstream: SocketAddr,
+    parts: &http::request::Parts,
+    body: Bytes,
+) -> Response<Full<Bytes>> {
+    let Ok(Value::Object(mut doc)) = serde_json::from_slice::<Value>(&body) else {
+        return error_response(StatusCode::BAD_REQUEST, "ValidationException", "not JSON");
+    };
+    let entries = match doc.get_mut("Entries") {
+        Some(Value::Array(e)) => std::mem::take(e),
+        _ => Vec::new(),
+    };
+    let failing = take_budget(&state.failing_entries, entries.len());
+    let kept: Vec<Value> = entries[failing..].to_vec();
+    let failed_entry =
+        json!({"ErrorCode": "InternalFailure", "ErrorMessage": "injected by the fault proxy"});
+    let mut answers: Vec<Value> = vec![failed_entry; failing];
+    if !kept.is_empty() {
+        doc.insert("Entries".into(), Value::Array(kept.clone()));
+        let body = Bytes::from(Value::Object(doc).to_string());
+        let response = match forward_request(upstream, parts, body).await {
+            Ok(r) => r,
+            Err(e) => return e,
+        };
+        let (parts, body) = response.into_parts();
+        let bytes = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        if !parts.status.is_success() {
+            return Response::from_parts(parts, Full::new(bytes));
+        }
+        let moto: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let moto_entries = moto["Entries"].as_array().cloned().unwrap_or_default();
+        let mut stats = state.stats.lock().unwrap_or_else(|p| p.into_inner());
+        for (sent, answer) in kept.iter().zip(&moto_entries) {
+            if answer.get("ErrorCode").is_none() {
+                stats.events_accepted.push(sent.clone());
+            }
+        }
+        answers.extend(moto_entries);
+    }
+    state
+        .stats
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .event_entries_failed += failing;
+    let failed_count = answers
+        .iter()
+        .filter(|a| a.get("ErrorCode").is_some())
+        .count();
+    let body = json!({"FailedEntryCount": failed_count, "Entries": answers}).to_string();
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/x-amz-json-1.1")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }

@@ -37,6 +37,7 @@ pub async fn trained_services(
     dir: &Path,
     flags: std::sync::Arc<dyn churn_service::flag_store::FlagStore>,
     runs: std::sync::Arc<dyn churn_service::run_store::RunStore>,
+    outbox: std::sync::Arc<dyn churn_service::notify::Outbox>,
 ) -> (
     churn_service::services::Services,
     churn_service::handlers::train::TrainSummary,
@@ -49,7 +50,8 @@ pub async fn trained_services(
         model_refresh: std::time::Duration::from_secs(0),
         ..churn_service::config::ServiceConfig::default()
     };
-    let services = churn_service::services::Services::with_stores(config, models, flags, runs);
+    let services =
+        churn_service::services::Services::with_stores(config, models, flags, runs, outbox);
     let table = churn_model::generate(&churn_model::SyntheticConfig {
         customers: 3000,
         seed: 5,

@@ -4,12 +4,18 @@
 //! the one retry loop, [`retrying`].
 
 use super::codec::{decode, to_item, Item, Stored};
+use super::events::event_item;
 use super::retry::{classify, retrying, GaveUp, Outcome};
 use super::{DynamoFlagStore, WriteStrategy, BATCH_GET_MAX, BATCH_WRITE_MAX};
 use crate::flag::{Flag, HistoryPoint, WriteFailure, WriteSummary};
 use crate::flag_store::{decide, next_history, past, Decision, HistoryWindow};
+use crate::notify::{EventOrigin, EventType, RiskEvent};
 use crate::timestamp;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, Put, PutRequest, TransactWriteItem, WriteRequest,
+};
 use futures::stream::{self, StreamExt};
 use std::collections::HashMap;
 use std::time::Instant;
@@ -38,6 +44,9 @@ pub(super) struct Pending {
     pub history: Vec<HistoryPoint>,
     pub newly_at_risk: bool,
     pub read: ReadState,
+    /// The risk-change event this write records (and whether an
+    /// acknowledgement holds it back): put in one transaction with the flag.
+    pub event: Option<(RiskEvent, bool)>,
 }
 
 impl Pending {
@@ -49,10 +58,13 @@ impl Pending {
         newly_at_risk: bool,
         stored: Option<&Stored>,
         window: HistoryWindow,
+        run_id: Option<&str>,
     ) -> Pending {
         let old = stored.map(|s| s.history.clone()).unwrap_or_default();
         let history = next_history(old, &mut flag, window);
+        let event = RiskEvent::of_write(stored.map(|s| &s.flag), &flag, run_id);
         Pending {
+            event,
             incoming,
             flag,
             history,
@@ -204,70 +216,112 @@ impl DynamoFlagStore {
         pending: Vec<Pending>,
         epsilon: f64,
         deadline: Instant,
+        origin: &EventOrigin,
         summary: &mut WriteSummary,
     ) {
-        match self.strategy {
-            WriteStrategy::Conditional => {
-                let outcomes: Vec<_> = stream::iter(pending)
-                    .map(|p| self.put_conditional(p, epsilon, deadline))
-                    .buffer_unordered(self.concurrency)
-                    .collect()
-                    .await;
-                for outcome in outcomes {
-                    match outcome {
-                        Ok(Decision::Write { newly_at_risk, .. }) => {
-                            summary.written += 1;
-                            summary.newly_at_risk += usize::from(newly_at_risk);
-                        }
-                        Ok(Decision::Stale) => summary.stale_rejected += 1,
-                        Ok(Decision::Unchanged) => summary.skipped_unchanged += 1,
-                        Err(f) => summary.failed.push(f),
+        // A write that records an event is always a transaction (flag and
+        // event together), so it takes the conditional path whatever the strategy.
+        let (conditional, batched): (Vec<Pending>, Vec<Pending>) = pending
+            .into_iter()
+            .partition(|p| self.strategy == WriteStrategy::Conditional || p.event.is_some());
+        let outcomes: Vec<_> = stream::iter(conditional)
+            .map(|p| self.put_conditional(p, epsilon, deadline, origin))
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        for outcome in outcomes {
+            match outcome {
+                Ok((Decision::Write { newly_at_risk, .. }, event)) => {
+                    summary.written += 1;
+                    summary.newly_at_risk += usize::from(newly_at_risk);
+                    if let Some((kind, held)) = event {
+                        summary.events.add(kind, held);
                     }
                 }
+                Ok((Decision::Stale, _)) => summary.stale_rejected += 1,
+                Ok((Decision::Unchanged, _)) => summary.skipped_unchanged += 1,
+                Err(f) => summary.failed.push(f),
             }
-            WriteStrategy::Batch => {
-                let mut chunks: Vec<Vec<Pending>> = Vec::new();
-                let mut rest = pending;
-                while !rest.is_empty() {
-                    let tail = rest.split_off(rest.len().min(BATCH_WRITE_MAX));
-                    chunks.push(rest);
-                    rest = tail;
-                }
-                let outcomes: Vec<_> = stream::iter(chunks)
-                    .map(|c| self.put_batch(c, deadline))
-                    .buffer_unordered(self.concurrency)
-                    .collect()
-                    .await;
-                for (written, failed) in outcomes {
-                    summary.written += written.len();
-                    summary.newly_at_risk += written.iter().filter(|p| p.newly_at_risk).count();
-                    summary.failed.extend(failed);
-                }
-            }
+        }
+        let mut chunks: Vec<Vec<Pending>> = Vec::new();
+        let mut rest = batched;
+        while !rest.is_empty() {
+            let tail = rest.split_off(rest.len().min(BATCH_WRITE_MAX));
+            chunks.push(rest);
+            rest = tail;
+        }
+        let outcomes: Vec<_> = stream::iter(chunks)
+            .map(|c| self.put_batch(c, deadline))
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        for (written, failed) in outcomes {
+            summary.written += written.len();
+            summary.newly_at_risk += written.iter().filter(|p| p.newly_at_risk).count();
+            summary.failed.extend(failed);
         }
     }
 
-    /// One conditional PutItem of a decided row.
-    async fn put_once(&self, pending: &Pending) -> Outcome<()> {
-        let mut request = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(pending.item(self.shards)));
+    /// One conditional PutItem of a decided row, or, when it records an
+    /// event, one TransactWriteItems of the row and the event.
+    async fn put_once(
+        &self,
+        pending: &Pending,
+        origin: &EventOrigin,
+        now: time::OffsetDateTime,
+    ) -> Outcome<()> {
         // Unchanged since we read it: no newer score, and no acknowledgement
         // given or removed in between (those add a revision too).
-        request = match &pending.read {
-            ReadState::Absent => request.condition_expression("attribute_not_exists(customer_id)"),
-            ReadState::Unrevised(read) => request
-                .condition_expression("attribute_not_exists(rev) AND scored_at = :read")
-                .expression_attribute_values(":read", AttributeValue::S(read.clone())),
-            ReadState::Rev(rev) => request
-                .condition_expression("rev = :rev")
-                .expression_attribute_values(":rev", AttributeValue::N(rev.to_string())),
+        let (condition, value) = match &pending.read {
+            ReadState::Absent => ("attribute_not_exists(customer_id)", None),
+            ReadState::Unrevised(read) => (
+                "attribute_not_exists(rev) AND scored_at = :read",
+                Some((":read", AttributeValue::S(read.clone()))),
+            ),
+            ReadState::Rev(rev) => (
+                "rev = :rev",
+                Some((":rev", AttributeValue::N(rev.to_string()))),
+            ),
         };
-        match request.send().await {
+        let Some((event, held)) = &pending.event else {
+            let mut request = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(pending.item(self.shards)))
+                .condition_expression(condition);
+            if let Some((name, v)) = value {
+                request = request.expression_attribute_values(name, v);
+            }
+            return match request.send().await {
+                Ok(_) => Outcome::Done(()),
+                Err(e) => classify(e),
+            };
+        };
+        let flag_put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(pending.item(self.shards)))
+            .condition_expression(condition)
+            .set_expression_attribute_values(value.map(|(n, v)| [(n.to_string(), v)].into()))
+            .build();
+        let event_put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(event_item(event, *held, origin, now)))
+            .build();
+        let (flag_put, event_put) = match (flag_put, event_put) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => return Outcome::Fatal(e.to_string()),
+        };
+        let sent = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(flag_put).build())
+            .transact_items(TransactWriteItem::builder().put(event_put).build())
+            .send()
+            .await;
+        match sent {
             Ok(_) => Outcome::Done(()),
-            Err(e) => classify(e),
+            Err(e) => classify_transaction(e),
         }
     }
 
@@ -277,7 +331,9 @@ impl DynamoFlagStore {
         mut pending: Pending,
         epsilon: f64,
         deadline: Instant,
-    ) -> std::result::Result<Decision, WriteFailure> {
+        origin: &EventOrigin,
+    ) -> std::result::Result<(Decision, Option<(EventType, bool)>), WriteFailure> {
+        let now = crate::timestamp::now();
         // Decided again from what the caller gave, not from what the first
         // decision made of it (which holds the attributes it read).
         let original = pending.incoming.clone();
@@ -289,15 +345,19 @@ impl DynamoFlagStore {
         loop {
             let current = &pending;
             let (_, result) = retrying(&self.retry, deadline, (), move |()| async move {
-                ((), self.put_once(current).await)
+                ((), self.put_once(current, origin, now).await)
             })
             .await;
             match result {
                 Ok(()) => {
-                    return Ok(Decision::Write {
-                        flag: Box::new(pending.flag),
-                        newly_at_risk: pending.newly_at_risk,
-                    })
+                    let event = pending.event.as_ref().map(|(e, held)| (e.kind, *held));
+                    return Ok((
+                        Decision::Write {
+                            flag: Box::new(pending.flag),
+                            newly_at_risk: pending.newly_at_risk,
+                        },
+                        event,
+                    ));
                 }
                 Err(GaveUp::Conflict) => {}
                 Err(other) => return Err(fail(other.reason())),
@@ -332,9 +392,10 @@ impl DynamoFlagStore {
                         newly_at_risk,
                         stored.as_ref(),
                         self.history,
+                        origin.run_id.as_deref(),
                     )
                 }
-                other => return Ok(other),
+                other => return Ok((other, None)),
             }
         }
     }
@@ -401,4 +462,41 @@ impl DynamoFlagStore {
         }
         (by_id.into_values().collect(), failed)
     }
+}
+
+/// The outcome of a failed transaction: a cancelled one whose flag
+/// condition failed is a conflict (re-read and decide again), one cancelled
+/// by a concurrent transaction or throttling is retried, as are the
+/// transient failures [`classify`] retries.
+fn classify_transaction(
+    err: SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>,
+) -> Outcome<()> {
+    if let SdkError::ServiceError(service) = &err {
+        // A 5xx without an error code (an internal error) is transient too.
+        if service.raw().status().is_server_error() {
+            return Outcome::Retry(format!(
+                "HTTP {} from DynamoDB",
+                service.raw().status().as_u16()
+            ));
+        }
+        if let TransactWriteItemsError::TransactionCanceledException(cancelled) = service.err() {
+            let codes: Vec<&str> = cancelled
+                .cancellation_reasons()
+                .iter()
+                .filter_map(|r| r.code())
+                .filter(|c| *c != "None")
+                .collect();
+            if codes.contains(&"ConditionalCheckFailed") {
+                return Outcome::Conflict;
+            }
+            return Outcome::Retry(format!("transaction cancelled: {}", codes.join(", ")));
+        }
+        if matches!(
+            service.err(),
+            TransactWriteItemsError::TransactionInProgressException(_)
+        ) {
+            return Outcome::Retry("transaction in progress".into());
+        }
+    }
+    classify(err)
 }
