@@ -1862,3 +1862,155 @@ fn the_served_api_matches_its_openapi_description() {
         conforms(&spec, documented_method, template, status, &json(&text));
     }
 }
+
+// ---------------------------------------------------------------- notify
+
+/// `churn` with no notification configuration from the environment.
+fn churn_quietly_unnotified(dir: &Path) -> Command {
+    let mut cmd = churn(dir);
+    for v in churn_service::notify::settings::VARIABLES {
+        cmd.env_remove(v);
+    }
+    cmd
+}
+
+#[test]
+fn risk_changes_reach_a_webhook_now_or_with_notify_later() {
+    use churn_service::notify::webhook;
+    use churn_service::test_support::Receiver;
+    let copy = demo_copy();
+    let dir = copy.path();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let hook = rt.block_on(Receiver::start()).unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+
+    // Bad settings refuse to start, naming the variable.
+    assert_user_error(
+        churn_quietly_unnotified(dir).args(["notify"]),
+        "no destination is configured",
+    );
+    assert_user_error(
+        churn_quietly_unnotified(dir).args(["notify", "--webhook-url", &hook.url("/h")]),
+        "CHURN_NOTIFY_WEBHOOK_SECRET",
+    );
+    let stderr = assert_user_error(
+        churn_quietly_unnotified(dir)
+            .args(["rescore", "--data", "churn-data/customers.csv"])
+            .env(
+                "CHURN_NOTIFY_SLACK_URL",
+                "hooks.slack.com/services/T/B/token",
+            ),
+        "CHURN_NOTIFY_SLACK_URL",
+    );
+    assert!(!stderr.contains("token"), "the URL is not echoed: {stderr}");
+
+    // Another day's snapshot moves customers between bands; the receiver is
+    // down: the run still writes and exits 0, the events wait.
+    let (code, _, stderr) = run(churn_quietly_unnotified(dir).args([
+        "generate",
+        "--customers",
+        &CUSTOMERS.to_string(),
+        "--seed",
+        "77",
+        "--out",
+        "day2.csv",
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = run(churn_quietly_unnotified(dir).args([
+        "rescore",
+        "--data",
+        "day2.csv",
+        "--json",
+        "--force",
+        "--webhook-url",
+        &format!("http://{closed}/h"),
+        "--webhook-secret",
+        "k",
+        "--notify-deadline",
+        "1",
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("events still pending"), "{stderr}");
+    let summary = json(&stdout);
+    let events = &summary["events"];
+    let recorded = ["became_at_risk", "escalated", "recovered"]
+        .iter()
+        .map(|k| events[k].as_u64().unwrap())
+        .sum::<u64>();
+    let sendable = recorded - events["held"].as_u64().unwrap();
+    assert!(sendable > 10, "{events}");
+    assert_eq!(summary["notify"]["destinations"][0]["pending"], sendable);
+    let run_id = summary["run_id"].as_str().unwrap().to_string();
+
+    let (code, stdout, _) = run(churn_quietly_unnotified(dir).args([
+        "events",
+        "--pending",
+        "--limit",
+        "1000",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(code, 0);
+    let pending = json(&stdout);
+    assert_eq!(pending.as_array().unwrap().len() as u64, sendable.min(1000));
+    assert!(pending[0]["deliveries"][0]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains(&closed.to_string()));
+    let (code, stdout, _) =
+        run(churn_quietly_unnotified(dir).args(["events", "--run", &run_id, "--limit", "5"]));
+    assert_eq!(code, 0);
+    assert!(stdout.contains("pending: webhook"), "{stdout}");
+
+    // Cron's `churn notify` with the receiver up: each event once, signed.
+    let notify = |extra: &[&str]| {
+        let mut cmd = churn_quietly_unnotified(dir);
+        cmd.args(["notify", "--format", "json"])
+            .env("CHURN_NOTIFY_WEBHOOK_URL", hook.url("/crm"))
+            .env("CHURN_NOTIFY_WEBHOOK_SECRET", "k")
+            .args(extra);
+        run(&mut cmd)
+    };
+    let (code, stdout, stderr) = notify(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(json(&stdout)["destinations"][0]["delivered"], sendable);
+    let mut ids = std::collections::BTreeSet::new();
+    for r in hook.accepted() {
+        let sig = r.header("x-churn-signature").unwrap();
+        assert!(webhook::verify("k", &r.body, &sig));
+        for e in r.json()["events"].as_array().unwrap() {
+            assert!(ids.insert(e["id"].as_str().unwrap().to_string()));
+        }
+    }
+    assert_eq!(ids.len() as u64, sendable);
+    let (code, _, _) = notify(&[]);
+    assert_eq!(code, 0, "nothing left pending");
+    assert_eq!(
+        hook.accepted().len(),
+        sendable.div_ceil(100) as usize,
+        "delivered once"
+    );
+
+    // --no-notify records and leaves delivery to `churn notify`.
+    let (code, _, stderr) = run(churn_quietly_unnotified(dir).args([
+        "rescore",
+        "--data",
+        "churn-data/customers.csv",
+        "--json",
+        "--no-notify",
+        "--webhook-url",
+        &hook.url("/crm"),
+        "--webhook-secret",
+        "k",
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    let before = hook.received().len();
+    let (code, stdout, _) =
+        run(churn_quietly_unnotified(dir).args(["events", "--pending", "--format", "json"]));
+    assert_eq!(code, 0);
+    assert!(!json(&stdout).as_array().unwrap().is_empty());
+    assert_eq!(hook.received().len(), before);
+}

@@ -18,7 +18,7 @@ use churn_model::{generate, SyntheticConfig};
 use churn_service::features::write_table;
 use churn_service::flag_store::{DynamoFlagStore, FlagStore};
 use churn_service::model_store::{ModelStore, S3ModelStore};
-use churn_service::test_support::MotoServer;
+use churn_service::test_support::{unique_name, MotoServer, Receiver};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -195,9 +195,57 @@ async fn train_score_and_rescore_binaries_against_moto() {
     assert_eq!(status, 400, "{v}");
 
     // --- rescore: EventBridge scheduled event over the configured prefix ---
+    // The rescore function tells a signed webhook (its URL and key in a
+    // Secrets Manager secret, as the template deploys it) and an event bus.
+    let hook = Receiver::start().await.unwrap();
+    let bus = unique_name("risk");
+    clients
+        .events
+        .create_event_bus()
+        .name(&bus)
+        .send()
+        .await
+        .unwrap();
+    let secret = clients
+        .secrets
+        .create_secret()
+        .name(unique_name("notify"))
+        .secret_string(
+            json!({"webhook_url": hook.url("/crm"), "webhook_secret": "e2e-secret"}).to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut rescore_env = env.clone();
+    rescore_env.push(("CHURN_NOTIFY_SECRET_ARN", secret.arn().unwrap().to_string()));
+    rescore_env.push(("CHURN_NOTIFY_EVENT_BUS", bus.clone()));
+    rescore_env.push(("CHURN_NOTIFY_DEADLINE_SECS", "20".into()));
     let rescore_api = RuntimeApi::start().await.unwrap();
-    let rescore = spawn_function(&rescore_bin, "churn-rescore", &rescore_api, &env).unwrap();
+    let rescore =
+        spawn_function(&rescore_bin, "churn-rescore", &rescore_api, &rescore_env).unwrap();
     let summary = invoke_json(&rescore_api, &scheduled_event()).await;
+    // Every at-risk customer is new: one event each, delivered before the
+    // invocation answered, to both destinations.
+    let became = summary["events"]["became_at_risk"].as_u64().unwrap();
+    assert!(became > 0, "{summary}");
+    for d in summary["notify"]["destinations"].as_array().unwrap() {
+        assert_eq!(
+            (d["delivered"].as_u64(), d["pending"].as_u64()),
+            (Some(became), Some(0)),
+            "{d}"
+        );
+    }
+    let mut sent = 0;
+    for r in hook.accepted() {
+        let sig = r.header("x-churn-signature").unwrap();
+        assert!(churn_service::notify::webhook::verify(
+            "e2e-secret",
+            &r.body,
+            &sig
+        ));
+        sent += r.json()["events"].as_array().unwrap().len() as u64;
+    }
+    assert_eq!(sent, became);
     assert_eq!(summary["rows"], 3000, "{summary}");
     assert_eq!(summary["scored"], 2999, "{summary}");
     assert_eq!(summary["failed_rows_count"], 1, "{summary}");
@@ -410,6 +458,16 @@ async fn train_score_and_rescore_binaries_against_moto() {
     assert_eq!(no["RowsRead"], 1000, "{no}");
     assert_eq!(finish["RefusedRuns"], 1, "{finish}");
     assert!(finish["MaxPsi"].as_f64().unwrap() > 0.25, "{finish}");
+    assert_eq!(docs[0]["EventsRecorded"], became, "{}", docs[0]);
+    assert_eq!(docs[0]["EventsDelivered"], 2 * became, "{}", docs[0]);
+
+    // The state machine's notify step after the map: nothing is left.
+    let notified = invoke_json(&rescore_api, &json!({"notify_run": "exec-e2e"})).await;
+    assert_eq!(notified["run_id"], "exec-e2e", "{notified}");
+    assert_eq!(notified["pending"], 0, "{notified}");
+    assert_eq!(notified["failures"], json!([]), "{notified}");
+    let docs = rescore.emf_documents(8, TIMEOUT).await.unwrap();
+    assert_eq!(docs[7]["EventsPending"], 0, "{}", docs[7]);
 }
 
 /// An EMF document of `function` for `request_id`, every declared metric a

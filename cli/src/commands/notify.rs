@@ -70,16 +70,18 @@ pub struct NotifyCommandArgs {
 pub async fn run(args: NotifyCommandArgs, progress: Progress) -> anyhow::Result<()> {
     let config =
         context::config_overriding(None, Some(&args.flags.flags), &args.notify.overrides())?;
-    if config.notify.destinations().is_empty() {
+    let services = context::services(&config, false).await?;
+    // After the services: a Secrets Manager secret may be what configures them.
+    if services.notifier.due().is_empty() {
         return Err(user(format!(
-            "no destination is configured: set {}, {} (with {}) or {} (or the matching options)",
+            "no destination is configured: set {}, {} (with {}), {} or {} (or the matching options)",
             vars::SLACK_URL,
             vars::WEBHOOK_URL,
             vars::WEBHOOK_SECRET,
-            vars::EVENT_BUS
+            vars::EVENT_BUS,
+            vars::SECRET_ARN
         )));
     }
-    let services = context::services(&config, false).await?;
     let step = progress.step("delivering pending events");
     let report = churn_service::handlers::notify::deliver_now(&services, None).await;
     step.done(format!("delivered {} events", report.delivered()));
@@ -105,7 +107,7 @@ pub fn report_table(report: &DeliveryReport) -> Table {
         t.row([
             d.destination.map_or("?", |k| k.as_str()).to_string(),
             d.delivered.to_string(),
-            d.pending.to_string(),
+            d.pending.map_or("?".to_string(), |n| n.to_string()),
             d.requests.to_string(),
             d.errors.last().cloned().unwrap_or_default(),
         ]);
@@ -113,26 +115,24 @@ pub fn report_table(report: &DeliveryReport) -> Table {
     t
 }
 
-/// Exit 1 (naming where and why) when deliveries are left pending.
+/// Exit 1 (naming where and why) when deliveries are left pending, or
+/// could not be counted.
 pub fn still_pending(report: &DeliveryReport) -> anyhow::Result<()> {
-    if report.pending() == 0 {
+    if report.all_delivered() {
         return Ok(());
     }
     let parts: Vec<String> = report
         .destinations
         .iter()
-        .filter(|d| d.pending > 0)
+        .filter(|d| d.pending != Some(0))
         .map(|d| {
             let why = d
                 .errors
                 .last()
                 .map(|e| format!(" ({e})"))
                 .unwrap_or_default();
-            format!(
-                "{} at {}{why}",
-                d.pending,
-                d.destination.map_or("?", |k| k.as_str())
-            )
+            let n = d.pending.map_or("some".to_string(), |n| n.to_string());
+            format!("{n} at {}{why}", d.destination.map_or("?", |k| k.as_str()))
         })
         .collect();
     Err(user(format!(

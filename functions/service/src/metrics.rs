@@ -479,7 +479,7 @@ mod tests {
                 destinations: vec![crate::notify::DestinationReport {
                     destination: Some(crate::notify::Destination::Webhook),
                     delivered: 6,
-                    pending: 2,
+                    pending: Some(2),
                     requests: 3,
                     errors: vec!["HTTP 500".into()],
                 }],

@@ -202,8 +202,12 @@ async fn notifier(
         )),
         None => None,
     };
+    let variable = match settings.slack {
+        Some(_) => crate::notify::settings::SLACK_URL,
+        None => crate::notify::settings::WEBHOOK_URL,
+    };
     Notifier::new(settings, eventbridge).map_err(|message| Error::Config {
-        variable: crate::notify::settings::SLACK_URL,
+        variable,
         value: String::new(),
         message,
     })

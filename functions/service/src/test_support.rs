@@ -57,6 +57,10 @@ pub struct TestClients {
     /// Path-style S3 client (see [`crate::services::s3_client`]).
     pub s3: aws_sdk_s3::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
+    /// EventBridge (moto keeps buses and accepts PutEvents).
+    pub events: aws_sdk_eventbridge::Client,
+    /// Secrets Manager (the notification settings' secret).
+    pub secrets: aws_sdk_secretsmanager::Client,
 }
 
 impl TestClients {
@@ -82,6 +86,8 @@ pub async fn aws_clients(endpoint_url: &str) -> TestClients {
     TestClients {
         s3: crate::services::s3_client(&sdk),
         dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+        events: aws_sdk_eventbridge::Client::new(&sdk),
+        secrets: aws_sdk_secretsmanager::Client::new(&sdk),
     }
 }
 

@@ -657,3 +657,20 @@ async fn eventbridge_puts_in_tens_and_retries_failed_entries() {
     }
     assert_eq!(ids.len(), 25);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_batch_stays_pending_and_the_next_ones_go() {
+    let stores = sqlite().await;
+    let hook = Receiver::start().await.unwrap();
+    hook.script([Answer::status(400)]);
+    write(&stores, &many(250, RiskBand::High, 0), "r1", &[Destination::Webhook]).await;
+    let n = notifier(values(Some(hook.url("/h")), None, "10"));
+    let r = deliver(stores.outbox.as_ref(), &n, None).await;
+    assert_eq!((r.delivered(), r.pending()), (150, 100), "{r:?}");
+    assert_eq!(hook.received().len(), 3, "a 400 is not retried");
+    assert!(r.destinations[0].errors[0].contains("HTTP 400"), "{r:?}");
+    // The receiver fixed, the refused batch goes with the next round.
+    let r = deliver(stores.outbox.as_ref(), &n, None).await;
+    assert_eq!((r.delivered(), r.pending()), (100, 0));
+    assert_eq!(sent(&hook).len(), 250);
+}

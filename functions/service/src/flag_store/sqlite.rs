@@ -586,8 +586,9 @@ impl FlagStore for SqliteFlagStore {
                             if let Some((event, held)) =
                                 RiskEvent::of_write(stored.as_ref(), &flag, run_id)
                             {
-                                events::record(&tx, &event, held, &origin, now)?;
-                                out.events.add(event.kind, held);
+                                if events::record(&tx, &event, held, &origin, now)? {
+                                    out.events.add(event.kind, held);
+                                }
                             }
                             out.written += 1;
                             out.newly_at_risk += usize::from(newly_at_risk);

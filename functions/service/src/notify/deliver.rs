@@ -1,12 +1,15 @@
 //! Draining the outbox: every configured destination gets what is pending
 //! for it, concurrently, until the deadline.
 //!
-//! - Slack: one digest of everything pending (built in one pass, sent once,
-//!   then the events it covered are marked delivered in a second pass);
-//! - webhook: batches of 100, oldest first; a batch that fails after its
-//!   retries stops the webhook for this round (the receiver is down: the
-//!   rest stays pending rather than being tried batch after batch);
-//! - EventBridge: batches of 10, four in flight.
+//! - Slack: one digest of everything pending (read in one pass, up to the
+//!   deadline, keeping the 16-byte ids of what it covers), sent once, then
+//!   exactly those events are marked;
+//! - webhook: batches of 100, oldest first; a batch whose retries ran out
+//!   stops the webhook for this round (the receiver is down: the rest stays
+//!   pending rather than being tried batch after batch), a batch the
+//!   receiver refused (4xx) stays pending with its error and the next ones go;
+//! - EventBridge: batches of 10, four in flight; entries still failing at
+//!   the deadline stay pending.
 //!
 //! Nothing here fails the caller: outcomes (and errors) are in the
 //! [`DeliveryReport`], undelivered events stay pending with their last error.
@@ -85,15 +88,23 @@ pub struct DestinationReport {
     pub destination: Option<Destination>,
     /// Events accepted in this round.
     pub delivered: usize,
-    /// Events still pending there afterwards.
-    pub pending: usize,
+    /// Events still pending there afterwards; `None` when they could not be
+    /// counted (the error says why).
+    pub pending: Option<usize>,
     /// Requests (or PutEvents calls) made, retries included.
     pub requests: u32,
-    /// What went wrong (at most 10, newest last).
+    /// What went wrong (the last 10).
     pub errors: Vec<String>,
 }
 
 impl DestinationReport {
+    fn new(destination: Destination) -> DestinationReport {
+        DestinationReport {
+            destination: Some(destination),
+            ..DestinationReport::default()
+        }
+    }
+
     fn error(&mut self, e: String) {
         if self.errors.len() == MAX_ERRORS {
             self.errors.remove(0);
@@ -114,9 +125,14 @@ impl DeliveryReport {
         self.destinations.iter().map(|d| d.delivered).sum()
     }
 
-    /// Deliveries still pending, all destinations together.
+    /// Deliveries known to be pending, all destinations together.
     pub fn pending(&self) -> usize {
-        self.destinations.iter().map(|d| d.pending).sum()
+        self.destinations.iter().filter_map(|d| d.pending).sum()
+    }
+
+    /// Whether every destination is known to have nothing pending.
+    pub fn all_delivered(&self) -> bool {
+        self.destinations.iter().all(|d| d.pending == Some(0))
     }
 
     /// Errors, all destinations together.
@@ -158,8 +174,8 @@ pub async fn deliver(
     let mut destinations: Vec<DestinationReport> = [a, b, c].into_iter().flatten().collect();
     for d in &mut destinations {
         if let Some(kind) = d.destination {
-            match count_pending(outbox, kind).await {
-                Ok(n) => d.pending = n,
+            match outbox.count_pending(kind).await {
+                Ok(n) => d.pending = Some(n),
                 Err(e) => d.error(format!(
                     "counting what is pending: {}",
                     crate::error::report(&e)
@@ -170,29 +186,7 @@ pub async fn deliver(
     DeliveryReport { destinations }
 }
 
-/// Events still pending at `destination`, counted page by page.
-pub async fn count_pending(outbox: &dyn Outbox, destination: Destination) -> crate::Result<usize> {
-    let mut after: Option<String> = None;
-    let mut n = 0;
-    loop {
-        let page = outbox
-            .pending(destination, after.as_deref(), super::outbox::MAX_EVENT_PAGE)
-            .await?;
-        n += page.len();
-        match page.last() {
-            Some(last) if page.len() == super::outbox::MAX_EVENT_PAGE => {
-                after = Some(last.sort_key())
-            }
-            _ => return Ok(n),
-        }
-    }
-}
-
-fn ids(events: &[StoredEvent]) -> Vec<String> {
-    events.iter().map(|e| e.event.id.clone()).collect()
-}
-
-/// Records `outcome` for `events`, noting a storage failure in the report.
+/// Records `outcome` for `ids`, noting a storage failure in the report.
 async fn settle(
     outbox: &dyn Outbox,
     report: &mut DestinationReport,
@@ -203,14 +197,72 @@ async fn settle(
     if ids.is_empty() {
         return;
     }
-    if let Err(e) = outbox.settle(kind, ids, &outcome).await {
-        report.error(format!(
+    match outbox.settle(kind, ids, &outcome).await {
+        Err(e) => report.error(format!(
             "recording the delivery: {}",
             crate::error::report(&e)
-        ));
-    } else if matches!(outcome, Settled::Delivered(_)) {
-        report.delivered += ids.len();
+        )),
+        Ok(()) if matches!(outcome, Settled::Delivered(_)) => report.delivered += ids.len(),
+        Ok(()) => {}
     }
+}
+
+/// An event id (`evt_` and 32 hex digits) in 16 bytes: a digest remembers
+/// every event it covers at this size, whatever the backlog.
+fn compact(id: &str) -> Option<[u8; 16]> {
+    let hex = id.strip_prefix("evt_")?;
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    (hex.len() == 32).then_some(out)
+}
+
+fn expand(id: &[u8; 16]) -> String {
+    let mut s = String::with_capacity(36);
+    s.push_str("evt_");
+    for b in id {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// The Slack digest of what is pending (read until the deadline) and the
+/// ids it covers.
+async fn slack_digest(
+    outbox: &dyn Outbox,
+    report: &mut DestinationReport,
+    deadline: Instant,
+) -> (slack::Digest, Vec<[u8; 16]>) {
+    let mut digest = slack::Digest::default();
+    let mut covered = Vec::new();
+    let mut after: Option<String> = None;
+    while Instant::now() < deadline {
+        let page = match outbox
+            .pending(Destination::Slack, after.as_deref(), PAGE)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                report.error(crate::error::report(&e));
+                break;
+            }
+        };
+        for e in &page {
+            match compact(&e.event.id) {
+                Some(id) => {
+                    digest.add(&e.event);
+                    covered.push(id);
+                }
+                None => report.error(format!("event id {:?} is not an event id", e.event.id)),
+            }
+        }
+        match page.last() {
+            Some(last) if page.len() == PAGE => after = Some(last.sort_key()),
+            _ => break,
+        }
+    }
+    (digest, covered)
 }
 
 async fn to_slack(
@@ -222,32 +274,11 @@ async fn to_slack(
     deadline: Instant,
 ) -> DestinationReport {
     let kind = Destination::Slack;
-    let mut report = DestinationReport {
-        destination: Some(kind),
-        ..Default::default()
-    };
-    // Pass 1: the digest of everything pending now.
-    let mut digest = slack::Digest::default();
-    let mut after: Option<String> = None;
-    loop {
-        let page = match outbox.pending(kind, after.as_deref(), PAGE).await {
-            Ok(p) => p,
-            Err(e) => {
-                report.error(crate::error::report(&e));
-                return report;
-            }
-        };
-        for e in &page {
-            digest.add(&e.event);
-        }
-        match page.last() {
-            Some(last) => after = Some(last.sort_key()),
-            None => break,
-        }
-    }
-    let Some(through) = after else {
+    let mut report = DestinationReport::new(kind);
+    let (digest, covered) = slack_digest(outbox, &mut report, deadline).await;
+    if digest.is_empty() {
         return report;
-    };
+    }
     let body = bytes::Bytes::from(digest.message(public_url, run_id).to_string());
     let sent = http.post(url, &[], body, deadline).await;
     report.requests += sent.attempts;
@@ -258,26 +289,12 @@ async fn to_slack(
             Settled::Failed(e)
         }
     };
-    // Pass 2: settle what the digest covered (up to its last event).
-    let mut after: Option<String> = None;
-    loop {
-        let page = match outbox.pending(kind, after.as_deref(), PAGE).await {
-            Ok(p) => p,
-            Err(e) => {
-                report.error(crate::error::report(&e));
-                return report;
-            }
-        };
-        let covered: Vec<StoredEvent> = page
-            .into_iter()
-            .filter(|e| e.sort_key() <= through)
-            .collect();
-        let Some(last) = covered.last().map(StoredEvent::sort_key) else {
-            return report;
-        };
-        settle(outbox, &mut report, kind, &ids(&covered), outcome.clone()).await;
-        after = Some(last);
+    // Exactly the events the message counted, whatever was recorded since.
+    for chunk in covered.chunks(PAGE) {
+        let ids: Vec<String> = chunk.iter().map(expand).collect();
+        settle(outbox, &mut report, kind, &ids, outcome.clone()).await;
     }
+    report
 }
 
 async fn to_webhook(
@@ -287,10 +304,7 @@ async fn to_webhook(
     deadline: Instant,
 ) -> DestinationReport {
     let kind = Destination::Webhook;
-    let mut report = DestinationReport {
-        destination: Some(kind),
-        ..Default::default()
-    };
+    let mut report = DestinationReport::new(kind);
     let mut after: Option<String> = None;
     while Instant::now() < deadline {
         let page = match outbox
@@ -304,28 +318,27 @@ async fn to_webhook(
                 break;
             }
         };
-        let events: Vec<RiskEvent> = page.iter().map(|e| e.event.clone()).collect();
+        after = page.last().map(StoredEvent::sort_key);
+        let ids: Vec<String> = page.iter().map(|e| e.event.id.clone()).collect();
+        let events: Vec<RiskEvent> = page.into_iter().map(|e| e.event).collect();
         let body = webhook::body(&events);
         let headers = webhook::headers(&hook.secret, &body, &events);
-        let headers: Vec<(&str, String)> = headers.into_iter().collect();
         let sent = http.post(&hook.url, &headers, body, deadline).await;
         report.requests += sent.attempts;
-        after = page.last().map(StoredEvent::sort_key);
         match sent.result {
             Ok(()) => {
-                settle(
-                    outbox,
-                    &mut report,
-                    kind,
-                    &ids(&page),
-                    Settled::Delivered(crate::timestamp::now()),
-                )
-                .await;
+                let at = crate::timestamp::now();
+                settle(outbox, &mut report, kind, &ids, Settled::Delivered(at)).await;
             }
             Err(e) => {
                 report.error(e.clone());
-                settle(outbox, &mut report, kind, &ids(&page), Settled::Failed(e)).await;
-                break;
+                settle(outbox, &mut report, kind, &ids, Settled::Failed(e)).await;
+                // Down: the rest waits for the next round. A batch the
+                // receiver refused stays pending with its error, and the
+                // ones after it still go.
+                if !sent.rejected {
+                    break;
+                }
             }
         }
     }
@@ -338,10 +351,7 @@ async fn to_eventbridge(
     deadline: Instant,
 ) -> DestinationReport {
     let kind = Destination::EventBridge;
-    let mut report = DestinationReport {
-        destination: Some(kind),
-        ..Default::default()
-    };
+    let mut report = DestinationReport::new(kind);
     let mut after: Option<String> = None;
     while Instant::now() < deadline {
         let page = match outbox.pending(kind, after.as_deref(), 100).await {
@@ -371,18 +381,37 @@ async fn to_eventbridge(
                 }
             }
         }
+        let at = crate::timestamp::now();
         settle(
             outbox,
             &mut report,
             kind,
             &delivered,
-            Settled::Delivered(crate::timestamp::now()),
+            Settled::Delivered(at),
         )
         .await;
+        let gave_up = !failed.is_empty();
         for (id, e) in failed {
             report.error(format!("{id}: {e}"));
             settle(outbox, &mut report, kind, &[id], Settled::Failed(e)).await;
         }
+        if gave_up {
+            break;
+        }
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_compact_to_16_bytes_and_back() {
+        let id = "evt_00ff10a0b1c2d3e4f5061728394a5b6c";
+        assert_eq!(expand(&compact(id).unwrap()), id);
+        assert_eq!(compact("evt_00"), None);
+        assert_eq!(compact("dlv_00ff10a0b1c2d3e4f5061728394a5b6c"), None);
+        assert_eq!(compact("evt_zzff10a0b1c2d3e4f5061728394a5b6c"), None);
+    }
 }

@@ -16,6 +16,8 @@ pub const SOURCE: &str = "churn-risk";
 pub const DETAIL_TYPE: &str = "Customer Risk Changed";
 /// Most entries in one PutEvents.
 pub const MAX_BATCH: usize = 10;
+/// The least time a call is given, even at the deadline.
+const MIN_CALL_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// PutEvents to one bus.
 #[derive(Debug, Clone)]
@@ -56,16 +58,19 @@ impl EventBus {
                         .build()
                 })
                 .collect();
-            let answer = self
-                .client
-                .put_events()
-                .set_entries(Some(entries))
-                .send()
-                .await;
+            // The deadline bounds the call too (the SDK sets no timeout of its own).
+            let left_time = deadline.saturating_duration_since(Instant::now());
+            let call = self.client.put_events().set_entries(Some(entries)).send();
+            let answer = match tokio::time::timeout(left_time.max(MIN_CALL_TIME), call).await {
+                Ok(answer) => answer.map_err(|e| crate::error::report(&e)),
+                Err(_) => Err(format!(
+                    "no answer within {:.1} s",
+                    left_time.max(MIN_CALL_TIME).as_secs_f64()
+                )),
+            };
             let mut retry: Vec<(&RiskEvent, String)> = Vec::new();
             match answer {
-                Err(e) => {
-                    let why = crate::error::report(&e);
+                Err(why) => {
                     retry.extend(left.iter().map(|ev| (*ev, why.clone())));
                 }
                 Ok(out) => {

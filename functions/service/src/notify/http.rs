@@ -51,6 +51,8 @@ pub struct Sent {
     pub attempts: u32,
     /// `Err` holds the last error when retries ran out or the request was rejected.
     pub result: Result<(), String>,
+    /// The receiver refused the request itself (a 4xx other than 408/429).
+    pub rejected: bool,
 }
 
 /// An HTTPS (and, for loopback receivers, HTTP) client, built once per process.
@@ -152,18 +154,24 @@ impl HttpClient {
                     return Sent {
                         attempts,
                         result: Ok(()),
+                        rejected: false,
                     }
                 }
                 Attempt::Rejected(e) => {
                     return Sent {
                         attempts,
                         result: Err(e),
+                        rejected: true,
                     }
                 }
                 Attempt::Retry { error, after } => (error, after),
             };
+            // The receiver's Retry-After, but never less than our own
+            // backoff (a `Retry-After: 0` must not make a busy loop).
             let waited = match after {
-                Some(after) => wait_exactly(after, deadline).await,
+                Some(after) => {
+                    wait_exactly(after.max(NOTIFY_RETRY.backoff(attempts - 1)), deadline).await
+                }
                 None => NOTIFY_RETRY.wait(attempts - 1, deadline).await,
             };
             if !waited || Instant::now() >= deadline {
@@ -177,6 +185,7 @@ impl HttpClient {
                 return Sent {
                     attempts,
                     result: Err(why),
+                    rejected: false,
                 };
             }
         }

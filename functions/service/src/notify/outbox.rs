@@ -134,6 +134,12 @@ pub trait Outbox: Send + Sync {
         limit: usize,
     ) -> Result<Vec<StoredEvent>>;
 
+    /// How many events are pending at `destination`.
+    ///
+    /// # Errors
+    /// [`crate::Error::Storage`] on backend failure.
+    async fn count_pending(&self, destination: Destination) -> Result<usize>;
+
     /// Records the outcome of delivering `ids` to `destination`.
     ///
     /// # Errors

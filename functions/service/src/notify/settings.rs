@@ -104,12 +104,21 @@ impl Endpoint {
             message: m.to_string(),
         };
         let uri: http::Uri = value.trim().parse().map_err(|_| bad("not a URL"))?;
-        match uri.scheme_str() {
-            Some("https" | "http") => {}
-            _ => return Err(bad("expected an http:// or https:// URL")),
-        }
-        if uri.host().is_none_or(str::is_empty) {
+        let host = uri.host().unwrap_or_default();
+        if host.is_empty() {
             return Err(bad("the URL has no host"));
+        }
+        match uri.scheme_str() {
+            Some("https") => {}
+            // Plain HTTP would carry the token in the URL and the signed
+            // events in clear; only a receiver on this machine may use it.
+            Some("http") if is_loopback(host) => {}
+            Some("http") => {
+                return Err(bad(
+                    "expected an https:// URL (http:// only for a loopback host)",
+                ))
+            }
+            _ => return Err(bad("expected an https:// URL")),
         }
         Ok(Endpoint(uri))
     }
@@ -128,6 +137,15 @@ impl Endpoint {
             _ => scheme.to_string(),
         }
     }
+}
+
+/// `localhost`, `127.x.x.x` or `[::1]`.
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -181,8 +199,9 @@ impl Default for NotifySettings {
     }
 }
 
-/// The raw values, before validation: from variables, flags or a secret.
-#[derive(Debug, Clone, Default)]
+/// The raw values, before validation: from variables, flags or a secret
+/// (`Debug` shows which are set, never their values).
+#[derive(Clone, Default)]
 pub struct NotifyValues {
     pub slack_url: Option<String>,
     pub webhook_url: Option<String>,
@@ -191,6 +210,21 @@ pub struct NotifyValues {
     pub deadline_secs: Option<String>,
     pub public_url: Option<String>,
     pub secret_arn: Option<String>,
+}
+
+impl std::fmt::Debug for NotifyValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |v: &Option<String>| if v.is_some() { "<set>" } else { "<unset>" };
+        f.debug_struct("NotifyValues")
+            .field("slack_url", &set(&self.slack_url))
+            .field("webhook_url", &set(&self.webhook_url))
+            .field("webhook_secret", &set(&self.webhook_secret))
+            .field("event_bus", &self.event_bus)
+            .field("deadline_secs", &self.deadline_secs)
+            .field("public_url", &self.public_url)
+            .field("secret_arn", &self.secret_arn)
+            .finish()
+    }
 }
 
 impl NotifyValues {
@@ -227,8 +261,8 @@ impl NotifyValues {
     /// # Errors
     /// [`Error::Config`] naming [`SECRET_ARN`] when the secret is not such a JSON object.
     pub fn complete_from_secret(mut self, secret_json: &str) -> Result<NotifyValues> {
+        // Other keys are allowed: a secret may be shared with other tools.
         #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
         struct Secret {
             slack_url: Option<String>,
             webhook_url: Option<String>,
@@ -252,9 +286,10 @@ impl NotifyValues {
     /// The one validation of notification settings.
     ///
     /// # Errors
-    /// [`Error::Config`] naming the variable: a malformed URL, a webhook URL
-    /// without a secret (or a secret without a URL), a deadline that is not
-    /// 1..=600 seconds, a bus name EventBridge would refuse.
+    /// [`Error::Config`] naming the variable: a malformed URL (or plain
+    /// http:// to a host that is not this machine), a webhook URL without a
+    /// secret (or a secret without a URL), a deadline that is not a number
+    /// of seconds in (0, 600], a bus name EventBridge would refuse.
     pub fn validate(self) -> Result<NotifySettings> {
         let config = |variable, value: &str, message: &str| Error::Config {
             variable,
@@ -408,6 +443,17 @@ mod tests {
         );
         assert_eq!(variable_of(settings(&[(EVENT_BUS, "a bus")])), EVENT_BUS);
         assert_eq!(variable_of(settings(&[(PUBLIC_URL, "nope")])), PUBLIC_URL);
+        assert_eq!(
+            variable_of(settings(&[(SLACK_URL, "http://hooks.slack.com/x")])),
+            SLACK_URL
+        );
+        for local in [
+            "http://localhost:8080/h",
+            "http://127.0.0.1/h",
+            "http://[::1]:9/h",
+        ] {
+            assert!(settings(&[(SLACK_URL, local)]).is_ok(), "{local}");
+        }
         let err =
             settings(&[(SLACK_URL, "hooks.slack.com/services/T0/B0/secret-token")]).unwrap_err();
         assert!(!err.to_string().contains("secret-token"), "{err}");
@@ -440,7 +486,7 @@ mod tests {
             .unwrap();
         assert_eq!(done.webhook.unwrap().url.uri().path(), "/env");
         assert!(done.slack.is_some());
-        let bad = NotifyValues::default().complete_from_secret(r#"{"slack": "x"}"#);
+        let bad = NotifyValues::default().complete_from_secret(r#"["slack"]"#);
         assert!(matches!(
             bad,
             Err(Error::Config {

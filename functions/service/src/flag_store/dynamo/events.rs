@@ -5,9 +5,12 @@
 //! customer ids cannot hold control characters, so no customer collides
 //! with it, and none of the flag indexes sees it (it has neither
 //! `risk_list_pk` nor `owner_list_pk`). Two sparse indexes serve the outbox:
-//! `events-by-time` (`event_day`, `event_sk`) for listing, `events-pending`
-//! (`event_pending = "pending"`, `event_sk`) for delivery; `event_pending`
-//! is removed once the last due destination has the event. Items expire
+//! `events-by-time` (`event_day = "<YYYY-MM-DD>#<shard>"`, `event_sk`) for
+//! listing, `events-pending` (`event_pending = "pending#<shard>"`,
+//! `event_sk`) for delivery; `event_pending` is removed once the last due
+//! destination has the event. The [`EVENT_SHARDS`] shards (by event id)
+//! spread a busy night's index writes over that many partitions instead of
+//! one hot key; reads query every shard and merge by `event_sk`. Items expire
 //! through the table's TTL on `expires_at`, [`EVENT_RETENTION_DAYS`] after
 //! recording. docs/CONTRACTS.md, "Event item", lists every attribute.
 
@@ -32,14 +35,24 @@ use time::OffsetDateTime;
 pub const EVENTS_BY_TIME_INDEX: &str = "events-by-time";
 /// The delivery index.
 pub const EVENTS_PENDING_INDEX: &str = "events-pending";
-/// The value of `event_pending` while some destination waits.
-const PENDING: &str = "pending";
+/// Partitions of each outbox index key.
+pub const EVENT_SHARDS: u32 = 8;
 /// How long outbox calls retry throttling.
 const OUTBOX_RETRY_BUDGET: Duration = Duration::from_secs(10);
 
 /// The key of an event item.
 pub(super) fn event_key(id: &str) -> String {
     format!("\u{1f}event\u{1f}{id}")
+}
+
+/// Every shard's `event_pending` value.
+fn pending_keys() -> Vec<String> {
+    (0..EVENT_SHARDS).map(|n| format!("pending#{n}")).collect()
+}
+
+/// Every shard's `event_day` value for `day`.
+fn day_keys(day: &str) -> Vec<String> {
+    (0..EVENT_SHARDS).map(|n| format!("{day}#{n}")).collect()
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -55,6 +68,7 @@ pub(super) fn event_item(
 ) -> Item {
     let stored = StoredEvent::new(event.clone(), held, &origin.due, now);
     let recorded = timestamp::format(stored.recorded_at);
+    let shard = crate::flag_store::shard_of(&event.id, EVENT_SHARDS);
     let mut item: Item = HashMap::from([
         ("customer_id".to_string(), s(event_key(&event.id))),
         ("event_id".to_string(), s(&event.id)),
@@ -66,7 +80,10 @@ pub(super) fn event_item(
         ("recorded_at".to_string(), s(&recorded)),
         (
             "event_day".to_string(),
-            s(recorded.get(..10).unwrap_or_default()),
+            s(format!(
+                "{}#{shard}",
+                recorded.get(..10).unwrap_or_default()
+            )),
         ),
         ("event_sk".to_string(), s(stored.sort_key())),
         ("delivered".to_string(), AttributeValue::M(HashMap::new())),
@@ -91,7 +108,7 @@ pub(super) fn event_item(
         .collect();
     if !due.is_empty() {
         item.insert("due".into(), AttributeValue::Ss(due));
-        item.insert("event_pending".into(), s(PENDING));
+        item.insert("event_pending".into(), s(format!("pending#{shard}")));
     }
     item
 }
@@ -187,46 +204,121 @@ impl DynamoFlagStore {
         result.map_err(|g: GaveUp| Error::storage(BACKEND, operation, g.reason()))
     }
 
-    /// One page of an index query; returns the items and the last key.
-    async fn query_page(
+    /// Up to `limit` items of `index` across the partitions `keys` (the
+    /// key attribute `key_attr`), merged in `event_sk` order (ascending when
+    /// `forward`), each partition read from `sk` on.
+    #[allow(clippy::too_many_arguments)]
+    async fn query_merged(
         &self,
         index: &'static str,
-        key: (&str, String),
+        key_attr: &str,
+        keys: Vec<String>,
         sk: Option<(&str, String)>,
         forward: bool,
         filter: Option<(&str, Vec<(&str, AttributeValue)>)>,
-        start: Option<Item>,
-    ) -> Result<(Vec<Item>, Option<Item>)> {
-        let out = self
-            .outbox_call("query_events", || {
-                let mut q = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name(index)
-                    .scan_index_forward(forward)
-                    .expression_attribute_names("#pk", key.0)
-                    .expression_attribute_values(":pk", s(key.1.clone()))
-                    .set_exclusive_start_key(start.clone());
-                q = match &sk {
-                    Some((op, v)) => q
-                        .key_condition_expression(format!("#pk = :pk AND event_sk {op} :sk"))
-                        .expression_attribute_values(":sk", s(v.clone())),
-                    None => q.key_condition_expression("#pk = :pk"),
-                };
-                if let Some((expr, values)) = &filter {
-                    q = q.filter_expression(*expr);
-                    for (name, v) in values {
-                        q = q.expression_attribute_values(*name, v.clone());
-                    }
+        limit: usize,
+    ) -> Result<Vec<Item>> {
+        let mut all: Vec<Item> = Vec::new();
+        for key in keys {
+            let mut start = None;
+            let mut taken = 0;
+            loop {
+                let page = self
+                    .query(QueryArgs {
+                        index,
+                        key: (key_attr, key.clone()),
+                        sk: sk.clone(),
+                        forward,
+                        filter: filter.clone(),
+                        start,
+                        count_only: false,
+                    })
+                    .await?;
+                taken += page.items().len();
+                all.extend(page.items().iter().cloned());
+                match page.last_evaluated_key() {
+                    Some(k) if taken < limit => start = Some(k.clone()),
+                    _ => break,
                 }
-                q.send()
+            }
+        }
+        let sk_of = |i: &Item| i.get("event_sk").and_then(|v| v.as_s().ok()).cloned();
+        all.sort_by(|x, y| {
+            let o = sk_of(x).cmp(&sk_of(y));
+            if forward {
+                o
+            } else {
+                o.reverse()
+            }
+        });
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    /// One Query call (with the store's retry loop).
+    async fn query(
+        &self,
+        a: QueryArgs<'_>,
+    ) -> Result<aws_sdk_dynamodb::operation::query::QueryOutput> {
+        self.outbox_call("query_events", || {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(a.index)
+                .scan_index_forward(a.forward)
+                .expression_attribute_names("#pk", a.key.0)
+                .expression_attribute_values(":pk", s(a.key.1.clone()))
+                .set_exclusive_start_key(a.start.clone());
+            if a.count_only {
+                q = q.select(aws_sdk_dynamodb::types::Select::Count);
+            }
+            q = match &a.sk {
+                Some((op, v)) => q
+                    .key_condition_expression(format!("#pk = :pk AND event_sk {op} :sk"))
+                    .expression_attribute_values(":sk", s(v.clone())),
+                None => q.key_condition_expression("#pk = :pk"),
+            };
+            if let Some((expr, values)) = &a.filter {
+                q = q.filter_expression(*expr);
+                for (name, v) in values {
+                    q = q.expression_attribute_values(*name, v.clone());
+                }
+            }
+            q.send()
+        })
+        .await?
+        .ok_or_else(|| Error::storage(BACKEND, "query_events", "unexpected conditional failure"))
+    }
+
+    /// One UpdateItem of an event item; `false` when its condition failed.
+    async fn update_event(
+        &self,
+        id: &str,
+        condition: &str,
+        update: &str,
+        names: &[(&str, &str)],
+        values: &[(&str, AttributeValue)],
+    ) -> Result<bool> {
+        let done = self
+            .outbox_call("settle_events", || {
+                let mut u = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key("customer_id", s(event_key(id)))
+                    .condition_expression(condition)
+                    .update_expression(update);
+                for (n, v) in names {
+                    u = u.expression_attribute_names(*n, *v);
+                }
+                for (n, v) in values {
+                    u = u.expression_attribute_values(*n, v.clone());
+                }
+                u.send()
             })
-            .await?
-            .ok_or_else(|| {
-                Error::storage(BACKEND, "query_events", "unexpected conditional failure")
-            })?;
-        Ok((out.items().to_vec(), out.last_evaluated_key().cloned()))
+            .await?;
+        Ok(done.is_some())
     }
 
     /// Marks one event delivered at (or failed for) `destination`.
@@ -236,61 +328,80 @@ impl DynamoFlagStore {
         id: &str,
         outcome: &Settled,
     ) -> Result<()> {
-        let key = s(event_key(id));
         let dest = destination.as_str();
-        match outcome {
-            Settled::Delivered(at) => {
-                self.outbox_call("settle_events", || {
-                    self.client
-                        .update_item()
-                        .table_name(&self.table)
-                        .key("customer_id", key.clone())
-                        .condition_expression("contains(due, :dest)")
-                        .update_expression("DELETE due :set SET delivered.#d = :at")
-                        .expression_attribute_names("#d", dest)
-                        .expression_attribute_values(":dest", s(dest))
-                        .expression_attribute_values(
-                            ":set",
-                            AttributeValue::Ss(vec![dest.to_string()]),
-                        )
-                        .expression_attribute_values(":at", s(timestamp::format(*at)))
-                        .send()
-                })
-                .await?;
-                // Delivered everywhere: out of the pending index.
-                self.outbox_call("settle_events", || {
-                    self.client
-                        .update_item()
-                        .table_name(&self.table)
-                        .key("customer_id", key.clone())
-                        .condition_expression(
-                            "attribute_exists(event_pending) AND attribute_not_exists(due)",
-                        )
-                        .update_expression("REMOVE event_pending")
-                        .send()
-                })
-                .await?;
-            }
+        let names = [("#d", dest)];
+        let at_dest = (":dest", s(dest));
+        let at = match outcome {
+            Settled::Delivered(at) => at,
             Settled::Failed(error) => {
-                self.outbox_call("settle_events", || {
-                    self.client
-                        .update_item()
-                        .table_name(&self.table)
-                        .key("customer_id", key.clone())
-                        .condition_expression("contains(due, :dest)")
-                        .update_expression("SET failures.#d = if_not_exists(failures.#d, :zero) + :one, last_error.#d = :e")
-                        .expression_attribute_names("#d", dest)
-                        .expression_attribute_values(":dest", s(dest))
-                        .expression_attribute_values(":zero", AttributeValue::N("0".into()))
-                        .expression_attribute_values(":one", AttributeValue::N("1".into()))
-                        .expression_attribute_values(":e", s(error.clone()))
-                        .send()
-                })
-                .await?;
+                self.update_event(
+                id,
+                "contains(due, :dest)",
+                "SET failures.#d = if_not_exists(failures.#d, :zero) + :one, last_error.#d = :e",
+                &names,
+                &[
+                    at_dest,
+                    (":zero", AttributeValue::N("0".into())),
+                    (":one", AttributeValue::N("1".into())),
+                    (":e", s(error.clone())),
+                ],
+            )
+            .await?;
+                return Ok(());
             }
+        };
+        let values = [
+            at_dest,
+            (":set", AttributeValue::Ss(vec![dest.to_string()])),
+            (":at", s(timestamp::format(*at))),
+        ];
+        // The last destination: one call takes the event out of the
+        // pending index too.
+        let mut last = values.to_vec();
+        last.push((":one", AttributeValue::N("1".into())));
+        if self
+            .update_event(
+                id,
+                "contains(due, :dest) AND size(due) = :one",
+                "DELETE due :set SET delivered.#d = :at REMOVE event_pending",
+                &names,
+                &last,
+            )
+            .await?
+        {
+            return Ok(());
         }
+        self.update_event(
+            id,
+            "contains(due, :dest)",
+            "DELETE due :set SET delivered.#d = :at",
+            &names,
+            &values,
+        )
+        .await?;
+        // Another destination may have settled in between: the event is out
+        // of the pending index once nothing is due.
+        self.update_event(
+            id,
+            "attribute_exists(event_pending) AND attribute_not_exists(due)",
+            "REMOVE event_pending",
+            &[],
+            &[],
+        )
+        .await?;
         Ok(())
     }
+}
+
+/// The arguments of one outbox Query.
+struct QueryArgs<'a> {
+    index: &'static str,
+    key: (&'a str, String),
+    sk: Option<(&'a str, String)>,
+    forward: bool,
+    filter: Option<(&'a str, Vec<(&'a str, AttributeValue)>)>,
+    start: Option<Item>,
+    count_only: bool,
 }
 
 #[async_trait]
@@ -302,33 +413,50 @@ impl Outbox for DynamoFlagStore {
         limit: usize,
     ) -> Result<Vec<StoredEvent>> {
         check_event_limit(limit)?;
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let (items, last) = self
-                .query_page(
-                    EVENTS_PENDING_INDEX,
-                    ("event_pending", PENDING.to_string()),
-                    after.map(|a| (">", a.to_string())),
-                    true,
-                    Some((
-                        "contains(due, :dest)",
-                        vec![(":dest", s(destination.as_str()))],
-                    )),
-                    start,
-                )
-                .await?;
-            for item in &items {
-                out.push(decode_event(item)?);
-                if out.len() == limit {
-                    return Ok(out);
+        let items = self
+            .query_merged(
+                EVENTS_PENDING_INDEX,
+                "event_pending",
+                pending_keys(),
+                after.map(|a| (">", a.to_string())),
+                true,
+                Some((
+                    "contains(due, :dest)",
+                    vec![(":dest", s(destination.as_str()))],
+                )),
+                limit,
+            )
+            .await?;
+        items.iter().map(decode_event).collect()
+    }
+
+    async fn count_pending(&self, destination: Destination) -> Result<usize> {
+        let mut n = 0usize;
+        for key in pending_keys() {
+            let mut start = None;
+            loop {
+                let out = self
+                    .query(QueryArgs {
+                        index: EVENTS_PENDING_INDEX,
+                        key: ("event_pending", key.clone()),
+                        sk: None,
+                        forward: true,
+                        filter: Some((
+                            "contains(due, :dest)",
+                            vec![(":dest", s(destination.as_str()))],
+                        )),
+                        start,
+                        count_only: true,
+                    })
+                    .await?;
+                n += usize::try_from(out.count()).unwrap_or(0);
+                match out.last_evaluated_key() {
+                    Some(k) => start = Some(k.clone()),
+                    None => break,
                 }
             }
-            match last {
-                Some(k) => start = Some(k),
-                None => return Ok(out),
-            }
         }
+        Ok(n)
     }
 
     async fn settle(
@@ -359,7 +487,7 @@ impl Outbox for DynamoFlagStore {
             values.push((":run", s(run.clone())));
         }
         if filter.pending {
-            conditions.push("attribute_exists(event_pending)");
+            conditions.push("attribute_exists(due)");
         }
         let expr = conditions.join(" AND ");
         let today = timestamp::now();
@@ -367,29 +495,22 @@ impl Outbox for DynamoFlagStore {
         // Newest day first, back to the retention horizon.
         for days_back in 0..=EVENT_RETENTION_DAYS {
             let day = timestamp::format(today - time::Duration::days(days_back));
-            let day = day.get(..10).unwrap_or_default().to_string();
-            let mut start = None;
-            loop {
-                let (items, last) = self
-                    .query_page(
-                        EVENTS_BY_TIME_INDEX,
-                        ("event_day", day.clone()),
-                        before.map(|b| ("<", b.to_string())),
-                        false,
-                        (!conditions.is_empty()).then(|| (expr.as_str(), values.clone())),
-                        start,
-                    )
-                    .await?;
-                for item in &items {
-                    out.push(decode_event(item)?);
-                    if out.len() == limit {
-                        return Ok(out);
-                    }
-                }
-                match last {
-                    Some(k) => start = Some(k),
-                    None => break,
-                }
+            let items = self
+                .query_merged(
+                    EVENTS_BY_TIME_INDEX,
+                    "event_day",
+                    day_keys(day.get(..10).unwrap_or_default()),
+                    before.map(|b| ("<", b.to_string())),
+                    false,
+                    (!conditions.is_empty()).then(|| (expr.as_str(), values.clone())),
+                    limit - out.len(),
+                )
+                .await?;
+            for item in &items {
+                out.push(decode_event(item)?);
+            }
+            if out.len() == limit {
+                break;
             }
         }
         Ok(out)
@@ -421,7 +542,15 @@ mod tests {
             due: vec![Destination::Slack, Destination::Webhook],
         };
         let item = event_item(&event, held, &origin, t);
-        assert_eq!(item["event_day"].as_s().unwrap(), "2026-03-04");
+        let shard = crate::flag_store::shard_of(&event.id, EVENT_SHARDS);
+        assert_eq!(
+            item["event_day"].as_s().unwrap(),
+            &format!("2026-03-04#{shard}")
+        );
+        assert_eq!(
+            item["event_pending"].as_s().unwrap(),
+            &format!("pending#{shard}")
+        );
         assert!(item["customer_id"].as_s().unwrap().starts_with('\u{1f}'));
         let back = decode_event(&item).unwrap();
         assert_eq!(back.event, event);

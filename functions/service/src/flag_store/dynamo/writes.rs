@@ -489,7 +489,20 @@ fn classify_transaction(
             if codes.contains(&"ConditionalCheckFailed") {
                 return Outcome::Conflict;
             }
-            return Outcome::Retry(format!("transaction cancelled: {}", codes.join(", ")));
+            let message = format!("transaction cancelled: {}", codes.join(", "));
+            // Contention and capacity pass; anything else (a validation
+            // error, an item too large) would fail again.
+            let transient = codes.iter().all(|c| {
+                matches!(
+                    *c,
+                    "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
+                )
+            });
+            return if transient {
+                Outcome::Retry(message)
+            } else {
+                Outcome::Fatal(message)
+            };
         }
         if matches!(
             service.err(),

@@ -42,14 +42,14 @@ fn err(operation: &'static str) -> impl Fn(rusqlite::Error) -> Error {
 }
 
 /// Inserts `event` (and its deliveries) unless an event with its id is
-/// stored: the same change is recorded once.
+/// stored: the same change is recorded once. Returns whether it was new.
 pub(super) fn record(
     conn: &Connection,
     event: &RiskEvent,
     held: bool,
     origin: &EventOrigin,
     now: OffsetDateTime,
-) -> Result<()> {
+) -> Result<bool> {
     let stored = StoredEvent::new(event.clone(), held, &origin.due, now);
     let key = stored.sort_key();
     let body = serde_json::to_string(event).map_err(err_json)?;
@@ -70,7 +70,7 @@ pub(super) fn record(
         })
         .map_err(err("record_event"))?;
     if inserted == 0 {
-        return Ok(());
+        return Ok(false);
     }
     for d in &stored.deliveries {
         conn.prepare_cached(
@@ -80,17 +80,21 @@ pub(super) fn record(
         .and_then(|mut s| s.execute(params![event.id, d.destination.as_str(), key]))
         .map_err(err("record_event"))?;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Drops events recorded more than [`EVENT_RETENTION_DAYS`] before `now`.
 pub(super) fn prune(conn: &Connection, now: OffsetDateTime) -> Result<()> {
     let cutoff = timestamp::format(now - time::Duration::days(EVENT_RETENTION_DAYS));
-    conn.prepare_cached("DELETE FROM event_deliveries WHERE sort_key < ?1")
-        .and_then(|mut s| s.execute(params![cutoff]))
-        .and_then(|_| conn.prepare_cached("DELETE FROM events WHERE sort_key < ?1"))
-        .and_then(|mut s| s.execute(params![cutoff]))
-        .map_err(err("prune_events"))?;
+    // Through the events' time index, not a scan of the deliveries.
+    conn.prepare_cached(
+        "DELETE FROM event_deliveries WHERE event_id IN
+           (SELECT id FROM events WHERE sort_key < ?1)",
+    )
+    .and_then(|mut s| s.execute(params![cutoff]))
+    .and_then(|_| conn.prepare_cached("DELETE FROM events WHERE sort_key < ?1"))
+    .and_then(|mut s| s.execute(params![cutoff]))
+    .map_err(err("prune_events"))?;
     Ok(())
 }
 
@@ -194,6 +198,19 @@ impl Outbox for SqliteFlagStore {
                     ":limit": limit as i64,
                 },
             )
+        })
+        .await
+    }
+
+    async fn count_pending(&self, destination: Destination) -> Result<usize> {
+        self.with_conn("events", move |conn| {
+            conn.prepare_cached(
+                "SELECT COUNT(*) FROM event_deliveries
+                 WHERE destination = ?1 AND delivered_at IS NULL",
+            )
+            .and_then(|mut s| s.query_row(params![destination.as_str()], |r| r.get::<_, i64>(0)))
+            .map(|n| usize::try_from(n).unwrap_or(0))
+            .map_err(err("events"))
         })
         .await
     }
