@@ -663,7 +663,13 @@ async fn a_refused_batch_stays_pending_and_the_next_ones_go() {
     let stores = sqlite().await;
     let hook = Receiver::start().await.unwrap();
     hook.script([Answer::status(400)]);
-    write(&stores, &many(250, RiskBand::High, 0), "r1", &[Destination::Webhook]).await;
+    write(
+        &stores,
+        &many(250, RiskBand::High, 0),
+        "r1",
+        &[Destination::Webhook],
+    )
+    .await;
     let n = notifier(values(Some(hook.url("/h")), None, "10"));
     let r = deliver(stores.outbox.as_ref(), &n, None).await;
     assert_eq!((r.delivered(), r.pending()), (150, 100), "{r:?}");

@@ -57,6 +57,8 @@
 //! - `retry`: the one retry loop every call goes through (`Outcome`,
 //!   `retrying`, error classification);
 //! - `writes`: batch reads of stored items and the two write strategies;
+//! - `events`: the outbox (a write's event on the flag's own item, then in
+//!   its event item; the indexes; delivery marks);
 //! - `reads`: a customer's flag and risk-list pages.
 
 mod codec;
@@ -181,21 +183,32 @@ impl FlagStore for DynamoFlagStore {
             .collect();
         summary.failed.extend(read_failures);
 
-        let mut pending = Vec::new();
+        let mut decoded = Vec::new();
         for flag in todo
             .into_iter()
             .filter(|f| !unreadable.contains(&f.customer_id))
         {
-            let old = match stored.get(&flag.customer_id).map(decode).transpose() {
-                Ok(old) => old,
-                Err(e) => {
-                    summary.failed.push(WriteFailure {
-                        customer_id: flag.customer_id.clone(),
-                        reason: e.to_string(),
-                    });
-                    continue;
-                }
-            };
+            match stored.get(&flag.customer_id).map(decode).transpose() {
+                Ok(old) => decoded.push((flag, old)),
+                Err(e) => summary.failed.push(WriteFailure {
+                    customer_id: flag.customer_id.clone(),
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        // An event a crash left on its flag's item goes to its own item
+        // before anything replaces it there.
+        let stuck = self.project_leftovers(&decoded).await;
+        let now = crate::timestamp::now();
+        let mut pending = Vec::new();
+        for (flag, old) in decoded {
+            if let Some(reason) = stuck.get(&flag.customer_id) {
+                summary.failed.push(WriteFailure {
+                    customer_id: flag.customer_id.clone(),
+                    reason: reason.clone(),
+                });
+                continue;
+            }
             match decide(old.as_ref().map(|s| &s.flag), &flag, epsilon) {
                 Decision::Stale => summary.stale_rejected += 1,
                 Decision::Unchanged => summary.skipped_unchanged += 1,
@@ -208,7 +221,8 @@ impl FlagStore for DynamoFlagStore {
                     newly_at_risk,
                     old.as_ref(),
                     self.history,
-                    origin.run_id.as_deref(),
+                    origin,
+                    now,
                 )),
             }
         }

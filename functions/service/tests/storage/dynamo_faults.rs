@@ -49,13 +49,20 @@ impl Rig {
     }
 }
 
+/// `n` new low-risk flags: plain writes (no risk-change event, so no
+/// transaction), the paths the write strategies own.
 fn flags(n: usize, prefix: &str) -> Vec<Flag> {
+    banded(n, prefix, RiskBand::Low)
+}
+
+/// `n` new flags of `band`.
+fn banded(n: usize, prefix: &str, band: RiskBand) -> Vec<Flag> {
     (0..n)
         .map(|i| {
             flag(
                 &format!("{prefix}-{i:03}"),
-                0.5 + i as f64 / (4.0 * n as f64),
-                RiskBand::High,
+                0.05 + i as f64 / (40.0 * n as f64),
+                band,
                 0,
             )
         })
@@ -110,7 +117,7 @@ async fn batch_writes_are_chunked_to_25() {
     let s = store.write_batch(&batch, 0.01, soon()).await.unwrap();
     assert_eq!(
         (s.written, s.newly_at_risk, s.failed.len()),
-        (60, 60, 0),
+        (60, 0, 0),
         "{s:?}"
     );
     let stats = rig.proxy.stats();
@@ -261,6 +268,8 @@ async fn deadline_reports_every_unwritten_item() {
 async fn conditional_write_loses_to_a_newer_concurrent_score() {
     // Simulate the race: a writer decided from an old read, then a newer
     // score landed. The conditional put must re-read and reject as stale.
+    // (Low to low: no event, so a plain conditional PutItem; the same race
+    // with an event is `an_event_write_loses_to_a_newer_concurrent_score`.)
     let rig = Rig::start().await;
     let store = rig.store(WriteStrategy::Conditional);
     store
@@ -268,6 +277,154 @@ async fn conditional_write_loses_to_a_newer_concurrent_score() {
         .await
         .unwrap();
     // Hold the slow writer's PutItem back (throttled) after its read...
+    rig.proxy.throttle_next(usize::MAX, Some("PutItem"));
+    let slow = {
+        let store = rig.store(WriteStrategy::Conditional);
+        tokio::spawn(async move {
+            store
+                .write_batch(&[flag("race", 0.3, RiskBand::Low, 10)], 0.01, soon())
+                .await
+                .unwrap()
+        })
+    };
+    for _ in 0..500 {
+        if rig.proxy.stats().throttled > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(rig.proxy.stats().throttled > 0);
+    // ...while a newer score lands (through BatchWriteItem, not throttled)...
+    let fast = rig
+        .store(WriteStrategy::Batch)
+        .write_batch(&[flag("race", 0.4, RiskBand::Low, 20)], 0.01, soon())
+        .await
+        .unwrap();
+    assert_eq!(fast.written, 1);
+    // ...then let the slow writer through: its condition fails, it re-reads
+    // and finds its score is now the stale one.
+    rig.proxy.throttle_next(0, None);
+    let slow = slow.await.unwrap();
+    assert_eq!((slow.written, slow.stale_rejected), (0, 1), "{slow:?}");
+    let got = store.get("race").await.unwrap().unwrap();
+    assert_eq!(got.churn_probability, 0.4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_writes_survive_throttling_in_both_strategies() {
+    use churn_service::notify::{EventFilter, Outbox};
+    let rig = Rig::start().await;
+    for strategy in [WriteStrategy::Conditional, WriteStrategy::Batch] {
+        rig.proxy.throttle_next(3, None);
+        let store = rig.store(strategy);
+        let prefix = format!("ev-{strategy:?}");
+        let batch = banded(60, &prefix, RiskBand::High);
+        let s = store.write_batch(&batch, 0.01, soon()).await.unwrap();
+        assert_eq!(
+            (s.written, s.events.became_at_risk, s.failed.len()),
+            (60, 60, 0),
+            "{s:?}"
+        );
+        let events = store
+            .events(&EventFilter::default(), None, 1000)
+            .await
+            .unwrap();
+        let ours = events
+            .iter()
+            .filter(|e| e.event.customer_id.starts_with(&prefix))
+            .count();
+        assert_eq!(ours, 60, "one event item per flag");
+        // Each flag's item no longer carries its event once it has its own.
+        let raw = rig
+            .client
+            .get_item()
+            .table_name(store.table())
+            .key("customer_id", AttributeValue::S(format!("{prefix}-000")))
+            .send()
+            .await
+            .unwrap();
+        assert!(!raw.item().unwrap().contains_key("unprojected"));
+    }
+    assert!(rig.proxy.stats().throttled >= 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_a_crash_left_on_the_flag_is_recorded_by_the_next_write() {
+    use churn_service::notify::{EventFilter, Outbox};
+    let rig = Rig::start().await;
+    let store = rig.store(WriteStrategy::Conditional);
+    store
+        .write_batch(&[flag("crash", 0.9, RiskBand::High, 0)], 0.01, soon())
+        .await
+        .unwrap();
+    let recorded = store
+        .events(&EventFilter::default(), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(recorded.len(), 1);
+    // What a crash between the flag's put and the event's own item leaves:
+    // the event on the flag's item only.
+    let id = recorded[0].event.id.clone();
+    rig.client
+        .delete_item()
+        .table_name(store.table())
+        .key(
+            "customer_id",
+            AttributeValue::S(format!("\u{1f}event\u{1f}{id}")),
+        )
+        .send()
+        .await
+        .unwrap();
+    rig.client
+        .update_item()
+        .table_name(store.table())
+        .key("customer_id", AttributeValue::S("crash".into()))
+        .update_expression("SET unprojected = :e")
+        .expression_attribute_values(
+            ":e",
+            AttributeValue::S(serde_json::to_string(&recorded[0]).unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(store
+        .events(&EventFilter::default(), None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // The next rescore's score is unchanged: nothing is written, but the
+    // event it found is recorded, once, and leaves the flag's item.
+    let s = store
+        .write_batch(&[flag("crash", 0.9, RiskBand::High, 1)], 0.01, soon())
+        .await
+        .unwrap();
+    assert_eq!(s.skipped_unchanged, 1);
+    let after = store
+        .events(&EventFilter::default(), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(after, recorded);
+    let raw = rig
+        .client
+        .get_item()
+        .table_name(store.table())
+        .key("customer_id", AttributeValue::S("crash".into()))
+        .send()
+        .await
+        .unwrap();
+    assert!(!raw.item().unwrap().contains_key("unprojected"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_write_loses_to_a_newer_concurrent_score() {
+    use churn_service::notify::{EventFilter, Outbox};
+    let rig = Rig::start().await;
+    let store = rig.store(WriteStrategy::Conditional);
+    store
+        .write_batch(&[flag("race", 0.2, RiskBand::Low, 0)], 0.01, soon())
+        .await
+        .unwrap();
+    // The slow writer's move to high (it records an event) is held back...
     rig.proxy.throttle_next(usize::MAX, Some("PutItem"));
     let slow = {
         let store = rig.store(WriteStrategy::Conditional);
@@ -285,23 +442,31 @@ async fn conditional_write_loses_to_a_newer_concurrent_score() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(rig.proxy.stats().throttled > 0);
-    // ...while a newer score lands (through BatchWriteItem, not throttled)...
+    // ...while a newer low score lands...
     let fast = rig
         .store(WriteStrategy::Batch)
-        .write_batch(&[flag("race", 0.5, RiskBand::Medium, 20)], 0.01, soon())
+        .write_batch(&[flag("race", 0.3, RiskBand::Low, 20)], 0.01, soon())
         .await
         .unwrap();
     assert_eq!(fast.written, 1);
-    // ...then let the slow writer through: its condition fails, it re-reads
-    // and finds its score is now the stale one.
+    // ...then its put fails its condition, it reads again and is stale:
+    // neither the flag nor an event is written.
     rig.proxy.throttle_next(0, None);
     let slow = slow.await.unwrap();
-    assert_eq!((slow.written, slow.stale_rejected), (0, 1), "{slow:?}");
-    let got = store.get("race").await.unwrap().unwrap();
     assert_eq!(
-        (got.risk_band, got.previous_band),
-        (RiskBand::Medium, Some(RiskBand::Low))
+        (slow.written, slow.stale_rejected, slow.events.total()),
+        (0, 1, 0),
+        "{slow:?}"
     );
+    assert_eq!(
+        store.get("race").await.unwrap().unwrap().risk_band,
+        RiskBand::Low
+    );
+    let events = store
+        .events(&EventFilter::default(), None, 10)
+        .await
+        .unwrap();
+    assert!(events.is_empty(), "{events:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

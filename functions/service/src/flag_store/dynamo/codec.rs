@@ -20,6 +20,9 @@ pub(super) struct Stored {
     pub flag: Flag,
     pub history: Vec<HistoryPoint>,
     pub rev: Option<u64>,
+    /// The risk-change event the last write recorded on the item and that
+    /// may not be in its own event item yet (see `events`).
+    pub unprojected: Option<crate::notify::StoredEvent>,
 }
 
 /// The history as stored: model ids once, points as
@@ -210,7 +213,16 @@ pub(super) fn decode(item: &Item) -> Result<Stored> {
         },
         days_in_band: None,
     };
-    Ok(Stored { flag, history, rev })
+    let unprojected = opt_s("unprojected")
+        .map(|e| serde_json::from_str(e))
+        .transpose()
+        .map_err(|e| ctx(format!("unprojected: {e}")))?;
+    Ok(Stored {
+        flag,
+        history,
+        rev,
+        unprojected,
+    })
 }
 
 #[cfg(test)]

@@ -16,12 +16,13 @@
 
 use super::codec::Item;
 use super::retry::{classify, retrying, GaveUp, Outcome};
+use super::writes::Pending;
 use super::{DynamoFlagStore, BACKEND};
 use crate::error::{Error, Result};
+use crate::notify::outbox::EVENT_RETENTION_DAYS;
 use crate::notify::outbox::{
     check_event_limit, Delivery, EventFilter, Outbox, Settled, StoredEvent,
 };
-use crate::notify::outbox::{EventOrigin, EVENT_RETENTION_DAYS};
 use crate::notify::{Destination, RiskEvent};
 use crate::timestamp;
 use async_trait::async_trait;
@@ -29,7 +30,6 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use futures::stream::{self, StreamExt};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use time::OffsetDateTime;
 
 /// The listing index.
 pub const EVENTS_BY_TIME_INDEX: &str = "events-by-time";
@@ -60,13 +60,19 @@ fn s(v: impl Into<String>) -> AttributeValue {
 }
 
 /// The item of a new event.
+#[cfg(test)]
 pub(super) fn event_item(
     event: &RiskEvent,
     held: bool,
-    origin: &EventOrigin,
-    now: OffsetDateTime,
+    origin: &crate::notify::EventOrigin,
+    now: time::OffsetDateTime,
 ) -> Item {
-    let stored = StoredEvent::new(event.clone(), held, &origin.due, now);
+    event_item_of(&StoredEvent::new(event.clone(), held, &origin.due, now))
+}
+
+/// The item of a recorded event.
+pub(super) fn event_item_of(stored: &StoredEvent) -> Item {
+    let event = &stored.event;
     let recorded = timestamp::format(stored.recorded_at);
     let shard = crate::flag_store::shard_of(&event.id, EVENT_SHARDS);
     let mut item: Item = HashMap::from([
@@ -76,7 +82,7 @@ pub(super) fn event_item(
             "event".to_string(),
             s(serde_json::to_string(event).unwrap_or_default()),
         ),
-        ("held".to_string(), AttributeValue::Bool(held)),
+        ("held".to_string(), AttributeValue::Bool(stored.held)),
         ("recorded_at".to_string(), s(&recorded)),
         (
             "event_day".to_string(),
@@ -174,6 +180,91 @@ fn decode_event(item: &Item) -> Result<StoredEvent> {
 }
 
 impl DynamoFlagStore {
+    /// Puts `event` (recorded on `customer_id`'s item by the write of
+    /// revision `rev`) in its own item unless it is there already, then
+    /// takes it off the flag's item unless the flag was written since (the
+    /// writer that did it found the event there and put it first).
+    async fn project(&self, customer_id: &str, event: &StoredEvent, rev: u64) -> Result<()> {
+        let item = event_item_of(event);
+        self.outbox_call("record_event", || {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item.clone()))
+                .condition_expression("attribute_not_exists(customer_id)")
+                .send()
+        })
+        .await?;
+        self.outbox_call("record_event", || {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("customer_id", s(customer_id))
+                .condition_expression("rev = :rev")
+                .update_expression("REMOVE unprojected")
+                .expression_attribute_values(":rev", AttributeValue::N(rev.to_string()))
+                .send()
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// After a successful put: its event into its own item. A failure here
+    /// loses nothing: the event stays on the flag's item and the next write
+    /// of that customer (every rescore reads every customer) puts it first.
+    pub(super) async fn project_written(&self, written: &Pending) {
+        if let Some(event) = &written.event {
+            if let Err(e) = self
+                .project(&written.flag.customer_id, event, written.rev())
+                .await
+            {
+                tracing::warn!(
+                    customer_id = %written.flag.customer_id,
+                    event_id = %event.event.id,
+                    "event left on the flag's item for the next write: {}",
+                    crate::error::report(&e)
+                );
+            }
+        }
+    }
+
+    /// The events earlier writes left on these items, each into its own
+    /// item. Returns the customers whose event could not be moved (their
+    /// write must wait: it would replace the event on the item).
+    pub(super) async fn project_leftovers(
+        &self,
+        decoded: &[(crate::flag::Flag, Option<super::codec::Stored>)],
+    ) -> HashMap<String, String> {
+        let leftovers: Vec<(String, StoredEvent, u64)> = decoded
+            .iter()
+            .filter_map(|(flag, old)| {
+                let old = old.as_ref()?;
+                let event = old.unprojected.clone()?;
+                Some((flag.customer_id.clone(), event, old.rev.unwrap_or(0)))
+            })
+            .collect();
+        let results: Vec<(String, Result<()>)> = stream::iter(leftovers)
+            .map(|(id, event, rev)| async move {
+                let r = self.project(&id, &event, rev).await;
+                (id, r)
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        results
+            .into_iter()
+            .filter_map(|(id, r)| {
+                r.err().map(|e| {
+                    let why = format!(
+                        "an earlier event could not be recorded: {}",
+                        crate::error::report(&e)
+                    );
+                    (id, why)
+                })
+            })
+            .collect()
+    }
+
     /// Runs one outbox call with the store's retry loop; a failed condition is `Ok(None)`.
     async fn outbox_call<T, F, Fut, E, R>(
         &self,
@@ -218,29 +309,36 @@ impl DynamoFlagStore {
         filter: Option<(&str, Vec<(&str, AttributeValue)>)>,
         limit: usize,
     ) -> Result<Vec<Item>> {
-        let mut all: Vec<Item> = Vec::new();
-        for key in keys {
-            let mut start = None;
-            let mut taken = 0;
-            loop {
-                let page = self
-                    .query(QueryArgs {
-                        index,
-                        key: (key_attr, key.clone()),
-                        sk: sk.clone(),
-                        forward,
-                        filter: filter.clone(),
-                        start,
-                        count_only: false,
-                    })
-                    .await?;
-                taken += page.items().len();
-                all.extend(page.items().iter().cloned());
-                match page.last_evaluated_key() {
-                    Some(k) if taken < limit => start = Some(k.clone()),
-                    _ => break,
+        // The partitions in parallel: a listing is as slow as one of them.
+        let parts = futures::future::join_all(keys.into_iter().map(|key| {
+            let (sk, filter) = (sk.clone(), filter.clone());
+            async move {
+                let mut items: Vec<Item> = Vec::new();
+                let mut start = None;
+                loop {
+                    let page = self
+                        .query(QueryArgs {
+                            index,
+                            key: (key_attr, key.clone()),
+                            sk: sk.clone(),
+                            forward,
+                            filter: filter.clone(),
+                            start,
+                            count_only: false,
+                        })
+                        .await?;
+                    items.extend(page.items().iter().cloned());
+                    match page.last_evaluated_key() {
+                        Some(k) if items.len() < limit => start = Some(k.clone()),
+                        _ => return Ok::<_, crate::Error>(items),
+                    }
                 }
             }
+        }))
+        .await;
+        let mut all: Vec<Item> = Vec::new();
+        for part in parts {
+            all.extend(part?);
         }
         let sk_of = |i: &Item| i.get("event_sk").and_then(|v| v.as_s().ok()).cloned();
         all.sort_by(|x, y| {
@@ -521,6 +619,7 @@ impl Outbox for DynamoFlagStore {
 mod tests {
     use super::*;
     use crate::flag::Flag;
+    use crate::notify::EventOrigin;
     use churn_model::RiskBand;
     use time::macros::datetime;
 

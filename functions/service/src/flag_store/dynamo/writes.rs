@@ -4,18 +4,13 @@
 //! the one retry loop, [`retrying`].
 
 use super::codec::{decode, to_item, Item, Stored};
-use super::events::event_item;
 use super::retry::{classify, retrying, GaveUp, Outcome};
 use super::{DynamoFlagStore, WriteStrategy, BATCH_GET_MAX, BATCH_WRITE_MAX};
 use crate::flag::{Flag, HistoryPoint, WriteFailure, WriteSummary};
 use crate::flag_store::{decide, next_history, past, Decision, HistoryWindow};
-use crate::notify::{EventOrigin, EventType, RiskEvent};
+use crate::notify::{EventOrigin, EventType, RiskEvent, StoredEvent};
 use crate::timestamp;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, Put, PutRequest, TransactWriteItem, WriteRequest,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
 use futures::stream::{self, StreamExt};
 use std::collections::HashMap;
 use std::time::Instant;
@@ -44,9 +39,9 @@ pub(super) struct Pending {
     pub history: Vec<HistoryPoint>,
     pub newly_at_risk: bool,
     pub read: ReadState,
-    /// The risk-change event this write records (and whether an
-    /// acknowledgement holds it back): put in one transaction with the flag.
-    pub event: Option<(RiskEvent, bool)>,
+    /// The risk-change event this write records: stored on the flag's own
+    /// item by the same put (`unprojected`), then in its event item.
+    pub event: Option<StoredEvent>,
 }
 
 impl Pending {
@@ -58,11 +53,13 @@ impl Pending {
         newly_at_risk: bool,
         stored: Option<&Stored>,
         window: HistoryWindow,
-        run_id: Option<&str>,
+        origin: &EventOrigin,
+        now: time::OffsetDateTime,
     ) -> Pending {
         let old = stored.map(|s| s.history.clone()).unwrap_or_default();
         let history = next_history(old, &mut flag, window);
-        let event = RiskEvent::of_write(stored.map(|s| &s.flag), &flag, run_id);
+        let event = RiskEvent::of_write(stored.map(|s| &s.flag), &flag, origin.run_id.as_deref())
+            .map(|(event, held)| StoredEvent::new(event, held, &origin.due, now));
         Pending {
             event,
             incoming,
@@ -77,13 +74,45 @@ impl Pending {
         }
     }
 
-    /// The item to put.
-    fn item(&self, shards: u32) -> Item {
-        let rev = match self.read {
+    /// The condition of its put: unchanged since we read it (no newer
+    /// score, and no acknowledgement given or removed in between: those add
+    /// a revision too).
+    pub(super) fn condition(&self) -> (&'static str, Option<(&'static str, AttributeValue)>) {
+        match &self.read {
+            ReadState::Absent => ("attribute_not_exists(customer_id)", None),
+            ReadState::Unrevised(read) => (
+                "attribute_not_exists(rev) AND scored_at = :read",
+                Some((":read", AttributeValue::S(read.clone()))),
+            ),
+            ReadState::Rev(rev) => (
+                "rev = :rev",
+                Some((":rev", AttributeValue::N(rev.to_string()))),
+            ),
+        }
+    }
+
+    /// The revision the put writes.
+    pub(super) fn rev(&self) -> u64 {
+        match self.read {
             ReadState::Rev(r) => r + 1,
             _ => 1,
-        };
-        to_item(&self.flag, &self.history, shards, rev)
+        }
+    }
+
+    /// The item to put: the flag, and the event it records (atomically
+    /// with the flag, a single item's write).
+    pub(super) fn item(&self, shards: u32) -> Item {
+        let mut item = to_item(&self.flag, &self.history, shards, self.rev());
+        if let Some(event) = &self.event {
+            let json = serde_json::to_string(event).unwrap_or_default();
+            item.insert("unprojected".into(), AttributeValue::S(json));
+        }
+        item
+    }
+
+    /// The kind of the event it records, and whether it is held.
+    pub(super) fn event_kind(&self) -> Option<(EventType, bool)> {
+        self.event.as_ref().map(|e| (e.event.kind, e.held))
     }
 }
 
@@ -219,17 +248,57 @@ impl DynamoFlagStore {
         origin: &EventOrigin,
         summary: &mut WriteSummary,
     ) {
-        // A write that records an event is always a transaction (flag and
-        // event together), so it takes the conditional path whatever the strategy.
-        let (conditional, batched): (Vec<Pending>, Vec<Pending>) = pending
-            .into_iter()
-            .partition(|p| self.strategy == WriteStrategy::Conditional || p.event.is_some());
-        let outcomes: Vec<_> = stream::iter(conditional)
-            .map(|p| self.put_conditional(p, epsilon, deadline, origin))
-            .buffer_unordered(self.concurrency)
-            .collect()
-            .await;
-        for outcome in outcomes {
+        let written: Vec<_> = match self.strategy {
+            WriteStrategy::Conditional => {
+                stream::iter(pending)
+                    .map(|p| self.put_conditional(p, epsilon, deadline, origin))
+                    .buffer_unordered(self.concurrency)
+                    .collect()
+                    .await
+            }
+            WriteStrategy::Batch => {
+                let mut chunks: Vec<Vec<Pending>> = Vec::new();
+                let mut rest = pending;
+                while !rest.is_empty() {
+                    let tail = rest.split_off(rest.len().min(BATCH_WRITE_MAX));
+                    chunks.push(rest);
+                    rest = tail;
+                }
+                let outcomes: Vec<_> = stream::iter(chunks)
+                    .map(|c| self.put_batch(c, deadline))
+                    .buffer_unordered(self.concurrency)
+                    .collect()
+                    .await;
+                let mut out = Vec::new();
+                for (written, failed) in outcomes {
+                    out.extend(failed.into_iter().map(Err));
+                    out.extend(written.into_iter().map(Ok));
+                }
+                // Each written event into its own item (as the conditional
+                // path does after each put).
+                let projected: Vec<_> = stream::iter(out)
+                    .map(|w| async move {
+                        match w {
+                            Ok(p) => {
+                                self.project_written(&p).await;
+                                Ok((
+                                    Decision::Write {
+                                        newly_at_risk: p.newly_at_risk,
+                                        flag: Box::new(p.flag.clone()),
+                                    },
+                                    p.event_kind(),
+                                ))
+                            }
+                            Err(f) => Err(f),
+                        }
+                    })
+                    .buffer_unordered(self.concurrency)
+                    .collect()
+                    .await;
+                projected
+            }
+        };
+        for outcome in written {
             match outcome {
                 Ok((Decision::Write { newly_at_risk, .. }, event)) => {
                     summary.written += 1;
@@ -243,97 +312,34 @@ impl DynamoFlagStore {
                 Err(f) => summary.failed.push(f),
             }
         }
-        let mut chunks: Vec<Vec<Pending>> = Vec::new();
-        let mut rest = batched;
-        while !rest.is_empty() {
-            let tail = rest.split_off(rest.len().min(BATCH_WRITE_MAX));
-            chunks.push(rest);
-            rest = tail;
-        }
-        let outcomes: Vec<_> = stream::iter(chunks)
-            .map(|c| self.put_batch(c, deadline))
-            .buffer_unordered(self.concurrency)
-            .collect()
-            .await;
-        for (written, failed) in outcomes {
-            summary.written += written.len();
-            summary.newly_at_risk += written.iter().filter(|p| p.newly_at_risk).count();
-            summary.failed.extend(failed);
-        }
     }
 
-    /// One conditional PutItem of a decided row, or, when it records an
-    /// event, one TransactWriteItems of the row and the event.
-    async fn put_once(
-        &self,
-        pending: &Pending,
-        origin: &EventOrigin,
-        now: time::OffsetDateTime,
-    ) -> Outcome<()> {
-        // Unchanged since we read it: no newer score, and no acknowledgement
-        // given or removed in between (those add a revision too).
-        let (condition, value) = match &pending.read {
-            ReadState::Absent => ("attribute_not_exists(customer_id)", None),
-            ReadState::Unrevised(read) => (
-                "attribute_not_exists(rev) AND scored_at = :read",
-                Some((":read", AttributeValue::S(read.clone()))),
-            ),
-            ReadState::Rev(rev) => (
-                "rev = :rev",
-                Some((":rev", AttributeValue::N(rev.to_string()))),
-            ),
-        };
-        let Some((event, held)) = &pending.event else {
-            let mut request = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(pending.item(self.shards)))
-                .condition_expression(condition);
-            if let Some((name, v)) = value {
-                request = request.expression_attribute_values(name, v);
-            }
-            return match request.send().await {
-                Ok(_) => Outcome::Done(()),
-                Err(e) => classify(e),
-            };
-        };
-        let flag_put = Put::builder()
+    /// One conditional PutItem of a decided row.
+    async fn put_once(&self, pending: &Pending) -> Outcome<()> {
+        let (condition, value) = pending.condition();
+        let mut request = self
+            .client
+            .put_item()
             .table_name(&self.table)
             .set_item(Some(pending.item(self.shards)))
-            .condition_expression(condition)
-            .set_expression_attribute_values(value.map(|(n, v)| [(n.to_string(), v)].into()))
-            .build();
-        let event_put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(event_item(event, *held, origin, now)))
-            .build();
-        let (flag_put, event_put) = match (flag_put, event_put) {
-            (Ok(a), Ok(b)) => (a, b),
-            (Err(e), _) | (_, Err(e)) => return Outcome::Fatal(e.to_string()),
-        };
-        let sent = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(flag_put).build())
-            .transact_items(TransactWriteItem::builder().put(event_put).build())
-            .send()
-            .await;
-        match sent {
+            .condition_expression(condition);
+        if let Some((name, v)) = value {
+            request = request.expression_attribute_values(name, v);
+        }
+        match request.send().await {
             Ok(_) => Outcome::Done(()),
-            Err(e) => classify_transaction(e),
+            Err(e) => classify(e),
         }
     }
 
     /// Conditional PutItem of one decided row, re-deciding after conflicts.
-    async fn put_conditional(
+    pub(super) async fn put_conditional(
         &self,
         mut pending: Pending,
         epsilon: f64,
         deadline: Instant,
         origin: &EventOrigin,
     ) -> std::result::Result<(Decision, Option<(EventType, bool)>), WriteFailure> {
-        let now = crate::timestamp::now();
         // Decided again from what the caller gave, not from what the first
         // decision made of it (which holds the attributes it read).
         let original = pending.incoming.clone();
@@ -345,12 +351,13 @@ impl DynamoFlagStore {
         loop {
             let current = &pending;
             let (_, result) = retrying(&self.retry, deadline, (), move |()| async move {
-                ((), self.put_once(current, origin, now).await)
+                ((), self.put_once(current).await)
             })
             .await;
             match result {
                 Ok(()) => {
-                    let event = pending.event.as_ref().map(|(e, held)| (e.kind, *held));
+                    self.project_written(&pending).await;
+                    let event = pending.event_kind();
                     return Ok((
                         Decision::Write {
                             flag: Box::new(pending.flag),
@@ -392,7 +399,8 @@ impl DynamoFlagStore {
                         newly_at_risk,
                         stored.as_ref(),
                         self.history,
-                        origin.run_id.as_deref(),
+                        origin,
+                        crate::timestamp::now(),
                     )
                 }
                 other => return Ok((other, None)),
@@ -462,54 +470,4 @@ impl DynamoFlagStore {
         }
         (by_id.into_values().collect(), failed)
     }
-}
-
-/// The outcome of a failed transaction: a cancelled one whose flag
-/// condition failed is a conflict (re-read and decide again), one cancelled
-/// by a concurrent transaction or throttling is retried, as are the
-/// transient failures [`classify`] retries.
-fn classify_transaction(
-    err: SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>,
-) -> Outcome<()> {
-    if let SdkError::ServiceError(service) = &err {
-        // A 5xx without an error code (an internal error) is transient too.
-        if service.raw().status().is_server_error() {
-            return Outcome::Retry(format!(
-                "HTTP {} from DynamoDB",
-                service.raw().status().as_u16()
-            ));
-        }
-        if let TransactWriteItemsError::TransactionCanceledException(cancelled) = service.err() {
-            let codes: Vec<&str> = cancelled
-                .cancellation_reasons()
-                .iter()
-                .filter_map(|r| r.code())
-                .filter(|c| *c != "None")
-                .collect();
-            if codes.contains(&"ConditionalCheckFailed") {
-                return Outcome::Conflict;
-            }
-            let message = format!("transaction cancelled: {}", codes.join(", "));
-            // Contention and capacity pass; anything else (a validation
-            // error, an item too large) would fail again.
-            let transient = codes.iter().all(|c| {
-                matches!(
-                    *c,
-                    "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
-                )
-            });
-            return if transient {
-                Outcome::Retry(message)
-            } else {
-                Outcome::Fatal(message)
-            };
-        }
-        if matches!(
-            service.err(),
-            TransactWriteItemsError::TransactionInProgressException(_)
-        ) {
-            return Outcome::Retry("transaction in progress".into());
-        }
-    }
-    classify(err)
 }
