@@ -471,3 +471,135 @@ def transact_write_kinds(files: list[SourceFile]) -> set[str]:
     DynamoDB SDK."""
     return {m.group(1) for f in files if "dynamodb" in services_named(f.code)
             for m in _TRANSACT_KIND.finditer(f.code)}
+
+
+# --------------------------------------------------------------------------
+# DynamoDB UpdateItem calls: which item, which attributes.
+# --------------------------------------------------------------------------
+
+# Words of update and condition expressions that are no attribute names
+# (keywords are case-insensitive; functions are followed by `(`).
+_EXPRESSION_KEYWORDS = {"SET", "REMOVE", "ADD", "DELETE", "AND", "OR", "NOT", "BETWEEN", "IN"}
+_EXPRESSION_FUNCTIONS = {"attribute_exists", "attribute_not_exists", "attribute_type", "begins_with",
+                         "contains", "size", "if_not_exists", "list_append"}
+# A name token that starts a path: not a `:value`, not a `.nested` segment.
+_EXPRESSION_NAME = re.compile(r"(?<![\w:#.])(#?[A-Za-z_][A-Za-z0-9_]*)(\s*\()?")
+_STRING_ARG = re.compile(r'\s*"([^"]*)"\s*')
+
+
+def expression_attributes(expr: str, names: dict[str, str]) -> set[str] | None:
+    """The top-level attribute names an update or condition expression
+    reads or writes (`#x` resolved through `names`; None when one is not
+    there). Nested paths count by their first segment."""
+    out = set()
+    for m in _EXPRESSION_NAME.finditer(expr):
+        token, call = m.group(1), m.group(2)
+        if call and token in _EXPRESSION_FUNCTIONS:
+            continue
+        if token.upper() in _EXPRESSION_KEYWORDS:
+            continue
+        if token.startswith("#"):
+            if token not in names:
+                return None
+            token = names[token]
+        out.add(token)
+    return out
+
+
+def _call_args(code: str, skeleton: str, open_paren: int) -> str:
+    """The text between the `(` at `open_paren` and its matching `)`."""
+    depth = 0
+    for j in range(open_paren, len(skeleton)):
+        if skeleton[j] == "(":
+            depth += 1
+        elif skeleton[j] == ")":
+            depth -= 1
+            if depth == 0:
+                return code[open_paren + 1 : j]
+    return code[open_paren + 1 :]
+
+
+def _builder_args(code: str, method: str) -> list[str]:
+    """The argument text of every `.method(...)` call in `code`."""
+    skeleton = _blank_quoted(code)
+    return [_call_args(code, skeleton, m.end() - 1)
+            for m in re.finditer(r"\.\s*" + method + r"\s*\(", skeleton)]
+
+
+def _split_args(args: str) -> list[str]:
+    """Top-level comma-separated arguments."""
+    skeleton = _blank_quoted(args)
+    parts, depth, last = [], 0, 0
+    for j, ch in enumerate(skeleton):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(args[last:j])
+            last = j + 1
+    parts.append(args[last:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _literal(arg: str) -> str | None:
+    m = _STRING_ARG.fullmatch(arg)
+    return m.group(1) if m else None
+
+
+@dataclasses.dataclass(frozen=True)
+class DynamoUpdate:
+    """One `.update_item()` request as its builder chain (up to the next
+    `.send()`) shows it."""
+
+    path: Path
+    crate: str
+    fn: str | None
+    # the key attribute and its value expression, as written
+    key_attribute: str | None
+    key_value: str
+    # top-level attributes its expressions name (the key attribute not
+    # included); None when an expression or a `#name` is not a literal
+    attributes: frozenset[str] | None
+    # "NONE" when the request sets none; None when it is not a literal
+    return_values: str | None
+
+
+def dynamodb_updates(files: list[SourceFile]) -> list[DynamoUpdate]:
+    """Every `.update_item()` of files that name the DynamoDB SDK."""
+    out = []
+    for f in files:
+        if "dynamodb" not in services_named(f.code):
+            continue
+        for m in re.finditer(r"\.\s*update_item\s*\(\s*\)", f.code):
+            end = re.compile(r"\.\s*send\s*\(\s*\)").search(f.code, m.end())
+            chain = f.code[m.end() : end.start() if end else len(f.code)]
+            names: dict[str, str] = {}
+            for args in _builder_args(chain, "expression_attribute_names"):
+                parts = [_literal(a) for a in _split_args(args)]
+                if len(parts) == 2 and None not in parts:
+                    names[parts[0]] = parts[1]
+            attributes: set[str] | None = set()
+            for method in ("update_expression", "condition_expression"):
+                for args in _builder_args(chain, method):
+                    expr = _literal(args)
+                    found = expression_attributes(expr, names) if expr is not None else None
+                    if found is None or attributes is None:
+                        attributes = None
+                    else:
+                        attributes |= found
+            keys = [_split_args(a) for a in _builder_args(chain, "key")]
+            key_attribute, key_value = (_literal(keys[0][0]), keys[0][1]) if keys and len(keys[0]) == 2 else (None, "")
+            returns = _builder_args(chain, "return_values")
+            if not returns:
+                return_values = "NONE"
+            else:
+                rv = re.fullmatch(r"\s*(?:[A-Za-z_]\w*::)*ReturnValue::([A-Za-z]+)\s*", returns[0])
+                return_values = re.sub(r"(?<!^)(?=[A-Z])", "_", rv.group(1)).upper() if rv else None
+            out.append(DynamoUpdate(
+                path=f.path, crate=f.crate, fn=enclosing_fn(f.code, m.start()),
+                key_attribute=key_attribute, key_value=key_value.strip(),
+                attributes=frozenset(attributes) if attributes is not None else None,
+                return_values=return_values,
+            ))
+    return out

@@ -22,7 +22,9 @@
   without CORS, the DynamoDB key schema vs the code, checkov skips justified.
 - Risk-change events: the outbox indexes and TTL of the flag table, the
   event bus and its example rule, the notify step of the state machine, the
-  grants of delivery (EventBridge, the notification secret) and its alarm.
+  grants of recording (every UpdateItem call of the DynamoDB adapter against
+  the conditions of the roles' UpdateItem statements) and of delivery
+  (EventBridge, the notification secret) and its alarm.
 
 The template is parsed with cfn-lint's decoder (intrinsic tags as
 `{"Ref": ...}`, `{"Fn::GetAtt": ...}`, `{"Fn::Sub": ...}`).
@@ -593,11 +595,11 @@ def test_score_cannot_write_models_and_train_cannot_touch_flags(template):
     (pending,) = rescore["dynamodb:Query"]
     assert as_list(pending["Resource"]) == [{"Fn::Sub": "${FlagTable.Arn}/index/events-pending"}]
     # Acknowledgements are the score API's: UpdateItem on the table only, and
-    # risk lists query exactly the two sparse indexes. rescore's UpdateItem
-    # (marking event deliveries) is limited to event items.
-    (settle,) = rescore["dynamodb:UpdateItem"]
-    assert settle["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [EVENT_KEY_PATTERN]}}, \
-        "rescore never acknowledges: its UpdateItem only on event items"
+    # risk lists query exactly the two sparse indexes. Every UpdateItem of
+    # rescore is limited (to event items, or to taking a recorded event off
+    # a flag: test_every_update_is_granted_to_exactly_whom_it_needs below).
+    assert rescore["dynamodb:UpdateItem"] and all("Condition" in st for st in rescore["dynamodb:UpdateItem"]), \
+        "rescore never acknowledges: its UpdateItem is always limited"
     (ack,) = score["dynamodb:UpdateItem"]
     assert as_list(ack["Resource"]) == [{"Fn::GetAtt": ["FlagTable", "Arn"]}]
     (query,) = score["dynamodb:Query"]
@@ -756,23 +758,148 @@ def test_delivery_grants_are_scoped(template):
         assert not action.startswith(("events:", "secretsmanager:")), action
 
 
-def test_transactions_are_granted_to_both_flag_writers(template, source_files, sdk_calls):
-    """A flag whose change is an event is written in one TransactWriteItems
-    with its event item, by score (persist) and rescore alike: both roles
-    need the actions of every item kind the code builds, on the flag table."""
-    calls = [c for c in sdk_calls if (c.service, c.operation) == ("dynamodb", "transact_write_items")]
-    assert calls, "no TransactWriteItems in functions/: events are written with their flags in one transaction"
-    kinds = rust_scan.transact_write_kinds(source_files)
-    assert kinds, ("transact_write_items is called but no item kind (Put::builder(), "
-                   "ConditionCheck::builder(), ...) is visible to the scanner")
-    needed = {rust_scan.TRANSACT_WRITE_KIND_ACTIONS[k] for k in kinds}
+# Example partition keys for the IAM checks below: a customer's flag item
+# and an event item ("\u001fevent\u001f<event id>", as the adapter writes it).
+FLAG_KEY = "c-1042"
+EVENT_KEY = "\u001fevent\u001fevt_3f0c9a1e5b7d4c2a8e6f1b0d9c7a5e3f"
+
+
+def _condition_holds(operator: str, key: str, allowed, context: dict) -> bool:
+    """One condition of an Allow statement against a request context (key ->
+    its values as a list, a single value, or None when the code does not
+    show it). Only the operators the roles use; any other fails."""
+    import fnmatch
+
+    allowed = as_list(allowed)
+    value = context.get(key)
+    if value is None:
+        return False
+    if operator == "ForAllValues:StringLike":
+        return all(any(fnmatch.fnmatchcase(v, p) for p in allowed) for v in value)
+    if operator == "ForAllValues:StringEquals":
+        return all(v in allowed for v in value)
+    if operator in ("StringEquals", "StringEqualsIfExists"):
+        return value in allowed
+    return False
+
+
+def update_allowed(role, *, key: str, attributes, return_values) -> bool:
+    """Whether the role may UpdateItem the flag table's item with partition
+    key `key`, the request naming `attributes` (its key attribute included;
+    None: not known from the code) and asking ReturnValues `return_values`
+    (a request without one counts as NONE; None: not known)."""
+    context = {
+        "dynamodb:LeadingKeys": [key],
+        "dynamodb:Attributes": sorted(attributes) if attributes is not None else None,
+        "dynamodb:ReturnValues": return_values,
+    }
+    for st in role_statements(role):
+        if "dynamodb:UpdateItem" not in as_list(st["Action"]):
+            continue
+        if as_list(st["Resource"]) != [{"Fn::GetAtt": ["FlagTable", "Arn"]}]:
+            continue
+        conditions = st.get("Condition") or {}
+        if all(_condition_holds(op, k, v, context) for op, c in conditions.items() for k, v in c.items()):
+            return True
+    return False
+
+
+def test_update_allowed_reads_the_conditions():
+    """The helper above, on statements of the forms the roles use."""
+    table = {"Fn::GetAtt": ["FlagTable", "Arn"]}
+
+    def role(*conditions):
+        return {"Properties": {"Policies": [{"PolicyDocument": {"Statement": [
+            {"Effect": "Allow", "Action": "dynamodb:UpdateItem", "Resource": table, **c} for c in conditions]}}]}}
+
+    events = {"Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [EVENT_KEY_PATTERN]}}}
+    attrs = {"Condition": {"ForAllValues:StringEquals": {"dynamodb:Attributes": ["customer_id", "x"]},
+                           "StringEqualsIfExists": {"dynamodb:ReturnValues": "NONE"}}}
+    assert update_allowed(role({}), key=FLAG_KEY, attributes=None, return_values=None)
+    assert update_allowed(role(events), key=EVENT_KEY, attributes=None, return_values="NONE")
+    assert not update_allowed(role(events), key=FLAG_KEY, attributes={"customer_id"}, return_values="NONE")
+    assert update_allowed(role(attrs), key=FLAG_KEY, attributes={"customer_id", "x"}, return_values="NONE")
+    assert not update_allowed(role(attrs), key=FLAG_KEY, attributes={"customer_id", "y"}, return_values="NONE")
+    assert not update_allowed(role(attrs), key=FLAG_KEY, attributes=None, return_values="NONE")
+    assert not update_allowed(role(attrs), key=FLAG_KEY, attributes={"customer_id", "x"}, return_values="ALL_NEW")
+    assert update_allowed(role(events, attrs), key=FLAG_KEY, attributes={"customer_id"}, return_values="NONE")
+    unknown = {"Condition": {"StringNotEquals": {"dynamodb:ReturnValues": "ALL_NEW"}}}
+    assert not update_allowed(role(unknown), key=FLAG_KEY, attributes=None, return_values="NONE")
+
+
+def test_both_flag_writers_record_events_without_transactions(template, sdk_calls):
+    """A write that records a risk-change event puts it on the flag's own
+    item (the flag's PutItem), then puts the event's item (PutItem) and takes
+    the event off the flag (UpdateItem, the next test). Score (persist) and
+    rescore both write flags: both need PutItem on the whole table."""
+    transactions = sorted({str(c.path.relative_to(REPO)) for c in sdk_calls
+                           if (c.service, c.operation) == ("dynamodb", "transact_write_items")})
+    assert not transactions, (
+        f"TransactWriteItems in {transactions}: the template's comments and infra/README.md "
+        "describe the outbox without transactions (and a transaction needs the action of "
+        "each item kind it holds); update them")
     for binary in ("churn-score", "churn-rescore"):
-        fid = binaries(template)[binary]
-        granted = allowed_actions(template["Resources"][function_roles(template)[fid]])
-        for action in needed:
-            assert action in granted, f"{binary} writes {sorted(kinds)} items in transactions and lacks {action}"
-            assert any(as_list(st["Resource"]) == [{"Fn::GetAtt": ["FlagTable", "Arn"]}]
-                       and "Condition" not in st for st in granted[action]), (binary, action)
+        granted = allowed_actions(template["Resources"][function_roles(template)[binaries(template)[binary]]])
+        assert any(as_list(st["Resource"]) == [{"Fn::GetAtt": ["FlagTable", "Arn"]}] and "Condition" not in st
+                   for st in granted.get("dynamodb:PutItem", [])), \
+            f"{binary} writes flags and event items: PutItem on the flag table"
+
+
+def test_every_update_is_granted_to_exactly_whom_it_needs(template, source_files):
+    """Each UpdateItem call of the DynamoDB adapter, as its code shows it
+    (which item, which attributes, what it returns), against the roles:
+    - on event items (delivery marks): rescore;
+    - taking a recorded event off its flag (`unprojected`): score and
+      rescore, both write flags;
+    - acknowledgements (`ack`): score, never rescore.
+    rescore's attribute-limited statement names exactly the attributes of
+    the `unprojected` calls and the key, and refuses anything else on a flag."""
+    key_attribute = template["Resources"]["FlagTable"]["Properties"]["KeySchema"][0]["AttributeName"]
+    updates = rust_scan.dynamodb_updates(source_files)
+    for u in updates:
+        assert u.key_attribute == key_attribute, f"{u.path.relative_to(REPO)} fn {u.fn}: key {u.key_attribute!r}"
+    on_events = [u for u in updates if re.search(r"\bevent_key\s*\(", u.key_value)]
+    on_flags = [u for u in updates if u not in on_events]
+    clears = [u for u in on_flags if u.attributes is not None and "unprojected" in u.attributes]
+    acks = [u for u in on_flags if u.attributes is not None and "ack" in u.attributes]
+    assert on_events, "no UpdateItem on event items (event_key(...)) in the DynamoDB adapter: delivery moved?"
+    assert clears, "no UpdateItem naming `unprojected`: how does a recorded event leave its flag's item?"
+    assert acks, "no UpdateItem naming `ack`: how are acknowledgements written?"
+    unknown = [f"{u.path.relative_to(REPO)} fn {u.fn}: {sorted(u.attributes or [])}"
+               for u in on_flags if (u in clears) == (u in acks)]
+    assert not unknown, f"UpdateItem calls on flag items this test does not know: {unknown}"
+
+    roles = {b: template["Resources"][function_roles(template)[fid]] for b, fid in binaries(template).items()}
+    score, rescore = roles["churn-score"], roles["churn-rescore"]
+
+    def request(u, key):
+        attributes = None if u.attributes is None else u.attributes | {key_attribute}
+        return {"key": key, "attributes": attributes, "return_values": u.return_values}
+
+    for u in on_events:
+        assert update_allowed(rescore, **request(u, EVENT_KEY)), f"rescore cannot settle events ({u.fn})"
+    for u in clears:
+        for binary in ("churn-score", "churn-rescore"):
+            assert update_allowed(roles[binary], **request(u, FLAG_KEY)), \
+                f"{binary} writes flags but cannot take a recorded event off one ({u.fn}: {sorted(u.attributes)})"
+    for u in acks:
+        assert update_allowed(score, **request(u, FLAG_KEY)), f"score cannot acknowledge ({u.fn})"
+        assert not update_allowed(rescore, **request(u, FLAG_KEY)), \
+            f"rescore may acknowledge ({u.fn}): acknowledgements are the score API's"
+
+    # Least privilege: the attribute list is exactly what the calls name.
+    limited = [st for st in role_statements(rescore) if "dynamodb:UpdateItem" in as_list(st["Action"])
+               and "dynamodb:Attributes" in (st.get("Condition") or {}).get("ForAllValues:StringEquals", {})]
+    assert len(limited) == 1, "one attribute-limited UpdateItem statement in the rescore role"
+    listed = set(as_list(limited[0]["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]))
+    named = set().union(*(u.attributes for u in clears)) | {key_attribute}
+    assert listed == named, f"rescore's UpdateItem attributes {sorted(listed)}, the calls name {sorted(named)}"
+    # ... and refuses the rest: a score, the whole item back, an event's
+    # marks on a flag item.
+    for attributes, rv in (({key_attribute, "churn_probability"}, "NONE"),
+                           ({key_attribute, "unprojected"}, "ALL_NEW"),
+                           ({key_attribute, "due", "event_pending"}, "NONE")):
+        assert not update_allowed(rescore, key=FLAG_KEY, attributes=attributes, return_values=rv), (attributes, rv)
 
 
 def test_the_code_sends_what_the_grants_and_the_rule_expect(source_files):
@@ -1011,8 +1138,8 @@ def test_flag_table_holds_the_event_outbox(template):
 
 def test_the_outbox_adapter_uses_the_event_indexes_and_keys(source_files):
     """The DynamoDB outbox names the indexes, their key attributes and the TTL
-    attribute of the template, and event item keys match the pattern rescore's
-    UpdateItem is limited to."""
+    attribute of the template, and event item keys match the pattern of
+    rescore's SettleEvents statement (UpdateItem on event items)."""
     import fnmatch
 
     code = dynamo_code(source_files)
@@ -1196,6 +1323,55 @@ def test_scanner_finds_the_item_kinds_of_transactions():
     # a file that does not name the DynamoDB SDK builds no DynamoDB items
     other = [rust_scan.SourceFile(path=REPO / "y.rs", crate="service", code="let x = Update::builder();")]
     assert rust_scan.transact_write_kinds(other) == set()
+
+
+def test_scanner_reads_the_attributes_of_dynamodb_updates():
+    ea = rust_scan.expression_attributes
+    assert ea("REMOVE unprojected", {}) == {"unprojected"}
+    assert ea("rev = :rev", {}) == {"rev"}
+    assert ea("contains(due, :dest) AND size(due) = :one", {}) == {"due"}
+    assert ea("DELETE due :set SET delivered.#d = :at REMOVE event_pending", {"#d": "slack"}) == \
+        {"due", "delivered", "event_pending"}
+    assert ea("SET failures.#d = if_not_exists(failures.#d, :zero) + :one, last_error.#d = :e", {}) == \
+        {"failures", "last_error"}
+    assert ea("SET #ack = :ack ADD #rev :one", {"#ack": "ack", "#rev": "rev"}) == {"ack", "rev"}
+    assert ea("SET #unknown = :v", {}) is None
+    src = rust_scan._code_only(rust_scan.segments('''
+    use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+    async fn clear(c: &Client, id: &str) {
+        c.update_item()
+            .table_name(t)
+            .key("customer_id", s(id))
+            .condition_expression("rev = :rev") // not "ack = :x"
+            .update_expression("REMOVE unprojected")
+            .send()
+            .await;
+    }
+    async fn mark(c: &Client, id: &str, update: &str) {
+        let mut u = c.update_item().key("customer_id", s(event_key(id))).update_expression(update);
+        u = u.expression_attribute_names("#d", "slack");
+        u.send().await;
+    }
+    async fn ack(c: &Client, id: &str) {
+        let r = c.update_item()
+            .key("customer_id", AttributeValue::S(id.to_string()))
+            .expression_attribute_names("#ack", "ack")
+            .return_values(ReturnValue::AllNew);
+        let r = r.update_expression("SET #ack = :ack");
+        r.send().await;
+    }
+    '''))
+    files = [rust_scan.SourceFile(path=REPO / "x.rs", crate="service", code=src)]
+    got = {u.fn: (u.key_attribute, u.key_value, u.attributes, u.return_values)
+           for u in rust_scan.dynamodb_updates(files)}
+    assert got == {
+        "clear": ("customer_id", "s(id)", frozenset({"rev", "unprojected"}), "NONE"),
+        "mark": ("customer_id", "s(event_key(id))", None, "NONE"),
+        "ack": ("customer_id", "AttributeValue::S(id.to_string())", frozenset({"ack"}), "ALL_NEW"),
+    }
+    # a file that does not name the DynamoDB SDK has no DynamoDB updates
+    other = [rust_scan.SourceFile(path=REPO / "y.rs", crate="service", code="c.update_item().send();")]
+    assert rust_scan.dynamodb_updates(other) == []
 
 
 # --------------------------------------------------------------------------

@@ -24,7 +24,11 @@ use std::time::Duration;
 
 const BUCKET: &str = "churn-e2e";
 const TABLE: &str = "churn-flags";
-const TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest wait for one invocation. The first rescore records an event for
+/// every at-risk customer (about 900 here: a put of its own item and an
+/// update of its flag each, then three delivery marks), and moto serves a
+/// few hundred requests a second: that run takes over a minute.
+const TIMEOUT: Duration = Duration::from_secs(240);
 
 fn customer(id: &str, logins: f64) -> Value {
     json!({"customer_id": id, "features": {
@@ -219,7 +223,7 @@ async fn train_score_and_rescore_binaries_against_moto() {
     let mut rescore_env = env.clone();
     rescore_env.push(("CHURN_NOTIFY_SECRET_ARN", secret.arn().unwrap().to_string()));
     rescore_env.push(("CHURN_NOTIFY_EVENT_BUS", bus.clone()));
-    rescore_env.push(("CHURN_NOTIFY_DEADLINE_SECS", "20".into()));
+    rescore_env.push(("CHURN_NOTIFY_DEADLINE_SECS", "120".into()));
     let rescore_api = RuntimeApi::start().await.unwrap();
     let rescore =
         spawn_function(&rescore_bin, "churn-rescore", &rescore_api, &rescore_env).unwrap();

@@ -13,7 +13,7 @@ use crate::progress::Progress;
 
 /// Where events go: each option falls back to its variable, and the
 /// values are validated by the service's one check (a webhook URL needs its
-/// secret, URLs must be http(s)).
+/// secret, URLs must be https:// except to this machine).
 #[derive(Debug, Clone, Default, Args)]
 pub struct NotifyArgs {
     /// Slack incoming webhook URL.

@@ -306,11 +306,9 @@ async fn to_webhook(
     let kind = Destination::Webhook;
     let mut report = DestinationReport::new(kind);
     let mut after: Option<String> = None;
-    while Instant::now() < deadline {
-        let page = match outbox
-            .pending(kind, after.as_deref(), webhook::MAX_BATCH)
-            .await
-        {
+    'pages: while Instant::now() < deadline {
+        // A page of several batches: one outbox read serves five requests.
+        let page = match outbox.pending(kind, after.as_deref(), PAGE).await {
             Ok(p) if p.is_empty() => break,
             Ok(p) => p,
             Err(e) => {
@@ -319,25 +317,30 @@ async fn to_webhook(
             }
         };
         after = page.last().map(StoredEvent::sort_key);
-        let ids: Vec<String> = page.iter().map(|e| e.event.id.clone()).collect();
-        let events: Vec<RiskEvent> = page.into_iter().map(|e| e.event).collect();
-        let body = webhook::body(&events);
-        let headers = webhook::headers(&hook.secret, &body, &events);
-        let sent = http.post(&hook.url, &headers, body, deadline).await;
-        report.requests += sent.attempts;
-        match sent.result {
-            Ok(()) => {
-                let at = crate::timestamp::now();
-                settle(outbox, &mut report, kind, &ids, Settled::Delivered(at)).await;
+        for batch in page.chunks(webhook::MAX_BATCH) {
+            if Instant::now() >= deadline {
+                break 'pages;
             }
-            Err(e) => {
-                report.error(e.clone());
-                settle(outbox, &mut report, kind, &ids, Settled::Failed(e)).await;
-                // Down: the rest waits for the next round. A batch the
-                // receiver refused stays pending with its error, and the
-                // ones after it still go.
-                if !sent.rejected {
-                    break;
+            let ids: Vec<String> = batch.iter().map(|e| e.event.id.clone()).collect();
+            let events: Vec<RiskEvent> = batch.iter().map(|e| e.event.clone()).collect();
+            let body = webhook::body(&events);
+            let headers = webhook::headers(&hook.secret, &body, &events);
+            let sent = http.post(&hook.url, &headers, body, deadline).await;
+            report.requests += sent.attempts;
+            match sent.result {
+                Ok(()) => {
+                    let at = crate::timestamp::now();
+                    settle(outbox, &mut report, kind, &ids, Settled::Delivered(at)).await;
+                }
+                Err(e) => {
+                    report.error(e.clone());
+                    settle(outbox, &mut report, kind, &ids, Settled::Failed(e)).await;
+                    // Down: the rest waits for the next round. A batch the
+                    // receiver refused stays pending with its error, and the
+                    // ones after it still go.
+                    if !sent.rejected {
+                        break 'pages;
+                    }
                 }
             }
         }
@@ -354,7 +357,7 @@ async fn to_eventbridge(
     let mut report = DestinationReport::new(kind);
     let mut after: Option<String> = None;
     while Instant::now() < deadline {
-        let page = match outbox.pending(kind, after.as_deref(), 100).await {
+        let page = match outbox.pending(kind, after.as_deref(), PAGE).await {
             Ok(p) if p.is_empty() => break,
             Ok(p) => p,
             Err(e) => {

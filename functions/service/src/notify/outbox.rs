@@ -3,8 +3,8 @@
 //!
 //! Both flag stores implement it (SQLite: tables `events` and
 //! `event_deliveries` in the flag file, written in the flag batch's
-//! transaction; DynamoDB: event items in the flag table, put in one
-//! transaction with the flag). An event is due at the destination kinds
+//! transaction; DynamoDB: the event on the flag's own item in the same put,
+//! then an event item of its own in the flag table). An event is due at the destination kinds
 //! configured when it was recorded; one held back by an acknowledgement is
 //! due nowhere. Delivery is at least once: an event is marked delivered
 //! after its destination accepted it, so a crash in between sends it again

@@ -1,5 +1,12 @@
-//! The DynamoDB outbox: event items in the flag table, written in one
-//! transaction with the flag that made them.
+//! The DynamoDB outbox: event items in the flag table.
+//!
+//! A write that records an event carries it on the flag's own item
+//! (`unprojected`, the same conditional put: one item, so atomic); right
+//! after, the writer puts the event's own item (unless it is there) and
+//! takes it off the flag's item (unless the flag was written since). An
+//! event a crash left on a flag's item is put by the next writer of that
+//! customer before its own put (every rescore reads every customer), so no
+//! event is lost and none is recorded twice, without transactions.
 //!
 //! An event item's key is `customer_id = "\u{1f}event\u{1f}<event id>"`:
 //! customer ids cannot hold control characters, so no customer collides
@@ -184,7 +191,12 @@ impl DynamoFlagStore {
     /// revision `rev`) in its own item unless it is there already, then
     /// takes it off the flag's item unless the flag was written since (the
     /// writer that did it found the event there and put it first).
-    async fn project(&self, customer_id: &str, event: &StoredEvent, rev: u64) -> Result<()> {
+    pub(super) async fn project(
+        &self,
+        customer_id: &str,
+        event: &StoredEvent,
+        rev: u64,
+    ) -> Result<()> {
         let item = event_item_of(event);
         self.outbox_call("record_event", || {
             self.client
@@ -389,7 +401,8 @@ impl DynamoFlagStore {
         .ok_or_else(|| Error::storage(BACKEND, "query_events", "unexpected conditional failure"))
     }
 
-    /// One UpdateItem of an event item; `false` when its condition failed.
+    /// One UpdateItem of an event item: the item as updated, `None` when
+    /// its condition failed.
     async fn update_event(
         &self,
         id: &str,
@@ -397,7 +410,7 @@ impl DynamoFlagStore {
         update: &str,
         names: &[(&str, &str)],
         values: &[(&str, AttributeValue)],
-    ) -> Result<bool> {
+    ) -> Result<Option<Item>> {
         let done = self
             .outbox_call("settle_events", || {
                 let mut u = self
@@ -406,7 +419,8 @@ impl DynamoFlagStore {
                     .table_name(&self.table)
                     .key("customer_id", s(event_key(id)))
                     .condition_expression(condition)
-                    .update_expression(update);
+                    .update_expression(update)
+                    .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
                 for (n, v) in names {
                     u = u.expression_attribute_names(*n, *v);
                 }
@@ -416,7 +430,7 @@ impl DynamoFlagStore {
                 u.send()
             })
             .await?;
-        Ok(done.is_some())
+        Ok(done.map(|out| out.attributes().cloned().unwrap_or_default()))
     }
 
     /// Marks one event delivered at (or failed for) `destination`.
@@ -466,19 +480,24 @@ impl DynamoFlagStore {
                 &last,
             )
             .await?
+            .is_some()
         {
             return Ok(());
         }
-        self.update_event(
-            id,
-            "contains(due, :dest)",
-            "DELETE due :set SET delivered.#d = :at",
-            &names,
-            &values,
-        )
-        .await?;
-        // Another destination may have settled in between: the event is out
-        // of the pending index once nothing is due.
+        let updated = self
+            .update_event(
+                id,
+                "contains(due, :dest)",
+                "DELETE due :set SET delivered.#d = :at",
+                &names,
+                &values,
+            )
+            .await?;
+        // Another destination settled in between and this was the last:
+        // the event leaves the pending index.
+        if updated.is_none_or(|item| item.contains_key("due")) {
+            return Ok(());
+        }
         self.update_event(
             id,
             "attribute_exists(event_pending) AND attribute_not_exists(due)",

@@ -388,6 +388,20 @@ impl DynamoFlagStore {
                 .map(decode)
                 .transpose()
                 .map_err(|e| fail(e.to_string()))?;
+            // The other writer's event, if it is still on the item, before
+            // our put replaces the item.
+            if let Some(s) = &stored {
+                if let Some(event) = &s.unprojected {
+                    self.project(&original.customer_id, event, s.rev.unwrap_or(0))
+                        .await
+                        .map_err(|e| {
+                            fail(format!(
+                                "an earlier event could not be recorded: {}",
+                                crate::error::report(&e)
+                            ))
+                        })?;
+                }
+            }
             match decide(stored.as_ref().map(|s| &s.flag), &original, epsilon) {
                 Decision::Write {
                     flag,
