@@ -310,6 +310,18 @@ async fn scripted_runs_on_dynamodb() {
     scripted_runs_send_exactly_the_band_moves(dynamo(&moto).await).await;
 }
 
+/// Writes `n` flags of `band` on `day` in run `run`, their events due at `due`.
+async fn record(
+    stores: &Stores,
+    n: usize,
+    band: RiskBand,
+    day: i64,
+    run: &str,
+    due: Destination,
+) -> WriteSummary {
+    write(stores, &many(n, band, day), run, &[due]).await
+}
+
 fn many(n: usize, band: RiskBand, day: i64) -> Vec<Flag> {
     (0..n)
         .map(|i| flag(&format!("c{i:04}"), 0.9, band, day))
@@ -320,13 +332,7 @@ fn many(n: usize, band: RiskBand, day: i64) -> Vec<Flag> {
 async fn webhook_requests_hold_at_most_100_events() {
     let stores = sqlite().await;
     let hook = Receiver::start().await.unwrap();
-    write(
-        &stores,
-        &many(250, RiskBand::High, 0),
-        "r1",
-        &[Destination::Webhook],
-    )
-    .await;
+    record(&stores, 250, RiskBand::High, 0, "r1", Destination::Webhook).await;
     let r = deliver(
         stores.outbox.as_ref(),
         &notifier(values(Some(hook.url("/h")), None, "10")),
@@ -348,13 +354,7 @@ async fn a_500_then_200_delivers_once() {
     let stores = sqlite().await;
     let hook = Receiver::start().await.unwrap();
     hook.script([Answer::status(500)]);
-    write(
-        &stores,
-        &many(3, RiskBand::High, 0),
-        "r1",
-        &[Destination::Webhook],
-    )
-    .await;
+    record(&stores, 3, RiskBand::High, 0, "r1", Destination::Webhook).await;
     let n = notifier(values(Some(hook.url("/h")), None, "10"));
     let r = deliver(stores.outbox.as_ref(), &n, None).await;
     assert_eq!((r.delivered(), r.pending()), (3, 0), "{r:?}");
@@ -378,13 +378,7 @@ async fn refused_connections_leave_events_pending_until_the_next_round() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    write(
-        &stores,
-        &many(4, RiskBand::Medium, 0),
-        "r1",
-        &[Destination::Webhook],
-    )
-    .await;
+    record(&stores, 4, RiskBand::Medium, 0, "r1", Destination::Webhook).await;
     let down = notifier(values(Some(format!("http://{closed}/h")), None, "1"));
     let r = deliver(stores.outbox.as_ref(), &down, Some("r1")).await;
     assert_eq!((r.delivered(), r.pending()), (0, 4), "{r:?}");
@@ -425,13 +419,7 @@ async fn retry_after_is_honoured() {
     let stores = sqlite().await;
     let hook = Receiver::start().await.unwrap();
     hook.script([Answer::too_many(1)]);
-    write(
-        &stores,
-        &many(2, RiskBand::High, 0),
-        "r1",
-        &[Destination::Webhook],
-    )
-    .await;
+    record(&stores, 2, RiskBand::High, 0, "r1", Destination::Webhook).await;
     let r = deliver(
         stores.outbox.as_ref(),
         &notifier(values(Some(hook.url("/h")), None, "10")),
@@ -447,13 +435,7 @@ async fn retry_after_is_honoured() {
     );
 
     // A Retry-After past the deadline gives up at once and says so.
-    write(
-        &stores,
-        &many(2, RiskBand::Low, 1),
-        "r2",
-        &[Destination::Webhook],
-    )
-    .await;
+    record(&stores, 2, RiskBand::Low, 1, "r2", Destination::Webhook).await;
     hook.script([Answer::too_many(120)]);
     let r = deliver(
         stores.outbox.as_ref(),
@@ -546,13 +528,7 @@ async fn one_slack_digest_per_round_and_none_when_nothing_changed() {
     );
 
     slack.clear();
-    write(
-        &stores,
-        &many(14, RiskBand::High, 1),
-        "r2",
-        &[Destination::Slack],
-    )
-    .await;
+    record(&stores, 14, RiskBand::High, 1, "r2", Destination::Slack).await;
     deliver(stores.outbox.as_ref(), &n, Some("r2")).await;
     assert!(slack.received().is_empty(), "no digest without events");
 }
@@ -617,11 +593,13 @@ async fn eventbridge_puts_in_tens_and_retries_failed_entries() {
     let bus = unique_name("risk");
     events.create_event_bus().name(&bus).send().await.unwrap();
     let stores = dynamo(&moto).await;
-    let s = write(
+    let s = record(
         &stores,
-        &many(25, RiskBand::High, 0),
+        25,
+        RiskBand::High,
+        0,
         "r1",
-        &[Destination::EventBridge],
+        Destination::EventBridge,
     )
     .await;
     assert_eq!((s.written, s.events.became_at_risk), (25, 25), "{s:?}");
@@ -663,13 +641,7 @@ async fn a_refused_batch_stays_pending_and_the_next_ones_go() {
     let stores = sqlite().await;
     let hook = Receiver::start().await.unwrap();
     hook.script([Answer::status(400)]);
-    write(
-        &stores,
-        &many(250, RiskBand::High, 0),
-        "r1",
-        &[Destination::Webhook],
-    )
-    .await;
+    record(&stores, 250, RiskBand::High, 0, "r1", Destination::Webhook).await;
     let n = notifier(values(Some(hook.url("/h")), None, "10"));
     let r = deliver(stores.outbox.as_ref(), &n, None).await;
     assert_eq!((r.delivered(), r.pending()), (150, 100), "{r:?}");

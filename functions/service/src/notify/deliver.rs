@@ -297,6 +297,24 @@ async fn to_slack(
     report
 }
 
+/// The next page pending at `kind` after `after`; `None` when there is
+/// none or the outbox failed (noted in the report).
+async fn next_page(
+    outbox: &dyn Outbox,
+    report: &mut DestinationReport,
+    kind: Destination,
+    after: Option<&str>,
+) -> Option<Vec<StoredEvent>> {
+    match outbox.pending(kind, after, PAGE).await {
+        Ok(p) if p.is_empty() => None,
+        Ok(p) => Some(p),
+        Err(e) => {
+            report.error(crate::error::report(&e));
+            None
+        }
+    }
+}
+
 async fn to_webhook(
     outbox: &dyn Outbox,
     http: &HttpClient,
@@ -308,13 +326,8 @@ async fn to_webhook(
     let mut after: Option<String> = None;
     'pages: while Instant::now() < deadline {
         // A page of several batches: one outbox read serves five requests.
-        let page = match outbox.pending(kind, after.as_deref(), PAGE).await {
-            Ok(p) if p.is_empty() => break,
-            Ok(p) => p,
-            Err(e) => {
-                report.error(crate::error::report(&e));
-                break;
-            }
+        let Some(page) = next_page(outbox, &mut report, kind, after.as_deref()).await else {
+            break;
         };
         after = page.last().map(StoredEvent::sort_key);
         for batch in page.chunks(webhook::MAX_BATCH) {
@@ -357,13 +370,8 @@ async fn to_eventbridge(
     let mut report = DestinationReport::new(kind);
     let mut after: Option<String> = None;
     while Instant::now() < deadline {
-        let page = match outbox.pending(kind, after.as_deref(), PAGE).await {
-            Ok(p) if p.is_empty() => break,
-            Ok(p) => p,
-            Err(e) => {
-                report.error(crate::error::report(&e));
-                break;
-            }
+        let Some(page) = next_page(outbox, &mut report, kind, after.as_deref()).await else {
+            break;
         };
         after = page.last().map(StoredEvent::sort_key);
         let events: Vec<RiskEvent> = page.into_iter().map(|e| e.event).collect();

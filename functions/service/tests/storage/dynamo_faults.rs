@@ -49,6 +49,17 @@ impl Rig {
     }
 }
 
+/// Waits until the proxy has held a request back.
+async fn until_throttled(rig: &Rig) {
+    for _ in 0..500 {
+        if rig.proxy.stats().throttled > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no request was held back");
+}
+
 /// `n` new low-risk flags: plain writes (no risk-change event, so no
 /// transaction), the paths the write strategies own.
 fn flags(n: usize, prefix: &str) -> Vec<Flag> {
@@ -287,13 +298,7 @@ async fn conditional_write_loses_to_a_newer_concurrent_score() {
                 .unwrap()
         })
     };
-    for _ in 0..500 {
-        if rig.proxy.stats().throttled > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(rig.proxy.stats().throttled > 0);
+    until_throttled(&rig).await;
     // ...while a newer score lands (through BatchWriteItem, not throttled)...
     let fast = rig
         .store(WriteStrategy::Batch)
@@ -435,13 +440,7 @@ async fn an_event_write_loses_to_a_newer_concurrent_score() {
                 .unwrap()
         })
     };
-    for _ in 0..500 {
-        if rig.proxy.stats().throttled > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(rig.proxy.stats().throttled > 0);
+    until_throttled(&rig).await;
     // ...while a newer low score lands...
     let fast = rig
         .store(WriteStrategy::Batch)
