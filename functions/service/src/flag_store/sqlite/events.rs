@@ -19,7 +19,8 @@ use time::OffsetDateTime;
 /// first run (hundreds of thousands of events) costs more than the flag
 /// writes themselves; the time and run indexes grow at their ends. An id is
 /// recorded once because its flag write and its insert share a transaction
-/// and a replayed score is stale. Deliveries are looked up by event id.
+/// and a replayed score is stale. Deliveries are looked up by event id, and
+/// an event from its delivery through the sort key both carry (indexed).
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
   id          TEXT NOT NULL,
@@ -196,7 +197,8 @@ impl Outbox for SqliteFlagStore {
             load(
                 conn,
                 "SELECT e.body, e.recorded_at, e.held, e.id
-                 FROM event_deliveries d JOIN events e ON e.id = d.event_id
+                 FROM event_deliveries d
+                 JOIN events e ON e.sort_key = d.sort_key AND e.id = d.event_id
                  WHERE d.destination = :dest AND d.delivered_at IS NULL AND d.sort_key > :after
                  ORDER BY d.sort_key LIMIT :limit",
                 named_params! {
