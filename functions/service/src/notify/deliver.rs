@@ -219,12 +219,7 @@ fn compact(id: &str) -> Option<[u8; 16]> {
 }
 
 fn expand(id: &[u8; 16]) -> String {
-    let mut s = String::with_capacity(36);
-    s.push_str("evt_");
-    for b in id {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    format!("evt_{}", super::event::hex(id))
 }
 
 /// The Slack digest of what is pending (read until the deadline) and the

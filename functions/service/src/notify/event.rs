@@ -148,13 +148,12 @@ pub fn event_id(customer_id: &str, scored_at: OffsetDateTime, kind: EventType) -
     h.update(crate::timestamp::format(scored_at).as_bytes());
     h.update([0]);
     h.update(kind.as_str().as_bytes());
-    let digest = h.finalize();
-    let mut id = String::with_capacity(36);
-    id.push_str("evt_");
-    for b in &digest[..16] {
-        id.push_str(&format!("{b:02x}"));
-    }
-    id
+    format!("evt_{}", hex(&h.finalize()[..16]))
+}
+
+/// Lowercase hex of `bytes` (event ids, delivery ids, signatures).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Events made by a write, by type; `held` counts those an acknowledgement

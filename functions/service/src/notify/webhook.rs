@@ -5,7 +5,7 @@
 //! receiver can drop a duplicate). docs/CONTRACTS.md shows a receiver that
 //! verifies the signature.
 
-use super::event::RiskEvent;
+use super::event::{hex, RiskEvent};
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -70,10 +70,6 @@ pub fn headers(secret: &str, body: &[u8], events: &[RiskEvent]) -> Vec<(&'static
             format!("churn-risk/{}", env!("CARGO_PKG_VERSION")),
         ),
     ]
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
