@@ -62,6 +62,9 @@ DELIBERATELY_UNSET = {
                         "unset in Lambda means the real regional endpoints",
     "CHURN_THREADS": "the thread pool defaults to the vCPUs Lambda gives the memory size; "
                      "a fixed count would be wrong after a memory change",
+    "CHURN_SERVE_TOKEN": "the access token of `churn serve`'s web pages (docs/WEB.md); no deployed "
+                         "function serves pages: the score function's Function URL is IAM-authenticated "
+                         "and stays JSON-only",
     **{
         name: "the snapshot check's documented defaults apply; a team that tunes a "
               "limit sets it on the rescore function's environment"

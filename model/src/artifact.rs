@@ -7,9 +7,17 @@
 //! field order (structs, no hash maps) + `serde_json`'s shortest round-trip
 //! float formatting, which re-serialises a parsed artifact to the same bytes;
 //! that is what lets loading verify the hash.
+//!
+//! The format is versioned ([`SCHEMA_VERSION`], 6): each version added
+//! fields older builds do not know, the newest the holdout's ROC,
+//! precision-recall, calibration and lift points (`holdout_curves`, see
+//! [`crate::curves`]). Older versions (1 to 5) keep loading, verifying and
+//! scoring as they did; a field newer than an artifact's version is
+//! refused as corrupt (see [`ModelArtifact::from_json_bytes`]).
 
 use crate::attributes::AttributeColumns;
 use crate::band::BandCutoffs;
+use crate::curves::HoldoutCurves;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::preprocess::Preprocessor;
@@ -27,10 +35,20 @@ use sha2::{Digest, Sha256};
 /// `attributes` field and then find the hash wrong); version 5 adds the
 /// drift reference the snapshot check compares with: each numeric
 /// feature's training share per decile bin and the holdout's score profile
-/// (`holdout_profile`). Every artifact trained by this build has them, so
-/// it is version 5; older artifacts keep loading and scoring unchanged,
-/// and are checked for what they record (see [`crate::check`]).
-pub const SCHEMA_VERSION: u32 = 5;
+/// (`holdout_profile`); version 6 adds the holdout's ROC, precision-recall,
+/// calibration and lift points (`holdout_curves`, see [`crate::curves`])
+/// for charts. Every artifact trained by this build has all of them, so it
+/// is version 6; older artifacts keep loading and scoring unchanged, and
+/// are checked for what they record (see [`crate::check`]: a version 5
+/// artifact has the whole drift reference, so it is checked fully).
+pub const SCHEMA_VERSION: u32 = CURVES_SCHEMA_VERSION;
+
+/// The version that added the holdout curves (`holdout_curves`).
+pub const CURVES_SCHEMA_VERSION: u32 = 6;
+
+/// The version that added the drift reference (decile shares and
+/// `holdout_profile`), the first the snapshot check judges in full.
+pub const DRIFT_SCHEMA_VERSION: u32 = 5;
 
 /// The version of artifacts with account attribute columns and no drift
 /// reference ([`ModelArtifact::version_for`]).
@@ -102,6 +120,11 @@ pub struct ModelArtifact {
     /// (version 5 on; `None` in older artifacts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holdout_profile: Option<HoldoutProfile>,
+    /// Holdout ROC, precision-recall, calibration and lift points (version
+    /// 6 on; `None` in older artifacts, and then omitted from the JSON so
+    /// their bytes and hash stay what older builds wrote).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdout_curves: Option<HoldoutCurves>,
 }
 
 /// Just enough of an artifact to check its version before parsing the rest,
@@ -180,8 +203,8 @@ impl ModelArtifact {
     }
 
     /// The oldest format version that can hold a model with `prep` and
-    /// the attribute columns `attributes` but no drift reference (a trained
-    /// artifact always has one, so is [`SCHEMA_VERSION`]):
+    /// the attribute columns `attributes` but no drift reference or curves
+    /// (a trained artifact always has both, so is [`SCHEMA_VERSION`]):
     /// [`ATTRIBUTES_SCHEMA_VERSION`] with any attribute column, else [`SHAPES_SCHEMA_VERSION`] with shape or
     /// interaction terms, else [`LINEAR_SCHEMA_VERSION`].
     pub fn version_for(prep: &Preprocessor, attributes: &AttributeColumns) -> u32 {
@@ -230,9 +253,17 @@ impl ModelArtifact {
                 self.schema_version
             ));
         }
-        if self.has_drift_reference() && self.schema_version < SCHEMA_VERSION {
+        if self.has_drift_reference() && self.schema_version < DRIFT_SCHEMA_VERSION {
             return corrupt(format!(
                 "a drift reference in a schema_version {} artifact",
+                self.schema_version
+            ));
+        }
+        // No build wrote curves under an older version: such an artifact
+        // was edited (a version 5 build would also misread it as tampered).
+        if self.holdout_curves.is_some() && self.schema_version < CURVES_SCHEMA_VERSION {
+            return corrupt(format!(
+                "holdout curves in a schema_version {} artifact",
                 self.schema_version
             ));
         }

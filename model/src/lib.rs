@@ -44,6 +44,7 @@
 //! - `train_config` (private, re-exported by [`train`](mod@train)): `TrainConfig` and its checked builder.
 //! - [`train`](mod@train): cross-validated L2 choice, final fit, [`train()`], [`evaluate()`].
 //! - [`metrics`]: ROC AUC, PR AUC, log loss, Brier, lift, ECE, confusion matrix.
+//! - [`curves`]: the holdout's ROC, precision-recall, calibration and lift points for charts.
 //! - [`band`]: risk bands and their cutoffs.
 //! - [`reason`]: per-customer reasons.
 //! - [`decimal`]: fixed-point number text identical to `format!`, without its cost.
@@ -60,6 +61,7 @@ pub mod band;
 pub mod calibration;
 pub mod check;
 mod complexity;
+pub mod curves;
 pub mod customer_id;
 mod cv;
 pub mod decimal;
@@ -86,13 +88,14 @@ mod train_config;
 mod validate;
 
 pub use artifact::{
-    ModelArtifact, ATTRIBUTES_SCHEMA_VERSION, LINEAR_SCHEMA_VERSION, MIN_SCHEMA_VERSION,
-    SCHEMA_VERSION, SHAPES_SCHEMA_VERSION,
+    ModelArtifact, ATTRIBUTES_SCHEMA_VERSION, CURVES_SCHEMA_VERSION, DRIFT_SCHEMA_VERSION,
+    LINEAR_SCHEMA_VERSION, MIN_SCHEMA_VERSION, SCHEMA_VERSION, SHAPES_SCHEMA_VERSION,
 };
 pub use attributes::{
     AttributeColumns, AttributeReader, AttributeRole, Attributes, InvalidAttribute,
 };
 pub use band::{BandCutoffs, BandPolicy, BandPolicyError, RiskBand};
+pub use curves::HoldoutCurves;
 pub use customer_id::{customer_id, CustomerIdError, MAX_CUSTOMER_ID_BYTES};
 pub use error::{Error, ErrorKind, Result};
 pub use metrics::{ConfusionMatrix, Metrics};

@@ -27,6 +27,7 @@ use crate::band::{BandCutoffs, BandPolicy, RiskBand};
 use crate::calibration::Calibration;
 use crate::complexity::{calibration_for, choose_complexity};
 pub use crate::complexity::{Complexity, ComplexityResult};
+use crate::curves::HoldoutCurves;
 pub use crate::cv::CvResult;
 use crate::cv::{solver_options, CvOutcome};
 use crate::error::{Error, Result};
@@ -432,19 +433,21 @@ impl FittedModel {
     }
 }
 
-/// What the holdout says about a model: band cutoffs and metrics.
+/// What the holdout says about a model: band cutoffs, metrics, score
+/// profile and curves.
 #[derive(Debug, Clone, PartialEq)]
 struct Evaluation {
     bands: BandCutoffs,
     metrics: Metrics,
     profile: HoldoutProfile,
+    curves: HoldoutCurves,
 }
 
 /// Scores the holdout `rows` of `table` with `model` by the code path that
 /// serves scores (so [`evaluate`] reproduces the metrics exactly), places
 /// the band cutoffs by `policy`, and computes the metrics with the
-/// confusion matrix at the `high` cutoff. `labels` has one entry per row of
-/// `table`.
+/// confusion matrix at the `high` cutoff, and the curves from the same
+/// probabilities. `labels` has one entry per row of `table`.
 ///
 /// # Errors
 /// A scoring error naming the row and field.
@@ -460,10 +463,12 @@ fn evaluate_holdout(
     let bands = BandCutoffs::from_policy(policy, &probs);
     let metrics = Metrics::compute(&y, &probs, bands.high);
     let profile = holdout_profile(model, table, rows, &probs, &bands);
+    let curves = HoldoutCurves::compute(&y, &probs);
     Ok(Evaluation {
         bands,
         metrics,
         profile,
+        curves,
     })
 }
 
@@ -548,7 +553,7 @@ fn assemble_artifact(
     attributes: AttributeColumns,
 ) -> ModelArtifact {
     let mut artifact = ModelArtifact {
-        // Every trained artifact carries the drift reference.
+        // Every trained artifact carries the drift reference and the curves.
         schema_version: crate::SCHEMA_VERSION,
         // The content hash is taken with `model_id` blank (see `artifact`).
         model_id: String::new(),
@@ -565,6 +570,7 @@ fn assemble_artifact(
         reference,
         attributes,
         holdout_profile: Some(evaluation.profile),
+        holdout_curves: Some(evaluation.curves),
     };
     artifact.seal();
     artifact
@@ -711,6 +717,12 @@ mod tests {
             e.metrics,
             Metrics::compute(&[false, false, true, true], &probs, 0.6)
         );
+        // The curves are of the same holdout probabilities: a perfect ranking.
+        assert_eq!(
+            e.curves,
+            HoldoutCurves::compute(&[false, false, true, true], &probs)
+        );
+        assert!(e.curves.roc.iter().any(|r| (r.fpr, r.tpr) == (0.0, 1.0)));
         // The top quarter of four scores is the highest one.
         let quantile = BandPolicy::quantile(0.25, 0.25).unwrap();
         let e = evaluate_holdout(&model, &table, &rows, &labels, quantile).unwrap();
@@ -761,6 +773,7 @@ mod tests {
                 band_shares: BandShares::of([1, 0, 1]),
                 importance: Vec::new(),
             },
+            curves: HoldoutCurves::compute(&[false, true], &[0.2, 0.7]),
         };
         let reference = vec![ReferenceBins {
             feature: "x".into(),
@@ -788,6 +801,8 @@ mod tests {
             (evaluation.bands, &evaluation.metrics)
         );
         assert_eq!((&a.training, a.l2, a.intercept), (&training, 0.01, 0.0));
+        assert_eq!(a.schema_version, 6);
+        assert_eq!(a.holdout_curves.as_ref(), Some(&evaluation.curves));
         assert_eq!(a.created_at, "2026-01-01T00:00:00Z");
         let loaded = ModelArtifact::from_json_bytes(&a.to_json_bytes()).unwrap();
         assert_eq!(loaded, a);
@@ -812,8 +827,8 @@ mod tests {
     }
 
     /// Attribute columns are recorded (an `attributes` key), a linear model
-    /// without them has none; both carry the drift reference, so both are
-    /// the newest version.
+    /// without them has none; both carry the drift reference and the
+    /// curves, so both are the newest version.
     #[test]
     fn assembled_artifact_version_follows_its_attributes() {
         let evaluation = Evaluation {
@@ -824,6 +839,7 @@ mod tests {
                 band_shares: BandShares::of([1, 0, 1]),
                 importance: Vec::new(),
             },
+            curves: HoldoutCurves::compute(&[false, true], &[0.2, 0.7]),
         };
         let training = training_summary(&[0, 1], &[2, 3], &[true, false, true, false], &config());
         let assemble = |attributes| {
@@ -839,6 +855,7 @@ mod tests {
         let plain = assemble(AttributeColumns::default());
         assert_eq!(plain.schema_version, crate::SCHEMA_VERSION);
         assert!(plain.has_drift_reference());
+        assert!(plain.holdout_curves.is_some());
         let plain_text = String::from_utf8(plain.to_json_bytes()).unwrap();
         assert!(!plain_text.contains("attributes"));
         let mut mapped = AttributeColumns::default();

@@ -39,9 +39,20 @@ fn round_trip_is_exact() {
     ] {
         assert!(v.get(key).is_some(), "{key}");
     }
-    // Every trained model carries the drift reference: the newest version.
+    // Every trained model carries the drift reference and the holdout
+    // curves: the newest version.
+    assert_eq!(SCHEMA_VERSION, 6);
     assert_eq!(v["schema_version"], SCHEMA_VERSION);
     assert!(v.get("holdout_profile").is_some());
+    for key in ["roc", "precision_recall", "calibration", "lift"] {
+        assert!(
+            v["holdout_curves"][key]
+                .as_array()
+                .is_some_and(|a| !a.is_empty()),
+            "{key}"
+        );
+    }
+    assert_eq!(back.holdout_curves, art.holdout_curves);
     // Scores from the reloaded artifact are identical.
     let rec = record(saas_table(), 5);
     assert_eq!(
@@ -126,7 +137,7 @@ fn future_versions_are_refused_before_parsing() {
 fn version_one_artifacts_without_a_training_range_still_load_and_verify() {
     // What the previous format wrote: no `min`/`max` on numeric features.
     let mut old = saas_model().artifact.clone();
-    strip_drift_reference(&mut old);
+    strip_newer_parts(&mut old);
     old.schema_version = 1;
     for f in &mut old.preprocessing.features {
         if let churn_model::preprocess::FeaturePrep::Numeric(n) = f {
@@ -167,11 +178,72 @@ fn inconsistent_but_rehashed_artifacts_are_refused() {
     assert!(matches!(e, Error::ArtifactCorrupt { .. }), "{e}");
 }
 
+/// The stored curves are those of the holdout's labels and of the scores
+/// the served model gives those rows: computed at training from the same
+/// probabilities as the metrics.
+#[test]
+fn trained_artifacts_store_the_holdout_curves() {
+    let out = saas_model();
+    let art = &out.artifact;
+    let curves = art.holdout_curves.as_ref().expect("holdout curves");
+    let labels = label::labels(saas_table(), "churned").unwrap();
+    let scores = Scorer::new(art).score_table(saas_table());
+    let (mut y, mut p) = (Vec::new(), Vec::new());
+    for &r in &out.holdout_rows {
+        y.push(labels[r]);
+        p.push(scores[r].as_ref().unwrap().churn_probability);
+    }
+    assert_eq!(Metrics::compute(&y, &p, art.bands.high), art.metrics);
+    assert_eq!(curves, &HoldoutCurves::compute(&y, &p));
+    // Small: at most 101 points per curve, 10 bins, 20 depths.
+    assert!(curves.roc.len() <= 101 && curves.precision_recall.len() <= 101);
+    assert!(curves.calibration.len() <= 10);
+    assert_eq!(curves.lift.len(), 20);
+    let rows: u64 = curves.calibration.iter().map(|b| b.rows).sum();
+    assert_eq!(rows, art.training.holdout_rows);
+    let area: f64 = curves
+        .roc
+        .windows(2)
+        .map(|w| (w[1].fpr - w[0].fpr) * (w[0].tpr + w[1].tpr) / 2.0)
+        .sum();
+    assert!((area - art.metrics.roc_auc).abs() < 0.005, "{area}");
+}
+
+/// Curves need version 6: under version 5, even rehashed, they are refused
+/// as corrupt; without them a version 5 artifact loads as it did.
+#[test]
+fn curves_in_a_version_five_artifact_are_corrupt() {
+    let mut old = saas_model().artifact.clone();
+    old.schema_version = DRIFT_SCHEMA_VERSION;
+    old.model_id = old.content_hash();
+    let e = ModelArtifact::from_json_bytes(&old.to_json_bytes()).unwrap_err();
+    assert!(matches!(e, Error::ArtifactCorrupt { .. }), "{e}");
+    assert!(e.to_string().contains("holdout curves"), "{e}");
+    old.holdout_curves = None;
+    old.model_id = old.content_hash();
+    let bytes = old.to_json_bytes();
+    assert!(!String::from_utf8(bytes.clone())
+        .unwrap()
+        .contains("holdout_curves"));
+    let loaded = ModelArtifact::from_json_bytes(&bytes).unwrap();
+    assert_eq!(loaded, old);
+    assert!(loaded.has_drift_reference());
+    // The model is unchanged: the same scores.
+    let rec = record(saas_table(), 5);
+    assert_eq!(
+        Scorer::new(&loaded).score_json(&rec).unwrap(),
+        Scorer::new(&saas_model().artifact)
+            .score_json(&rec)
+            .unwrap()
+    );
+}
+
 /// An artifact written before shape functions existed (by the build that
 /// introduced them, checked in with 40 of its scores): it still loads,
 /// verifies and scores bit for bit as it did, and retraining the same
 /// linear model today writes the same bytes once the drift reference
-/// (version 5) is taken out: the model itself is unchanged.
+/// (version 5) and the holdout curves (version 6) are taken out: the model
+/// itself is unchanged.
 #[test]
 fn pre_shape_artifacts_load_and_score_identically() {
     let bytes = include_bytes!("fixtures/v2_linear_artifact.json");
@@ -204,14 +276,17 @@ fn pre_shape_artifacts_load_and_score_identically() {
     assert_eq!(retrained.report.complexity, Complexity::Linear);
     let mut model_only = retrained.artifact.clone();
     assert!(model_only.has_drift_reference());
-    strip_drift_reference(&mut model_only);
+    assert!(model_only.holdout_curves.is_some());
+    strip_newer_parts(&mut model_only);
     model_only.schema_version = LINEAR_SCHEMA_VERSION;
     model_only.model_id = model_only.content_hash();
     assert_eq!(model_only.to_json_bytes(), bytes);
 }
 
-/// `artifact` as a build before the drift reference wrote it.
-fn strip_drift_reference(artifact: &mut ModelArtifact) {
+/// `artifact` as a build before the drift reference (and the holdout
+/// curves) wrote it.
+fn strip_newer_parts(artifact: &mut ModelArtifact) {
+    artifact.holdout_curves = None;
     artifact.holdout_profile = None;
     for r in &mut artifact.reference {
         if let churn_model::reference::Bins::Deciles { shares, .. } = &mut r.bins {

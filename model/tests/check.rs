@@ -1,7 +1,8 @@
 //! The snapshot check: figures equal a hand computation, the training
 //! snapshot passes, broken snapshots (a feature in cents, a dropped
 //! feature, half the rows nulled, many invalid rows) are refused, counts
-//! merge across shards, and older artifacts are checked for what they record.
+//! merge across shards, version 5 artifacts are checked fully and older
+//! ones for what they record.
 
 mod common;
 
@@ -346,9 +347,34 @@ fn counts_of_shards_merge_to_the_counts_of_the_whole() {
     assert!(a.merge(&other).is_err());
 }
 
+/// A version 5 artifact (before the holdout curves) records the whole
+/// drift reference: it is checked exactly as the version 6 one, with no
+/// `reference` warning to retrain.
+#[test]
+fn a_version_five_artifact_is_checked_fully() {
+    let current = &saas_model().artifact;
+    let mut artifact = current.clone();
+    artifact.holdout_curves = None;
+    artifact.schema_version = DRIFT_SCHEMA_VERSION;
+    artifact.model_id = artifact.content_hash();
+    let artifact = ModelArtifact::from_json_bytes(&artifact.to_json_bytes()).unwrap();
+    let report = check(&artifact, saas_table());
+    assert!(
+        report.checks.iter().all(|c| c.name != "reference"),
+        "{:#?}",
+        report.checks
+    );
+    assert_eq!(report.status, CheckStatus::Ok);
+    let now = check(current, saas_table());
+    assert_eq!(report.checks, now.checks);
+    assert_eq!(report.features, now.features);
+    assert_eq!(item(&report, "scores").status, "ok");
+}
+
 #[test]
 fn an_older_artifact_is_checked_for_what_it_records() {
     let mut artifact = saas_model().artifact.clone();
+    artifact.holdout_curves = None;
     artifact.holdout_profile = None;
     for r in &mut artifact.reference {
         if let Bins::Deciles { shares, .. } = &mut r.bins {

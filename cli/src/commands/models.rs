@@ -1,4 +1,4 @@
-//! `churn models`: list, promote, roll back.
+//! `churn models`: list, promote, roll back, write a model's report.
 
 use clap::{Args, Subcommand};
 
@@ -14,7 +14,7 @@ use crate::progress::Progress;
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  churn models list\n  churn models promote 3f2a9c...\n  churn models rollback"
+    after_help = "Examples:\n  churn models list\n  churn models promote 3f2a9c...\n  churn models rollback\n  churn models report --out report.html"
 )]
 pub struct ModelsArgs {
     #[command(subcommand)]
@@ -49,6 +49,21 @@ pub enum ModelsCommand {
         #[command(flatten)]
         store: ModelsStoreArg,
     },
+    /// Write a model's report: one self-contained HTML file (metrics, ROC,
+    /// precision-recall, calibration and lift charts, cutoffs,
+    /// coefficients) to share. Drawn from the stored artifact.
+    #[command(
+        after_help = "Examples:\n  churn models report --out report.html\n  churn models report 3f2a9c --out 3f2a9c.html --models s3://bucket/models"
+    )]
+    Report {
+        /// The model id or a unique prefix (default: the current model).
+        model_id: Option<String>,
+        /// The file to write.
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+        #[command(flatten)]
+        store: ModelsStoreArg,
+    },
 }
 
 pub async fn run(args: ModelsArgs, progress: Progress) -> anyhow::Result<()> {
@@ -58,7 +73,49 @@ pub async fn run(args: ModelsArgs, progress: Progress) -> anyhow::Result<()> {
             promote(&store.models, &model_id, progress).await
         }
         ModelsCommand::Rollback { store } => rollback(&store.models, progress).await,
+        ModelsCommand::Report {
+            model_id,
+            out,
+            store,
+        } => report(&store.models, model_id.as_deref(), &out, progress).await,
     }
+}
+
+async fn report(
+    models: &str,
+    model_id: Option<&str>,
+    out: &std::path::Path,
+    progress: Progress,
+) -> anyhow::Result<()> {
+    let config = context::config(Some(models), None)?;
+    let store = context::model_store(&config).await;
+    let model_id = match model_id {
+        Some(given) => resolve_id(store.as_ref(), given, &config).await?,
+        None => store
+            .current_pointer()
+            .await?
+            .map(|p| p.model_id)
+            .ok_or_else(|| {
+                crate::exit::user(format!(
+                    "no model is promoted in {}: name one (see `churn models list`)",
+                    context::models_display(&config)
+                ))
+            })?,
+    };
+    let bytes = store
+        .artifact(&model_id)
+        .await?
+        .ok_or_else(|| unknown_model(&model_id, &config))?;
+    let artifact = churn_model::ModelArtifact::from_json_bytes(&bytes)
+        .with_context(|| format!("model {model_id} does not load"))?;
+    let html = churn_service::web::report_html(&artifact);
+    std::fs::write(out, html.as_bytes())
+        .map_err(|e| crate::exit::user(format!("cannot write {}: {e}", out.display())))?;
+    progress.note(format!(
+        "report of model {model_id} written to {}",
+        out.display()
+    ));
+    Ok(())
 }
 
 /// What `models list` shows for one model.

@@ -1,6 +1,8 @@
-//! `churn serve`: the score API of the Lambda function on a local HTTP/1
-//! server. Requests are handed, whole, to the same plain function the Lambda
-//! main calls; this file only moves bytes between hyper and that function.
+//! `churn serve`: the web pages for the CS team and, under `/v1/`, the
+//! score API of the Lambda function, on a local HTTP/1 server. Requests are
+//! handed, whole, to `churn_service::web::handle` (which passes API calls
+//! to the very function the Lambda main calls); this file only moves bytes
+//! between hyper and that function.
 
 use bytes::Bytes;
 use clap::Args;
@@ -15,7 +17,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use churn_service::handlers::score_api::{self, ScoreApi};
+use churn_service::web::{self, Access, Totals, WebApp};
 
 use super::{context, FlagsStoreArg, ModelsStoreArg};
 use crate::progress::Progress;
@@ -26,8 +28,13 @@ pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  churn serve\n  churn serve --addr 0.0.0.0:8080 --models s3://bucket/models --flags dynamodb://churn-flags\n\n\
-Routes (same as the Lambda function):\n  \
+    after_help = "Examples:\n  churn serve            then open http://127.0.0.1:8080/\n  CHURN_SERVE_TOKEN=$(openssl rand -hex 24) churn serve --addr 0.0.0.0:8080 --models s3://bucket/models --flags dynamodb://churn-flags\n\n\
+Pages: /  (risk list)   /customers/{id}   /model   /runs/{run_id}   /models/{id}/report.html\n\n\
+Access: without CHURN_SERVE_TOKEN anyone who reaches the port can read and acknowledge, so the\n\
+default address is 127.0.0.1. With it (16+ characters), pages ask for it on a login form and the\n\
+API for `Authorization: Bearer <token>`. For a team, run it behind an authenticating proxy\n\
+(docs/WEB.md).\n\n\
+API routes (same as the Lambda function):\n  \
 POST /v1/score             {\"customers\":[{\"customer_id\":\"c1\",\"features\":{...}}],\"persist\":false}\n  \
 GET  /v1/customers/{id}    the stored flag\n  \
 GET  /v1/risk-list?band=high&limit=100&cursor=...\n\n\
@@ -35,7 +42,7 @@ Try it:\n  curl -s 'http://127.0.0.1:8080/v1/risk-list?band=high&limit=5'\n\n\
 Prints `listening on http://ADDR` on stdout once bound (use port 0 for any free port)."
 )]
 pub struct ServeArgs {
-    /// Address to listen on.
+    /// Address to listen on (loopback by default: see Access below).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
     #[command(flatten)]
@@ -52,6 +59,7 @@ pub type Handler = Arc<
 >;
 
 pub async fn run(args: ServeArgs, progress: Progress) -> anyhow::Result<()> {
+    let access = Arc::new(Access::from_env().map_err(|e| crate::exit::user(e.to_string()))?);
     let config = context::config(Some(&args.models.models), Some(&args.flags.flags))?;
     // `persist: true` writes flags, so a missing local flag store is created.
     let services = context::services(&config, true).await?;
@@ -69,12 +77,26 @@ pub async fn run(args: ServeArgs, progress: Progress) -> anyhow::Result<()> {
             "warning: the current model cannot be loaded yet: {e}"
         )),
     }
+    if !access.required() && !args.addr.ip().is_loopback() {
+        progress.note(format!(
+            "warning: {} is reachable from other machines and {} is not set: anyone who reaches it can read every flag and acknowledge",
+            args.addr,
+            web::TOKEN_VAR
+        ));
+    }
+    // The list's header figures read every at-risk flag: start now, not on
+    // the first page view.
+    let totals = Arc::new(Totals::new());
+    totals.refresh_in_background(services.flags.clone());
     let handler: Handler = Arc::new(move |request| {
-        let services = services.clone();
+        let (services, access, totals) = (services.clone(), access.clone(), totals.clone());
         Box::pin(async move {
-            // The very function the score Lambda calls.
-            let api = ScoreApi::of(&services);
-            score_api::handle(api, request).await
+            let app = WebApp {
+                services: &services,
+                access: &access,
+                totals: &totals,
+            };
+            web::handle(app, request).await
         })
     });
     serve(args.addr, handler, progress).await

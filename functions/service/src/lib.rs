@@ -21,6 +21,8 @@
 //! - [`handlers`]: train, score API, rescore, score-to-file handlers (plain async functions).
 //! - [`services`]: adapters and AWS clients built from `ServiceConfig`.
 //! - [`metrics`]: one CloudWatch EMF document per Lambda invocation.
+//! - [`web`]: the pages `churn serve` serves next to the API (risk list,
+//!   customer, model and runs, login) and the training report.
 //! - [`blocking`]: hand-offs to other threads that keep the tracing span (request id).
 //! - `test_support` (feature `test-support`): moto_server launcher,
 //!   fault-injecting DynamoDB proxy, SDK clients for tests.
@@ -43,5 +45,6 @@ pub mod services;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 pub mod timestamp;
+pub mod web;
 
 pub use error::{Error, Result};

@@ -1,7 +1,7 @@
 //! The model store port: immutable artifacts plus a movable `current.json` pointer.
 //!
 //! Layout (docs/CONTRACTS.md): `<prefix>/<model_id>/model.json` (never
-//! overwritten), `<prefix>/current.json` = [`ModelPointer`], and
+//! overwritten) with its `report.html` beside it, `<prefix>/current.json` = [`ModelPointer`], and
 //! `<prefix>/history.json`, the promotions in order, which is what rollback
 //! walks back through.
 //!
@@ -130,6 +130,20 @@ pub trait ModelStore: Send + Sync {
     /// [`Error::InvalidInput`] for a malformed id; [`Error::Storage`] on backend failure.
     async fn artifact(&self, model_id: &str) -> Result<Option<Vec<u8>>>;
 
+    /// Stores the HTML report of a model beside its artifact
+    /// (`<model_id>/report.html`), replacing an earlier one: it is drawn
+    /// from the artifact, so a rewrite only brings it up to date.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a malformed id; [`Error::Storage`] on backend failure.
+    async fn put_report(&self, model_id: &str, html: &[u8]) -> Result<()>;
+
+    /// The stored report of a model, `None` if absent.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a malformed id; [`Error::Storage`] on backend failure.
+    async fn report(&self, model_id: &str) -> Result<Option<Vec<u8>>>;
+
     /// The pointer to the promoted model, `None` before any promotion.
     ///
     /// # Errors
@@ -228,6 +242,11 @@ fn artifact_key(model_id: &str) -> String {
     format!("{model_id}/model.json")
 }
 
+/// Where a model's report lives, beside its artifact.
+pub fn report_key(model_id: &str) -> String {
+    format!("{model_id}/report.html")
+}
+
 fn decode<T: serde::de::DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| Error::Corrupt {
         what,
@@ -320,6 +339,16 @@ impl<T: ModelObjects> ModelStore for T {
     async fn artifact(&self, model_id: &str) -> Result<Option<Vec<u8>>> {
         validate_model_id(model_id)?;
         self.get_object(&artifact_key(model_id)).await
+    }
+
+    async fn put_report(&self, model_id: &str, html: &[u8]) -> Result<()> {
+        validate_model_id(model_id)?;
+        self.put_object(&report_key(model_id), html.to_vec()).await
+    }
+
+    async fn report(&self, model_id: &str) -> Result<Option<Vec<u8>>> {
+        validate_model_id(model_id)?;
+        self.get_object(&report_key(model_id)).await
     }
 
     async fn current_pointer(&self) -> Result<Option<ModelPointer>> {

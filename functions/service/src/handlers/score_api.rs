@@ -322,26 +322,26 @@ async fn route(
 
 /// The customer id of a path segment, decoded and checked by the one id rule.
 fn path_customer_id(raw: &str) -> Result<String, ApiError> {
-    {
-        let id = percent_decode(raw).ok_or_else(|| {
-            ApiError::field(
-                StatusCode::BAD_REQUEST,
-                "customer_id",
-                "invalid percent-encoding in the path",
-            )
-        })?;
-        // A literal `/` would be another path level; ids containing one are sent as %2F.
-        if raw.contains('/') {
-            return Err(ApiError::field(
-                StatusCode::BAD_REQUEST,
-                "customer_id",
-                "contains an unencoded '/' (send it as %2F)",
-            ));
-        }
-        let id = churn_model::customer_id(&id)
-            .map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, "customer_id", e.to_string()))?;
-        Ok(id.to_string())
+    customer_id_of_path(raw).map_err(ApiError::service)
+}
+
+/// The customer id of a percent-encoded path segment (API and web pages),
+/// checked by [`churn_model::customer_id`].
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming `customer_id`.
+pub fn customer_id_of_path(raw: &str) -> Result<String, Error> {
+    let id = percent_decode(raw)
+        .ok_or_else(|| input("customer_id", "invalid percent-encoding in the path".into()))?;
+    // A literal `/` would be another path level; ids containing one are sent as %2F.
+    if raw.contains('/') {
+        return Err(input(
+            "customer_id",
+            "contains an unencoded '/' (send it as %2F)".into(),
+        ));
     }
+    let id = churn_model::customer_id(&id).map_err(|e| input("customer_id", e.to_string()))?;
+    Ok(id.to_string())
 }
 
 /// 415 unless the body is declared `application/json` (parameters such as
@@ -711,20 +711,42 @@ async fn acknowledge(
 ) -> Result<(StatusCode, Value), ApiError> {
     let body: AckBody = serde_json::from_slice(body)
         .map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, "body", e.to_string()))?;
-    let until = body
-        .until
-        .as_deref()
+    let now = crate::timestamp::now();
+    let flag = acknowledge_customer(
+        api.flags,
+        id,
+        &body.by,
+        &body.note,
+        body.until.as_deref(),
+        now,
+    )
+    .await
+    .map_err(ApiError::service)?;
+    Ok((StatusCode::OK, flag_json(&flag)))
+}
+
+/// Acknowledges `id`'s flag at `now`: the one path of the API and the web
+/// form (`until` as `YYYY-MM-DD` or RFC 3339, default
+/// [`crate::flag::DEFAULT_ACK_DAYS`] days). Returns the flag as now seen.
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming `by`, `note` or `until`;
+/// [`Error::CustomerNotFound`]; store errors.
+pub async fn acknowledge_customer(
+    flags: &dyn FlagStore,
+    id: &str,
+    by: &str,
+    note: &str,
+    until: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<Flag, Error> {
+    let until = until
+        .filter(|u| !u.is_empty())
         .map(Acknowledgement::parse_until)
         .transpose()
-        .map_err(|m| ApiError::field(StatusCode::BAD_REQUEST, "until", m))?;
-    let now = crate::timestamp::now();
-    let ack = Acknowledgement::new(&body.by, &body.note, until, now).map_err(ApiError::service)?;
-    let flag = api
-        .flags
-        .acknowledge(id, &ack)
-        .await
-        .map_err(ApiError::service)?;
-    Ok((StatusCode::OK, flag_json(&flag.seen_at(now))))
+        .map_err(|message| input("until", message))?;
+    let ack = Acknowledgement::new(by, note, until, now)?;
+    Ok(flags.acknowledge(id, &ack).await?.seen_at(now))
 }
 
 async fn unacknowledge(api: ScoreApi<'_>, id: &str) -> Result<(StatusCode, Value), ApiError> {
@@ -776,29 +798,119 @@ fn check_query(query: &str) -> Result<(), ApiError> {
 
 /// A query parameter through its type's one parser, 400 naming it.
 fn param<T: std::str::FromStr<Err = String>>(
-    field: &str,
+    field: &'static str,
     value: Option<&str>,
 ) -> Result<Option<T>, ApiError> {
-    value
-        .filter(|v| !v.is_empty())
-        .map(|v| {
-            v.parse::<T>()
-                .map_err(|m| ApiError::field(StatusCode::BAD_REQUEST, field, m))
-        })
-        .transpose()
+    parsed(field, value).map_err(ApiError::service)
 }
 
-/// A whole-number query parameter in `range`.
+/// A whole-number query parameter in `range`, 400 naming it.
 fn number_param(
-    field: &str,
+    field: &'static str,
     value: Option<&str>,
     range: std::ops::RangeInclusive<usize>,
 ) -> Result<Option<usize>, ApiError> {
+    whole_number(field, value, range).map_err(ApiError::service)
+}
+
+async fn risk_list(api: ScoreApi<'_>, query: &str) -> Result<(StatusCode, Value), ApiError> {
+    let request = ListRequest::parse(query).map_err(ApiError::service)?;
+    let page = api
+        .flags
+        .list(&request.query, request.limit, request.cursor.as_deref())
+        .await
+        .map_err(ApiError::service)?;
+    let flags: Vec<Value> = page.flags.iter().map(flag_json).collect();
+    Ok((
+        StatusCode::OK,
+        json!({"band": request.query.band, "sort": request.query.sort, "flags": flags, "next_cursor": page.next_cursor}),
+    ))
+}
+
+/// One page of a risk list as asked for in a query string: the one reading
+/// of `band`, `owner`, `segment`, `renewal_within_days`, `unacknowledged`,
+/// `sort`, `limit` and `cursor`, shared by `GET /v1/risk-list` and the web
+/// page (whose rows must be the API's).
+#[derive(Debug, Clone)]
+pub struct ListRequest {
+    pub query: ListQuery,
+    pub limit: usize,
+    pub cursor: Option<String>,
+}
+
+impl ListRequest {
+    /// Parses a query string (without `?`); unknown parameters are ignored.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming the parameter.
+    pub fn parse(query: &str) -> Result<ListRequest, Error> {
+        if percent_decode(query).is_none() {
+            return Err(input("query", "invalid percent-encoding".into()));
+        }
+        let params: RiskListQuery =
+            serde_urlencoded::from_str(query).map_err(|e| input("query", e.to_string()))?;
+        let band: BandFilter = parsed("band", params.band.as_deref())?.unwrap_or(BandFilter::High);
+        let limit = whole_number("limit", params.limit.as_deref(), 1..=MAX_PAGE_LIMIT)?
+            .unwrap_or(DEFAULT_LIMIT);
+        let renewal_within_days = whole_number(
+            "renewal_within_days",
+            params.renewal_within_days.as_deref(),
+            0..=MAX_RENEWAL_DAYS as usize,
+        )?
+        .map(|n| n as u32);
+        let unacknowledged = match params.unacknowledged.as_deref() {
+            None | Some("false") | Some("") => false,
+            Some("true") => true,
+            Some(v) => {
+                return Err(input(
+                    "unacknowledged",
+                    format!("{v:?}: expected true or false"),
+                ))
+            }
+        };
+        let query = ListQuery {
+            band,
+            owner: params.owner.filter(|o| !o.is_empty()),
+            segment: params.segment.filter(|s| !s.is_empty()),
+            renewal_within_days,
+            unacknowledged,
+            sort: parsed::<ListSort>("sort", params.sort.as_deref())?.unwrap_or_default(),
+            now: crate::timestamp::now(),
+        };
+        Ok(ListRequest {
+            query,
+            limit,
+            cursor: params.cursor.filter(|c| !c.is_empty()),
+        })
+    }
+}
+
+fn input(field: &'static str, message: String) -> Error {
+    Error::InvalidInput { field, message }
+}
+
+/// A query parameter through its type's one parser, an error naming it.
+fn parsed<T: std::str::FromStr<Err = String>>(
+    field: &'static str,
+    value: Option<&str>,
+) -> Result<Option<T>, Error> {
     value
+        .filter(|v| !v.is_empty())
+        .map(|v| v.parse::<T>().map_err(|m| input(field, m)))
+        .transpose()
+}
+
+/// A whole-number query parameter in `range` (empty = absent).
+fn whole_number(
+    field: &'static str,
+    value: Option<&str>,
+    range: std::ops::RangeInclusive<usize>,
+) -> Result<Option<usize>, Error> {
+    value
+        .filter(|v| !v.is_empty())
         .map(|v| match v.parse::<usize>() {
             Ok(n) if range.contains(&n) => Ok(n),
-            _ => Err(ApiError::field(
-                StatusCode::BAD_REQUEST,
+            _ => Err(input(
                 field,
                 format!(
                     "{v:?}: expected an integer from {} to {}",
@@ -808,52 +920,6 @@ fn number_param(
             )),
         })
         .transpose()
-}
-
-async fn risk_list(api: ScoreApi<'_>, query: &str) -> Result<(StatusCode, Value), ApiError> {
-    check_query(query)?;
-    let params: RiskListQuery = serde_urlencoded::from_str(query)
-        .map_err(|e| ApiError::field(StatusCode::BAD_REQUEST, "query", e.to_string()))?;
-    let band: BandFilter = param("band", params.band.as_deref())?.unwrap_or(BandFilter::High);
-    let limit = number_param("limit", params.limit.as_deref(), 1..=MAX_PAGE_LIMIT)?
-        .unwrap_or(DEFAULT_LIMIT);
-    let renewal_within_days = number_param(
-        "renewal_within_days",
-        params.renewal_within_days.as_deref(),
-        0..=MAX_RENEWAL_DAYS as usize,
-    )?
-    .map(|n| n as u32);
-    let unacknowledged = match params.unacknowledged.as_deref() {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(v) => {
-            return Err(ApiError::field(
-                StatusCode::BAD_REQUEST,
-                "unacknowledged",
-                format!("{v:?}: expected true or false"),
-            ))
-        }
-    };
-    let query = ListQuery {
-        band,
-        owner: params.owner.filter(|o| !o.is_empty()),
-        segment: params.segment.filter(|s| !s.is_empty()),
-        renewal_within_days,
-        unacknowledged,
-        sort: param::<ListSort>("sort", params.sort.as_deref())?.unwrap_or_default(),
-        now: crate::timestamp::now(),
-    };
-    let cursor = params.cursor.filter(|c| !c.is_empty());
-    let page = api
-        .flags
-        .list(&query, limit, cursor.as_deref())
-        .await
-        .map_err(ApiError::service)?;
-    let flags: Vec<Value> = page.flags.iter().map(flag_json).collect();
-    Ok((
-        StatusCode::OK,
-        json!({"band": band, "sort": query.sort, "flags": flags, "next_cursor": page.next_cursor}),
-    ))
 }
 
 /// Longest renewal window a list accepts, in days (ten years).

@@ -196,6 +196,12 @@ pub async fn handle_train_with(
     let stored = models
         .put_artifact(&outcome.artifact.to_json_bytes())
         .await?;
+    // The report that travels, beside the artifact; a retrain of a stored
+    // model keeps the stored report (its `created_at` is the stored one's).
+    if stored.created || models.report(&stored.model_id).await?.is_none() {
+        let html = crate::web::report_html(&outcome.artifact);
+        models.put_report(&stored.model_id, html.as_bytes()).await?;
+    }
     let verdict = if request.options.promote == Some(false) {
         Verdict::keep("stored as a candidate: promotion was not requested".to_string())
     } else {
