@@ -37,6 +37,7 @@ mod run_page;
 mod totals;
 
 pub use access::{Access, MIN_TOKEN_CHARS, SESSION_COOKIE, TOKEN_VAR};
+pub use layout::{CSP, STYLE_PATH};
 pub use model_page::report_html;
 pub use totals::Totals;
 

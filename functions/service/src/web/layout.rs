@@ -261,9 +261,16 @@ pub fn query_string(pairs: &[(&str, &str)]) -> String {
     .unwrap_or_default()
 }
 
+/// Everything but RFC 3986's unreserved characters.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// A path segment percent-encoded (customer ids may hold `/` or spaces).
 pub fn segment(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
 }
 
 #[cfg(test)]
@@ -302,5 +309,6 @@ mod tests {
             "band=high&owner=A+%26+B"
         );
         assert_eq!(segment("c/1 x"), "c%2F1%20x");
+        assert_eq!(segment("cust-0_1.a~"), "cust-0_1.a~");
     }
 }
