@@ -2,13 +2,17 @@
 # Runs every test of the project on a fresh machine with the Rust toolchain:
 # first the lint gate (rustfmt, clippy with warnings as errors), then
 # installs what the tests need (a Python venv with moto[server] for the local
-# S3/DynamoDB server, Debian packages where missing), builds the Lambda
-# binaries the end-to-end tests drive, runs the Rust test suite, then lints
-# the SAM template and builds the deployable arm64 zips.
+# S3/DynamoDB server, Debian packages where missing: python3-venv, and
+# chromium for the browser tests of the web pages, cli/tests/web_browser.rs),
+# builds the Lambda binaries the end-to-end tests drive, runs the Rust test
+# suite, then lints the SAM template and builds the deployable arm64 zips.
 #
 # Usage: scripts/test.sh            everything
 #        SKIP_INFRA=1 scripts/test.sh   Rust tests only
 #        SKIP_PARITY=1 scripts/test.sh  without the scikit-learn parity check
+# Env:   CHURN_CHROMIUM   the browser the browser tests drive (default:
+#                         `chromium` on PATH, installed with apt-get when
+#                         missing, which needs root; else the script stops)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,6 +42,25 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 
 step "Python venv with moto[server] and pyarrow (.venv)"
 scripts/dev-env.sh
+
+step "Chromium for the browser tests (cli/tests/web_browser.rs)"
+# A real headless Chromium driven over the DevTools protocol; the tests fail,
+# not skip, without one. Debian's package, as scripts/dev-env.sh does for
+# python3-venv.
+if [ -n "${CHURN_CHROMIUM:-}" ]; then
+    echo "using CHURN_CHROMIUM=$CHURN_CHROMIUM"
+elif command -v chromium >/dev/null 2>&1; then
+    echo "using $(command -v chromium)"
+elif command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        chromium fonts-dejavu-core
+    command -v chromium
+else
+    echo "error: the browser tests need Chromium: install it (Debian/Ubuntu, as root:" \
+        "apt-get install chromium) or set CHURN_CHROMIUM to a Chromium binary" >&2
+    exit 1
+fi
 
 step "Building the Lambda binaries driven by the end-to-end tests"
 # The same command the end-to-end tests run (churn_e2e::binaries), so that
