@@ -31,9 +31,9 @@ pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
     after_help = "Examples:\n  churn serve            then open http://127.0.0.1:8080/\n  CHURN_SERVE_TOKEN=$(openssl rand -hex 24) churn serve --addr 0.0.0.0:8080 --models s3://bucket/models --flags dynamodb://churn-flags\n\n\
 Pages: /  (risk list)   /customers/{id}   /model   /runs/{run_id}   /models/{id}/report.html\n\n\
 Access: without CHURN_SERVE_TOKEN anyone who reaches the port can read and acknowledge, so the\n\
-default address is 127.0.0.1. With it (16+ characters), pages ask for it on a login form and the\n\
-API for `Authorization: Bearer <token>`. For a team, run it behind an authenticating proxy\n\
-(docs/WEB.md).\n\n\
+default address is 127.0.0.1, and only loopback host names (and --allowed-host) are answered.\n\
+With it (16+ characters), pages ask for it on a login form and the API for\n\
+`Authorization: Bearer <token>`. For a team, run it behind an authenticating proxy (docs/WEB.md).\n\n\
 API routes (same as the Lambda function):\n  \
 POST /v1/score             {\"customers\":[{\"customer_id\":\"c1\",\"features\":{...}}],\"persist\":false}\n  \
 GET  /v1/customers/{id}    the stored flag\n  \
@@ -45,6 +45,16 @@ pub struct ServeArgs {
     /// Address to listen on (loopback by default: see Access below).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
+    /// Another host name the pages answer to without a token (the public
+    /// name an authenticating proxy passes on in `Host`); loopback names
+    /// always work. Repeat it or separate names with commas.
+    #[arg(
+        long = "allowed-host",
+        value_name = "HOST",
+        env = "CHURN_SERVE_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
     #[command(flatten)]
     pub models: ModelsStoreArg,
     #[command(flatten)]
@@ -59,7 +69,11 @@ pub type Handler = Arc<
 >;
 
 pub async fn run(args: ServeArgs, progress: Progress) -> anyhow::Result<()> {
-    let access = Arc::new(Access::from_env().map_err(|e| crate::exit::user(e.to_string()))?);
+    let access = Arc::new(
+        Access::from_env()
+            .map_err(|e| crate::exit::user(e.to_string()))?
+            .with_allowed_hosts(args.allowed_hosts.clone()),
+    );
     let config = context::config(Some(&args.models.models), Some(&args.flags.flags))?;
     // `persist: true` writes flags, so a missing local flag store is created.
     let services = context::services(&config, true).await?;

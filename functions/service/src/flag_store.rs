@@ -22,7 +22,9 @@ use std::time::Instant;
 
 pub use dynamo::DynamoFlagStore;
 pub use history::HistoryWindow;
-pub use query::{BandFilter, ListQuery, ListSort, Summary, SummaryBy, SummaryRow, Totals};
+pub use query::{
+    BandFilter, ListQuery, ListSort, Summary, SummaryBuilder, SummaryBy, SummaryRow, Totals,
+};
 pub use sqlite::SqliteFlagStore;
 use time::OffsetDateTime;
 
@@ -127,8 +129,21 @@ pub trait FlagStore: Send + Sync {
     /// Customers and value at risk per at-risk band, by `by`.
     ///
     /// # Errors
+    /// As [`FlagStore::summaries`].
+    async fn summary(&self, by: SummaryBy) -> Result<Summary> {
+        let mut one = self.summaries(&[by]).await?;
+        Ok(one
+            .pop()
+            .unwrap_or_else(|| SummaryBuilder::new(by).finish()))
+    }
+
+    /// One summary per entry of `by` (in that order) from one read of the
+    /// at-risk flags: the web page's header and filter lists need three,
+    /// and the read is the cost.
+    ///
+    /// # Errors
     /// [`Error::Storage`] on backend failure, [`Error::Corrupt`] for an undecodable item.
-    async fn summary(&self, by: SummaryBy) -> Result<Summary>;
+    async fn summaries(&self, by: &[SummaryBy]) -> Result<Vec<Summary>>;
 
     /// Creates the table (and risk-list index) when absent. For local use and
     /// tests; deployed tables come from `infra/`.

@@ -75,6 +75,16 @@ pub struct WebApp<'a> {
 /// panics on input; every failure is a page (or the API's JSON error).
 pub async fn handle(app: WebApp<'_>, request: Request<Bytes>) -> Response<Bytes> {
     let path = request.uri().path().to_string();
+    if !app.access.host_allowed(request.headers()) {
+        return layout::secured(
+            PageError::new(
+                StatusCode::MISDIRECTED_REQUEST,
+                "Without CHURN_SERVE_TOKEN this server answers only for loopback names \
+                 (127.0.0.1, localhost) and the hosts given with --allowed-host.",
+            )
+            .into_response(),
+        );
+    }
     if path == layout::STYLE_PATH {
         return layout::style_sheet();
     }
@@ -126,6 +136,12 @@ async fn page(app: WebApp<'_>, request: &Request<Bytes>) -> Result<Response<Byte
     }
     if let Some(run_id) = path.strip_prefix("/runs/") {
         require(get, "GET")?;
+        crate::run_record::validate_run_id(run_id).map_err(|message| {
+            PageError::from(crate::error::Error::InvalidInput {
+                field: "run_id",
+                message,
+            })
+        })?;
         return run_page::page(app, run_id).await;
     }
     match path {
@@ -148,14 +164,16 @@ async fn page(app: WebApp<'_>, request: &Request<Bytes>) -> Result<Response<Byte
     }
 }
 
-fn require(allowed: bool, method: &str) -> Result<(), PageError> {
+fn require(allowed: bool, method: &'static str) -> Result<(), PageError> {
     if allowed {
         Ok(())
     } else {
-        Err(PageError::new(
+        let mut e = PageError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("This address only answers {method}."),
-        ))
+        );
+        e.allow = Some(if method == "GET" { "GET, HEAD" } else { method });
+        Err(e)
     }
 }
 

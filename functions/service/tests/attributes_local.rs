@@ -124,8 +124,8 @@ impl FlagStore for Recording {
         self.inner.list(query, limit, cursor).await
     }
 
-    async fn summary(&self, by: SummaryBy) -> StoreResult<Summary> {
-        self.inner.summary(by).await
+    async fn summaries(&self, by: &[SummaryBy]) -> StoreResult<Vec<Summary>> {
+        self.inner.summaries(by).await
     }
 
     async fn create_table_if_missing(&self) -> StoreResult<()> {

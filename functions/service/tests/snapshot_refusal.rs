@@ -323,11 +323,11 @@ impl FlagStore for FailsFrom {
     ) -> churn_service::Result<churn_service::flag::Page> {
         self.inner.list(query, limit, cursor).await
     }
-    async fn summary(
+    async fn summaries(
         &self,
-        by: churn_service::flag_store::SummaryBy,
-    ) -> churn_service::Result<churn_service::flag_store::Summary> {
-        self.inner.summary(by).await
+        by: &[churn_service::flag_store::SummaryBy],
+    ) -> churn_service::Result<Vec<churn_service::flag_store::Summary>> {
+        self.inner.summaries(by).await
     }
     async fn create_table_if_missing(&self) -> churn_service::Result<()> {
         self.inner.create_table_if_missing().await

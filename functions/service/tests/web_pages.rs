@@ -283,9 +283,12 @@ async fn the_acknowledgement_form_writes_through_the_api_and_refuses_forgeries()
     );
     let csrf = form_value(&html, "ack-form", "csrf");
 
-    // A forged post: no token, another key's token, another site.
+    // A forged post: no token, a fresh token of another key, an expired
+    // one, another site.
+    let foreign = Access::open().csrf_token(time::OffsetDateTime::now_utc());
     for (csrf, site) in [
         ("", "same-origin"),
+        (foreign.as_str(), "same-origin"),
         ("1.00ff", "same-origin"),
         (csrf.as_str(), "cross-site"),
     ] {
@@ -429,6 +432,30 @@ async fn an_account_name_with_markup_is_shown_as_text() {
             "{csp}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_server_answers_only_its_own_host_names() {
+    // DNS rebinding: another site's name pointed at 127.0.0.1 is refused,
+    // pages and API alike, unless it is an allowed host.
+    let mut f = fixture().await;
+    let with_host = |uri: &str, host: &str| {
+        Request::get(uri)
+            .header(header::HOST, host)
+            .body(Bytes::new())
+            .unwrap()
+    };
+    for uri in ["/", "/v1/risk-list", "/model"] {
+        let r = f.send(with_host(uri, "evil.example:8080")).await;
+        assert_eq!(r.status(), StatusCode::MISDIRECTED_REQUEST, "{uri}");
+        assert_eq!(
+            f.send(with_host(uri, "localhost:8080")).await.status(),
+            StatusCode::OK
+        );
+    }
+    f.access = Access::open().with_allowed_hosts(["churn.example.com".to_string()]);
+    let r = f.send(with_host("/", "churn.example.com")).await;
+    assert_eq!(r.status(), StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -269,7 +269,7 @@ impl FlagStore for DynamoFlagStore {
         self.list_page(query, limit, cursor).await
     }
 
-    async fn summary(&self, by: SummaryBy) -> Result<Summary> {
+    async fn summaries(&self, by: &[SummaryBy]) -> Result<Vec<Summary>> {
         self.summarise(by).await
     }
 

@@ -668,17 +668,26 @@ impl FlagStore for SqliteFlagStore {
         .await
     }
 
-    async fn summary(&self, by: SummaryBy) -> Result<Summary> {
+    async fn summaries(&self, by: &[SummaryBy]) -> Result<Vec<Summary>> {
+        let by = by.to_vec();
         self.with_conn("summary", move |conn| {
             let err = |e: rusqlite::Error| Error::storage(BACKEND, "summary", e);
+            // Only what a summary reads: reasons are most of a row's decoding.
             let mut stmt = conn
-                .prepare_cached(&format!("SELECT {COLUMNS} FROM flags WHERE at_risk = 1"))
+                .prepare_cached(
+                    "SELECT customer_id, churn_probability, risk_band, '[]', '', scored_at,
+                            NULL, NULL, NULL, attr_owner, attr_segment, attr_value, NULL, NULL,
+                            NULL, NULL, NULL, NULL, NULL, NULL
+                     FROM flags WHERE at_risk = 1",
+                )
                 .map_err(err)?;
-            let mut summary = SummaryBuilder::new(by);
+            let mut summaries: Vec<SummaryBuilder> =
+                by.iter().map(|b| SummaryBuilder::new(*b)).collect();
             for row in stmt.query_map([], row_to_flag).map_err(err)? {
-                summary.add(&row.map_err(err)??);
+                let flag = row.map_err(err)??;
+                summaries.iter_mut().for_each(|s| s.add(&flag));
             }
-            Ok(summary.finish())
+            Ok(summaries.into_iter().map(SummaryBuilder::finish).collect())
         })
         .await
     }

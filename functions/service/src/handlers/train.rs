@@ -198,9 +198,17 @@ pub async fn handle_train_with(
         .await?;
     // The report that travels, beside the artifact; a retrain of a stored
     // model keeps the stored report (its `created_at` is the stored one's).
-    if stored.created || models.report(&stored.model_id).await?.is_none() {
+    if stored.created {
         let html = crate::web::report_html(&outcome.artifact);
         models.put_report(&stored.model_id, html.as_bytes()).await?;
+    } else if models.report(&stored.model_id).await?.is_none() {
+        // Drawn from the stored artifact, so it matches what is served.
+        if let Some(bytes) = models.artifact(&stored.model_id).await? {
+            let artifact = churn_model::ModelArtifact::from_json_bytes(&bytes)
+                .map_err(|e| crate::error::Error::InvalidArtifact(e.to_string()))?;
+            let html = crate::web::report_html(&artifact);
+            models.put_report(&stored.model_id, html.as_bytes()).await?;
+        }
     }
     let verdict = if request.options.promote == Some(false) {
         Verdict::keep("stored as a candidate: promotion was not requested".to_string())

@@ -76,12 +76,18 @@ impl ModelObjects for S3ModelStore {
     }
 
     async fn put_object(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
+        // Reports are pages a browser shows straight from the bucket.
+        let content_type = if key.ends_with(".html") {
+            "text/html; charset=utf-8"
+        } else {
+            "application/json"
+        };
         let key = self.key(key);
         self.client
             .put_object()
             .bucket(&self.bucket)
             .key(&key)
-            .content_type("application/json")
+            .content_type(content_type)
             .body(ByteStream::from(bytes))
             .send()
             .await

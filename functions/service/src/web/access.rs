@@ -41,6 +41,8 @@ pub struct Access {
     token: Option<String>,
     /// Signs CSRF tokens and keys the comparisons.
     key: [u8; 32],
+    /// Host names (besides loopback ones) an open server answers to.
+    allowed_hosts: Vec<String>,
 }
 
 impl std::fmt::Debug for Access {
@@ -58,6 +60,7 @@ impl Access {
         Access {
             token: None,
             key: rand::random(),
+            allowed_hosts: Vec::new(),
         }
     }
 
@@ -86,6 +89,7 @@ impl Access {
         Ok(Access {
             token: Some(token.to_string()),
             key: rand::random(),
+            allowed_hosts: Vec::new(),
         })
     }
 
@@ -96,8 +100,44 @@ impl Access {
     pub fn from_env() -> Result<Access, Error> {
         match std::env::var(TOKEN_VAR) {
             Ok(t) if !t.is_empty() => Access::with_token(&t),
-            _ => Ok(Access::open()),
+            Ok(_) | Err(std::env::VarError::NotPresent) => Ok(Access::open()),
+            // Never "open" because the token could not be read.
+            Err(std::env::VarError::NotUnicode(_)) => Err(Error::InvalidInput {
+                field: TOKEN_VAR,
+                message: "is not valid UTF-8".into(),
+            }),
         }
+    }
+
+    /// Also answers requests for these host names (the public name an
+    /// authenticating proxy passes on); loopback names always work.
+    pub fn with_allowed_hosts(mut self, hosts: impl IntoIterator<Item = String>) -> Access {
+        self.allowed_hosts = hosts
+            .into_iter()
+            .map(|h| h.trim().to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect();
+        self
+    }
+
+    /// Whether the request names a host this server answers for. Without a
+    /// token the pages are open to whatever reaches the port, so a page of
+    /// another site that re-points its own name at 127.0.0.1 (DNS
+    /// rebinding) would be same-origin with them: an open server answers
+    /// only loopback names and the allowed hosts. With a token the host is
+    /// not what protects it. No `Host` (not a browser) passes.
+    pub fn host_allowed(&self, headers: &HeaderMap) -> bool {
+        if self.token.is_some() {
+            return true;
+        }
+        let Some(host) = headers.get(header::HOST) else {
+            return true;
+        };
+        let Ok(host) = host.to_str() else {
+            return false;
+        };
+        let name = host_name(host).to_ascii_lowercase();
+        is_loopback(&name) || self.allowed_hosts.contains(&name)
     }
 
     /// Whether a token is asked for.
@@ -159,28 +199,26 @@ impl Access {
         format!("{at}.{}", crate::notify::event::hex(&tag))
     }
 
-    /// Whether a form post is ours: same origin, and (`csrf` given) a
-    /// token this process signed within [`CSRF_LIFETIME_SECS`].
+    /// Whether a form post is ours: same origin, and `csrf` a token this
+    /// process signed within [`CSRF_LIFETIME_SECS`].
     ///
     /// # Errors
     /// A sentence for the refusal page.
     pub fn check_post(
         &self,
         headers: &HeaderMap,
-        csrf: Option<&str>,
+        csrf: &str,
         now: OffsetDateTime,
     ) -> Result<(), &'static str> {
         same_origin(headers)?;
-        let Some(csrf) = csrf else {
-            return Ok(());
-        };
         let (at, tag) = csrf
             .split_once('.')
             .ok_or("the form's security token is malformed; reload the page")?;
-        let issued: i64 = at
-            .parse()
-            .map_err(|_| "the form's security token is malformed; reload the page")?;
-        let age = now.unix_timestamp() - issued;
+        let age = at
+            .parse::<i64>()
+            .ok()
+            .and_then(|issued| now.unix_timestamp().checked_sub(issued))
+            .ok_or("the form's security token is malformed; reload the page")?;
         if !(0..=CSRF_LIFETIME_SECS).contains(&age) {
             return Err("the form has expired; reload the page and send it again");
         }
@@ -191,6 +229,22 @@ impl Access {
             Err("the form's security token is not this server's (was it restarted?); reload the page and send it again")
         }
     }
+}
+
+/// The name part of a `Host` value: `[::1]:8080` -> `::1`, `a.b:80` -> `a.b`.
+fn host_name(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or("");
+    }
+    host.rsplit_once(':').map_or(host, |(name, _)| name)
+}
+
+fn is_loopback(name: &str) -> bool {
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Refuses a post another site made the browser send: `Sec-Fetch-Site`
@@ -333,9 +387,14 @@ fn logout(_access: &Access, request: &Request<Bytes>) -> Response<Bytes> {
     r
 }
 
-/// Only a path on this server (`/...`, not `//host`): never a redirect elsewhere.
+/// Only a path on this server: `/` then printable ASCII with no space, and
+/// no `//` or `/\\` start (a browser drops tabs and newlines, so `/\t/x`
+/// would become `//x`, another host). Never a redirect elsewhere.
 fn local_path(next: &str) -> String {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+    let b = next.as_bytes();
+    let printable = b.iter().all(|c| (0x21..0x7f).contains(c));
+    let local = b.first() == Some(&b'/') && !matches!(b.get(1), Some(b'/' | b'\\'));
+    if printable && local {
         next.to_string()
     } else {
         "/".to_string()
@@ -420,22 +479,26 @@ mod tests {
             ("host", "127.0.0.1:8080"),
             ("origin", "http://127.0.0.1:8080"),
         ]);
-        assert_eq!(a.check_post(&same, Some(&ok), now), Ok(()));
+        assert_eq!(a.check_post(&same, &ok, now), Ok(()));
         let other = Access::open().csrf_token(now);
-        assert!(
-            a.check_post(&same, Some(&other), now).is_err(),
-            "another key"
-        );
+        assert!(a.check_post(&same, &other, now).is_err(), "another key");
         let later = now + time::Duration::seconds(CSRF_LIFETIME_SECS + 1);
-        assert!(a.check_post(&same, Some(&ok), later).is_err(), "expired");
-        assert!(a.check_post(&same, Some("garbage"), now).is_err());
+        assert!(a.check_post(&same, &ok, later).is_err(), "expired");
+        for bad in [
+            "garbage",
+            "",
+            "-9223372036854775808.00",
+            "9223372036854775807.00",
+        ] {
+            assert!(a.check_post(&same, bad, now).is_err(), "{bad}");
+        }
         let cross = headers(&[
             ("host", "127.0.0.1:8080"),
             ("origin", "https://evil.example"),
         ]);
-        assert!(a.check_post(&cross, Some(&ok), now).is_err());
+        assert!(a.check_post(&cross, &ok, now).is_err());
         let fetch = headers(&[("sec-fetch-site", "cross-site")]);
-        assert!(a.check_post(&fetch, Some(&ok), now).is_err());
+        assert!(a.check_post(&fetch, &ok, now).is_err());
     }
 
     #[test]
@@ -444,5 +507,35 @@ mod tests {
         assert_eq!(local_path("//evil.example/x"), "/");
         assert_eq!(local_path("https://evil.example"), "/");
         assert_eq!(local_path("/\\evil"), "/");
+        assert_eq!(local_path("/\t/evil.example"), "/");
+        assert_eq!(local_path("/a b"), "/");
+        assert_eq!(
+            local_path("/?band=high&owner=a%20b"),
+            "/?band=high&owner=a%20b"
+        );
+    }
+
+    #[test]
+    fn an_open_server_answers_only_loopback_and_allowed_names() {
+        let open = Access::open().with_allowed_hosts(["Churn.Example.com".to_string()]);
+        for ok in [
+            "127.0.0.1:8080",
+            "localhost",
+            "[::1]:80",
+            "churn.example.com",
+            "127.0.0.2",
+        ] {
+            assert!(open.host_allowed(&headers(&[("host", ok)])), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "evil.example:8080",
+            "10.0.0.5:8080",
+            "127.0.0.1.evil.example",
+        ] {
+            assert!(!open.host_allowed(&headers(&[("host", bad)])), "{bad}");
+        }
+        let guarded = Access::with_token("0123456789abcdef0123").unwrap();
+        assert!(guarded.host_allowed(&headers(&[("host", "churn.internal")])));
     }
 }

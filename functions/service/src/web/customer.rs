@@ -12,8 +12,8 @@
 
 use super::charts::{history_chart, reasons_chart};
 use super::layout::{
-    amount, date, date_time, html_response, percent, see_other, segment, shell, short_id, Nav,
-    PageError,
+    amount, date, date_time, html_response, page as page_shell, percent, see_other, segment,
+    short_id, Nav, PageError,
 };
 use super::WebApp;
 use crate::error::Error;
@@ -106,7 +106,10 @@ pub async fn page(
         }
         (acknowledgement(app, &record, headers, refused.as_ref()))
     };
-    Ok(html_response(status, shell(&title, Nav::RiskList, body)))
+    Ok(html_response(
+        status,
+        page_shell(app.access, &title, Nav::RiskList, body),
+    ))
 }
 
 fn attributes(record: &CustomerRecord) -> Markup {
@@ -211,7 +214,7 @@ pub async fn ack_form(
     })?;
     let now = crate::timestamp::now();
     app.access
-        .check_post(request.headers(), Some(&form.csrf), now)
+        .check_post(request.headers(), &form.csrf, now)
         .map_err(|why| PageError::new(StatusCode::FORBIDDEN, format!("Not saved: {why}.")))?;
     let flags = app.services.flags.as_ref();
     let done = match form.action.as_str() {

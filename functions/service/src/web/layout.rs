@@ -27,6 +27,8 @@ pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data
 pub struct PageError {
     pub status: StatusCode,
     pub message: String,
+    /// The methods a 405 names in its `Allow` header.
+    pub allow: Option<&'static str>,
 }
 
 impl PageError {
@@ -34,6 +36,7 @@ impl PageError {
         PageError {
             status,
             message: message.into(),
+            allow: None,
         }
     }
 
@@ -53,7 +56,12 @@ impl PageError {
                 p { a href="/" { "Back to the risk list" } }
             },
         );
-        html_response(self.status, body)
+        let mut r = html_response(self.status, body);
+        if let Some(allow) = self.allow {
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        r
     }
 }
 
@@ -96,21 +104,43 @@ pub enum Nav {
 
 /// A whole page: head with the style sheet, navigation, `main`.
 pub fn shell(title: &str, current: Nav, main: Markup) -> Markup {
+    document(title, Some(current), false, linked_style(), main)
+}
+
+/// [`shell`] with a "Sign out" button when the server asks for a token.
+pub fn page(access: &super::Access, title: &str, current: Nav, main: Markup) -> Markup {
     document(
         title,
         Some(current),
-        html! { link rel="stylesheet" href=(STYLE_PATH); },
+        access.required(),
+        linked_style(),
         main,
     )
 }
 
+fn linked_style() -> Markup {
+    html! { link rel="stylesheet" href=(STYLE_PATH); }
+}
+
 /// A page whose style sheet is inside it (the report that travels).
 pub fn standalone(title: &str, main: Markup) -> Markup {
-    document(title, None, html! { style { (PreEscaped(STYLE)) } }, main)
+    document(
+        title,
+        None,
+        false,
+        html! { style { (PreEscaped(STYLE)) } },
+        main,
+    )
 }
 
 /// `current` is `None` for a page without navigation (the report).
-fn document(title: &str, current: Option<Nav>, style: Markup, main: Markup) -> Markup {
+fn document(
+    title: &str,
+    current: Option<Nav>,
+    sign_out: bool,
+    style: Markup,
+    main: Markup,
+) -> Markup {
     let item = |nav: Nav, href: &str, label: &str| {
         html! {
             @if Some(nav) == current {
@@ -137,6 +167,11 @@ fn document(title: &str, current: Option<Nav>, style: Markup, main: Markup) -> M
                         nav aria-label="Pages" {
                             (item(Nav::RiskList, "/", "Risk list"))
                             (item(Nav::Model, "/model", "Model and runs"))
+                        }
+                    }
+                    @if sign_out {
+                        form.sign-out method="post" action="/logout" {
+                            button.secondary type="submit" { "Sign out" }
                         }
                     }
                 }

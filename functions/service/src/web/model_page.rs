@@ -11,7 +11,8 @@
 
 use super::charts::{curve_chart, Curve, Reference};
 use super::layout::{
-    amount, date_time, html_response, secured, shell, short_id, standalone, Nav, PageError,
+    amount, date_time, html_response, page as page_shell, secured, short_id, standalone, Nav,
+    PageError,
 };
 use super::WebApp;
 use crate::model_store::{validate_model_id, ModelEntry};
@@ -29,7 +30,15 @@ pub async fn page(app: WebApp<'_>) -> Result<Response<Bytes>, PageError> {
     let s = app.services;
     let (current, models, runs) =
         futures::join!(s.cache.get(), s.models.list(), s.runs.runs(RUNS_SHOWN));
-    let current = current?;
+    // A current model that does not load is shown as such: the models and
+    // runs below are what helps find out why.
+    let (current, broken) = match current {
+        Ok(m) => (m, None),
+        Err(e) => {
+            tracing::error!(error = %crate::error::report(&e), "current model does not load");
+            (None, Some(e.to_string()))
+        }
+    };
     let models = models?;
     let runs = runs?;
     let outcomes = match &current {
@@ -46,7 +55,11 @@ pub async fn page(app: WebApp<'_>) -> Result<Response<Bytes>, PageError> {
             }
             None => {
                 h1 { "Model" }
-                p #no-model { "No model is promoted yet: run " code { "churn train" } " and " code { "churn models promote" } "." }
+                @if let Some(why) = &broken {
+                    p.error role="alert" { "The current model does not load: " (why) }
+                } @else {
+                    p #no-model { "No model is promoted yet: run " code { "churn train" } " and " code { "churn models promote" } "." }
+                }
             }
         }
         @if let Some(o) = &outcomes { (outcomes_section(o)) }
@@ -55,7 +68,7 @@ pub async fn page(app: WebApp<'_>) -> Result<Response<Bytes>, PageError> {
     };
     Ok(html_response(
         StatusCode::OK,
-        shell("Model and runs", Nav::Model, body),
+        page_shell(app.access, "Model and runs", Nav::Model, body),
     ))
 }
 

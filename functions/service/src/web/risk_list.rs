@@ -8,7 +8,8 @@
 
 use super::charts::sparkline;
 use super::layout::{
-    amount, date, date_time, html_response, percent, query_string, segment, shell, Nav, PageError,
+    amount, date, date_time, html_response, page as page_shell, percent, query_string, segment,
+    Nav, PageError,
 };
 use super::WebApp;
 use crate::flag::Flag;
@@ -83,7 +84,7 @@ pub async fn page(app: WebApp<'_>, query: &str) -> Result<Response<Bytes>, PageE
     };
     Ok(html_response(
         StatusCode::OK,
-        shell("Risk list", Nav::RiskList, body),
+        page_shell(app.access, "Risk list", Nav::RiskList, body),
     ))
 }
 
@@ -268,7 +269,7 @@ fn filter_form(view: &View, owners: &[String], segments: &[String]) -> Markup {
                 input #renewal_within_days type="number" name="renewal_within_days" min="0"
                     max=(crate::handlers::score_api::MAX_RENEWAL_DAYS) inputmode="numeric" value=(view.renewal);
             }
-            div.field.check {
+            div.field.checkbox {
                 input #unacknowledged type="checkbox" name="unacknowledged" value="true" checked[view.unacknowledged];
                 label for="unacknowledged" { "Unacknowledged only" }
             }
@@ -360,7 +361,7 @@ pub async fn csv(app: WebApp<'_>, query: &str) -> Result<Response<Bytes>, PageEr
         let a = &flag.attributes;
         let ack = flag.acknowledgement.as_ref();
         out.write_record([
-            flag.customer_id.clone(),
+            text(Some(&flag.customer_id)),
             text(a.name.as_deref()),
             text(a.owner.as_deref()),
             text(a.segment.as_deref()),
@@ -405,7 +406,7 @@ async fn all_rows(flags: &dyn FlagStore, query: &ListQuery) -> Result<Vec<Flag>,
             return Err(PageError::new(
                 StatusCode::BAD_REQUEST,
                 format!(
-                    "This view has more than {} rows; narrow it with the filters, or use `churn risk-list --format csv`.",
+                    "This view has more than {} rows; narrow it with the filters.",
                     amount(MAX_CSV_ROWS as f64)
                 ),
             ));

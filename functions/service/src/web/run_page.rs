@@ -2,7 +2,9 @@
 //! its snapshot check feature by feature (the record `GET /v1/runs/{id}`
 //! returns, for a person).
 
-use super::layout::{amount, date_time, html_response, shell, short_id, Nav, PageError};
+use super::layout::{
+    amount, date_time, html_response, page as page_shell, short_id, Nav, PageError,
+};
 use super::model_page::check_badge;
 use super::WebApp;
 use crate::run_record::RunRecord;
@@ -35,7 +37,7 @@ pub async fn page(app: WebApp<'_>, run_id: &str) -> Result<Response<Bytes>, Page
     };
     Ok(html_response(
         StatusCode::OK,
-        shell(&title, Nav::Model, body),
+        page_shell(app.access, &title, Nav::Model, body),
     ))
 }
 

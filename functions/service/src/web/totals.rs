@@ -1,15 +1,17 @@
 //! The risk list's header figures (customers and value at risk per band)
 //! and the owners and segments its filters offer.
 //!
-//! A summary reads every at-risk flag (a scan in DynamoDB, 300,000 rows
-//! for a 1M-customer SQLite store), too slow for every page view. So the
+//! A summary reads every at-risk flag (every shard of the risk-list index
+//! in DynamoDB, 300,000 rows for a 1M-customer SQLite store; the three
+//! come from one read, [`FlagStore::summaries`]), too slow for every page
+//! view. So the
 //! figures are kept for [`MAX_AGE`] and refreshed in the background once
 //! stale (the page shows when they were computed); only the very first
 //! view, or one after a failed refresh, waits for them. `churn serve`
 //! warms them at start.
 
 use crate::error::Result;
-use crate::flag_store::{FlagStore, Summary, SummaryBy};
+use crate::flag_store::{FlagStore, Summary, SummaryBuilder, SummaryBy};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,7 +29,8 @@ pub struct Figures {
     /// Segments of at-risk accounts, by value at risk.
     pub segments: Vec<String>,
     pub computed_at: OffsetDateTime,
-    taken: Instant,
+    /// When the computation finished.
+    done: Instant,
 }
 
 /// The figures of one flag store, shared by the requests of a process.
@@ -35,6 +38,9 @@ pub struct Figures {
 pub struct Totals {
     figures: Mutex<Option<Arc<Figures>>>,
     refreshing: Arc<AtomicBool>,
+    /// One computation at a time: a view arriving while one runs waits
+    /// for it instead of starting a second read of every flag.
+    computing: tokio::sync::Mutex<()>,
 }
 
 impl Totals {
@@ -50,7 +56,7 @@ impl Totals {
     pub async fn get(self: &Arc<Self>, flags: &Arc<dyn FlagStore>) -> Result<Arc<Figures>> {
         let kept = self.kept();
         match kept {
-            Some(f) if f.taken.elapsed() < MAX_AGE => Ok(f),
+            Some(f) if f.done.elapsed() < MAX_AGE => Ok(f),
             Some(f) => {
                 self.refresh_in_background(flags.clone());
                 Ok(f)
@@ -68,6 +74,11 @@ impl Totals {
     /// # Errors
     /// The store's.
     pub async fn refresh(&self, flags: &dyn FlagStore) -> Result<Arc<Figures>> {
+        let asked = Instant::now();
+        let _one = self.computing.lock().await;
+        if let Some(f) = self.kept().filter(|f| f.done >= asked) {
+            return Ok(f);
+        }
         let figures = Arc::new(compute(flags).await?);
         if let Ok(mut g) = self.figures.lock() {
             *g = Some(figures.clone());
@@ -93,18 +104,23 @@ impl Totals {
 
 async fn compute(flags: &dyn FlagStore) -> Result<Figures> {
     let computed_at = crate::timestamp::now();
-    let taken = Instant::now();
-    let (by_band, by_owner, by_segment) = futures::try_join!(
-        flags.summary(SummaryBy::Band),
-        flags.summary(SummaryBy::Owner),
-        flags.summary(SummaryBy::Segment),
-    )?;
+    let mut all = flags
+        .summaries(&[SummaryBy::Band, SummaryBy::Owner, SummaryBy::Segment])
+        .await?
+        .into_iter();
+    let mut next = |by| {
+        all.next()
+            .unwrap_or_else(|| SummaryBuilder::new(by).finish())
+    };
+    let by_band = next(SummaryBy::Band);
     let keys = |s: Summary| s.rows.into_iter().filter_map(|r| r.key).collect();
+    let owners = keys(next(SummaryBy::Owner));
+    let segments = keys(next(SummaryBy::Segment));
     Ok(Figures {
         by_band,
-        owners: keys(by_owner),
-        segments: keys(by_segment),
+        owners,
+        segments,
         computed_at,
-        taken,
+        done: Instant::now(),
     })
 }

@@ -331,12 +331,13 @@ impl DynamoFlagStore {
     }
 
     /// Every at-risk customer (the whole `risk-list` index) summarised.
-    pub(super) async fn summarise(&self, by: SummaryBy) -> Result<Summary> {
-        let mut summary = SummaryBuilder::new(by);
+    pub(super) async fn summarise(&self, by: &[SummaryBy]) -> Result<Vec<Summary>> {
+        let mut summaries: Vec<SummaryBuilder> =
+            by.iter().map(|b| SummaryBuilder::new(*b)).collect();
         for flag in self.read_all(&ListQuery::band(BandFilter::AtRisk)).await? {
-            summary.add(&flag);
+            summaries.iter_mut().for_each(|s| s.add(&flag));
         }
-        Ok(summary.finish())
+        Ok(summaries.into_iter().map(SummaryBuilder::finish).collect())
     }
 
     /// Every item of `query`'s partitions that matches it, in no set order.
