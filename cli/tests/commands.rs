@@ -1673,7 +1673,8 @@ fn serve_answers_hostile_requests_with_4xx_and_stays_up() {
             "percent",
         ),
         (
-            "GET /../../etc/passwd HTTP/1.1".into(),
+            // Under /v1 the API answers (outside it, the web pages' 404 page).
+            "GET /v1/../../etc/passwd HTTP/1.1".into(),
             Vec::new(),
             404,
             "no route",
