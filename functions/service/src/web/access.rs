@@ -210,7 +210,7 @@ impl Access {
         csrf: &str,
         now: OffsetDateTime,
     ) -> Result<(), &'static str> {
-        same_origin(headers)?;
+        same_origin(self, headers)?;
         let (at, tag) = csrf
             .split_once('.')
             .ok_or("the form's security token is malformed; reload the page")?;
@@ -249,8 +249,9 @@ fn is_loopback(name: &str) -> bool {
 
 /// Refuses a post another site made the browser send: `Sec-Fetch-Site`
 /// (sent by every current browser) must be `same-origin` or `none`, and an
-/// `Origin` must name the request's own host.
-fn same_origin(headers: &HeaderMap) -> Result<(), &'static str> {
+/// `Origin` must name the request's own host (or the one a proxy forwarded,
+/// or an allowed host: a proxy may send its upstream's name as `Host`).
+fn same_origin(access: &Access, headers: &HeaderMap) -> Result<(), &'static str> {
     let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         if site != "same-origin" && site != "none" {
@@ -265,7 +266,10 @@ fn same_origin(headers: &HeaderMap) -> Result<(), &'static str> {
             .get("x-forwarded-host")
             .and_then(|v| v.to_str().ok())
             .unwrap_or(host);
-        if origin == "null" || (origin_host != host && origin_host != forwarded) {
+        let allowed = access
+            .allowed_hosts
+            .contains(&host_name(origin_host).to_ascii_lowercase());
+        if origin == "null" || (origin_host != host && origin_host != forwarded && !allowed) {
             return Err("the form was sent from another site");
         }
     }
@@ -326,8 +330,18 @@ pub fn login_route(access: &Access, request: &Request<Bytes>) -> Response<Bytes>
                 see_other(&next)
             }
         }
-        _ => super::layout::PageError::new(StatusCode::METHOD_NOT_ALLOWED, "Use the login form.")
-            .into_response(),
+        (path, _) => {
+            let mut e = super::layout::PageError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Use the login form.",
+            );
+            e.allow = Some(if path == "/login" {
+                "GET, HEAD, POST"
+            } else {
+                "POST"
+            });
+            e.into_response()
+        }
     };
     super::layout::secured(response)
 }
@@ -346,7 +360,7 @@ fn login(access: &Access, request: &Request<Bytes>) -> Response<Bytes> {
         next: String::new(),
     });
     let next = local_path(&form.next);
-    if let Err(why) = same_origin(request.headers()) {
+    if let Err(why) = same_origin(access, request.headers()) {
         return login_page(StatusCode::FORBIDDEN, &next, Some(why));
     }
     let Some(token) = &access.token else {
@@ -375,8 +389,8 @@ fn login(access: &Access, request: &Request<Bytes>) -> Response<Bytes> {
     r
 }
 
-fn logout(_access: &Access, request: &Request<Bytes>) -> Response<Bytes> {
-    if same_origin(request.headers()).is_err() {
+fn logout(access: &Access, request: &Request<Bytes>) -> Response<Bytes> {
+    if same_origin(access, request.headers()).is_err() {
         return see_other("/");
     }
     let mut r = see_other("/login");
@@ -497,6 +511,14 @@ mod tests {
             ("origin", "https://evil.example"),
         ]);
         assert!(a.check_post(&cross, &ok, now).is_err());
+        let proxied = headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "https://churn.example.com"),
+        ]);
+        assert!(a.check_post(&proxied, &ok, now).is_err());
+        let behind = Access::open().with_allowed_hosts(["churn.example.com".to_string()]);
+        let ok_behind = behind.csrf_token(now);
+        assert_eq!(behind.check_post(&proxied, &ok_behind, now), Ok(()));
         let fetch = headers(&[("sec-fetch-site", "cross-site")]);
         assert!(a.check_post(&fetch, &ok, now).is_err());
     }
