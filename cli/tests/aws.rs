@@ -11,6 +11,9 @@ use churn_service::test_support::{unique_name, MotoServer};
 use serde_json::Value;
 use std::path::Path;
 
+#[path = "support/cli.rs"]
+mod cli;
+
 fn churn(dir: &Path, endpoint: &str) -> Command {
     let mut cmd = Command::cargo_bin("churn").unwrap();
     cmd.current_dir(dir)
@@ -192,8 +195,32 @@ async fn s3_models_and_dynamodb_flags_end_to_end() {
     assert_eq!(scores.lines().count(), 2401);
 
     // The web pages over the same S3 models and DynamoDB flags.
-    let server = Server::start(d, &endpoint, &models, &flags);
-    let (status, api) = server.get("/v1/risk-list?band=at-risk&sort=value&limit=50");
+    let mut serve = std::process::Command::new(assert_cmd::cargo::cargo_bin("churn"));
+    serve
+        .current_dir(d)
+        .env_remove("CHURN_SERVE_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .args([
+            "--quiet",
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--models",
+            &models,
+            "--flags",
+            &flags,
+        ]);
+    let server = cli::Server::spawn(serve);
+    let get = |path: &str| {
+        let (status, _, body) = cli::http_raw(&server.addr, "GET", path, "");
+        (status, body)
+    };
+    let (status, api) = get("/v1/risk-list?band=at-risk&sort=value&limit=50");
     assert_eq!(status, 200, "{api}");
     let api: Value = serde_json::from_str(&api).unwrap();
     let ids: Vec<&str> = api["flags"]
@@ -203,7 +230,7 @@ async fn s3_models_and_dynamodb_flags_end_to_end() {
         .map(|f| f["customer_id"].as_str().unwrap())
         .collect();
     assert_eq!(ids.len(), 50);
-    let (status, page) = server.get("/?band=at-risk&sort=value&limit=50");
+    let (status, page) = get("/?band=at-risk&sort=value&limit=50");
     assert_eq!(status, 200, "{page}");
     let rows: Vec<&str> = page
         .split("<tr data-customer-id=\"")
@@ -211,83 +238,10 @@ async fn s3_models_and_dynamodb_flags_end_to_end() {
         .map(|s| s.split('"').next().unwrap())
         .collect();
     assert_eq!(rows, ids, "the page's rows are the API's, in its order");
-    let (status, customer) = server.get(&format!("/customers/{}", ids[0]));
+    let (status, customer) = get(&format!("/customers/{}", ids[0]));
     assert_eq!(status, 200);
     assert!(customer.contains("id=\"reasons-chart\"") && customer.contains("id=\"ack-form\""));
-    let (status, model) = server.get("/model");
+    let (status, model) = get("/model");
     assert_eq!(status, 200);
     assert!(model.contains("id=\"roc-chart\"") && model.contains(&model_id[..12]));
-}
-
-/// `churn serve` on S3 and DynamoDB, killed on drop.
-struct Server {
-    child: std::process::Child,
-    addr: String,
-}
-
-impl Server {
-    fn start(dir: &Path, endpoint: &str, models: &str, flags: &str) -> Server {
-        use std::io::BufRead;
-        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("churn"));
-        cmd.current_dir(dir)
-            .env_remove("CHURN_MODELS")
-            .env_remove("CHURN_FLAGS")
-            .env_remove("CHURN_SERVE_TOKEN")
-            .env_remove("AWS_PROFILE")
-            .env("AWS_ENDPOINT_URL", endpoint)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .args([
-                "--quiet",
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-                "--models",
-                models,
-                "--flags",
-                flags,
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null());
-        let mut child = cmd.spawn().unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        Server { child, addr }
-    }
-
-    /// One GET; the status and the body.
-    fn get(&self, path: &str) -> (u16, String) {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(&self.addr).unwrap();
-        stream
-            .set_read_timeout(Some(std::time::Duration::from_secs(60)))
-            .unwrap();
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.addr
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let status = response.split(' ').nth(1).unwrap().parse().unwrap();
-        let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-        (status, body.to_string())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

@@ -5,39 +5,14 @@
 
 use assert_cmd::Command;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::OnceLock;
+use std::path::Path;
 use std::time::Duration;
 
-const CUSTOMERS: usize = 3000;
-
-/// `churn` run in `dir`, with no store configuration from the environment.
-fn churn(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("churn").unwrap();
-    cmd.current_dir(dir)
-        .env_remove("CHURN_MODELS")
-        .env_remove("CHURN_FLAGS")
-        .env_remove("CHURN_SNAPSHOT")
-        .env_remove("CHURN_BAND_HIGH_SHARE")
-        .env_remove("CHURN_BAND_MEDIUM_SHARE")
-        .env_remove("CHURN_BAND_HIGH_CUTOFF")
-        .env_remove("CHURN_BAND_MEDIUM_CUTOFF")
-        .env_remove("CHURN_TRAIN_MAX_ROWS");
-    cmd
-}
-
-/// Runs and returns (exit code, stdout, stderr).
-fn run(cmd: &mut Command) -> (i32, String, String) {
-    let out = cmd.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
+#[path = "support/cli.rs"]
+mod cli;
+use cli::{churn, data_csv, demo, demo_copy, http, json, run, Server, CUSTOMERS};
 
 /// A user error: exit 1 and exactly one sentence on stderr, no backtrace.
 fn assert_user_error(cmd: &mut Command, needle: &str) -> String {
@@ -61,50 +36,6 @@ fn assert_user_error(cmd: &mut Command, needle: &str) -> String {
         "stderr does not mention {needle:?}: {stderr}"
     );
     stderr
-}
-
-/// A directory where `churn demo --customers 3000` ran with the default
-/// `--dir`, so every other command works there with no options. Shared by
-/// the read-only tests; tests that write use a copy.
-fn demo() -> &'static Path {
-    static DEMO: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DEMO.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let (code, stdout, stderr) =
-            run(churn(dir.path()).args(["demo", "--customers", &CUSTOMERS.to_string()]));
-        assert_eq!(code, 0, "demo failed: {stderr}");
-        assert!(stdout.contains("Top 20 of the high-risk list"), "{stdout}");
-        dir
-    })
-    .path()
-}
-
-/// A private copy of the demo directory for tests that write.
-fn demo_copy() -> tempfile::TempDir {
-    let copy = tempfile::tempdir().unwrap();
-    copy_dir(&demo().join("churn-data"), &copy.path().join("churn-data"));
-    copy
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-fn json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
-
-fn data_csv() -> PathBuf {
-    demo().join("churn-data/customers.csv")
 }
 
 // ---------------------------------------------------------------- demo
@@ -1233,7 +1164,7 @@ fn outcomes_report_realised_accuracy_and_are_served() {
     }
     assert!(report["roc_auc"].as_f64().unwrap() > 0.7, "{report}");
     // Stored and served.
-    let server = start_server(d);
+    let server = Server::start(d);
     let (status, served) = http(&server.addr, "GET", "/v1/outcomes/report", "");
     assert_eq!(status, 200);
     assert_eq!(served["roc_auc"], report["roc_auc"]);
@@ -1363,66 +1294,9 @@ fn env_vars_are_fallbacks_for_store_options() {
 
 // ---------------------------------------------------------------- serve
 
-/// The running `churn serve`, killed on drop.
-struct Server {
-    child: std::process::Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(dir: &Path) -> Server {
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("churn"))
-        .current_dir(dir)
-        .env_remove("CHURN_MODELS")
-        .env_remove("CHURN_FLAGS")
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
-    Server { child, addr }
-}
-
-/// One HTTP/1.1 request; returns the status and the JSON body.
-fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status: u16 = response.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .unwrap_or("");
-    (status, json(body))
-}
-
 #[test]
 fn serve_answers_the_score_api_routes() {
-    let server = start_server(demo());
+    let server = Server::start(demo());
     let a = server.addr.as_str();
 
     let (status, page) = http(a, "GET", "/v1/risk-list?band=high&limit=3", "");
@@ -1460,7 +1334,7 @@ fn serve_answers_the_score_api_routes() {
 #[test]
 fn serve_persists_scores_when_asked() {
     let copy = demo_copy();
-    let server = start_server(copy.path());
+    let server = Server::start(copy.path());
     let a = server.addr.as_str();
     let body = r#"{"customers":[{"customer_id":"new-1","features":{"logins_30d":0,"billing_failures_90d":4}}],"persist":true}"#;
     let (status, scored) = http(a, "POST", "/v1/score", body);
@@ -1491,7 +1365,7 @@ fn serve_persists_scores_when_asked() {
 #[test]
 fn serve_without_a_model_answers_503_and_a_taken_port_is_a_user_error() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start_server(dir.path());
+    let server = Server::start(dir.path());
     let body = r#"{"customers":[{"customer_id":"c1","features":{}}]}"#;
     let (status, err) = http(&server.addr, "POST", "/v1/score", body);
     assert_eq!(status, 503, "{err}");
@@ -1547,7 +1421,7 @@ fn raw_http(addr: &str, head: &str, body: &[u8]) -> (u16, String) {
 /// error (never a 5xx, never a crash), and the server keeps answering.
 #[test]
 fn serve_answers_hostile_requests_with_4xx_and_stays_up() {
-    let server = start_server(demo());
+    let server = Server::start(demo());
     let a = server.addr.as_str();
     let json_post = "POST /v1/score HTTP/1.1\r\nContent-Type: application/json";
     let score = |id: &str, logins: &str| {
@@ -1788,7 +1662,7 @@ fn the_served_api_matches_its_openapi_description() {
     assert_eq!(documented, served);
 
     let copy = demo_copy();
-    let server = start_server(copy.path());
+    let server = Server::start(copy.path());
     let a = server.addr.as_str();
     let (_, page) = http(a, "GET", "/v1/risk-list?band=high&limit=2", "");
     let known = page["flags"][0]["customer_id"]

@@ -11,80 +11,14 @@
 
 mod support;
 
-use assert_cmd::Command;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::OnceLock;
-use std::time::Duration;
 use support::cdp::{Browser, Page};
-
-const CUSTOMERS: usize = 3000;
+use support::cli::{demo, demo_copy, http, http_raw, Server};
 
 /// A page size of the risk list, the web page's and the API's `limit`.
 const PAGE_ROWS: usize = 100;
-
-/// `churn` run in `dir`, with no store configuration from the environment.
-fn churn(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("churn").unwrap();
-    cmd.current_dir(dir)
-        .env_remove("CHURN_MODELS")
-        .env_remove("CHURN_FLAGS")
-        .env_remove("CHURN_SNAPSHOT")
-        .env_remove("CHURN_BAND_HIGH_SHARE")
-        .env_remove("CHURN_BAND_MEDIUM_SHARE")
-        .env_remove("CHURN_BAND_HIGH_CUTOFF")
-        .env_remove("CHURN_BAND_MEDIUM_CUTOFF")
-        .env_remove("CHURN_TRAIN_MAX_ROWS");
-    cmd
-}
-
-/// A directory where `churn demo --customers 3000` ran, shared by the
-/// read-only tests; tests that write use a copy ([`demo_copy`]).
-fn demo() -> &'static Path {
-    static DEMO: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DEMO.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let out = churn(dir.path())
-            .args(["demo", "--customers", &CUSTOMERS.to_string()])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "demo failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir
-    })
-    .path()
-}
-
-/// A private copy of the demo directory for tests that write.
-fn demo_copy() -> tempfile::TempDir {
-    let copy = tempfile::tempdir().unwrap();
-    copy_dir(&demo().join("churn-data"), &copy.path().join("churn-data"));
-    copy
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-fn json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
 
 /// Where the screenshots go: `<target dir>/screenshots`, the target dir
 /// being CARGO_TARGET_DIR (relative to the workspace) or the workspace's.
@@ -98,80 +32,6 @@ fn screenshot(name: &str) -> PathBuf {
 }
 
 // ---------------------------------------------------------------- server
-
-/// The running `churn serve`, killed on drop.
-struct Server {
-    child: std::process::Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// The path and query of a URL of this server.
-    fn path_of<'a>(&self, url: &'a str) -> &'a str {
-        url.strip_prefix(&format!("http://{}", self.addr))
-            .unwrap_or_else(|| panic!("{url} is not on {}", self.addr))
-    }
-}
-
-fn start_server(dir: &Path) -> Server {
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("churn"))
-        .current_dir(dir)
-        .env_remove("CHURN_MODELS")
-        .env_remove("CHURN_FLAGS")
-        // no sign-in: the pages are open on loopback
-        .env_remove("CHURN_SERVE_TOKEN")
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
-    Server { child, addr }
-}
-
-/// One HTTP/1.1 request; returns the status, the header block and the body.
-fn http_raw(addr: &str, method: &str, path: &str, body: &str) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status: u16 = response.split(' ').nth(1).unwrap().parse().unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    (status, head.to_string(), body.to_string())
-}
-
-/// One HTTP/1.1 request; returns the status and the JSON body.
-fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
-    let (status, _, body) = http_raw(addr, method, path, body);
-    (status, json(&body))
-}
 
 /// `s` percent-encoded for a query string.
 fn query_value(s: &str) -> String {
@@ -282,7 +142,7 @@ fn assert_no_script_ran(page: &mut Page, server: &Server, path: &str) {
 /// sparkline; plus the screenshots at desktop and phone width.
 #[test]
 fn the_risk_list_shows_the_apis_high_risk_customers_in_its_order() {
-    let server = start_server(demo());
+    let server = Server::start(demo());
     let (status, api) = http(
         &server.addr,
         "GET",
@@ -364,7 +224,7 @@ fn the_risk_list_shows_the_apis_high_risk_customers_in_its_order() {
 /// the API's list for that owner, fewer rows than before.
 #[test]
 fn the_owner_filter_narrows_the_list_through_the_form() {
-    let server = start_server(demo());
+    let server = Server::start(demo());
     let all = api_high_risk(&server.addr, None);
     // The owner with the fewest high-risk customers on the first page, so
     // that the filtered list is visibly shorter.
@@ -468,7 +328,7 @@ fn score(addr: &str, id: &str, features: &serde_json::Map<String, Value>) -> Val
 #[test]
 fn the_customer_page_shows_the_reasons_and_the_history() {
     let dir = demo_copy();
-    let server = start_server(dir.path());
+    let server = Server::start(dir.path());
     let top = api_high_risk(&server.addr, None)[0].clone();
     let id = top["customer_id"].as_str().unwrap();
     // Two more scores with more support tickets give it a history line.
@@ -539,7 +399,7 @@ fn the_customer_page_shows_the_reasons_and_the_history() {
 #[test]
 fn acknowledging_on_the_customer_page_stores_and_shows_it() {
     let dir = demo_copy();
-    let server = start_server(dir.path());
+    let server = Server::start(dir.path());
     let id = ids(&api_high_risk(&server.addr, None))[0].clone();
     let path = format!("/customers/{id}");
     let by = "Dana Browser-Test";
@@ -613,7 +473,7 @@ fn markup_in_an_account_name_is_shown_as_text_and_runs_nothing() {
         r#"<script>document.title="pwned"</script><img src=x onerror="document.title='pwned'">"#;
     const ID: &str = "xss-probe";
     let dir = demo_copy();
-    let server = start_server(dir.path());
+    let server = Server::start(dir.path());
     let top = api_high_risk(&server.addr, None)[0].clone();
     // The top customer's features under a new id: the same probability, so
     // it is on the first page of the high-risk list.
@@ -668,7 +528,7 @@ fn markup_in_an_account_name_is_shown_as_text_and_runs_nothing() {
 /// the models (the current one marked) and the runs, whose pages load.
 #[test]
 fn the_model_page_draws_its_charts_and_tables() {
-    let server = start_server(demo());
+    let server = Server::start(demo());
     let browser = Browser::launch();
     let mut page = browser.new_page();
     page.set_viewport(1280, 900, false);

@@ -2,3 +2,4 @@
 //! it as a test target of its own).
 
 pub mod cdp;
+pub mod cli;

@@ -463,7 +463,15 @@ fn list_in(
         .collect();
     let p = primary_sql(query.sort);
     // The same order and keyset as `SortKey::order`: primary descending
-    // with absent values last, probability descending, id ascending.
+    // with absent values last, probability descending, id ascending. By
+    // probability (never absent) the order is written as the index
+    // `flags_risk_list` has it, so one band is read in index order and
+    // stops at the page instead of sorting the whole band.
+    let order = if query.sort == ListSort::Probability {
+        "churn_probability DESC, customer_id ASC".to_string()
+    } else {
+        format!("({p} IS NULL), {p} DESC, churn_probability DESC, customer_id ASC")
+    };
     let sql = format!(
         "SELECT {COLUMNS} FROM flags
          WHERE at_risk = 1 AND risk_band IN ({bands})
@@ -476,7 +484,7 @@ fn list_in(
                     AND (churn_probability < :cp OR (churn_probability = :cp AND customer_id > :cid)))))
                 OR (:cv IS NULL AND {p} IS NULL
                     AND (churn_probability < :cp OR (churn_probability = :cp AND customer_id > :cid))))
-         ORDER BY ({p} IS NULL), {p} DESC, churn_probability DESC, customer_id ASC
+         ORDER BY {order}
          LIMIT :limit",
         bands = bands.join(", ")
     );
