@@ -4,7 +4,7 @@
 
 use clap::Args;
 
-use churn_model::check::{CheckReport, DriftLevel};
+use churn_model::check::CheckReport;
 use churn_service::features::{FeatureSources, FeatureUri};
 use churn_service::handlers::scored_stream::CHUNK_ROWS;
 use churn_service::handlers::snapshot_check::check_source;
@@ -109,7 +109,7 @@ fn features_table(report: &CheckReport) -> Table {
             if f.absent {
                 "absent".to_string()
             } else {
-                level(f.level).to_string()
+                f.level.as_str().to_string()
             },
             share(f.missing_share),
             share(f.reference_missing_share),
@@ -118,13 +118,4 @@ fn features_table(report: &CheckReport) -> Table {
         ]);
     }
     t
-}
-
-fn level(l: DriftLevel) -> &'static str {
-    match l {
-        DriftLevel::Ok => "ok",
-        DriftLevel::Warn => "warn",
-        DriftLevel::Alert => "alert",
-        DriftLevel::Unchecked => "unchecked",
-    }
 }

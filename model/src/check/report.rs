@@ -45,6 +45,18 @@ pub enum DriftLevel {
     Unchecked,
 }
 
+impl DriftLevel {
+    /// `ok`, `warn`, `alert` or `unchecked` (as serialised).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriftLevel::Ok => "ok",
+            DriftLevel::Warn => "warn",
+            DriftLevel::Alert => "alert",
+            DriftLevel::Unchecked => "unchecked",
+        }
+    }
+}
+
 /// One feature's figures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeatureCheck {

@@ -9,7 +9,7 @@ use super::model_page::check_badge;
 use super::WebApp;
 use crate::run_record::RunRecord;
 use bytes::Bytes;
-use churn_model::check::{CheckReport, DriftLevel};
+use churn_model::check::CheckReport;
 use http::{Response, StatusCode};
 use maud::{html, Markup};
 
@@ -102,7 +102,7 @@ fn check(report: &CheckReport) -> Markup {
                                 td { (f.feature) @if f.absent { " " span.check.check-refuse { "absent" } } }
                                 td.num { (f.importance_rank) }
                                 td.num { (opt(f.psi, &|v| format!("{v:.3}"))) }
-                                td { span class=(format!("drift drift-{}", level(f.level))) { (level(f.level)) } }
+                                td { span class=(format!("drift drift-{}", f.level.as_str())) { (f.level.as_str()) } }
                                 td.num { (share(f.missing_share)) }
                                 td.num { (share(f.reference_missing_share)) }
                                 td.num { (opt(f.out_of_range_share, &share)) }
@@ -112,14 +112,5 @@ fn check(report: &CheckReport) -> Markup {
                 }
             }
         }
-    }
-}
-
-fn level(l: DriftLevel) -> &'static str {
-    match l {
-        DriftLevel::Ok => "ok",
-        DriftLevel::Warn => "warn",
-        DriftLevel::Alert => "alert",
-        DriftLevel::Unchecked => "unchecked",
     }
 }
