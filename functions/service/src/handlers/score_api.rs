@@ -157,37 +157,47 @@ impl ApiError {
     /// input 400 (naming the field), a backend failing for now 503, broken
     /// stored state 500. Bad input never gets a 5xx.
     fn service(e: Error) -> Self {
-        match (e.kind(), e) {
-            (_, Error::InvalidCursor(m)) => ApiError::field(StatusCode::BAD_REQUEST, "cursor", m),
-            (_, Error::BandNotListed(b)) => ApiError::field(
+        let status = status_of(&e);
+        match e {
+            Error::InvalidCursor(m) => ApiError::field(StatusCode::BAD_REQUEST, "cursor", m),
+            Error::BandNotListed(b) => ApiError::field(
                 StatusCode::BAD_REQUEST,
                 "band",
                 format!("{b} is not an at-risk band; use high or medium"),
             ),
-            (_, Error::InvalidInput { field, message }) => {
+            Error::InvalidInput { field, message } => {
                 ApiError::field(StatusCode::BAD_REQUEST, field, message)
             }
-            (_, Error::CustomerNotFound(id)) => not_found(&id),
-            (ErrorKind::Input, other) => {
-                ApiError::new(StatusCode::BAD_REQUEST, crate::error::report(&other))
+            Error::CustomerNotFound(id) => not_found(&id),
+            other if status == StatusCode::BAD_REQUEST => {
+                ApiError::new(status, crate::error::report(&other))
             }
-            (ErrorKind::Transient, other) => {
-                // The log gets the whole chain; the caller a short message.
-                tracing::error!(error = %crate::error::report(&other), "store unavailable");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("storage unavailable: {other}"),
-                )
+            // The log got the whole chain; the caller a short message.
+            other if status == StatusCode::SERVICE_UNAVAILABLE => {
+                ApiError::new(status, format!("storage unavailable: {other}"))
             }
-            (ErrorKind::Internal, other) => {
-                tracing::error!(error = %crate::error::report(&other), "internal error");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("internal error: {other}"),
-                )
-            }
+            other => ApiError::new(status, format!("internal error: {other}")),
         }
     }
+}
+
+/// The HTTP status of a service error, the one rule of the API and the web
+/// pages: an unknown customer 404, the caller's input 400, a backend
+/// failing for now 503, broken stored state 500. Bad input never gets a
+/// 5xx. A 5xx is logged here with the error's whole chain.
+pub fn status_of(e: &Error) -> StatusCode {
+    let status = match (e.kind(), e) {
+        (_, Error::CustomerNotFound(_)) => StatusCode::NOT_FOUND,
+        (ErrorKind::Input, _) => StatusCode::BAD_REQUEST,
+        (ErrorKind::Transient, _) => StatusCode::SERVICE_UNAVAILABLE,
+        (ErrorKind::Internal, _) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        tracing::error!(error = %crate::error::report(e), "store unavailable");
+    } else if status.is_server_error() {
+        tracing::error!(error = %crate::error::report(e), "internal error");
+    }
+    status
 }
 
 /// Answers one request. Never panics on input; every failure is a JSON error.
@@ -786,14 +796,15 @@ pub fn customer_json(record: &CustomerRecord) -> Value {
 /// Refuses a query string with a malformed escape or non-UTF-8 bytes
 /// (serde_urlencoded would let them through, lossily).
 fn check_query(query: &str) -> Result<(), ApiError> {
-    if percent_decode(query).is_none() {
-        return Err(ApiError::field(
-            StatusCode::BAD_REQUEST,
-            "query",
-            "invalid percent-encoding",
-        ));
+    valid_query(query).map_err(ApiError::service)
+}
+
+/// The one check of a query string's escapes (see [`check_query`]).
+fn valid_query(query: &str) -> Result<(), Error> {
+    match percent_decode(query) {
+        Some(_) => Ok(()),
+        None => Err(input("query", "invalid percent-encoding".into())),
     }
-    Ok(())
 }
 
 /// A query parameter through its type's one parser, 400 naming it.
@@ -844,9 +855,7 @@ impl ListRequest {
     /// # Errors
     /// [`Error::InvalidInput`] naming the parameter.
     pub fn parse(query: &str) -> Result<ListRequest, Error> {
-        if percent_decode(query).is_none() {
-            return Err(input("query", "invalid percent-encoding".into()));
-        }
+        valid_query(query)?;
         let params: RiskListQuery =
             serde_urlencoded::from_str(query).map_err(|e| input("query", e.to_string()))?;
         let band: BandFilter = parsed("band", params.band.as_deref())?.unwrap_or(BandFilter::High);

@@ -5,8 +5,8 @@
 //! an account name with markup shows as text.
 
 use crate::error::Error;
+use crate::handlers::score_api;
 use bytes::Bytes;
-use churn_model::ErrorKind;
 use http::{header, HeaderValue, Response, StatusCode};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use time::OffsetDateTime;
@@ -65,32 +65,21 @@ impl PageError {
     }
 }
 
-/// Statuses follow the error's kind, as in the JSON API: the caller's
+/// Statuses are the JSON API's ([`score_api::status_of`]): the caller's
 /// input 400 (or 404 for an unknown customer), a store failing for now
 /// 503, broken stored state 500 (details in the log only).
 impl From<Error> for PageError {
     fn from(e: Error) -> PageError {
-        match (e.kind(), &e) {
-            (_, Error::CustomerNotFound(id)) => PageError::new(
-                StatusCode::NOT_FOUND,
-                format!("Customer {id} has no stored score."),
-            ),
-            (ErrorKind::Input, _) => PageError::new(StatusCode::BAD_REQUEST, e.to_string()),
-            (ErrorKind::Transient, _) => {
-                tracing::error!(error = %crate::error::report(&e), "store unavailable");
-                PageError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("The store is unavailable right now ({e}); try again shortly."),
-                )
+        let status = score_api::status_of(&e);
+        let message = match (&e, status) {
+            (Error::CustomerNotFound(id), _) => format!("Customer {id} has no stored score."),
+            (_, StatusCode::BAD_REQUEST) => e.to_string(),
+            (_, StatusCode::SERVICE_UNAVAILABLE) => {
+                format!("The store is unavailable right now ({e}); try again shortly.")
             }
-            (ErrorKind::Internal, _) => {
-                tracing::error!(error = %crate::error::report(&e), "internal error");
-                PageError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("Internal error: {e}"),
-                )
-            }
-        }
+            _ => format!("Internal error: {e}"),
+        };
+        PageError::new(status, message)
     }
 }
 

@@ -239,31 +239,8 @@ fn filter_form(view: &View, owners: &[String], segments: &[String]) -> Markup {
     html! {
         form #filters method="get" action="/" {
             input type="hidden" name="band" value=(view.band);
-            div.field {
-                label for="owner" { "Owner" }
-                select #owner name="owner" {
-                    option value="" { "Anyone" }
-                    @for o in owners {
-                        option value=(o) selected[*o == view.owner] { (o) }
-                    }
-                    // An owner typed into the address who has no at-risk account now.
-                    @if !view.owner.is_empty() && !owners.contains(&view.owner) {
-                        option value=(view.owner) selected { (view.owner) }
-                    }
-                }
-            }
-            div.field {
-                label for="segment" { "Segment" }
-                select #segment name="segment" {
-                    option value="" { "Any" }
-                    @for s in segments {
-                        option value=(s) selected[*s == view.segment] { (s) }
-                    }
-                    @if !view.segment.is_empty() && !segments.contains(&view.segment) {
-                        option value=(view.segment) selected { (view.segment) }
-                    }
-                }
-            }
+            (choice("owner", "Owner", "Anyone", owners, &view.owner))
+            (choice("segment", "Segment", "Any", segments, &view.segment))
             div.field {
                 label for="renewal_within_days" { "Renewing within (days)" }
                 input #renewal_within_days type="number" name="renewal_within_days" min="0"
@@ -284,6 +261,26 @@ fn filter_form(view: &View, owners: &[String], segments: &[String]) -> Markup {
             }
             button #apply-filters type="submit" { "Apply" }
             a.reset href=(format!("/?{}", query_string(&[("band", &view.band)]))) { "Clear filters" }
+        }
+    }
+}
+
+/// A labelled select of `options` with an "any" choice, `current` selected
+/// (kept as a choice when it is not among them: a value typed into the
+/// address that has no at-risk account now).
+fn choice(name: &str, label: &str, any: &str, options: &[String], current: &str) -> Markup {
+    html! {
+        div.field {
+            label for=(name) { (label) }
+            select id=(name) name=(name) {
+                option value="" { (any) }
+                @for o in options {
+                    option value=(o) selected[o == current] { (o) }
+                }
+                @if !current.is_empty() && !options.iter().any(|o| o == current) {
+                    option value=(current) selected { (current) }
+                }
+            }
         }
     }
 }
