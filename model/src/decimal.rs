@@ -12,7 +12,6 @@
 //! identical to it. Writing a scores file spent most of its time in float
 //! formatting before this.
 
-use std::fmt::Write as _;
 
 /// Largest `N` supported by the fast path (10^N must be exact in an f64).
 const MAX_DECIMALS: usize = 9;
@@ -92,23 +91,57 @@ fn fast_scaled(x: f64, decimals: usize) -> Option<u64> {
 }
 
 fn push_digits(out: &mut Fixed, negative: bool, scaled: u64, decimals: usize) {
+    let Fixed::Short(bytes, len) = out else {
+        return;
+    };
     // Rust prints the sign of every negative value, zero included ("-0.000").
     if negative {
-        let _ = out.write_str("-");
+        bytes[*len] = b'-';
+        *len += 1;
     }
     let unit = 10u64.pow(decimals as u32);
     let (int, mut frac) = (scaled / unit, scaled % unit);
-    let _ = write!(out, "{int}");
+    *len += digits_of(int, &mut bytes[*len..]);
     if decimals == 0 {
         return;
     }
-    let mut digits = [b'0'; MAX_DECIMALS + 1];
-    digits[0] = b'.';
-    for d in digits[1..=decimals].iter_mut().rev() {
+    bytes[*len] = b'.';
+    for d in bytes[*len + 1..=*len + decimals].iter_mut().rev() {
         *d = b'0' + (frac % 10) as u8;
         frac /= 10;
     }
-    let _ = out.write_str(std::str::from_utf8(&digits[..=decimals]).unwrap_or_default());
+    *len += decimals + 1;
+}
+
+/// Writes the decimal digits of `n` at the start of `out` (room for 20),
+/// returns how many.
+fn digits_of(mut n: u64, out: &mut [u8]) -> usize {
+    let mut tmp = [0u8; 20];
+    let mut i = tmp.len();
+    loop {
+        i -= 1;
+        tmp[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let digits = &tmp[i..];
+    out[..digits.len()].copy_from_slice(digits);
+    digits.len()
+}
+
+/// Writes `n` as `write!(w, "{n}")` would, without the formatting machinery.
+pub fn write_integer<W: std::fmt::Write>(w: &mut W, n: i64) -> std::fmt::Result {
+    let mut buf = [0u8; 21];
+    let mut len = 0;
+    if n < 0 {
+        buf[0] = b'-';
+        len = 1;
+    }
+    len += digits_of(n.unsigned_abs(), &mut buf[len..]);
+    // Only ASCII digits and '-' were written.
+    w.write_str(std::str::from_utf8(&buf[..len]).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -136,6 +169,18 @@ mod tests {
         }
         for _ in 0..200_000 {
             same_as_format(rng.gen::<f64>(), 6);
+        }
+    }
+
+    #[test]
+    fn integers_match_format() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
+        let edges = [0, 1, -1, 9, 10, -10, i64::MAX, i64::MIN, 999_999_999_999_999];
+        let random = (0..100_000).map(|_| rng.gen::<i64>() >> rng.gen_range(0..63));
+        for n in edges.into_iter().chain(random) {
+            let mut ours = String::new();
+            write_integer(&mut ours, n).unwrap();
+            assert_eq!(ours, n.to_string());
         }
     }
 

@@ -103,9 +103,9 @@ pub use outcomes::{
     outcomes_report, MatchedOutcome, ModelReference, OutcomesConfig, OutcomesConfigError,
     OutcomesReport,
 };
-pub use reason::{Partner, Reason};
+pub use reason::{Partner, Reason, ReasonText, ValueText};
 pub use schema::{ColumnKind, ColumnSpec, Schema};
-pub use scoring::{CompactScore, Explanation, OutOfRange, Score, ScoredRecord, Scorer};
+pub use scoring::{BoundTable, CompactScore, Explanation, OutOfRange, Score, ScoredRecord, Scorer};
 pub use synthetic::{generate, SyntheticConfig};
 pub use table::{Column, ColumnValues, Table};
 pub use train::{

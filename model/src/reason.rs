@@ -34,45 +34,148 @@ pub struct Partner {
     pub value: serde_json::Value,
 }
 
-/// A reason's value as text: numbers without trailing zeros, `missing` for null.
-fn show(f: &mut fmt::Formatter<'_>, v: &serde_json::Value) -> fmt::Result {
-    match v {
-        serde_json::Value::Null => f.write_str("missing"),
-        serde_json::Value::String(s) => f.write_str(s),
-        serde_json::Value::Number(n) => match n.as_f64() {
-            Some(x) if x.fract() == 0.0 && x.abs() < 1e15 => write!(f, "{}", x as i64),
-            Some(x) => {
-                let text = crate::decimal::fixed(x, 3);
-                f.write_str(text.as_str().trim_end_matches('0').trim_end_matches('.'))
+/// A reason's value as the text rule reads it: borrowed, so a scores file
+/// can write a reason's words straight from the table it scored, without
+/// building a [`Reason`] first; [`Reason`]'s `Display` reads its JSON values
+/// through the same type, so both give the same characters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ValueText<'a> {
+    /// Null: the customer's value was missing (imputed).
+    Missing,
+    /// A finite number.
+    Number(f64),
+    /// A categorical level (or `other`).
+    Text(&'a str),
+    /// Any other JSON value, written as JSON.
+    Json(&'a serde_json::Value),
+}
+
+impl<'a> ValueText<'a> {
+    /// The text of a reason's JSON value.
+    pub fn of(v: &'a serde_json::Value) -> ValueText<'a> {
+        match v {
+            serde_json::Value::Null => ValueText::Missing,
+            serde_json::Value::String(s) => ValueText::Text(s),
+            serde_json::Value::Number(n) => match n.as_f64() {
+                Some(x) => ValueText::Number(x),
+                None => ValueText::Json(v),
+            },
+            other => ValueText::Json(other),
+        }
+    }
+
+    /// A number as a reason holds it: JSON has no infinities or NaN, so a
+    /// non-finite one is null (missing), as `serde_json::Value::from` makes it.
+    pub fn number(x: f64) -> ValueText<'a> {
+        if x.is_finite() {
+            ValueText::Number(x)
+        } else {
+            ValueText::Missing
+        }
+    }
+
+    /// The JSON value a [`Reason`] stores for it.
+    pub fn to_json(self) -> serde_json::Value {
+        match self {
+            ValueText::Missing => serde_json::Value::Null,
+            ValueText::Number(x) => serde_json::Value::from(x),
+            ValueText::Text(s) => serde_json::Value::String(s.to_string()),
+            ValueText::Json(v) => v.clone(),
+        }
+    }
+
+    /// Numbers without trailing zeros (three decimals at most), `missing`
+    /// for null.
+    fn write<W: fmt::Write>(self, w: &mut W) -> fmt::Result {
+        match self {
+            ValueText::Missing => w.write_str("missing"),
+            ValueText::Text(s) => w.write_str(s),
+            ValueText::Number(x) if x.fract() == 0.0 && x.abs() < 1e15 => {
+                crate::decimal::write_integer(w, x as i64)
             }
-            None => write!(f, "{n}"),
-        },
-        other => write!(f, "{other}"),
+            ValueText::Number(x) => {
+                let text = crate::decimal::fixed(x, 3);
+                w.write_str(text.as_str().trim_end_matches('0').trim_end_matches('.'))
+            }
+            ValueText::Json(serde_json::Value::Number(n)) => write!(w, "{n}"),
+            ValueText::Json(other) => write!(w, "{other}"),
+        }
+    }
+
+    fn is_text(self) -> bool {
+        matches!(
+            self,
+            ValueText::Text(_) | ValueText::Json(serde_json::Value::String(_))
+        )
+    }
+}
+
+/// A reason as text is made of: the one text rule ([`ReasonText::write`])
+/// for a stored [`Reason`] and for one read straight from a scored table.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReasonText<'a> {
+    pub feature: &'a str,
+    pub value: ValueText<'a>,
+    pub typical: ValueText<'a>,
+    /// An interaction's second feature and the customer's value of it.
+    pub with: Option<(&'a str, ValueText<'a>)>,
+}
+
+impl<'a> ReasonText<'a> {
+    /// The text of a stored reason.
+    pub fn of(r: &'a Reason) -> ReasonText<'a> {
+        ReasonText {
+            feature: &r.feature,
+            value: ValueText::of(&r.value),
+            typical: ValueText::of(&r.typical),
+            with: r
+                .with
+                .as_ref()
+                .map(|w| (w.feature.as_str(), ValueText::of(&w.value))),
+        }
+    }
+
+    /// `logins_30d is 2 (typical 14)`; `nps is missing (typical 8)`; an
+    /// interaction `plan=pro with logins_30d 2`.
+    pub fn write<W: fmt::Write>(&self, w: &mut W) -> fmt::Result {
+        if let Some((feature, value)) = self.with {
+            show_side(w, self.feature, self.value)?;
+            w.write_str(" with ")?;
+            return show_side(w, feature, value);
+        }
+        w.write_str(self.feature)?;
+        w.write_str(" is ")?;
+        self.value.write(w)?;
+        w.write_str(" (typical ")?;
+        self.typical.write(w)?;
+        w.write_str(")")
+    }
+
+    /// The stored reason, with its contribution to the logit.
+    pub fn to_reason(&self, contribution: f64) -> Reason {
+        Reason {
+            feature: self.feature.to_string(),
+            value: self.value.to_json(),
+            typical: self.typical.to_json(),
+            contribution,
+            with: self.with.map(|(feature, value)| Partner {
+                feature: feature.to_string(),
+                value: value.to_json(),
+            }),
+        }
     }
 }
 
 /// One side of an interaction: `plan=pro`, `logins_30d 2`, `nps missing`.
-fn show_side(f: &mut fmt::Formatter<'_>, feature: &str, v: &serde_json::Value) -> fmt::Result {
-    f.write_str(feature)?;
-    f.write_str(if v.is_string() { "=" } else { " " })?;
-    show(f, v)
+fn show_side<W: fmt::Write>(w: &mut W, feature: &str, v: ValueText<'_>) -> fmt::Result {
+    w.write_str(feature)?;
+    w.write_str(if v.is_text() { "=" } else { " " })?;
+    v.write(w)
 }
 
 impl fmt::Display for Reason {
-    /// `logins_30d is 2 (typical 14)`; `nps is missing (typical 8)`; an
-    /// interaction `plan=pro with logins_30d 2`.
+    /// As [`ReasonText::write`].
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Straight into the formatter: a scores file formats three reasons
-        // per customer, and allocating for each value showed in profiles.
-        if let Some(with) = &self.with {
-            show_side(f, &self.feature, &self.value)?;
-            f.write_str(" with ")?;
-            return show_side(f, &with.feature, &with.value);
-        }
-        write!(f, "{} is ", self.feature)?;
-        show(f, &self.value)?;
-        f.write_str(" (typical ")?;
-        show(f, &self.typical)?;
-        f.write_str(")")
+        ReasonText::of(self).write(f)
     }
 }

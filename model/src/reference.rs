@@ -38,7 +38,10 @@ pub enum Bins {
 /// edges[k]` and the last is above every edge. The one rule training and
 /// the snapshot check both bin by.
 pub fn decile_bin(edges: &[f64], x: f64) -> usize {
-    edges.partition_point(|&e| e < x)
+    // Counted rather than searched: the edges are sorted, so this is their
+    // partition point, and a branch-free count of ten edges beats a binary
+    // search's unpredictable branches on every value of a snapshot.
+    edges.iter().filter(|&&e| e < x).count()
 }
 
 /// The share of `n` rows in each decile bin of `present` values.

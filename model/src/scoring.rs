@@ -39,7 +39,7 @@ use crate::band::{BandCutoffs, RiskBand};
 use crate::error::{Error, Result};
 use crate::preprocess::{number_as_level, FeaturePrep, Preprocessor, Role, OTHER_LEVEL};
 use crate::product::{FoldedPair, PartArg};
-use crate::reason::{Partner, Reason};
+use crate::reason::{Reason, ReasonText, ValueText};
 use crate::table::{ColumnValues, Table};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -711,13 +711,14 @@ impl Scorer {
         self.bands.band(p)
     }
 
-    /// Feature `f`'s cells in `table` as the model reads them, calling
-    /// `each(row, cell)` for every row; `false` (and no call) when the table
+    /// Feature `f`'s cells in `rows` (0-based) of `table` as the model reads
+    /// them, calling `each(row, cell)` for every one of them; `false` (and no call) when the table
     /// has no usable column for it. What the snapshot check bins, so it bins
     /// exactly what scoring sees (trimmed levels, numbers written as text).
     pub(crate) fn read_cells(
         &self,
         table: &Table,
+        rows: std::ops::Range<usize>,
         f: usize,
         mut each: impl FnMut(usize, ReadCell),
     ) -> bool {
@@ -726,7 +727,7 @@ impl Scorer {
             return false;
         }
         let param = &self.model.params[f];
-        for i in 0..table.n_rows() {
+        for i in rows {
             let cell = bound.cell(i);
             let read = match (param, cell) {
                 (_, Cell::Missing) => ReadCell::Missing,
@@ -874,30 +875,37 @@ impl Scorer {
     /// The one reason function: term `t` (a feature, or an interaction past
     /// the features) with the customer's values of the cells `cell(f)`.
     fn reason<'c>(&self, t: usize, cell: impl Fn(usize) -> Cell<'c>, contribution: f64) -> Reason {
+        self.reason_text(t, |f| cell(f)).to_reason(contribution)
+    }
+
+    /// What term `t`'s reason says (see [`Scorer::reason`]), borrowed from
+    /// the model and the cells.
+    fn reason_text<'a>(&'a self, t: usize, cell: impl Fn(usize) -> Cell<'a>) -> ReasonText<'a> {
         let n = self.model.names.len();
         let Some(pair) = self.model.pairs.get(t.wrapping_sub(n)) else {
-            return self.feature_reason(t, cell(t), contribution);
+            let (value, typical) = self.feature_values(t, cell(t));
+            return ReasonText {
+                feature: &self.model.names[t],
+                value,
+                typical,
+                with: None,
+            };
         };
-        let (a, b) = (
-            self.feature_reason(pair.a, cell(pair.a), contribution),
-            self.feature_reason(pair.b, cell(pair.b), 0.0),
-        );
-        Reason {
-            feature: a.feature,
-            value: a.value,
-            typical: Value::Null,
-            contribution,
-            with: Some(Partner {
-                feature: b.feature,
-                value: b.value,
-            }),
+        // A pair has no one typical value.
+        let (a, _) = self.feature_values(pair.a, cell(pair.a));
+        let (b, _) = self.feature_values(pair.b, cell(pair.b));
+        ReasonText {
+            feature: &self.model.names[pair.a],
+            value: a,
+            typical: ValueText::Missing,
+            with: Some((&self.model.names[pair.b], b)),
         }
     }
 
-    /// Feature `f` with the customer's value of `cell` beside the typical
-    /// one (training median or most common level).
-    fn feature_reason(&self, f: usize, cell: Cell<'_>, contribution: f64) -> Reason {
-        let (value, typical) = match (
+    /// Feature `f`'s value in `cell` beside the typical one (training
+    /// median or most common level).
+    fn feature_values<'a>(&'a self, f: usize, cell: Cell<'a>) -> (ValueText<'a>, ValueText<'a>) {
+        match (
             &self.artifact.preprocessing.features[f],
             &self.model.params[f],
         ) {
@@ -907,30 +915,20 @@ impl Scorer {
                     Cell::Text(s) => s.trim().parse().unwrap_or(f64::NAN),
                     Cell::Missing => f64::NAN,
                 };
-                let v = if x.is_finite() {
-                    Value::from(x)
-                } else {
-                    Value::Null
-                };
-                (v, Value::from(n.median))
+                (ValueText::number(x), ValueText::number(n.median))
             }
             (FeaturePrep::Categorical(c), Param::Cat(p)) => {
                 let v = match (cell, p.level(cell)) {
-                    (Cell::Missing, _) => Value::Null,
-                    (Cell::Text(s), _) if s.trim().is_empty() => Value::Null,
-                    (_, Some(k)) => Value::String(c.levels[k].clone()),
-                    (_, None) => Value::String(OTHER_LEVEL.to_string()),
+                    (Cell::Missing, _) => ValueText::Missing,
+                    (Cell::Text(s), _) if s.trim().is_empty() => ValueText::Missing,
+                    (_, Some(k)) => ValueText::Text(&c.levels[k]),
+                    (_, None) => ValueText::Text(OTHER_LEVEL),
                 };
-                (v, Value::String(c.most_common.clone()))
+                (v, ValueText::Text(&c.most_common))
             }
-            (FeaturePrep::Categorical(c), _) => (Value::Null, Value::String(c.most_common.clone())),
-        };
-        Reason {
-            feature: self.model.names[f].clone(),
-            value,
-            typical,
-            contribution,
-            with: None,
+            (FeaturePrep::Categorical(c), _) => {
+                (ValueText::Missing, ValueText::Text(&c.most_common))
+            }
         }
     }
 
@@ -940,6 +938,16 @@ impl Scorer {
         let mut s = self.model.score_row(bound, i, table)?;
         self.finish(&mut s);
         Ok(s)
+    }
+
+    /// `table` with each model feature's column found once, to score rows
+    /// and read their reasons.
+    pub fn bind<'a>(&'a self, table: &'a Table) -> BoundTable<'a> {
+        BoundTable {
+            scorer: self,
+            table,
+            bound: self.model.bind(table),
+        }
     }
 
     /// Scores every row into `out` (cleared first; one entry per row, a
@@ -953,7 +961,7 @@ impl Scorer {
         use rayon::prelude::*;
         /// Rows scored by one task of the pool.
         const BLOCK: usize = 1024;
-        let bound = self.model.bind(table);
+        let bound = self.bind(table);
         let bound = &bound;
         out.clear();
         out.resize(table.n_rows(), CompactScore::default());
@@ -965,7 +973,7 @@ impl Scorer {
                 let mut errors = Vec::new();
                 for (k, slot) in block.iter_mut().enumerate() {
                     let i = b * BLOCK + k;
-                    match self.score_bound(bound, i, table) {
+                    match bound.score(i) {
                         Ok(s) => *slot = s,
                         Err(e) => errors.push((i, e)),
                     }
@@ -995,20 +1003,7 @@ impl Scorer {
 
     /// The reasons of row `row` (0-based) of `table` for its compact score.
     pub fn reasons(&self, table: &Table, row: usize, score: &CompactScore) -> Vec<Reason> {
-        if row >= table.n_rows() {
-            return Vec::new();
-        }
-        let terms = self.model.names.len() + self.model.pairs.len();
-        (0..score.n_reasons as usize)
-            .filter(|&k| (score.reason_features[k] as usize) < terms)
-            .map(|k| {
-                self.reason(
-                    score.reason_features[k] as usize,
-                    |f| self.model.bind_one(table, f).cell(row),
-                    score.reason_contributions[k],
-                )
-            })
-            .collect()
+        self.bind(table).reasons(row, score)
     }
 
     /// Scores every row of a table, with reasons; errors name the row (via
@@ -1033,6 +1028,56 @@ impl Scorer {
                 })
             })
             .collect()
+    }
+}
+
+/// A table bound to a [`Scorer`] (each model feature's column found once):
+/// scores its rows and reads their reasons without looking columns up per row.
+pub struct BoundTable<'a> {
+    scorer: &'a Scorer,
+    table: &'a Table,
+    bound: Vec<Bound<'a>>,
+}
+
+impl<'a> BoundTable<'a> {
+    /// Scores row `i` (0-based).
+    ///
+    /// # Errors
+    /// As [`Scorer::score_table_compact`] reports them, naming row and field.
+    #[inline]
+    pub fn score(&self, i: usize) -> Result<CompactScore> {
+        self.scorer.score_bound(&self.bound, i, self.table)
+    }
+
+    /// The reasons of row `i` for its compact score, as stored.
+    pub fn reasons(&self, i: usize, score: &CompactScore) -> Vec<Reason> {
+        self.reason_texts(i, score)
+            .map(|(text, contribution)| text.to_reason(contribution))
+            .collect()
+    }
+
+    /// What each of row `i`'s reasons says (with its contribution), borrowed:
+    /// what a scores file writes, as [`Reason`]'s text would read.
+    pub fn reason_texts<'s>(
+        &'s self,
+        i: usize,
+        score: &'s CompactScore,
+    ) -> impl Iterator<Item = (ReasonText<'a>, f64)> + 's {
+        let terms = self.scorer.model.names.len() + self.scorer.model.pairs.len();
+        let n = if i < self.table.n_rows() {
+            score.n_reasons as usize
+        } else {
+            0
+        };
+        (0..n)
+            .filter(move |&k| (score.reason_features[k] as usize) < terms)
+            .map(move |k| {
+                let bound = &self.bound;
+                let text = self
+                    .scorer
+                    .reason_text(score.reason_features[k] as usize, |f| bound[f].cell(i));
+                (text, score.reason_contributions[k])
+            })
     }
 }
 

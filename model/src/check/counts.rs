@@ -95,8 +95,21 @@ impl SnapshotCounts {
     /// with no column counts as absent, its rows as missing. Rows are
     /// counted separately ([`SnapshotCounts::add_rows`]).
     pub fn add_table(&mut self, scorer: &Scorer, table: &Table, include: impl Fn(usize) -> bool) {
+        self.add_table_rows(scorer, table, 0..table.n_rows(), include);
+    }
+
+    /// As [`SnapshotCounts::add_table`], for the rows `rows` (0-based) of
+    /// `table` only: a stream counts the blocks of a chunk apart, in
+    /// parallel, and merges them.
+    pub fn add_table_rows(
+        &mut self,
+        scorer: &Scorer,
+        table: &Table,
+        rows: std::ops::Range<usize>,
+        include: impl Fn(usize) -> bool,
+    ) {
         let artifact = scorer.artifact();
-        let included = (0..table.n_rows()).filter(|&i| include(i)).count() as u64;
+        let included = rows.clone().filter(|&i| include(i)).count() as u64;
         for (f, counts) in self.features.iter_mut().enumerate() {
             let (edges, range) = match &artifact.preprocessing.features[f] {
                 FeaturePrep::Numeric(n) => (
@@ -108,7 +121,7 @@ impl SnapshotCounts {
                 ),
                 FeaturePrep::Categorical(_) => (None, (f64::NAN, f64::NAN)),
             };
-            let present = scorer.read_cells(table, f, |i, cell| {
+            let present = scorer.read_cells(table, rows.clone(), f, |i, cell| {
                 if !include(i) {
                     return;
                 }

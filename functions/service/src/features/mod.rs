@@ -43,7 +43,7 @@ pub use read::{
     read_local_file, read_local_file_with_notes, read_table, read_table_with_notes, NotedTable,
 };
 pub use sample_read::{sample_stream, SampledTable};
-pub use scores_write::{ScoresWriter, SCORES_HEADER};
+pub use scores_write::{ScoresBlock, ScoresWriter, SCORES_HEADER};
 pub use source::FeatureSources;
 pub use stream::{TableChunk, TableStream};
 pub use uri::{FeatureUri, Format};

@@ -10,7 +10,7 @@
 use super::error::{FeatureError, FeatureResult};
 use super::uri::Format;
 use super::write::{parquet_writer, push_cell, write_record, write_row_group, ROW_GROUP_ROWS};
-use churn_model::{Column, ColumnValues, Score, Table};
+use churn_model::{Column, ColumnValues, ReasonText, RiskBand, Score, Table};
 use parquet::file::writer::SerializedFileWriter;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -34,7 +34,6 @@ pub struct ScoresWriter<W: Write + Send> {
 enum Sink<W: Write + Send> {
     Csv {
         out: W,
-        line: Vec<u8>,
     },
     Parquet {
         /// Boxed: the writer is ten times the CSV variant's size.
@@ -76,10 +75,7 @@ impl<W: Write + Send> ScoresWriter<W> {
     pub fn csv(mut out: W) -> std::io::Result<Self> {
         write_record(&mut out, SCORES_HEADER.iter().copied())?;
         Ok(ScoresWriter {
-            sink: Sink::Csv {
-                out,
-                line: Vec::with_capacity(256),
-            },
+            sink: Sink::Csv { out },
         })
     }
 
@@ -99,33 +95,38 @@ impl<W: Write + Send> ScoresWriter<W> {
         })
     }
 
-    /// Writes the scores of `rows`, in order. CSV lines are formatted on
-    /// the thread pool (formatting is most of the cost of a scores file),
-    /// in pieces written in order, so the bytes are those of [`Self::write`]
-    /// row after row.
+    /// An empty block of rows for this file, to fill apart from the writer
+    /// (on the thread pool, say) and write with [`Self::write_block`].
+    pub fn new_block(&self, rows: usize) -> ScoresBlock {
+        let any = match &self.sink {
+            Sink::Csv { .. } => ScoresBlock::Csv {
+                lines: Vec::new(),
+                text: String::new(),
+            },
+            Sink::Parquet { .. } => ScoresBlock::Rows(Vec::new()),
+        };
+        any.fresh(rows)
+    }
+
+    /// Writes a block's rows after those written before.
     ///
     /// # Errors
     /// The writer's I/O errors.
-    pub fn write_all(&mut self, rows: &[(String, Score)]) -> std::io::Result<()> {
-        use rayon::prelude::*;
-        /// Rows formatted by one task: big enough to amortize the task.
-        const PIECE: usize = 512;
-        match &mut self.sink {
-            Sink::Csv { out, .. } => {
-                let pieces: Vec<Vec<u8>> = rows
-                    .par_chunks(PIECE)
-                    .map(|piece| {
-                        let mut buf = Vec::with_capacity(piece.len() * 192);
-                        let mut text = String::new();
-                        for (id, score) in piece {
-                            csv_line(&mut buf, &mut text, id, score);
-                        }
-                        buf
-                    })
-                    .collect();
-                pieces.iter().try_for_each(|p| out.write_all(p))
+    pub fn write_block(&mut self, block: ScoresBlock) -> std::io::Result<()> {
+        match (&mut self.sink, block) {
+            (Sink::Csv { out }, ScoresBlock::Csv { lines, .. }) => out.write_all(&lines),
+            (Sink::Parquet { writer, pending }, ScoresBlock::Rows(rows)) => {
+                for row in rows {
+                    push_row(pending, row);
+                    if pending.n_rows() >= ROW_GROUP_ROWS {
+                        flush_row_group(writer, pending)?;
+                    }
+                }
+                Ok(())
             }
-            Sink::Parquet { .. } => rows.iter().try_for_each(|(id, s)| self.write(id, s)),
+            _ => Err(std::io::Error::other(
+                "a scores block made for another file format",
+            )),
         }
     }
 
@@ -134,31 +135,14 @@ impl<W: Write + Send> ScoresWriter<W> {
     /// # Errors
     /// The writer's I/O errors.
     pub fn write(&mut self, customer_id: &str, score: &Score) -> std::io::Result<()> {
-        match &mut self.sink {
-            Sink::Csv { out, line } => {
-                line.clear();
-                csv_line(line, &mut String::new(), customer_id, score);
-                out.write_all(line)
-            }
-            Sink::Parquet { writer, pending } => {
-                let cols = &mut pending.columns;
-                push_text(&mut cols[0], Some(customer_id.to_string()));
-                if let ColumnValues::Numeric(v) = &mut cols[1].values {
-                    v.push(score.churn_probability);
-                }
-                push_text(&mut cols[2], Some(score.risk_band.to_string()));
-                for k in 0..3 {
-                    push_text(
-                        &mut cols[3 + k],
-                        score.reasons.get(k).map(|r| r.to_string()),
-                    );
-                }
-                if pending.n_rows() >= ROW_GROUP_ROWS {
-                    flush_row_group(writer, pending)?;
-                }
-                Ok(())
-            }
-        }
+        let mut block = self.new_block(1);
+        block.push(
+            customer_id,
+            score.churn_probability,
+            score.risk_band,
+            score.reasons.iter().map(ReasonText::of),
+        );
+        self.write_block(block)
     }
 
     /// Writes what is buffered, finishes the file and returns the inner writer.
@@ -167,7 +151,7 @@ impl<W: Write + Send> ScoresWriter<W> {
     /// The writer's I/O errors.
     pub fn finish(self) -> std::io::Result<W> {
         match self.sink {
-            Sink::Csv { mut out, .. } => {
+            Sink::Csv { mut out } => {
                 out.flush()?;
                 Ok(out)
             }
@@ -186,25 +170,95 @@ impl<W: Write + Send> ScoresWriter<W> {
     }
 }
 
-/// Appends one CSV line of the scores file to `line` (`text` is scratch).
-fn csv_line(line: &mut Vec<u8>, text: &mut String, customer_id: &str, score: &Score) {
-    use std::fmt::Write as _;
-    push_cell(line, customer_id);
-    line.push(b',');
-    // Six decimals are plenty for a probability and keep the file small.
-    let p = churn_model::decimal::fixed(score.churn_probability, 6);
-    line.extend_from_slice(p.as_str().as_bytes());
-    line.push(b',');
-    line.extend_from_slice(score.risk_band.as_str().as_bytes());
-    for k in 0..3 {
-        line.push(b',');
-        if let Some(r) = score.reasons.get(k) {
-            text.clear();
-            let _ = write!(text, "{r}");
-            push_cell(line, text);
+/// Scored rows formatted for a scores file, in order: CSV lines, or a
+/// Parquet file's cells. Made by [`ScoresWriter::new_block`].
+pub enum ScoresBlock {
+    Csv {
+        lines: Vec<u8>,
+        /// Scratch for a reason's text.
+        text: String,
+    },
+    Rows(Vec<ScoresRow>),
+}
+
+/// One row of a Parquet scores file.
+pub struct ScoresRow {
+    customer_id: String,
+    probability: f64,
+    band: RiskBand,
+    reasons: [Option<String>; 3],
+}
+
+impl ScoresBlock {
+    /// An empty block for the same file format, with room for `rows`.
+    pub fn fresh(&self, rows: usize) -> ScoresBlock {
+        match self {
+            ScoresBlock::Csv { .. } => ScoresBlock::Csv {
+                lines: Vec::with_capacity(rows * 160),
+                text: String::new(),
+            },
+            ScoresBlock::Rows(_) => ScoresBlock::Rows(Vec::with_capacity(rows)),
         }
     }
-    line.push(b'\n');
+
+    /// Adds one customer's row: the one place a scores row is formatted,
+    /// whether its reasons come stored or straight from the scored table.
+    pub fn push<'r>(
+        &mut self,
+        customer_id: &str,
+        probability: f64,
+        band: RiskBand,
+        reasons: impl Iterator<Item = ReasonText<'r>>,
+    ) {
+        let mut reasons = reasons.take(3);
+        match self {
+            ScoresBlock::Csv { lines, text } => {
+                push_cell(lines, customer_id);
+                lines.push(b',');
+                // Six decimals are plenty for a probability and keep the file small.
+                let p = churn_model::decimal::fixed(probability, 6);
+                lines.extend_from_slice(p.as_str().as_bytes());
+                lines.push(b',');
+                lines.extend_from_slice(band.as_str().as_bytes());
+                for _ in 0..3 {
+                    lines.push(b',');
+                    if let Some(r) = reasons.next() {
+                        text.clear();
+                        let _ = r.write(text);
+                        push_cell(lines, text);
+                    }
+                }
+                lines.push(b'\n');
+            }
+            ScoresBlock::Rows(rows) => {
+                let mut text = || {
+                    reasons.next().map(|r| {
+                        let mut t = String::new();
+                        let _ = r.write(&mut t);
+                        t
+                    })
+                };
+                rows.push(ScoresRow {
+                    customer_id: customer_id.to_string(),
+                    probability,
+                    band,
+                    reasons: [text(), text(), text()],
+                });
+            }
+        }
+    }
+}
+
+fn push_row(pending: &mut Table, row: ScoresRow) {
+    let cols = &mut pending.columns;
+    push_text(&mut cols[0], Some(row.customer_id));
+    if let ColumnValues::Numeric(v) = &mut cols[1].values {
+        v.push(row.probability);
+    }
+    push_text(&mut cols[2], Some(row.band.as_str().to_string()));
+    for (k, reason) in row.reasons.into_iter().enumerate() {
+        push_text(&mut cols[3 + k], reason);
+    }
 }
 
 fn empty_scores_table() -> Table {

@@ -97,7 +97,11 @@ pub fn write_csv(table: &Table, w: &mut impl Write) -> std::io::Result<()> {
 
 /// Appends one CSV cell, quoted when needed.
 pub(crate) fn push_cell(line: &mut Vec<u8>, s: &str) {
-    if s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) || s.trim() != s {
+    // Leading or trailing whitespace is quoted so readers keep it (what
+    // `s.trim() != s` says, from the two ends only).
+    let padded = s.chars().next().is_some_and(char::is_whitespace)
+        || s.chars().next_back().is_some_and(char::is_whitespace);
+    if padded || s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
         line.push(b'"');
         for b in s.bytes() {
             if b == b'"' {

@@ -12,12 +12,11 @@
 //! scores file (and an existing one untouched).
 
 use crate::features::FeatureSources;
-use crate::features::{FeatureError, FeatureUri, Format, ScoresWriter};
+use crate::features::{FeatureError, FeatureUri, Format, ScoresBlock, ScoresWriter};
 use crate::handlers::error::{HandlerError, Refusal};
 use crate::handlers::model::ScoringModel;
-use crate::handlers::scored_stream::{FailedRow, ScoredStream, CHUNK_ROWS};
+use crate::handlers::scored_stream::{FailedRow, RowScore, ScoredStream, CHUNK_ROWS};
 use churn_model::check::{check_snapshot, CheckReport, CheckThresholds};
-use churn_model::Score;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -113,15 +112,22 @@ pub async fn handle_score_file(
     let write_error = |e: std::io::Error| FeatureError::io("write", &location, e);
     let mut writer = ScoresWriter::create(&staged.path)?;
     let mut summary = ScoreFileSummary::default();
-    while let Some(chunk) = stream.next_chunk().await? {
-        let rows: Vec<(String, Score)> = chunk
-            .scored
-            .into_iter()
-            .map(|r| (r.customer_id, r.score))
-            .collect();
-        writer.write_all(&rows).map_err(write_error)?;
-        summary.scored += rows.len();
-        progress(chunk.rows);
+    // Each block's lines are formatted where it was scored, on the pool,
+    // reasons written from the table without building them first.
+    let empty = writer.new_block(0);
+    let new_block = |rows: usize| (empty.fresh(rows), 0usize);
+    let add = |(block, scored): &mut (ScoresBlock, usize), row: RowScore<'_, '_>| {
+        let c = row.compact;
+        let reasons = row.reason_texts().map(|(text, _)| text);
+        block.push(row.customer_id, c.churn_probability, c.risk_band, reasons);
+        *scored += 1;
+    };
+    while let Some((rows, blocks)) = stream.next_chunk_into(new_block, add).await? {
+        for (block, scored) in blocks {
+            writer.write_block(block).map_err(write_error)?;
+            summary.scored += scored;
+        }
+        progress(rows);
     }
     writer.finish().map_err(write_error)?;
     let totals = stream.finish();

@@ -31,7 +31,11 @@ use crate::handlers::error::HandlerError;
 use crate::handlers::model::ScoringModel;
 use churn_model::check::SnapshotCounts;
 use churn_model::preprocess::FeaturePrep;
-use churn_model::{AttributeColumns, AttributeRole, Attributes, ColumnValues, Score};
+use churn_model::scoring::TOP_REASONS;
+use churn_model::{
+    AttributeColumns, AttributeReader, AttributeRole, Attributes, BoundTable, ColumnValues,
+    CompactScore, ReasonText, Score,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 
@@ -234,6 +238,41 @@ impl<'m> ScoredStream<'m> {
     /// [`HandlerError::BadRequest`] when the source has no id column, or
     /// lacks an attribute column the model records (when reading them).
     pub async fn next_chunk(&mut self) -> Result<Option<ScoredChunk>, HandlerError> {
+        let Some((rows, blocks)) = self
+            .next_chunk_into(Vec::with_capacity, |out, row| {
+                out.push(ScoredRow {
+                    customer_id: row.customer_id.to_string(),
+                    score: row.score(),
+                    attributes: row.attributes,
+                });
+            })
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(ScoredChunk {
+            rows,
+            scored: blocks.into_iter().flatten().collect(),
+        }))
+    }
+
+    /// Scores the next chunk into blocks of the caller's making, `None` at
+    /// the end: the chunk's rows are split into blocks scored in parallel on
+    /// the thread pool, each scored row handed to `add` with the block's
+    /// output (made by `new_block(rows)`), and the blocks returned in row
+    /// order with the number of data rows read. Everything the stream counts
+    /// (failed rows, the check's counts, out-of-range rows, attribute
+    /// warnings) is gathered per block and added in row order, so it comes
+    /// out the same as one row after the other.
+    ///
+    /// # Errors
+    /// As [`ScoredStream::next_chunk`].
+    pub async fn next_chunk_into<B: Send>(
+        &mut self,
+        new_block: impl Fn(usize) -> B + Sync,
+        add: impl Fn(&mut B, RowScore<'_, '_>) + Sync,
+    ) -> Result<Option<(usize, Vec<B>)>, HandlerError> {
+        use rayon::prelude::*;
         let Some(chunk) = self.chunks.recv().await else {
             return Ok(None);
         };
@@ -249,20 +288,10 @@ impl<'m> ScoredStream<'m> {
             }
         }
         let part = (chunk.parts > 1).then_some(&*chunk.part);
-        let bad: HashSet<usize> = chunk.row_errors.iter().map(|e| e.row).collect();
         for e in &chunk.row_errors {
             self.failed.push(e.row, part, e.message.clone());
         }
-        let id_column = &self.id_column;
-        let ids: &[Option<String>] = match table.column(id_column).map(|c| &c.values) {
-            Some(ColumnValues::Text(v)) => v,
-            _ => {
-                return Err(HandlerError::BadRequest(format!(
-                    "{}: no id column {id_column:?}",
-                    chunk.part
-                )))
-            }
-        };
+        let ids = self.ids(&chunk)?;
         if let Some((role, column)) = self
             .attributes
             .mapped()
@@ -276,89 +305,58 @@ impl<'m> ScoredStream<'m> {
                 self.model.artifact.model_id()
             )));
         }
+        // Rows the reader could not read, by 0-based index (usually none).
+        let unread: Vec<bool> = if chunk.row_errors.is_empty() {
+            Vec::new()
+        } else {
+            let bad: HashSet<usize> = chunk.row_errors.iter().map(|e| e.row).collect();
+            (0..n).map(|i| bad.contains(&table.row_number(i))).collect()
+        };
+        let context = BlockContext {
+            model: self.model,
+            table,
+            bound: self.model.scorer.bind(table),
+            ids,
+            unread: &unread,
+            attributes: self.attributes.reader(table),
+            id_column: &self.id_column,
+            reasons: self.reasons,
+        };
+        let blocks: Vec<Block<B>> = (0..n.div_ceil(BLOCK_ROWS))
+            .into_par_iter()
+            .map(|b| {
+                let rows = b * BLOCK_ROWS..((b + 1) * BLOCK_ROWS).min(n);
+                context.score_block(rows, &new_block, &add)
+            })
+            .collect();
         let failed_before = self.failed.count;
-        self.counts.add_table(&self.model.scorer, table, |i| {
-            !bad.contains(&table.row_number(i))
-        });
-        let mut scored = Vec::with_capacity(n);
-        for (i, outcome) in self.score_rows(table, ids, &bad).into_iter().enumerate() {
-            let row = table.row_number(i);
-            match outcome {
-                RowOutcome::Unread => {}
-                RowOutcome::BadId(e) => {
-                    self.failed
-                        .push(row, part, format!("column {id_column:?}: {e}"));
-                }
-                RowOutcome::Unscored(e) => self.failed.push(row, part, e.to_string()),
-                RowOutcome::Scored(row_scored, invalid) => {
-                    self.out_of_range_rows += usize::from(row_scored.score.out_of_range > 0);
-                    for bad in &invalid {
-                        self.attribute_warnings.push(bad, row);
-                    }
-                    let s = &row_scored.score;
-                    self.counts.add_score(s.churn_probability, s.risk_band);
-                    scored.push(row_scored);
-                }
+        let mut outputs = Vec::with_capacity(blocks.len());
+        for block in blocks {
+            for (row, message) in block.failed {
+                self.failed.push(row, part, message);
             }
+            for (bad, row) in &block.invalid_attributes {
+                self.attribute_warnings.push(bad, *row);
+            }
+            self.out_of_range_rows += block.out_of_range_rows;
+            // Counted for this model, as the stream's: the layouts agree.
+            let _ = self.counts.merge(&block.counts);
+            outputs.push(block.out);
         }
         let invalid = self.failed.count - failed_before;
         self.counts.add_rows(n as u64, invalid as u64);
-        Ok(Some(ScoredChunk { rows: n, scored }))
+        Ok(Some((n, outputs)))
     }
 
-    /// Each row's outcome, in row order. The scores come from the model's
-    /// allocation-free pass; building the reasons (the costly part) runs on
-    /// the thread pool, so a chunk uses every core.
-    fn score_rows(
-        &self,
-        table: &churn_model::Table,
-        ids: &[Option<String>],
-        unread: &HashSet<usize>,
-    ) -> Vec<RowOutcome> {
-        use rayon::prelude::*;
-        let scorer = &self.model.scorer;
-        let attributes = self.attributes.reader(table);
-        let mut compact = Vec::new();
-        let mut errors: Vec<Option<churn_model::Error>> =
-            (0..table.n_rows()).map(|_| None).collect();
-        for (i, e) in scorer.score_table_compact(table, &mut compact) {
-            errors[i] = Some(e);
+    /// The chunk's id column.
+    fn ids<'c>(&self, chunk: &'c crate::features::TableChunk) -> Result<&'c [Option<String>], HandlerError> {
+        match chunk.table.column(&self.id_column).map(|c| &c.values) {
+            Some(ColumnValues::Text(v)) => Ok(v),
+            _ => Err(HandlerError::BadRequest(format!(
+                "{}: no id column {:?}",
+                chunk.part, self.id_column
+            ))),
         }
-        errors
-            .into_par_iter()
-            .enumerate()
-            .map(|(i, error)| {
-                if unread.contains(&table.row_number(i)) {
-                    return RowOutcome::Unread;
-                }
-                let id = match churn_model::customer_id(ids[i].as_deref().unwrap_or("")) {
-                    Ok(id) => id.to_string(),
-                    Err(e) => return RowOutcome::BadId(e),
-                };
-                if let Some(e) = error {
-                    return RowOutcome::Unscored(e);
-                }
-                let c = &compact[i];
-                let score = Score {
-                    churn_probability: c.churn_probability,
-                    logit: c.logit,
-                    risk_band: c.risk_band,
-                    reasons: if self.reasons {
-                        scorer.reasons(table, i, c)
-                    } else {
-                        Vec::new()
-                    },
-                    out_of_range: c.out_of_range,
-                };
-                let (attributes, invalid) = attributes.row(i);
-                let row = ScoredRow {
-                    customer_id: id,
-                    score,
-                    attributes,
-                };
-                RowOutcome::Scored(row, invalid)
-            })
-            .collect()
     }
 
     /// The failed rows so far.
@@ -385,14 +383,131 @@ impl<'m> ScoredStream<'m> {
     }
 }
 
-/// What became of one row of a chunk.
-enum RowOutcome {
-    /// The reader could not read it (already a failed row).
-    Unread,
-    BadId(churn_model::CustomerIdError),
-    Unscored(churn_model::Error),
-    /// Scored, with the attribute values that did not parse.
-    Scored(ScoredRow, Vec<churn_model::InvalidAttribute>),
+/// Rows of a chunk scored by one task of the pool: enough to amortize the
+/// task, few enough that both cores share a chunk.
+const BLOCK_ROWS: usize = 512;
+
+/// What scoring one block needs of its chunk, shared by the pool's tasks.
+struct BlockContext<'m, 't> {
+    model: &'m ScoringModel,
+    table: &'t churn_model::Table,
+    bound: BoundTable<'t>,
+    ids: &'t [Option<String>],
+    /// Rows the reader could not read, by 0-based index (empty: none).
+    unread: &'t [bool],
+    attributes: AttributeReader<'t>,
+    id_column: &'t str,
+    reasons: bool,
+}
+
+/// One scored row as [`ScoredStream::next_chunk_into`] hands it over.
+pub struct RowScore<'b, 't> {
+    /// The validated customer id.
+    pub customer_id: &'t str,
+    pub compact: &'b CompactScore,
+    /// The row's account attributes (all `None` when the stream reads none).
+    pub attributes: Attributes,
+    bound: &'b BoundTable<'t>,
+    index: usize,
+    reasons: bool,
+}
+
+impl<'b, 't> RowScore<'b, 't> {
+    /// The row's reasons as text (with their contributions), straight from
+    /// the table; none when the stream was opened
+    /// [`without_reasons`](ScoredStream::without_reasons).
+    pub fn reason_texts(&self) -> impl Iterator<Item = (ReasonText<'t>, f64)> + '_ {
+        let n = if self.reasons { TOP_REASONS } else { 0 };
+        self.bound.reason_texts(self.index, self.compact).take(n)
+    }
+
+    /// The full score, with its reasons built.
+    pub fn score(&self) -> Score {
+        let c = self.compact;
+        Score {
+            churn_probability: c.churn_probability,
+            logit: c.logit,
+            risk_band: c.risk_band,
+            reasons: if self.reasons {
+                self.bound.reasons(self.index, c)
+            } else {
+                Vec::new()
+            },
+            out_of_range: c.out_of_range,
+        }
+    }
+}
+
+/// What one block gave: the caller's output and what the stream counts.
+struct Block<B> {
+    out: B,
+    /// (row number, message), in row order.
+    failed: Vec<(usize, String)>,
+    invalid_attributes: Vec<(churn_model::InvalidAttribute, usize)>,
+    out_of_range_rows: usize,
+    counts: SnapshotCounts,
+}
+
+impl BlockContext<'_, '_> {
+    /// Scores rows `rows` (0-based) of the chunk: the one loop behind every
+    /// streamed score.
+    fn score_block<B>(
+        &self,
+        rows: std::ops::Range<usize>,
+        new_block: &impl Fn(usize) -> B,
+        add: &impl Fn(&mut B, RowScore<'_, '_>),
+    ) -> Block<B> {
+        let table = self.table;
+        let unread = |i: usize| self.unread.get(i).copied().unwrap_or(false);
+        let mut counts = SnapshotCounts::new(&self.model.artifact);
+        counts.add_table_rows(&self.model.scorer, table, rows.clone(), |i| !unread(i));
+        let mut block = Block {
+            out: new_block(rows.len()),
+            failed: Vec::new(),
+            invalid_attributes: Vec::new(),
+            out_of_range_rows: 0,
+            counts,
+        };
+        for i in rows {
+            if unread(i) {
+                continue;
+            }
+            let row = table.row_number(i);
+            let id = match churn_model::customer_id(self.ids[i].as_deref().unwrap_or("")) {
+                Ok(id) => id,
+                Err(e) => {
+                    let message = format!("column {:?}: {e}", self.id_column);
+                    block.failed.push((row, message));
+                    continue;
+                }
+            };
+            let compact = match self.bound.score(i) {
+                Ok(c) => c,
+                Err(e) => {
+                    block.failed.push((row, e.to_string()));
+                    continue;
+                }
+            };
+            block.out_of_range_rows += usize::from(compact.out_of_range > 0);
+            block
+                .counts
+                .add_score(compact.churn_probability, compact.risk_band);
+            let (attributes, invalid) = self.attributes.row(i);
+            block
+                .invalid_attributes
+                .extend(invalid.into_iter().map(|bad| (bad, row)));
+            let scored = RowScore {
+                customer_id: id,
+                compact: &compact,
+                attributes,
+                bound: &self.bound,
+                index: i,
+                reasons: self.reasons,
+            };
+            add(&mut block.out, scored);
+        }
+        block
+    }
 }
 
 /// Whether `column` is a feature of `model`.
