@@ -47,6 +47,14 @@ pub enum Fixed {
 }
 
 impl Fixed {
+    /// The characters' bytes (ASCII on the fast path).
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Fixed::Short(bytes, len) => &bytes[..*len],
+            Fixed::Long(s) => s.as_bytes(),
+        }
+    }
+
     /// The characters.
     pub fn as_str(&self) -> &str {
         match self {
@@ -99,36 +107,44 @@ fn push_digits(out: &mut Fixed, negative: bool, scaled: u64, decimals: usize) {
         bytes[*len] = b'-';
         *len += 1;
     }
-    let unit = 10u64.pow(decimals as u32);
-    let (int, mut frac) = (scaled / unit, scaled % unit);
-    *len += digits_of(int, &mut bytes[*len..]);
+    // All the digits of `scaled`, zero-padded to one before the point, then
+    // the point put in: no division by a power of ten unknown at compile time.
+    let mut all = [b'0'; 20];
+    let n = digits_from_end(scaled, &mut all).max(decimals + 1);
+    let digits = &all[all.len() - n..];
+    let (int, frac) = digits.split_at(n - decimals);
+    bytes[*len..*len + int.len()].copy_from_slice(int);
+    *len += int.len();
     if decimals == 0 {
         return;
     }
     bytes[*len] = b'.';
-    for d in bytes[*len + 1..=*len + decimals].iter_mut().rev() {
-        *d = b'0' + (frac % 10) as u8;
-        frac /= 10;
-    }
-    *len += decimals + 1;
+    bytes[*len + 1..*len + 1 + frac.len()].copy_from_slice(frac);
+    *len += frac.len() + 1;
 }
 
-/// Writes the decimal digits of `n` at the start of `out` (room for 20),
-/// returns how many.
-fn digits_of(mut n: u64, out: &mut [u8]) -> usize {
-    let mut tmp = [0u8; 20];
-    let mut i = tmp.len();
+/// Writes the decimal digits of `n` at the end of `out` (room for 20),
+/// right-aligned, and returns how many; what is left of them is untouched.
+fn digits_from_end(mut n: u64, out: &mut [u8; 20]) -> usize {
+    let mut i = out.len();
     loop {
         i -= 1;
-        tmp[i] = b'0' + (n % 10) as u8;
+        out[i] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
             break;
         }
     }
-    let digits = &tmp[i..];
-    out[..digits.len()].copy_from_slice(digits);
-    digits.len()
+    out.len() - i
+}
+
+/// Writes the decimal digits of `n` at the start of `out` (room for 20),
+/// returns how many.
+fn digits_of(n: u64, out: &mut [u8]) -> usize {
+    let mut tmp = [0u8; 20];
+    let k = digits_from_end(n, &mut tmp);
+    out[..k].copy_from_slice(&tmp[20 - k..]);
+    k
 }
 
 /// Writes `n` as `write!(w, "{n}")` would, without the formatting machinery.

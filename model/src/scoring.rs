@@ -236,6 +236,21 @@ enum Cell<'a> {
     Text(&'a str),
 }
 
+/// Why a cell cannot be scored, before the error names its field and row.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// A required feature is missing.
+    Missing,
+    NonFinite,
+    /// Text in a numeric feature that is no number.
+    NotANumber,
+    /// Below zero where every training value was >= 0.
+    Negative(f64),
+    /// A finite but absurd value (say 1e308) overflowed the contribution:
+    /// an infinite logit would make the probability meaningless.
+    Overflow,
+}
+
 /// One feature cell as the model reads it (see [`Scorer::read_cells`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum ReadCell {
@@ -456,24 +471,17 @@ impl FoldedModel {
     /// its contribution and whether it lies outside the training range.
     ///
     /// # Errors
-    /// [`Error::NegativeValue`] outside the domain; [`Error::ValueOutOfRange`]
-    /// when the contribution overflows.
+    /// [`Fault::Negative`] outside the domain; [`Fault::Overflow`] when the
+    /// contribution overflows.
     #[inline]
-    fn numeric_value(
-        &self,
-        f: usize,
-        p: &NumParam,
-        x: f64,
-        row: Option<usize>,
-    ) -> Result<(f64, bool)> {
+    fn numeric_value(p: &NumParam, x: f64) -> std::result::Result<(f64, bool), Fault> {
         if p.non_negative && x < 0.0 {
-            return Err(Error::NegativeValue {
-                field: self.names[f].clone(),
-                row,
-                value: x,
-            });
+            return Err(Fault::Negative(x));
         }
-        let c = finite_contribution(num_contribution(p, x), &self.names[f], row)?;
+        let c = num_contribution(p, x);
+        if !c.is_finite() {
+            return Err(Fault::Overflow);
+        }
         Ok((c, x < p.min || x > p.max))
     }
 
@@ -505,37 +513,52 @@ impl FoldedModel {
     /// # Errors
     /// [`Error::MissingField`] for a missing required feature;
     /// [`Error::NonFiniteField`], [`Error::WrongType`] (text that is not a
-    /// number in a numeric feature), and the domain errors of `numeric_value`.
+    /// number in a numeric feature), [`Error::NegativeValue`] outside the
+    /// domain, [`Error::ValueOutOfRange`] when the contribution overflows.
     #[inline]
     fn contribution(&self, f: usize, cell: Cell<'_>, row: Option<usize>) -> Result<(f64, bool)> {
-        let field = || self.names[f].clone();
+        self.try_contribution(f, cell)
+            .map_err(|fault| self.fault_error(fault, f, cell, row))
+    }
+
+    /// [`Self::contribution`] with the error not yet named: the hot loops
+    /// carry a byte-sized fault and name field and row only on failure.
+    #[inline]
+    fn try_contribution(&self, f: usize, cell: Cell<'_>) -> std::result::Result<(f64, bool), Fault> {
         match (&self.params[f], cell) {
-            (_, Cell::Missing) if self.required[f] => Err(Error::MissingField {
-                field: field(),
-                row,
-            }),
+            (_, Cell::Missing) if self.required[f] => Err(Fault::Missing),
             (Param::Num(p), Cell::Missing) => Ok((p.missing, false)),
             (Param::Cat(p), Cell::Missing) => Ok((p.other, false)),
-            (Param::Num(p), Cell::Number(x)) if x.is_finite() => self.numeric_value(f, p, x, row),
+            (Param::Num(p), Cell::Number(x)) if x.is_finite() => Self::numeric_value(p, x),
             (Param::Num(p), Cell::Text(s)) => match s.trim().parse::<f64>() {
-                Ok(x) if x.is_finite() => self.numeric_value(f, p, x, row),
-                Ok(_) => Err(Error::NonFiniteField {
-                    field: field(),
-                    row,
-                }),
-                Err(_) => Err(Error::WrongType {
-                    field: field(),
-                    row,
-                    expected: "a number",
-                    found: format!("string {s:?}"),
-                }),
+                Ok(x) if x.is_finite() => Self::numeric_value(p, x),
+                Ok(_) => Err(Fault::NonFinite),
+                Err(_) => Err(Fault::NotANumber),
             },
             (Param::Cat(p), Cell::Number(x)) if x.is_finite() => Ok((p.contribution(cell), false)),
             (Param::Cat(p), Cell::Text(_)) => Ok((p.contribution(cell), false)),
-            (_, Cell::Number(_)) => Err(Error::NonFiniteField {
-                field: field(),
+            (_, Cell::Number(_)) => Err(Fault::NonFinite),
+        }
+    }
+
+    /// The error of `fault` for feature `f`'s `cell`, naming field and row.
+    #[cold]
+    fn fault_error(&self, fault: Fault, f: usize, cell: Cell<'_>, row: Option<usize>) -> Error {
+        let field = self.names[f].clone();
+        match fault {
+            Fault::Missing => Error::MissingField { field, row },
+            Fault::NonFinite => Error::NonFiniteField { field, row },
+            Fault::NotANumber => Error::WrongType {
+                field,
                 row,
-            }),
+                expected: "a number",
+                found: match cell {
+                    Cell::Text(s) => format!("string {s:?}"),
+                    _ => "a number".to_string(),
+                },
+            },
+            Fault::Negative(value) => Error::NegativeValue { field, row, value },
+            Fault::Overflow => Error::ValueOutOfRange { field, row },
         }
     }
 
@@ -588,28 +611,70 @@ impl FoldedModel {
                 expected: table.n_rows(),
             });
         }
-        self.contribution(f, b.cell(i), Some(table.row_number(i)))
+        let cell = b.cell(i);
+        self.try_contribution(f, cell)
+            .map_err(|fault| self.fault_error(fault, f, cell, Some(table.row_number(i))))
     }
 
     /// Logit, top reasons and out-of-range count of row `i` of a bound
     /// table: a [`CompactScore`] without its probability and band.
-    #[inline]
     fn score_row(&self, bound: &[Bound<'_>], i: usize, table: &Table) -> Result<CompactScore> {
-        let mut s = CompactScore {
+        // One row in, one result out.
+        self.score_rows_of(bound, i..i + 1, table).swap_remove(0)
+    }
+
+    /// [`Self::score_row`] of each of `rows`, in order. Column by column:
+    /// each feature's cells are read in one sweep, which keeps the columns
+    /// streaming through the cache where row by row every row touched every
+    /// column; each row still adds its contributions in feature order and
+    /// stops at its first failing feature, so its result is exactly that of
+    /// scoring it alone.
+    fn score_rows_of<I>(&self, bound: &[Bound<'_>], rows: I, table: &Table) -> Vec<Result<CompactScore>>
+    where
+        I: Iterator<Item = usize> + Clone,
+    {
+        let start = CompactScore {
             logit: self.intercept,
             ..CompactScore::default()
         };
+        let mut out: Vec<Result<CompactScore>> = rows.clone().map(|_| Ok(start)).collect();
         for (f, b) in bound.iter().enumerate() {
-            let (c, outside) = self.cell_contribution(f, b, i, table)?;
-            s.logit += c;
-            push_top(&mut s, f, c);
-            s.out_of_range += u16::from(outside);
+            if let Bound::Ragged(len) = b {
+                for slot in out.iter_mut().filter(|s| s.is_ok()) {
+                    *slot = Err(Error::RaggedTable {
+                        column: self.names[f].clone(),
+                        len: *len,
+                        expected: table.n_rows(),
+                    });
+                }
+                continue;
+            }
+            for (slot, i) in out.iter_mut().zip(rows.clone()) {
+                let Ok(s) = slot else { continue };
+                let cell = b.cell(i);
+                match self.try_contribution(f, cell) {
+                    Ok((c, outside)) => {
+                        s.logit += c;
+                        push_top(s, f, c);
+                        s.out_of_range += u16::from(outside);
+                    }
+                    Err(fault) => {
+                        let row = Some(table.row_number(i));
+                        *slot = Err(self.fault_error(fault, f, cell, row));
+                    }
+                }
+            }
         }
-        if !self.pairs.is_empty() {
-            self.add_pairs(&mut s, |f| bound[f].cell(i), |_, _| ());
+        for (slot, i) in out.iter_mut().zip(rows) {
+            let Ok(s) = slot else { continue };
+            if !self.pairs.is_empty() {
+                self.add_pairs(s, |f| bound[f].cell(i), |_, _| ());
+            }
+            if let Err(e) = self.check_logit(s, Some(table.row_number(i))) {
+                *slot = Err(e);
+            }
         }
-        self.check_logit(&s, Some(table.row_number(i)))?;
-        Ok(s)
+        out
     }
 
     /// Mean absolute contribution of each source feature to the logit over
@@ -664,8 +729,9 @@ impl FoldedModel {
         // In parallel on the current pool; the result is the same as one
         // pass, in row order, first error first.
         use rayon::prelude::*;
-        rows.par_iter()
-            .map(|&i| self.score_row(bound, i, table).map(|s| sigmoid(s.logit)))
+        rows.par_chunks(1024)
+            .flat_map_iter(|chunk| self.score_rows_of(bound, chunk.iter().copied(), table))
+            .map(|s| s.map(|s| sigmoid(s.logit)))
             .collect::<Vec<Result<f64>>>()
             .into_iter()
             .collect()
@@ -712,24 +778,22 @@ impl Scorer {
     }
 
     /// Feature `f`'s cells in `rows` (0-based) of `table` as the model reads
-    /// them, calling `each(row, cell)` for every one of them; `false` (and no call) when the table
-    /// has no usable column for it. What the snapshot check bins, so it bins
-    /// exactly what scoring sees (trimmed levels, numbers written as text).
-    pub(crate) fn read_cells(
-        &self,
-        table: &Table,
+    /// them, with their row; `None` when the table has no usable column for
+    /// it. What the snapshot check bins, so it bins exactly what scoring sees
+    /// (trimmed levels, numbers written as text).
+    pub(crate) fn read_cells<'t>(
+        &'t self,
+        table: &'t Table,
         rows: std::ops::Range<usize>,
         f: usize,
-        mut each: impl FnMut(usize, ReadCell),
-    ) -> bool {
+    ) -> Option<impl Iterator<Item = (usize, ReadCell)> + 't> {
         let bound = self.model.bind_one(table, f);
         if matches!(bound, Bound::Absent | Bound::Ragged(_)) {
-            return false;
+            return None;
         }
         let param = &self.model.params[f];
-        for i in rows {
-            let cell = bound.cell(i);
-            let read = match (param, cell) {
+        Some(rows.map(move |i| {
+            let read = match (param, bound.cell(i)) {
                 (_, Cell::Missing) => ReadCell::Missing,
                 (Param::Num(_), Cell::Number(x)) => ReadCell::Number(x),
                 (Param::Num(_), Cell::Text(s)) => match s.trim().parse::<f64>() {
@@ -738,9 +802,8 @@ impl Scorer {
                 },
                 (Param::Cat(p), cell) => ReadCell::Level(p.level(cell)),
             };
-            each(i, read);
-        }
-        true
+            (i, read)
+        }))
     }
 
     /// Every contribution of one record.
@@ -940,6 +1003,20 @@ impl Scorer {
         Ok(s)
     }
 
+    /// Scores `rows` of a bound table, in order (see `score_rows_of`).
+    fn score_bound_rows(
+        &self,
+        bound: &[Bound<'_>],
+        rows: std::ops::Range<usize>,
+        table: &Table,
+    ) -> Vec<Result<CompactScore>> {
+        let mut scores = self.model.score_rows_of(bound, rows, table);
+        for s in scores.iter_mut().flatten() {
+            self.finish(s);
+        }
+        scores
+    }
+
     /// `table` with each model feature's column found once, to score rows
     /// and read their reasons.
     pub fn bind<'a>(&'a self, table: &'a Table) -> BoundTable<'a> {
@@ -970,12 +1047,13 @@ impl Scorer {
         out.par_chunks_mut(BLOCK)
             .enumerate()
             .flat_map_iter(|(b, block)| {
+                let first = b * BLOCK;
                 let mut errors = Vec::new();
-                for (k, slot) in block.iter_mut().enumerate() {
-                    let i = b * BLOCK + k;
-                    match bound.score(i) {
+                let scores = bound.score_rows(first..first + block.len());
+                for (k, (slot, score)) in block.iter_mut().zip(scores).enumerate() {
+                    match score {
                         Ok(s) => *slot = s,
-                        Err(e) => errors.push((i, e)),
+                        Err(e) => errors.push((first + k, e)),
                     }
                 }
                 errors
@@ -1049,6 +1127,12 @@ impl<'a> BoundTable<'a> {
         self.scorer.score_bound(&self.bound, i, self.table)
     }
 
+    /// Scores rows `rows` (0-based), in order, as [`BoundTable::score`]
+    /// would one by one.
+    pub fn score_rows(&self, rows: std::ops::Range<usize>) -> Vec<Result<CompactScore>> {
+        self.scorer.score_bound_rows(&self.bound, rows, self.table)
+    }
+
     /// The reasons of row `i` for its compact score, as stored.
     pub fn reasons(&self, i: usize, score: &CompactScore) -> Vec<Reason> {
         self.reason_texts(i, score)
@@ -1078,20 +1162,6 @@ impl<'a> BoundTable<'a> {
                     .reason_text(score.reason_features[k] as usize, |f| bound[f].cell(i));
                 (text, score.reason_contributions[k])
             })
-    }
-}
-
-/// A contribution, or an error when a finite but absurd value (say 1e308)
-/// overflowed it: an infinite logit would make the probability meaningless.
-#[inline]
-fn finite_contribution(c: f64, field: &str, row: Option<usize>) -> Result<f64> {
-    if c.is_finite() {
-        Ok(c)
-    } else {
-        Err(Error::ValueOutOfRange {
-            field: field.to_string(),
-            row,
-        })
     }
 }
 

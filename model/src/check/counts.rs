@@ -121,9 +121,15 @@ impl SnapshotCounts {
                 ),
                 FeaturePrep::Categorical(_) => (None, (f64::NAN, f64::NAN)),
             };
-            let present = scorer.read_cells(table, rows.clone(), f, |i, cell| {
+            let Some(cells) = scorer.read_cells(table, rows.clone(), f) else {
+                counts.absent = true;
+                counts.rows += included;
+                counts.missing += included;
+                continue;
+            };
+            for (i, cell) in cells {
                 if !include(i) {
-                    return;
+                    continue;
                 }
                 counts.rows += 1;
                 match cell {
@@ -139,11 +145,6 @@ impl SnapshotCounts {
                         counts.bins[level.unwrap_or(other)] += 1;
                     }
                 }
-            });
-            if !present {
-                counts.absent = true;
-                counts.rows += included;
-                counts.missing += included;
             }
         }
     }

@@ -47,6 +47,9 @@ pub(crate) struct CsvChunks<R: Read> {
     pub notes: Vec<String>,
     next_row: usize,
     scratch: Vec<u8>,
+    /// Chunks parsed one at a time (quotes, failures, a source's last
+    /// bytes): few, when parsing ahead works.
+    alone_chunks: usize,
 }
 
 impl<R: Read> CsvChunks<R> {
@@ -70,6 +73,7 @@ impl<R: Read> CsvChunks<R> {
             notes: Vec::new(),
             next_row: 1,
             scratch: Vec::new(),
+            alone_chunks: 0,
         };
         loop {
             match parse_header(&s.buf[s.start..s.end], s.eof) {
@@ -224,7 +228,14 @@ impl<R: Read> CsvChunks<R> {
         if self.buf.len() < want {
             self.buf.resize(want, 0);
         }
-        while !self.eof && self.end - self.start < want && self.end < self.buf.len() {
+        while !self.eof && self.end - self.start < want {
+            // Full from its start: nothing more fits. Otherwise `fill` first
+            // moves the unconsumed bytes to the front: checking only the
+            // tail left a parsed-ahead buffer's leftover alone, and every
+            // chunk after it went through the one-chunk-at-a-time parser.
+            if self.start == 0 && self.end == self.buf.len() {
+                break;
+            }
             self.fill()?;
         }
         Ok(())
@@ -232,6 +243,7 @@ impl<R: Read> CsvChunks<R> {
 
     /// The next chunk, parsed alone (quotes allowed).
     fn next_chunk_alone(&mut self, chunk_rows: usize) -> FeatureResult<Option<CsvChunk>> {
+        self.alone_chunks += 1;
         let mut b = Builders::new(self.plan.clone(), chunk_rows);
         loop {
             let pass = Pass {
@@ -279,4 +291,44 @@ fn chunk_bounds(region: &[u8], chunk_rows: usize, eof: bool) -> Vec<usize> {
         bounds.push(region.len());
     }
     bounds
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A quote-free source of `rows` rows of `x,y`.
+    fn source(rows: usize) -> Vec<u8> {
+        let mut s = b"x,y\n".to_vec();
+        for i in 0..rows {
+            s.extend_from_slice(format!("{i},{}.25\n", i % 97).as_bytes());
+        }
+        s
+    }
+
+    #[test]
+    fn a_quote_free_source_is_parsed_ahead_to_its_end() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        pool.install(|| {
+            // About five buffers' worth, eight chunks to a buffer.
+            let rows = 1_000_000;
+            let bytes = source(rows);
+            let options = ReadOptions::default();
+            let mut chunks = CsvChunks::new(&bytes[..], "mem.csv", &options).unwrap();
+            let (mut n, mut count) = (0, 0);
+            while let Some((table, errors, _)) = chunks.next_chunk(20_000).unwrap() {
+                assert!(errors.is_empty());
+                assert_eq!(table.first_row, n + 1);
+                n += table.n_rows();
+                count += 1;
+            }
+            assert_eq!(n, rows);
+            // The last bytes may go alone; every other chunk was parsed ahead.
+            assert!(
+                chunks.alone_chunks <= 2,
+                "{} of {count} chunks parsed alone",
+                chunks.alone_chunks
+            );
+        });
+    }
 }

@@ -217,7 +217,7 @@ impl ScoresBlock {
                 lines.push(b',');
                 // Six decimals are plenty for a probability and keep the file small.
                 let p = churn_model::decimal::fixed(probability, 6);
-                lines.extend_from_slice(p.as_str().as_bytes());
+                lines.extend_from_slice(p.as_bytes());
                 lines.push(b',');
                 lines.extend_from_slice(band.as_str().as_bytes());
                 for _ in 0..3 {

@@ -468,7 +468,8 @@ impl BlockContext<'_, '_> {
             out_of_range_rows: 0,
             counts,
         };
-        for i in rows {
+        let scores = self.bound.score_rows(rows.clone());
+        for (i, score) in rows.zip(scores) {
             if unread(i) {
                 continue;
             }
@@ -481,7 +482,7 @@ impl BlockContext<'_, '_> {
                     continue;
                 }
             };
-            let compact = match self.bound.score(i) {
+            let compact = match score {
                 Ok(c) => c,
                 Err(e) => {
                     block.failed.push((row, e.to_string()));
