@@ -12,7 +12,6 @@
 //! identical to it. Writing a scores file spent most of its time in float
 //! formatting before this.
 
-
 /// Largest `N` supported by the fast path (10^N must be exact in an f64).
 const MAX_DECIMALS: usize = 9;
 const POW10: [f64; MAX_DECIMALS + 1] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
@@ -191,7 +190,17 @@ mod tests {
     #[test]
     fn integers_match_format() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
-        let edges = [0, 1, -1, 9, 10, -10, i64::MAX, i64::MIN, 999_999_999_999_999];
+        let edges = [
+            0,
+            1,
+            -1,
+            9,
+            10,
+            -10,
+            i64::MAX,
+            i64::MIN,
+            999_999_999_999_999,
+        ];
         let random = (0..100_000).map(|_| rng.gen::<i64>() >> rng.gen_range(0..63));
         for n in edges.into_iter().chain(random) {
             let mut ours = String::new();

@@ -32,7 +32,11 @@
 //! row (numbers in a categorical column find their level through a
 //! precomputed numeric index, not by formatting them): it returns a [`CompactScore`] (probability, logit, band and the
 //! indices of the top three reasons); [`Scorer::reasons`] materialises the
-//! reasons of a row only when someone wants to read them.
+//! reasons of a row only when someone wants to read them, and
+//! [`BoundTable::reason_texts`] gives their words without building them (what
+//! a scores file writes). A [`BoundTable`] scores a block of rows column by
+//! column (`score_rows_of`): the same sums in the same order as row by row,
+//! with each column read in one sweep.
 
 use crate::artifact::{Coefficient, ModelArtifact};
 use crate::band::{BandCutoffs, RiskBand};
@@ -524,7 +528,11 @@ impl FoldedModel {
     /// [`Self::contribution`] with the error not yet named: the hot loops
     /// carry a byte-sized fault and name field and row only on failure.
     #[inline]
-    fn try_contribution(&self, f: usize, cell: Cell<'_>) -> std::result::Result<(f64, bool), Fault> {
+    fn try_contribution(
+        &self,
+        f: usize,
+        cell: Cell<'_>,
+    ) -> std::result::Result<(f64, bool), Fault> {
         match (&self.params[f], cell) {
             (_, Cell::Missing) if self.required[f] => Err(Fault::Missing),
             (Param::Num(p), Cell::Missing) => Ok((p.missing, false)),
@@ -629,7 +637,12 @@ impl FoldedModel {
     /// column; each row still adds its contributions in feature order and
     /// stops at its first failing feature, so its result is exactly that of
     /// scoring it alone.
-    fn score_rows_of<I>(&self, bound: &[Bound<'_>], rows: I, table: &Table) -> Vec<Result<CompactScore>>
+    fn score_rows_of<I>(
+        &self,
+        bound: &[Bound<'_>],
+        rows: I,
+        table: &Table,
+    ) -> Vec<Result<CompactScore>>
     where
         I: Iterator<Item = usize> + Clone,
     {
@@ -938,12 +951,16 @@ impl Scorer {
     /// The one reason function: term `t` (a feature, or an interaction past
     /// the features) with the customer's values of the cells `cell(f)`.
     fn reason<'c>(&self, t: usize, cell: impl Fn(usize) -> Cell<'c>, contribution: f64) -> Reason {
-        self.reason_text(t, |f| cell(f)).to_reason(contribution)
+        self.reason_text(t, cell).to_reason(contribution)
     }
 
     /// What term `t`'s reason says (see [`Scorer::reason`]), borrowed from
     /// the model and the cells.
-    fn reason_text<'a>(&'a self, t: usize, cell: impl Fn(usize) -> Cell<'a>) -> ReasonText<'a> {
+    fn reason_text<'a, 'c: 'a>(
+        &'a self,
+        t: usize,
+        cell: impl Fn(usize) -> Cell<'c>,
+    ) -> ReasonText<'a> {
         let n = self.model.names.len();
         let Some(pair) = self.model.pairs.get(t.wrapping_sub(n)) else {
             let (value, typical) = self.feature_values(t, cell(t));

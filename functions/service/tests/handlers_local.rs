@@ -527,16 +527,9 @@ async fn score_file_writes_scores_and_reports_bad_rows_and_missing_columns() {
         chunk_rows: 1_000,
         ..ScoreFileOptions::default()
     };
-    let refused = handle_score_file(
-        &FeatureUri::parse(&csv.display().to_string()).unwrap(),
-        &FeatureSources::new(),
-        &model.model,
-        &out,
-        &options,
-        &|_| {},
-    )
-    .await
-    .unwrap_err();
+    let refused = score_file(&csv, &model.model, &out, &options)
+        .await
+        .unwrap_err();
     let message = refused.to_string();
     assert!(message.starts_with("snapshot refused: "), "{message}");
     assert!(message.contains(&dropped_name), "{message}");
@@ -657,6 +650,96 @@ async fn score_file_writes_scores_and_reports_bad_rows_and_missing_columns() {
 }
 
 /// The header line of a CSV file.
+/// Scores the local file `csv` into `out` with no progress reporting.
+async fn score_file(
+    csv: &Path,
+    model: &churn_service::handlers::model::ScoringModel,
+    out: &Path,
+    options: &ScoreFileOptions,
+) -> Result<
+    churn_service::handlers::score_file::ScoreFileSummary,
+    churn_service::handlers::error::HandlerError,
+> {
+    let uri = FeatureUri::parse(&csv.display().to_string()).unwrap();
+    handle_score_file(&uri, &FeatureSources::new(), model, out, options, &|_| {}).await
+}
+
+/// The scores file is formatted in parallel blocks with the reasons written
+/// straight from the scored table; each line must be the one the row gets
+/// scored alone and written through the stored reasons' text.
+#[tokio::test]
+async fn score_file_lines_are_each_rows_own_score_written_alone() {
+    use churn_service::features::{read_local_file, ReadOptions, ScoresWriter};
+    let api = api_with_model().await;
+    let dir = api._dir.path();
+    let model = api.services.cache.get().await.unwrap().unwrap();
+    let mut table = synthetic(3_000, 23);
+    // Some missing values, so reasons that say "missing" are among them.
+    for c in &mut table.columns {
+        if let ColumnValues::Numeric(v) = &mut c.values {
+            if c.name != "churned" {
+                for x in v.iter_mut().step_by(7) {
+                    *x = f64::NAN;
+                }
+            }
+        }
+    }
+    let csv = write_csv(dir, "input.csv", &table);
+    let read = read_local_file(&csv, &ReadOptions::default()).unwrap();
+    let ids: Vec<String> = match &read.column("customer_id").unwrap().values {
+        ColumnValues::Text(v) => v.iter().map(|s| s.clone().unwrap()).collect(),
+        ColumnValues::Numeric(_) => panic!("text ids"),
+    };
+    let mut expected = ScoresWriter::csv(Vec::new()).unwrap();
+    let mut reasons_text = Vec::new();
+    let mut scored = 0;
+    for (id, score) in ids.iter().zip(model.model.scorer.score_table(&read)) {
+        if let Ok(score) = score {
+            expected.write(id, &score).unwrap();
+            reasons_text.push(
+                score
+                    .reasons
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect::<Vec<_>>(),
+            );
+            scored += 1;
+        }
+    }
+    let expected = String::from_utf8(expected.finish().unwrap()).unwrap();
+    assert!(
+        expected.contains("missing"),
+        "no missing value among the reasons"
+    );
+    assert!(scored > 2_000, "{scored} rows scored");
+    let options = ScoreFileOptions {
+        chunk_rows: 700,
+        force: true,
+        ..ScoreFileOptions::default()
+    };
+    for name in ["scores.csv", "scores.parquet"] {
+        let out = dir.join(name);
+        let summary = score_file(&csv, &model.model, &out, &options)
+            .await
+            .unwrap();
+        assert_eq!(summary.scored, scored);
+        if name.ends_with(".csv") {
+            assert_eq!(std::fs::read_to_string(&out).unwrap(), expected);
+            continue;
+        }
+        let back = read_local_file(&out, &ReadOptions::default()).unwrap();
+        for k in 0..3 {
+            let column = format!("reason_{}", k + 1);
+            let ColumnValues::Text(cells) = &back.column(&column).unwrap().values else {
+                panic!("{column} is text");
+            };
+            let want: Vec<Option<String>> =
+                reasons_text.iter().map(|r| r.get(k).cloned()).collect();
+            assert_eq!(cells, &want, "{column}");
+        }
+    }
+}
+
 fn lines_header(path: &Path) -> String {
     std::fs::read_to_string(path)
         .unwrap()

@@ -308,7 +308,10 @@ mod tests {
 
     #[test]
     fn a_quote_free_source_is_parsed_ahead_to_its_end() {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
         pool.install(|| {
             // About five buffers' worth, eight chunks to a buffer.
             let rows = 1_000_000;

@@ -6,6 +6,12 @@
 //! group ([`ROW_GROUP_ROWS`]) and written out. Reasons are text cells
 //! `feature is value (typical t)`, the same words in both formats; in
 //! Parquet a customer with fewer than three reasons has nulls, in CSV empty cells.
+//!
+//! Rows are formatted into a [`ScoresBlock`] apart from the writer (a
+//! scoring stream fills one per block of rows on the thread pool) and
+//! written in order with [`ScoresWriter::write_block`]; `ScoresBlock::push`
+//! is the one place a row becomes text, from stored reasons or from
+//! [`churn_model::ReasonText`]s read straight off the scored table.
 
 use super::error::{FeatureError, FeatureResult};
 use super::uri::Format;

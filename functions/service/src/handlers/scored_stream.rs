@@ -349,7 +349,10 @@ impl<'m> ScoredStream<'m> {
     }
 
     /// The chunk's id column.
-    fn ids<'c>(&self, chunk: &'c crate::features::TableChunk) -> Result<&'c [Option<String>], HandlerError> {
+    fn ids<'c>(
+        &self,
+        chunk: &'c crate::features::TableChunk,
+    ) -> Result<&'c [Option<String>], HandlerError> {
         match chunk.table.column(&self.id_column).map(|c| &c.values) {
             Some(ColumnValues::Text(v)) => Ok(v),
             _ => Err(HandlerError::BadRequest(format!(
