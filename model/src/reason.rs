@@ -44,6 +44,9 @@ pub enum ValueText<'a> {
     Missing,
     /// A finite number.
     Number(f64),
+    /// A finite number with its text already written by this rule (a
+    /// model's typical values, written once per model).
+    Written(f64, &'a str),
     /// A categorical level (or `other`).
     Text(&'a str),
     /// Any other JSON value, written as JSON.
@@ -78,10 +81,17 @@ impl<'a> ValueText<'a> {
     pub fn to_json(self) -> serde_json::Value {
         match self {
             ValueText::Missing => serde_json::Value::Null,
-            ValueText::Number(x) => serde_json::Value::from(x),
+            ValueText::Number(x) | ValueText::Written(x, _) => serde_json::Value::from(x),
             ValueText::Text(s) => serde_json::Value::String(s.to_string()),
             ValueText::Json(v) => v.clone(),
         }
+    }
+
+    /// Its text, as a reason writes it.
+    pub fn to_text(self) -> String {
+        let mut text = String::new();
+        let _ = self.write(&mut text);
+        text
     }
 
     /// Numbers without trailing zeros (three decimals at most), `missing`
@@ -89,7 +99,7 @@ impl<'a> ValueText<'a> {
     fn write<W: fmt::Write>(self, w: &mut W) -> fmt::Result {
         match self {
             ValueText::Missing => w.write_str("missing"),
-            ValueText::Text(s) => w.write_str(s),
+            ValueText::Text(s) | ValueText::Written(_, s) => w.write_str(s),
             ValueText::Number(x) if x.fract() == 0.0 && x.abs() < 1e15 => {
                 crate::decimal::write_integer(w, x as i64)
             }

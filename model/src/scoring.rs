@@ -758,6 +758,10 @@ pub struct Scorer {
     artifact: ModelArtifact,
     bands: BandCutoffs,
     model: FoldedModel,
+    /// Each numeric feature's typical value (its median) as a reason writes
+    /// it, written once (empty for categorical features): a scores file
+    /// shows it on most reasons.
+    typical_text: Vec<String>,
 }
 
 impl Scorer {
@@ -772,6 +776,15 @@ impl Scorer {
                 artifact.intercept,
             ),
             artifact: artifact.clone(),
+            typical_text: artifact
+                .preprocessing
+                .features
+                .iter()
+                .map(|f| match f {
+                    FeaturePrep::Numeric(n) => ValueText::number(n.median).to_text(),
+                    FeaturePrep::Categorical(_) => String::new(),
+                })
+                .collect(),
         }
     }
 
@@ -995,7 +1008,11 @@ impl Scorer {
                     Cell::Text(s) => s.trim().parse().unwrap_or(f64::NAN),
                     Cell::Missing => f64::NAN,
                 };
-                (ValueText::number(x), ValueText::number(n.median))
+                let typical = match ValueText::number(n.median) {
+                    ValueText::Number(m) => ValueText::Written(m, &self.typical_text[f]),
+                    missing => missing,
+                };
+                (ValueText::number(x), typical)
             }
             (FeaturePrep::Categorical(c), Param::Cat(p)) => {
                 let v = match (cell, p.level(cell)) {

@@ -51,7 +51,12 @@ pub async fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T
     if tokio::runtime::Handle::try_current().is_err() {
         return f();
     }
-    match spawn(f).await {
+    join(spawn(f)).await
+}
+
+/// Waits for work [`spawn`]ed earlier; a panic in it resumes in the caller.
+pub async fn join<T>(handle: tokio::task::JoinHandle<T>) -> T {
+    match handle.await {
         Ok(value) => value,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         // Only a runtime shutting down cancels blocking tasks; nothing is left to return to.

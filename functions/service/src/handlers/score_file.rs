@@ -113,7 +113,9 @@ pub async fn handle_score_file(
     let mut writer = ScoresWriter::create(&staged.path)?;
     let mut summary = ScoreFileSummary::default();
     // Each block's lines are formatted where it was scored, on the pool,
-    // reasons written from the table without building them first.
+    // reasons written from the table without building them first; the
+    // writer has a thread of its own, so the next chunk is scored while
+    // the last one is written.
     let empty = writer.new_block(0);
     let new_block = |rows: usize| (empty.fresh(rows), 0usize);
     let add = |(block, scored): &mut (ScoresBlock, usize), row: RowScore<'_, '_>| {
@@ -122,14 +124,27 @@ pub async fn handle_score_file(
         block.push(row.customer_id, c.churn_probability, c.risk_band, reasons);
         *scored += 1;
     };
+    let (to_writer, blocks) = std::sync::mpsc::sync_channel::<Vec<ScoresBlock>>(4);
+    let writing = crate::blocking::spawn(move || -> std::io::Result<()> {
+        for chunk in blocks {
+            chunk.into_iter().try_for_each(|b| writer.write_block(b))?;
+        }
+        writer.finish().map(drop)
+    });
     while let Some((rows, blocks)) = stream.next_chunk_into(new_block, add).await? {
+        let mut chunk = Vec::with_capacity(blocks.len());
         for (block, scored) in blocks {
-            writer.write_block(block).map_err(write_error)?;
             summary.scored += scored;
+            chunk.push(block);
+        }
+        if to_writer.send(chunk).is_err() {
+            // The writer stopped on an error, which its result says.
+            break;
         }
         progress(rows);
     }
-    writer.finish().map_err(write_error)?;
+    drop(to_writer);
+    crate::blocking::join(writing).await.map_err(write_error)?;
     let totals = stream.finish();
     let report = check_snapshot(&model.artifact, &totals.counts, &options.check);
     if report.refused() {
