@@ -21,7 +21,7 @@ const BUFFER_BYTES: usize = 1 << 20;
 /// Bytes buffered per pool thread for parsing ahead (a chunk or more each):
 /// enough to keep every thread parsing, small enough that the parsed rows
 /// waiting to be scored stay a few MiB.
-const AHEAD_BYTES_PER_THREAD: usize = 2 << 20;
+const AHEAD_BYTES_PER_THREAD: usize = 1 << 20;
 
 /// A CSV chunk: the rows, its bad rows, the header names (for messages).
 type CsvChunk = (Table, Vec<LocalRowError>, Vec<String>);

@@ -196,10 +196,10 @@ impl TableStream {
     }
 
     /// Runs the stream on a blocking thread (inside the caller's span) and
-    /// hands chunks over a bounded channel (4 chunks in flight), so reading
+    /// hands chunks over a bounded channel (2 chunks in flight), so reading
     /// overlaps the consumer's work and memory stays bounded.
     pub fn spawn(mut self) -> tokio::sync::mpsc::Receiver<FeatureResult<TableChunk>> {
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
         crate::blocking::spawn(move || loop {
             match self.next_chunk() {
                 Ok(Some(chunk)) => {

@@ -2,7 +2,7 @@
 //! model, write flags in batches.
 //!
 //! Memory stays constant: the snapshot is read chunk by chunk on a blocking
-//! thread (at most four chunks in flight), each chunk is scored and handed to
+//! thread (at most two chunks in flight), each chunk is scored and handed to
 //! the flag store, then dropped. Rows that cannot be read or scored are
 //! counted and reported with their row numbers; they never stop the run.
 //! The store skips unchanged scores (same band, |Δp| < epsilon), which is

@@ -3,7 +3,7 @@
 //! (scores into a CSV file).
 //!
 //! A [`ScoredStream`] reads a feature source chunk by chunk on a blocking
-//! thread (at most four chunks in flight), scores each chunk with the model
+//! thread (at most two chunks in flight), scores each chunk with the model
 //! crate's `Scorer` (the one scoring path, as in the API; the reasons of a
 //! chunk's rows built in parallel on the thread pool) and hands back the
 //! scored customers of the chunk. Rows that cannot be read, have no valid
