@@ -284,7 +284,7 @@ enum Bound<'a> {
 
 impl<'a> Bound<'a> {
     /// The cell at row `i` (an empty or blank text cell is missing).
-    #[inline]
+    #[inline(always)]
     fn cell(&self, i: usize) -> Cell<'a> {
         match self {
             Bound::Num(v) if v[i].is_nan() => Cell::Missing,
@@ -304,7 +304,7 @@ fn sigmoid(z: f64) -> f64 {
 }
 
 /// Keeps the three largest positive contributions, largest first.
-#[inline]
+#[inline(always)]
 fn push_top(s: &mut CompactScore, feature: usize, c: f64) {
     if c <= 0.0 {
         return;
@@ -477,7 +477,7 @@ impl FoldedModel {
     /// # Errors
     /// [`Fault::Negative`] outside the domain; [`Fault::Overflow`] when the
     /// contribution overflows.
-    #[inline]
+    #[inline(always)]
     fn numeric_value(p: &NumParam, x: f64) -> std::result::Result<(f64, bool), Fault> {
         if p.non_negative && x < 0.0 {
             return Err(Fault::Negative(x));
@@ -533,8 +533,19 @@ impl FoldedModel {
         f: usize,
         cell: Cell<'_>,
     ) -> std::result::Result<(f64, bool), Fault> {
-        match (&self.params[f], cell) {
-            (_, Cell::Missing) if self.required[f] => Err(Fault::Missing),
+        Self::contribution_of(&self.params[f], self.required[f], cell)
+    }
+
+    /// [`Self::try_contribution`] of a feature with parameters `param`:
+    /// apart, so a loop over one feature's cells holds them fixed.
+    #[inline(always)]
+    fn contribution_of(
+        param: &Param,
+        required: bool,
+        cell: Cell<'_>,
+    ) -> std::result::Result<(f64, bool), Fault> {
+        match (param, cell) {
+            (_, Cell::Missing) if required => Err(Fault::Missing),
             (Param::Num(p), Cell::Missing) => Ok((p.missing, false)),
             (Param::Cat(p), Cell::Missing) => Ok((p.other, false)),
             (Param::Num(p), Cell::Number(x)) if x.is_finite() => Self::numeric_value(p, x),
@@ -662,10 +673,11 @@ impl FoldedModel {
                 }
                 continue;
             }
+            let (param, required) = (&self.params[f], self.required[f]);
             for (slot, i) in out.iter_mut().zip(rows.clone()) {
                 let Ok(s) = slot else { continue };
                 let cell = b.cell(i);
-                match self.try_contribution(f, cell) {
+                match Self::contribution_of(param, required, cell) {
                     Ok((c, outside)) => {
                         s.logit += c;
                         push_top(s, f, c);
@@ -1200,7 +1212,7 @@ impl<'a> BoundTable<'a> {
 }
 
 /// `x` is in the domain (>= 0 for a log1p feature; `numeric_value` checks).
-#[inline]
+#[inline(always)]
 fn num_contribution(p: &NumParam, x: f64) -> f64 {
     let t = if p.log1p { x.ln_1p() } else { x };
     let mut c = p.a * t + p.b;
