@@ -189,3 +189,75 @@ impl fmt::Display for Reason {
         ReasonText::of(self).write(f)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// The number rule as `format!` states it: whole numbers below 1e15 as
+    /// integers, others with three decimals, trailing zeros and point cut.
+    fn by_format(x: f64) -> String {
+        if x.fract() == 0.0 && x.abs() < 1e15 {
+            format!("{}", x as i64)
+        } else {
+            let text = format!("{x:.3}");
+            text.trim_end_matches('0').trim_end_matches('.').to_string()
+        }
+    }
+
+    #[test]
+    fn numbers_read_as_format_writes_them() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let edges = [
+            0.0,
+            -0.0,
+            0.0004,
+            -0.0004,
+            0.0005,
+            1.0,
+            -1.0,
+            2.5,
+            1e15,
+            -1e15,
+            1e15 - 1.0,
+        ];
+        let random = (0..100_000).map(|_| {
+            let x: f64 = rng.gen_range(-1.0..1.0) * 10f64.powi(rng.gen_range(-5..17));
+            if rng.gen_bool(0.2) {
+                x.round()
+            } else {
+                x
+            }
+        });
+        for x in edges.into_iter().chain(random) {
+            assert_eq!(ValueText::Number(x).to_text(), by_format(x), "{x:e}");
+            assert_eq!(ValueText::of(&serde_json::json!(x)).to_text(), by_format(x));
+        }
+        assert_eq!(ValueText::number(f64::NAN).to_text(), "missing");
+    }
+
+    #[test]
+    fn a_stored_reason_and_its_text_read_alike() {
+        let reason = Reason {
+            feature: "plan".into(),
+            value: serde_json::json!("pro"),
+            typical: serde_json::Value::Null,
+            contribution: 0.4,
+            with: Some(Partner {
+                feature: "logins_30d".into(),
+                value: serde_json::json!(2.0),
+            }),
+        };
+        assert_eq!(reason.to_string(), "plan=pro with logins_30d 2");
+        assert_eq!(ReasonText::of(&reason).to_reason(0.4), reason);
+        let plain = Reason {
+            with: None,
+            value: serde_json::json!(1.23456),
+            typical: serde_json::json!(14.0),
+            ..reason
+        };
+        assert_eq!(plain.to_string(), "plan is 1.235 (typical 14)");
+        assert_eq!(ReasonText::of(&plain).to_reason(0.4), plain);
+    }
+}

@@ -1088,8 +1088,8 @@ impl Scorer {
         let bound = &bound;
         out.clear();
         out.resize(table.n_rows(), CompactScore::default());
-        // Blocks of rows on the thread pool, each a tight loop without
-        // allocation; the errors come back in row order.
+        // Blocks of rows on the thread pool, each scored column by column
+        // with one allocation per block; the errors come back in row order.
         out.par_chunks_mut(BLOCK)
             .enumerate()
             .flat_map_iter(|(b, block)| {
@@ -1168,6 +1168,9 @@ impl<'a> BoundTable<'a> {
     ///
     /// # Errors
     /// As [`Scorer::score_table_compact`] reports them, naming row and field.
+    ///
+    /// # Panics
+    /// When `i` is not a row of the table (a caller's bug, as indexing).
     #[inline]
     pub fn score(&self, i: usize) -> Result<CompactScore> {
         self.scorer.score_bound(&self.bound, i, self.table)
@@ -1175,6 +1178,9 @@ impl<'a> BoundTable<'a> {
 
     /// Scores rows `rows` (0-based), in order, as [`BoundTable::score`]
     /// would one by one.
+    ///
+    /// # Panics
+    /// When `rows` reaches past the table's rows (a caller's bug, as indexing).
     pub fn score_rows(&self, rows: std::ops::Range<usize>) -> Vec<Result<CompactScore>> {
         self.scorer.score_bound_rows(&self.bound, rows, self.table)
     }

@@ -649,7 +649,6 @@ async fn score_file_writes_scores_and_reports_bad_rows_and_missing_columns() {
     assert!(err.contains("no id column \"account\""), "{err}");
 }
 
-/// The header line of a CSV file.
 /// Scores the local file `csv` into `out` with no progress reporting.
 async fn score_file(
     csv: &Path,
@@ -693,8 +692,11 @@ async fn score_file_lines_are_each_rows_own_score_written_alone() {
     let mut expected = ScoresWriter::csv(Vec::new()).unwrap();
     let mut reasons_text = Vec::new();
     let mut scored = 0;
+    // The check's mean: the probabilities summed in row order, exactly.
+    let mut probability_sum = 0.0;
     for (id, score) in ids.iter().zip(model.model.scorer.score_table(&read)) {
         if let Ok(score) = score {
+            probability_sum += score.churn_probability;
             expected.write(id, &score).unwrap();
             reasons_text.push(
                 score
@@ -723,6 +725,8 @@ async fn score_file_lines_are_each_rows_own_score_written_alone() {
             .await
             .unwrap();
         assert_eq!(summary.scored, scored);
+        let mean = summary.check.as_ref().unwrap().mean_probability;
+        assert_eq!(mean, Some(probability_sum / scored as f64));
         if name.ends_with(".csv") {
             assert_eq!(std::fs::read_to_string(&out).unwrap(), expected);
             continue;
@@ -740,6 +744,7 @@ async fn score_file_lines_are_each_rows_own_score_written_alone() {
     }
 }
 
+/// The header line of a CSV file.
 fn lines_header(path: &Path) -> String {
     std::fs::read_to_string(path)
         .unwrap()

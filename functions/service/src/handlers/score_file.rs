@@ -131,7 +131,12 @@ pub async fn handle_score_file(
         }
         writer.finish().map(drop)
     });
-    while let Some((rows, blocks)) = stream.next_chunk_into(new_block, add).await? {
+    let read = loop {
+        let (rows, blocks) = match stream.next_chunk_into(new_block, add).await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        };
         let mut chunk = Vec::with_capacity(blocks.len());
         for (block, scored) in blocks {
             summary.scored += scored;
@@ -139,12 +144,14 @@ pub async fn handle_score_file(
         }
         if to_writer.send(chunk).is_err() {
             // The writer stopped on an error, which its result says.
-            break;
+            break Ok(());
         }
         progress(rows);
-    }
+    };
     drop(to_writer);
+    // A write error comes first: the chunks read after it were never written.
     crate::blocking::join(writing).await.map_err(write_error)?;
+    read?;
     let totals = stream.finish();
     let report = check_snapshot(&model.artifact, &totals.counts, &options.check);
     if report.refused() {

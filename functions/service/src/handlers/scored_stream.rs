@@ -341,6 +341,9 @@ impl<'m> ScoredStream<'m> {
             self.out_of_range_rows += block.out_of_range_rows;
             // Counted for this model, as the stream's: the layouts agree.
             let _ = self.counts.merge(&block.counts);
+            for (probability, band) in block.scores {
+                self.counts.add_score(probability, band);
+            }
             outputs.push(block.out);
         }
         let invalid = self.failed.count - failed_before;
@@ -448,7 +451,11 @@ struct Block<B> {
     failed: Vec<(usize, String)>,
     invalid_attributes: Vec<(churn_model::InvalidAttribute, usize)>,
     out_of_range_rows: usize,
+    /// The block's cells counted for the check.
     counts: SnapshotCounts,
+    /// Each scored row's probability and band, added to the stream's
+    /// counts in row order (a sum of floats depends on its order).
+    scores: Vec<(f64, churn_model::RiskBand)>,
 }
 
 impl BlockContext<'_, '_> {
@@ -470,6 +477,7 @@ impl BlockContext<'_, '_> {
             invalid_attributes: Vec::new(),
             out_of_range_rows: 0,
             counts,
+            scores: Vec::with_capacity(rows.len()),
         };
         let scores = self.bound.score_rows(rows.clone());
         for (i, score) in rows.zip(scores) {
@@ -494,8 +502,8 @@ impl BlockContext<'_, '_> {
             };
             block.out_of_range_rows += usize::from(compact.out_of_range > 0);
             block
-                .counts
-                .add_score(compact.churn_probability, compact.risk_band);
+                .scores
+                .push((compact.churn_probability, compact.risk_band));
             let (attributes, invalid) = self.attributes.row(i);
             block
                 .invalid_attributes
