@@ -4,9 +4,11 @@
 //!
 //! A [`ScoredStream`] reads a feature source chunk by chunk on a blocking
 //! thread (at most two chunks in flight), scores each chunk with the model
-//! crate's `Scorer` (the one scoring path, as in the API; the reasons of a
-//! chunk's rows built in parallel on the thread pool) and hands back the
-//! scored customers of the chunk. Rows that cannot be read, have no valid
+//! crate's `Scorer` (the one scoring path, as in the API) in blocks of rows
+//! on the thread pool, each block also counting its rows for the check and
+//! handing its scored rows to the caller ([`ScoredStream::next_chunk_into`]:
+//! a scores file formats its lines there), and hands back the scored
+//! customers of the chunk ([`ScoredStream::next_chunk`]). Rows that cannot be read, have no valid
 //! customer id (the one rule, [`churn_model::customer_id`]) or cannot be
 //! scored (a value outside the model's domain among them) are recorded as
 //! [`FailedRow`]s (first [`MAX_LISTED_FAILURES`], exact count) and never stop
