@@ -228,14 +228,12 @@ impl<R: Read> CsvChunks<R> {
         if self.buf.len() < want {
             self.buf.resize(want, 0);
         }
+        // Bounded by the unconsumed bytes, not by the tail's room: `fill`
+        // moves them to the front first (checking only the tail left a
+        // parsed-ahead buffer's leftover alone, and every chunk after it
+        // went through the one-chunk-at-a-time parser). The buffer holds at
+        // least `want`, so it never grows here.
         while !self.eof && self.end - self.start < want {
-            // Full from its start: nothing more fits. Otherwise `fill` first
-            // moves the unconsumed bytes to the front: checking only the
-            // tail left a parsed-ahead buffer's leftover alone, and every
-            // chunk after it went through the one-chunk-at-a-time parser.
-            if self.start == 0 && self.end == self.buf.len() {
-                break;
-            }
             self.fill()?;
         }
         Ok(())
