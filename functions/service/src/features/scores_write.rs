@@ -104,14 +104,7 @@ impl<W: Write + Send> ScoresWriter<W> {
     /// An empty block of rows for this file, to fill apart from the writer
     /// (on the thread pool, say) and write with [`Self::write_block`].
     pub fn new_block(&self, rows: usize) -> ScoresBlock {
-        let any = match &self.sink {
-            Sink::Csv { .. } => ScoresBlock::Csv {
-                lines: Vec::new(),
-                text: String::new(),
-            },
-            Sink::Parquet { .. } => ScoresBlock::Rows(Vec::new()),
-        };
-        any.fresh(rows)
+        ScoresBlock::with_room(matches!(self.sink, Sink::Csv { .. }), rows)
     }
 
     /// Writes a block's rows after those written before.
@@ -198,12 +191,18 @@ pub struct ScoresRow {
 impl ScoresBlock {
     /// An empty block for the same file format, with room for `rows`.
     pub fn fresh(&self, rows: usize) -> ScoresBlock {
-        match self {
-            ScoresBlock::Csv { .. } => ScoresBlock::Csv {
+        ScoresBlock::with_room(matches!(self, ScoresBlock::Csv { .. }), rows)
+    }
+
+    /// An empty block of CSV lines (`csv`) or Parquet rows with room for `rows`.
+    fn with_room(csv: bool, rows: usize) -> ScoresBlock {
+        if csv {
+            ScoresBlock::Csv {
                 lines: Vec::with_capacity(rows * 160),
                 text: String::new(),
-            },
-            ScoresBlock::Rows(_) => ScoresBlock::Rows(Vec::with_capacity(rows)),
+            }
+        } else {
+            ScoresBlock::Rows(Vec::with_capacity(rows))
         }
     }
 
