@@ -8,7 +8,7 @@
 use crate::calibration::Calibration;
 use crate::cv::{cross_validate, CvOutcome};
 use crate::error::Result;
-use crate::interaction::{bent_features, screen_pairs, PairGain};
+use crate::interaction::{bent_features, screen_pairs, PairGain, ScreenBins};
 use crate::preprocess::{FeatureData, Preprocessor};
 use crate::split::{stratified_folds, stratified_subsample};
 use crate::train_config::TrainConfig;
@@ -93,13 +93,8 @@ pub(crate) fn choose_complexity(
     let mut tried = vec![(Complexity::Linear, linear.clone())];
     let mut outcomes = vec![cv(linear)?];
     // Shapes only when the linear model leaves signal along some feature.
-    let bent = bent_features(
-        &linear.features,
-        data,
-        &rows,
-        &y,
-        &logits(linear, &outcomes[0]),
-    );
+    let bins = ScreenBins::of(&linear.features, data, &rows);
+    let bent = bent_features(&linear.features, &bins, &y, &logits(linear, &outcomes[0]));
     if !bent.is_empty() {
         let shaped = linear.with_shapes(data, &rows, config.shape_knots);
         if shaped.columns.len() > linear.columns.len() {
@@ -119,8 +114,7 @@ pub(crate) fn choose_complexity(
         let (prep, cv) = (&tried[main].1, &outcomes[main]);
         screen_pairs(
             &prep.features,
-            data,
-            &rows,
+            &bins,
             &y,
             &logits(prep, cv),
             config.max_interactions,
@@ -187,7 +181,7 @@ fn fold_average_logits(
 /// The calibration applied to the final fit: the cross-validation's Platt
 /// scaling for shapes and interactions, whose heavier penalty shrinks the
 /// log-odds; none for the linear model, which stays what earlier builds
-/// wrote for the same data, byte for byte.
+/// wrote for the same data (to rounding: see the solver's block sums).
 pub(crate) fn calibration_for(complexity: Complexity, cv: &CvOutcome) -> Calibration {
     match complexity {
         Complexity::Linear => Calibration::default(),

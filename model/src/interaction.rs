@@ -64,8 +64,7 @@ fn residuals(y: &[bool], logits: &[f64]) -> (Vec<f64>, Vec<f64>) {
 /// quantile bins over its `bins - 1` degrees of freedom.
 pub(crate) fn bent_features(
     features: &[FeaturePrep],
-    data: &[&FeatureData<'_>],
-    rows: &[usize],
+    bins: &ScreenBins,
     y: &[bool],
     logits: &[f64],
 ) -> Vec<usize> {
@@ -75,9 +74,8 @@ pub(crate) fn bent_features(
         .collect();
     let z = significance(numeric.len());
     let gains = par_map(numeric.len(), |k| {
-        let f = numeric[k];
-        let (codes, bins) = bin_codes(&features[f], data[f], rows);
-        let mut sums = vec![(0.0, 0.0); bins];
+        let (codes, bins) = &bins.0[numeric[k]];
+        let mut sums = vec![(0.0, 0.0); *bins];
         for (i, &c) in codes.iter().enumerate() {
             sums[c as usize].0 += r[i];
             sums[c as usize].1 += h[i];
@@ -99,6 +97,21 @@ pub(crate) fn bent_features(
 pub struct PairGain {
     pub features: (String, String),
     pub gain: f64,
+}
+
+/// Per feature, the coarse bin of every row the screens look at, and the
+/// number of bins: computed once and shared by both screens (a model's
+/// shapes and interactions keep its features' transforms, so the bins of
+/// the linear model's features are every model's).
+pub(crate) struct ScreenBins(Vec<(Vec<u8>, usize)>);
+
+impl ScreenBins {
+    /// The bins of `rows` for each of `features` (`data[f]` is feature `f`'s data).
+    pub(crate) fn of(features: &[FeaturePrep], data: &[&FeatureData<'_>], rows: &[usize]) -> Self {
+        ScreenBins(par_map(features.len(), |f| {
+            bin_codes(&features[f], data[f], rows)
+        }))
+    }
 }
 
 /// The coarse bin of every row of `rows` for one feature, and the number
@@ -193,8 +206,7 @@ fn pair_gain(a: (&[u8], usize), b: (&[u8], usize), r: &[f64], h: &[f64]) -> (f64
 /// main-effects model's log-odds of `rows`, `y` their labels.
 pub(crate) fn screen_pairs(
     features: &[FeaturePrep],
-    data: &[&FeatureData<'_>],
-    rows: &[usize],
+    bins: &ScreenBins,
     y: &[bool],
     logits: &[f64],
     keep: usize,
@@ -202,7 +214,8 @@ pub(crate) fn screen_pairs(
     if keep == 0 {
         return Vec::new();
     }
-    let codes = par_map(features.len(), |f| bin_codes(&features[f], data[f], rows));
+    debug_assert_eq!(bins.0.len(), features.len());
+    let codes = &bins.0;
     let (r, h) = residuals(y, logits);
     let pairs: Vec<(usize, usize)> = (0..features.len())
         .flat_map(|a| (a + 1..features.len()).map(move |b| (a, b)))
@@ -212,7 +225,7 @@ pub(crate) fn screen_pairs(
         let (ca, cb) = (&codes[a], &codes[b]);
         pair_gain((&ca.0, ca.1), (&cb.0, cb.1), &r, &h)
     });
-    let n = rows.len().max(1) as f64;
+    let n = y.len().max(1) as f64;
     let z = significance(pairs.len());
     let mut ranked: Vec<PairGain> = pairs
         .iter()
@@ -271,7 +284,13 @@ mod tests {
             .collect();
         let data: Vec<&FeatureData<'_>> = data.iter().collect();
         let rows: Vec<usize> = (0..n).collect();
-        let ranked = screen_pairs(&features, &data, &rows, &y, &vec![0.0; n], 3);
+        let ranked = screen_pairs(
+            &features,
+            &ScreenBins::of(&features, &data, &rows),
+            &y,
+            &vec![0.0; n],
+            3,
+        );
         assert_eq!(ranked[0].features, ("x0".into(), "x1".into()), "{ranked:?}");
         assert!(ranked[0].gain > 0.1, "{ranked:?}");
         assert_eq!(
@@ -279,7 +298,14 @@ mod tests {
             1,
             "noise pairs are not significant: {ranked:?}"
         );
-        assert!(screen_pairs(&features, &data, &rows, &y, &vec![0.0; n], 0).is_empty());
+        assert!(screen_pairs(
+            &features,
+            &ScreenBins::of(&features, &data, &rows),
+            &y,
+            &vec![0.0; n],
+            0
+        )
+        .is_empty());
     }
 
     /// A numeric feature on 0..=99, not log-transformed.
@@ -330,7 +356,15 @@ mod tests {
         ];
         let data: Vec<&FeatureData<'_>> = data.iter().collect();
         let rows: Vec<usize> = (0..n).collect();
-        assert_eq!(bent_features(&features, &data, &rows, &y, &logits), vec![0]);
+        assert_eq!(
+            bent_features(
+                &features,
+                &ScreenBins::of(&features, &data, &rows),
+                &y,
+                &logits
+            ),
+            vec![0]
+        );
     }
 
     /// Numeric bins follow quantiles; a missing value has its own bin.

@@ -40,7 +40,8 @@
 //! - [`calibration`]: Platt scaling of the log-odds on the out-of-fold predictions.
 //! - [`customer_id`](mod@customer_id): the one rule for customer ids (every path calls it).
 //! - `validate` (private): table shape, customer ids, class balance checks.
-//! - [`logistic`]: linfa-logistic wrapper: class orientation, design scaling, per-row tolerance, exact intercept.
+//! - [`logistic`]: the L2 logistic fit (linfa-logistic's L-BFGS): design scaling, per-row tolerance, exact intercept.
+//! - `log_loss` (private): the objective it minimizes, cost and gradient in one parallel sweep over row blocks.
 //! - `train_config` (private, re-exported by [`train`](mod@train)): `TrainConfig` and its checked builder.
 //! - [`train`](mod@train): cross-validated L2 choice, final fit, [`train()`], [`evaluate()`].
 //! - [`metrics`]: ROC AUC, PR AUC, log loss, Brier, lift, ECE, confusion matrix.
@@ -69,6 +70,7 @@ mod duplicate;
 pub mod error;
 pub mod interaction;
 pub mod label;
+mod log_loss;
 pub mod logistic;
 pub mod metrics;
 pub mod outcomes;

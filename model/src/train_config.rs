@@ -40,7 +40,7 @@ pub struct TrainConfig {
     /// L-BFGS iteration cap per fit. Default 200.
     pub max_iterations: u64,
     /// Tolerance on the Euclidean norm of the gradient of the *mean* loss
-    /// (scaled by the row count internally, because linfa-logistic sums the
+    /// (scaled by the row count internally, because the solver sums the
     /// loss). Default 1e-3. The coefficient error this leaves is about
     /// `tol / (smallest Hessian eigenvalue)`, ~0.002 per standardized
     /// coefficient: below their sampling noise up to about a million rows

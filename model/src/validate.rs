@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::table::{ColumnValues, Table};
+use rayon::prelude::*;
 
 /// Equal column lengths; at least one row.
 pub(crate) fn check_shape(table: &Table) -> Result<usize> {
@@ -81,7 +82,7 @@ fn first_duplicate(
     mut keys: Vec<(u64, usize)>,
     same: impl Fn(usize, usize) -> bool,
 ) -> Option<(usize, usize)> {
-    keys.sort_unstable();
+    keys.par_sort_unstable();
     let mut best: Option<(usize, usize)> = None;
     for group in keys.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
         // Within a group rows ascend, so the first match is the first occurrence.
@@ -96,6 +97,31 @@ fn first_duplicate(
         }
     }
     best
+}
+
+/// `(hash, row)` of every value, rows in parallel blocks; the error of the
+/// first row `hash` refuses.
+fn hashed<T: Sync>(
+    values: &[T],
+    hash: impl Fn(usize, &T) -> Result<u64> + Sync,
+) -> Result<Vec<(u64, usize)>> {
+    const BLOCK: usize = 1 << 16;
+    let blocks: Vec<Result<Vec<(u64, usize)>>> = values
+        .par_chunks(BLOCK)
+        .enumerate()
+        .map(|(b, block)| {
+            let first = b * BLOCK;
+            (first..)
+                .zip(block)
+                .map(|(i, v)| Ok((hash(i, v)?, i)))
+                .collect()
+        })
+        .collect();
+    let mut keys = Vec::with_capacity(values.len());
+    for block in blocks {
+        keys.extend(block?);
+    }
+    Ok(keys)
 }
 
 fn fx_hash<T: std::hash::Hash + ?Sized>(v: &T) -> u64 {
@@ -120,21 +146,17 @@ pub(crate) fn check_ids(table: &Table, id_column: &str) -> Result<()> {
     };
     match &col.values {
         ColumnValues::Text(v) => {
-            let mut keys = Vec::with_capacity(v.len());
-            for (i, s) in v.iter().enumerate() {
-                let s = match crate::customer_id::customer_id(s.as_deref().unwrap_or("")) {
-                    Ok(s) => s,
-                    Err(crate::customer_id::CustomerIdError::Empty) => return Err(missing(i)),
-                    Err(problem) => {
-                        return Err(Error::InvalidId {
-                            row: table.row_number(i),
-                            column: id_column.to_string(),
-                            problem,
-                        })
-                    }
-                };
-                keys.push((fx_hash(s), i));
-            }
+            let keys = hashed(v, |i, s| {
+                match crate::customer_id::customer_id(s.as_deref().unwrap_or("")) {
+                    Ok(s) => Ok(fx_hash(s)),
+                    Err(crate::customer_id::CustomerIdError::Empty) => Err(missing(i)),
+                    Err(problem) => Err(Error::InvalidId {
+                        row: table.row_number(i),
+                        column: id_column.to_string(),
+                        problem,
+                    }),
+                }
+            })?;
             let key = |i: usize| v[i].as_deref().map(str::trim);
             if let Some(d) = first_duplicate(keys, |a, b| key(a) == key(b)) {
                 return Err(dup(d, key(d.0).unwrap_or_default().to_string()));
@@ -143,13 +165,13 @@ pub(crate) fn check_ids(table: &Table, id_column: &str) -> Result<()> {
         ColumnValues::Numeric(v) => {
             // +0.0 and -0.0 are the same id.
             let bits = |x: f64| if x == 0.0 { 0 } else { x.to_bits() };
-            let mut keys = Vec::with_capacity(v.len());
-            for (i, &x) in v.iter().enumerate() {
+            let keys = hashed(v, |i, &x| {
                 if x.is_nan() {
-                    return Err(missing(i));
+                    Err(missing(i))
+                } else {
+                    Ok(fx_hash(&bits(x)))
                 }
-                keys.push((fx_hash(&bits(x)), i));
-            }
+            })?;
             if let Some(d) = first_duplicate(keys, |a, b| bits(v[a]) == bits(v[b])) {
                 return Err(dup(d, v[d.0].to_string()));
             }

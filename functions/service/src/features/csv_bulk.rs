@@ -212,46 +212,57 @@ fn merge(
         offset += b.rows;
     }
     let total: usize = done.iter().map(|(_, b)| b.rows).sum();
-    let mut columns = Vec::with_capacity(names.len());
-    let mut iters: Vec<_> = done.into_iter().map(|(_, b)| b.cols.into_iter()).collect();
-    for (j, name) in names.iter().enumerate() {
-        let pieces: Vec<ColBuf> = iters
-            .iter_mut()
-            .map(|it| it.next().unwrap_or(ColBuf::Skip))
-            .collect();
-        match final_plan[j] {
-            Plan::Skip => {}
-            Plan::Text => {
-                let mut out = Vec::with_capacity(total);
-                for piece in pieces {
-                    if let ColBuf::Text(v) = piece {
-                        if out.is_empty() {
-                            out = v;
-                            out.reserve(total.saturating_sub(out.len()));
-                        } else {
-                            out.extend(v);
-                        }
-                    }
-                }
-                columns.push(Column::text(name.clone(), out));
-            }
-            Plan::Numeric | Plan::Infer => {
-                let mut out: Vec<f64> = Vec::new();
-                for piece in pieces {
-                    if let ColBuf::Num(v) = piece {
-                        if out.is_empty() {
-                            out = v;
-                            out.reserve(total.saturating_sub(out.len()));
-                        } else {
-                            out.extend_from_slice(&v);
-                        }
-                    }
-                }
-                columns.push(Column::numeric(name.clone(), out));
-            }
+    // Each column's pieces, in part order.
+    let mut pieces: Vec<Vec<ColBuf>> = names.iter().map(|_| Vec::new()).collect();
+    for (_, b) in done {
+        for (column, piece) in pieces.iter_mut().zip(b.cols) {
+            column.push(piece);
         }
     }
-    Ok(Table::new(columns))
+    // Columns are concatenated side by side on the pool.
+    use rayon::prelude::*;
+    let columns: Vec<Option<Column>> = names
+        .par_iter()
+        .zip(pieces)
+        .zip(&final_plan)
+        .map(|((name, pieces), plan)| concatenated(name, pieces, *plan, total))
+        .collect();
+    Ok(Table::new(columns.into_iter().flatten().collect()))
+}
+
+/// One column from its pieces (`total` rows), `None` for a skipped one.
+fn concatenated(name: &str, pieces: Vec<ColBuf>, plan: Plan, total: usize) -> Option<Column> {
+    match plan {
+        Plan::Skip => None,
+        Plan::Text => {
+            let mut out = Vec::with_capacity(total);
+            for piece in pieces {
+                if let ColBuf::Text(v) = piece {
+                    if out.is_empty() {
+                        out = v;
+                        out.reserve(total.saturating_sub(out.len()));
+                    } else {
+                        out.extend(v);
+                    }
+                }
+            }
+            Some(Column::text(name.to_string(), out))
+        }
+        Plan::Numeric | Plan::Infer => {
+            let mut out: Vec<f64> = Vec::new();
+            for piece in pieces {
+                if let ColBuf::Num(v) = piece {
+                    if out.is_empty() {
+                        out = v;
+                        out.reserve(total.saturating_sub(out.len()));
+                    } else {
+                        out.extend_from_slice(&v);
+                    }
+                }
+            }
+            Some(Column::numeric(name.to_string(), out))
+        }
+    }
 }
 
 /// A part-local strict error as a [`FeatureError`] with the file-wide row.
