@@ -18,14 +18,18 @@ fn by_class(rows: &[usize], labels: &[bool]) -> [Vec<usize>; 2] {
 /// Splits `0..labels.len()` into (train, holdout) with `fraction` of each
 /// class (rounded) in the holdout. Both parts are sorted ascending.
 pub fn stratified_split(labels: &[bool], fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
-    let all: Vec<usize> = (0..labels.len()).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (mut train, mut holdout) = (Vec::new(), Vec::new());
-    for mut class in by_class(&all, labels) {
+    let mut classes = [Vec::new(), Vec::new()];
+    for (r, &y) in labels.iter().enumerate() {
+        classes[usize::from(y)].push(r);
+    }
+    for mut class in classes {
         class.shuffle(&mut rng);
         let k = ((class.len() as f64) * fraction).round() as usize;
-        holdout.extend_from_slice(&class[..k.min(class.len())]);
-        train.extend_from_slice(&class[k.min(class.len())..]);
+        let (h, t) = class.split_at(k.min(class.len()));
+        holdout.extend_from_slice(h);
+        train.extend_from_slice(t);
     }
     train.sort_unstable();
     holdout.sort_unstable();
@@ -33,6 +37,8 @@ pub fn stratified_split(labels: &[bool], fraction: f64, seed: u64) -> (Vec<usize
 }
 
 /// A stratified sample of at most `max` of `rows` (all of them if fewer), sorted.
+/// Each class draws its share by a partial shuffle: the cost is the
+/// sample's size, not the rows'.
 pub fn stratified_subsample(rows: &[usize], labels: &[bool], max: usize, seed: u64) -> Vec<usize> {
     if rows.len() <= max {
         return rows.to_vec();
@@ -41,9 +47,9 @@ pub fn stratified_subsample(rows: &[usize], labels: &[bool], max: usize, seed: u
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_cafe);
     let mut out = Vec::with_capacity(max);
     for mut class in by_class(rows, labels) {
-        class.shuffle(&mut rng);
-        let k = ((class.len() as f64) * share).round() as usize;
-        out.extend_from_slice(&class[..k.min(class.len())]);
+        let k = (((class.len() as f64) * share).round() as usize).min(class.len());
+        let (drawn, _) = class.partial_shuffle(&mut rng, k);
+        out.extend_from_slice(drawn);
     }
     out.sort_unstable();
     out
