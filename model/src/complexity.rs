@@ -181,7 +181,10 @@ fn fold_average_logits(
 /// The calibration applied to the final fit: the cross-validation's Platt
 /// scaling for shapes and interactions, whose heavier penalty shrinks the
 /// log-odds; none for the linear model, which stays what earlier builds
-/// wrote for the same data (to rounding: see the solver's block sums).
+/// wrote for the same data when the training split fits in `cv_max_rows`
+/// (to rounding, and as long as rounding does not flip a near-tie in the
+/// L2 or complexity choice); a larger split's CV subsample is drawn
+/// differently since the subsample became a partial shuffle.
 pub(crate) fn calibration_for(complexity: Complexity, cv: &CvOutcome) -> Calibration {
     match complexity {
         Complexity::Linear => Calibration::default(),

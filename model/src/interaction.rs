@@ -59,9 +59,9 @@ fn residuals(y: &[bool], logits: &[f64]) -> (Vec<f64>, Vec<f64>) {
     (r, p.iter().map(|p| p * (1.0 - p)).collect())
 }
 
-/// The numeric features along which the model with `logits` (of `rows`,
-/// labels `y`) leaves signal beyond chance: excess gain of the feature's
-/// quantile bins over its `bins - 1` degrees of freedom.
+/// The numeric features along which the model with `logits` (one per row
+/// `bins` was taken of, labels `y`) leaves signal beyond chance: excess gain
+/// of the feature's quantile bins over its `bins - 1` degrees of freedom.
 pub(crate) fn bent_features(
     features: &[FeaturePrep],
     bins: &ScreenBins,
@@ -202,8 +202,9 @@ fn pair_gain(a: (&[u8], usize), b: (&[u8], usize), r: &[f64], h: &[f64]) -> (f64
 }
 
 /// The `keep` feature pairs with the largest significant excess gain,
-/// largest first. `features[f]` and `data[f]` describe feature `f`; `logits` are the
-/// main-effects model's log-odds of `rows`, `y` their labels.
+/// largest first. `features[f]` is feature `f` and `bins` its rows' bins
+/// ([`ScreenBins::of`]); `logits` are the main-effects model's log-odds of
+/// those rows, `y` their labels.
 pub(crate) fn screen_pairs(
     features: &[FeaturePrep],
     bins: &ScreenBins,

@@ -40,7 +40,7 @@
 //! - [`calibration`]: Platt scaling of the log-odds on the out-of-fold predictions.
 //! - [`customer_id`](mod@customer_id): the one rule for customer ids (every path calls it).
 //! - `validate` (private): table shape, customer ids, class balance checks.
-//! - [`logistic`]: the L2 logistic fit (linfa-logistic's L-BFGS): design scaling, per-row tolerance, exact intercept.
+//! - [`logistic`]: the L2 logistic fit (argmin's L-BFGS, configured as linfa-logistic does): design scaling, per-row tolerance, exact intercept.
 //! - `log_loss` (private): the objective it minimizes, cost and gradient in one parallel sweep over row blocks.
 //! - `train_config` (private, re-exported by [`train`](mod@train)): `TrainConfig` and its checked builder.
 //! - [`train`](mod@train): cross-validated L2 choice, final fit, [`train()`], [`evaluate()`].

@@ -94,11 +94,14 @@ impl<'a> LogLoss<'a> {
                 *zi += wj * v;
             }
         }
-        // z becomes the residual sigmoid(z) - y; the loss in its stable form.
+        // z becomes the residual sigmoid(z) - y. The loss is softplus(m),
+        // m = z for y = 0 and -z for y = 1, as max(m, 0) + ln(1 + e^-|m|):
+        // no cancellation for a confident, correct row.
         let mut loss = 0.0;
         for (zi, &y) in z.iter_mut().zip(&self.y[lo..hi]) {
             let e = (-zi.abs()).exp();
-            loss += zi.max(0.0) + e.ln_1p() - if y { *zi } else { 0.0 };
+            let m = if y { -*zi } else { *zi };
+            loss += m.max(0.0) + e.ln_1p();
             let p = if *zi >= 0.0 {
                 1.0 / (1.0 + e)
             } else {

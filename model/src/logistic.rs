@@ -1,6 +1,6 @@
 //! The L2 logistic-regression fit: linfa-logistic's solver (argmin's
 //! L-BFGS, memory 10, More-Thuente line search, stopped at a gradient norm)
-//! on the objective of [`crate::log_loss`], which evaluates linfa-logistic's
+//! on the objective of the private `log_loss` module, which evaluates linfa-logistic's
 //! loss in one parallel sweep instead of three single-threaded passes and a
 //! copy of the design (a test checks both reach the same optimum).
 //!
@@ -12,7 +12,7 @@
 
 use crate::error::{Error, Result};
 use crate::log_loss::LogLoss;
-use argmin::core::Executor;
+use argmin::core::{CostFunction, Executor};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
 use ndarray::{Array1, ArrayView2};
@@ -148,6 +148,14 @@ impl ScaledDesign {
             message: e.to_string(),
         };
         let start = match init {
+            Some(init) if init.weights.len() != p => {
+                return Err(Error::Solver {
+                    message: format!(
+                        "the starting point has {} weights for {p} design columns",
+                        init.weights.len()
+                    ),
+                })
+            }
             Some(init) => {
                 let mut v: Vec<f64> = init.weights.iter().map(|w| w / s).collect();
                 v.push(init.intercept / s);
@@ -156,6 +164,14 @@ impl ScaledDesign {
             None => Array1::zeros(p + 1),
         };
         let objective = LogLoss::new(&self.x, &self.labels, p + 1, opts.l2 * n as f64 * s * s);
+        // A non-finite cell makes every cost non-finite: the solver would
+        // stop at the start and return it as if fitted. (Cached: the
+        // solver's first evaluation is this one.)
+        if !objective.cost(&start).map_err(solver_error)?.is_finite() {
+            return Err(Error::Solver {
+                message: "the design or the starting point has a non-finite value".into(),
+            });
+        }
         // linfa-logistic's solver: L-BFGS with memory 10 and a More-Thuente
         // line search, stopped at a gradient norm (summed over rows).
         let solver = LBFGS::new(MoreThuenteLineSearch::new(), 10)
@@ -252,6 +268,38 @@ pub fn fit(
 mod tests {
     use super::*;
     use ndarray::Array2;
+
+    /// A non-finite design cell or a starting point of the wrong length is
+    /// a solver error, not a model fitted to nothing.
+    #[test]
+    fn unusable_inputs_are_errors() {
+        let opts = SolverOptions {
+            l2: 1e-3,
+            gradient_tolerance: 1e-6,
+            max_iterations: 50,
+        };
+        let labels = vec![true, false, false, true, false, false];
+        let mut x = vec![0.5, -1.0, 0.2, 1.5, -0.3, 0.0];
+        let fit = ScaledDesign::new(x.clone(), 1, labels.clone())
+            .unwrap()
+            .fit(opts, None);
+        assert!(fit.is_ok(), "{fit:?}");
+        let short = LogisticFit {
+            weights: vec![],
+            intercept: 0.0,
+        };
+        let err = ScaledDesign::new(x.clone(), 1, labels.clone())
+            .unwrap()
+            .fit(opts, Some(&short))
+            .unwrap_err();
+        assert!(err.to_string().contains("0 weights for 1"), "{err}");
+        x[2] = f64::NAN;
+        let err = ScaledDesign::new(x, 1, labels)
+            .unwrap()
+            .fit(opts, None)
+            .unwrap_err();
+        assert!(err.to_string().contains("non-finite"), "{err}");
+    }
 
     /// The solver reaches the optimum linfa-logistic finds for the same
     /// objective (summed log loss, every column of the scaled design

@@ -12,7 +12,8 @@
 //! - **The linear model is nested.** The value column stays; tents only add
 //!   slope changes at the knots. With every tent weight at 0 the model is the linear
 //!   one, so the L2 penalty shrinks towards the linear fit, and the linear
-//!   choice keeps byte-identical artifacts (it simply has no tent columns).
+//!   choice writes the artifact a linear-only build would (it simply has no
+//!   tent columns).
 //! - **Tents, not hinges.** Hinges `max(0, t - knot)` span the same
 //!   functions but are nearly collinear with `t` and each other (a hinge at
 //!   a low knot *is* `t` for most rows), which slowed L-BFGS several-fold;

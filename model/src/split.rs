@@ -37,8 +37,8 @@ pub fn stratified_split(labels: &[bool], fraction: f64, seed: u64) -> (Vec<usize
 }
 
 /// A stratified sample of at most `max` of `rows` (all of them if fewer), sorted.
-/// Each class draws its share by a partial shuffle: the cost is the
-/// sample's size, not the rows'.
+/// Each class draws its share by a partial shuffle: the shuffle's cost is
+/// the sample's size, not the rows'.
 pub fn stratified_subsample(rows: &[usize], labels: &[bool], max: usize, seed: u64) -> Vec<usize> {
     if rows.len() <= max {
         return rows.to_vec();

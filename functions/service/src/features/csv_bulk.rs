@@ -232,37 +232,38 @@ fn merge(
 
 /// One column from its pieces (`total` rows), `None` for a skipped one.
 fn concatenated(name: &str, pieces: Vec<ColBuf>, plan: Plan, total: usize) -> Option<Column> {
+    let name = name.to_string();
     match plan {
         Plan::Skip => None,
         Plan::Text => {
-            let mut out = Vec::with_capacity(total);
-            for piece in pieces {
-                if let ColBuf::Text(v) = piece {
-                    if out.is_empty() {
-                        out = v;
-                        out.reserve(total.saturating_sub(out.len()));
-                    } else {
-                        out.extend(v);
-                    }
-                }
-            }
-            Some(Column::text(name.to_string(), out))
+            let texts = pieces.into_iter().filter_map(|p| match p {
+                ColBuf::Text(v) => Some(v),
+                _ => None,
+            });
+            Some(Column::text(name, joined(texts, total)))
         }
         Plan::Numeric | Plan::Infer => {
-            let mut out: Vec<f64> = Vec::new();
-            for piece in pieces {
-                if let ColBuf::Num(v) = piece {
-                    if out.is_empty() {
-                        out = v;
-                        out.reserve(total.saturating_sub(out.len()));
-                    } else {
-                        out.extend_from_slice(&v);
-                    }
-                }
-            }
-            Some(Column::numeric(name.to_string(), out))
+            let numbers = pieces.into_iter().filter_map(|p| match p {
+                ColBuf::Num(v) => Some(v),
+                _ => None,
+            });
+            Some(Column::numeric(name, joined(numbers, total)))
         }
     }
+}
+
+/// `pieces` end to end, reusing the first one's allocation (grown once to `total`).
+fn joined<T>(pieces: impl Iterator<Item = Vec<T>>, total: usize) -> Vec<T> {
+    let mut out = Vec::new();
+    for v in pieces {
+        if out.is_empty() {
+            out = v;
+            out.reserve(total.saturating_sub(out.len()));
+        } else {
+            out.extend(v);
+        }
+    }
+    out
 }
 
 /// A part-local strict error as a [`FeatureError`] with the file-wide row.
