@@ -151,10 +151,11 @@ fn numeric_codes(np: &NumericPrep, v: &[f64], rows: &[usize]) -> (Vec<u8>, usize
         .filter(|x| !x.is_nan())
         .map(|x| np.transform(x))
         .collect();
-    t.sort_unstable_by(f64::total_cmp);
-    let mut cuts: Vec<f64> = (1..SCREEN_BINS - 1)
-        .filter_map(|i| t.get(i * t.len() / (SCREEN_BINS - 1)).copied())
+    let ranks: Vec<usize> = (1..SCREEN_BINS - 1)
+        .map(|i| i * t.len() / (SCREEN_BINS - 1))
+        .filter(|&r| r < t.len())
         .collect();
+    let mut cuts = crate::reference::order_statistics(&mut t, &ranks);
     cuts.dedup();
     let missing = (cuts.len() + 1) as u8;
     let codes = rows

@@ -9,7 +9,7 @@
 
 use crate::error::{Error, Result};
 use crate::product::{FoldedPair, Part, PartArg, MAX_PARTS};
-use crate::reference::{decile_ranks, decile_shares, Bins, ReferenceBins};
+use crate::reference::{decile_ranks, decile_shares, order_statistics, Bins, ReferenceBins};
 use crate::schema::{ColumnKind, ResolvedColumn};
 use crate::table::{ColumnValues, Table};
 use serde::{Deserialize, Serialize};
@@ -692,8 +692,13 @@ impl Preprocessor {
     ) {
         let n = rows.len();
         let p = self.columns.len();
-        out.clear();
-        out.resize(n * p, 0.0);
+        // Zeroed by the allocator (a large allocation is a fresh mapping,
+        // already zero), so the pages are first touched by the parallel
+        // fill below instead of by one thread writing zeros; the capacity
+        // the caller reserved (room for the solver's constant column) is kept.
+        let capacity = out.capacity().max(n * p);
+        *out = vec![0.0; capacity];
+        out.truncate(n * p);
         if n == 0 {
             return;
         }
@@ -882,11 +887,8 @@ fn median_in_place(v: &mut [f64]) -> f64 {
 fn sample_deciles(v: &[f64], max: usize) -> Vec<f64> {
     let step = v.len().div_ceil(max.max(1)).max(1);
     let mut sample: Vec<f64> = v.iter().step_by(step).copied().collect();
-    sample.sort_unstable_by(f64::total_cmp);
-    decile_ranks(sample.len())
-        .into_iter()
-        .map(|r| sample[r])
-        .collect()
+    let ranks = decile_ranks(sample.len());
+    order_statistics(&mut sample, &ranks)
 }
 
 #[cfg(test)]

@@ -101,6 +101,23 @@ pub struct FeatureImportance {
     pub mean_abs_contribution: f64,
 }
 
+/// The values of `v` at the ascending 0-based `ranks` (each below
+/// `v.len()`) of its total order, as sorting would give them, by one
+/// selection per rank, each in the part above the previous rank: a handful
+/// of linear passes instead of a sort. Reorders `v`.
+pub(crate) fn order_statistics(v: &mut [f64], ranks: &[usize]) -> Vec<f64> {
+    let mut out = Vec::with_capacity(ranks.len());
+    let mut lo = 0;
+    for &r in ranks {
+        debug_assert!(r >= lo && r < v.len());
+        // v[lo..] holds exactly the values of rank >= lo.
+        let (_, x, _) = v[lo..].select_nth_unstable_by(r - lo, f64::total_cmp);
+        out.push(*x);
+        lo = r;
+    }
+    out
+}
+
 /// 0-based ranks of the nearest-rank 10th..90th percentiles of `n` values.
 pub(crate) fn decile_ranks(n: usize) -> Vec<usize> {
     if n == 0 {
@@ -110,4 +127,31 @@ pub(crate) fn decile_ranks(n: usize) -> Vec<usize> {
         .map(|d| ((d as f64 / 10.0) * n as f64).ceil() as usize)
         .map(|k| k.clamp(1, n) - 1)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Selection gives what sorting gives, ties, signed zeros and repeated
+    /// ranks included.
+    #[test]
+    fn order_statistics_are_the_sorted_values_at_the_ranks() {
+        let mut v: Vec<f64> = (0..5003)
+            .map(|i| ((i * 7919) % 101) as f64 - 50.0)
+            .collect();
+        v.extend([0.0, -0.0, 0.0, -0.0, f64::INFINITY, f64::NEG_INFINITY]);
+        let mut sorted = v.clone();
+        sorted.sort_unstable_by(f64::total_cmp);
+        for ranks in [
+            decile_ranks(v.len()),
+            vec![0, 0, 1, 2508, 2508, v.len() - 1],
+            (0..v.len()).step_by(97).collect(),
+        ] {
+            let got = order_statistics(&mut v.clone(), &ranks);
+            let want: Vec<f64> = ranks.iter().map(|&r| sorted[r]).collect();
+            let bits = |x: &[f64]| x.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "ranks {ranks:?}");
+        }
+    }
 }
