@@ -34,12 +34,21 @@ pub(crate) fn repeated_columns(
         FeatureData::Num(v) => standardized(v, &sample),
         FeatureData::Cat(_) => None,
     });
+    // Every earlier-later pair's correlation, side by side on the pool
+    // (each is a pass over the sample); which twin is kept is decided after.
+    let pairs: Vec<(usize, usize)> = (0..data.len())
+        .flat_map(|c| (0..c).map(move |e| (e, c)))
+        .collect();
+    let r = par_map(pairs.len(), |k| {
+        let (e, c) = pairs[k];
+        correlation(z[e].as_deref()?, z[c].as_deref()?)
+    });
+    let r_of = |e: usize, c: usize| r[c * (c - 1) / 2 + e];
     let mut out: Vec<Option<(usize, f64)>> = vec![None; data.len()];
     for c in 0..data.len() {
-        let Some(zc) = &z[c] else { continue };
         // Compared with columns that are themselves kept.
         out[c] = (0..c).filter(|&e| out[e].is_none()).find_map(|e| {
-            let r = correlation(z[e].as_deref()?, zc)?;
+            let r = r_of(e, c)?;
             (r.abs() >= MIN_CORRELATION).then_some((e, r))
         });
     }
