@@ -22,6 +22,9 @@ const BUFFER_BYTES: usize = 1 << 20;
 /// enough to keep every thread parsing, small enough that the parsed rows
 /// waiting to be scored stay a few MiB.
 const AHEAD_BYTES_PER_THREAD: usize = 1 << 20;
+/// The most the parse-ahead region grows to when chunks are larger than
+/// the per-thread bytes (long rows, or many rows to a chunk).
+const MAX_AHEAD_BYTES: usize = 32 << 20;
 
 /// A CSV chunk: the rows, its bad rows, the header names (for messages).
 type CsvChunk = (Table, Vec<LocalRowError>, Vec<String>);
@@ -50,6 +53,8 @@ pub(crate) struct CsvChunks<R: Read> {
     /// Chunks parsed one at a time (quotes, failures, a source's last
     /// bytes): few, when parsing ahead works.
     alone_chunks: usize,
+    /// Bytes parsed ahead at a time: a chunk per pool thread, or more.
+    ahead_bytes: usize,
 }
 
 impl<R: Read> CsvChunks<R> {
@@ -64,6 +69,7 @@ impl<R: Read> CsvChunks<R> {
             reader,
             location: location.to_string(),
             buf: vec![0; BUFFER_BYTES],
+            ahead_bytes: BUFFER_BYTES.max(rayon::current_num_threads() * AHEAD_BYTES_PER_THREAD),
             start: 0,
             end: 0,
             eof: false,
@@ -174,10 +180,18 @@ impl<R: Read> CsvChunks<R> {
     /// quote or fails.
     fn parse_ahead(&mut self, chunk_rows: usize) -> FeatureResult<()> {
         use rayon::prelude::*;
-        let want = BUFFER_BYTES.max(rayon::current_num_threads() * AHEAD_BYTES_PER_THREAD);
-        self.fill_to(want)?;
+        let threads = rayon::current_num_threads();
+        // The region grows (doubling, up to a bound) until it holds a
+        // chunk per thread: chunks are cut in rows, the region in bytes.
+        let bounds = loop {
+            self.fill_to(self.ahead_bytes)?;
+            let bounds = chunk_bounds(&self.buf[self.start..self.end], chunk_rows, self.eof);
+            if bounds.len() > threads || self.eof || self.ahead_bytes >= MAX_AHEAD_BYTES {
+                break bounds;
+            }
+            self.ahead_bytes = (self.ahead_bytes * 2).min(MAX_AHEAD_BYTES);
+        };
         let region = &self.buf[self.start..self.end];
-        let bounds = chunk_bounds(region, chunk_rows, self.eof);
         if bounds.len() < 2 {
             return Ok(());
         }
@@ -330,6 +344,35 @@ mod tests {
                 "{} of {count} chunks parsed alone",
                 chunks.alone_chunks
             );
+        });
+    }
+
+    /// Chunks several times the per-thread bytes (here ~2.7 MiB each) are
+    /// parsed ahead too: the region grows to hold one per thread.
+    #[test]
+    fn chunks_larger_than_the_region_are_parsed_ahead() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let rows = 2_000_000;
+            let bytes = source(rows);
+            let mut chunks =
+                CsvChunks::new(&bytes[..], "mem.csv", &ReadOptions::default()).unwrap();
+            let (mut n, mut count) = (0, 0);
+            while let Some((table, _, _)) = chunks.next_chunk(200_000).unwrap() {
+                assert_eq!(table.first_row, n + 1);
+                n += table.n_rows();
+                count += 1;
+            }
+            assert_eq!(n, rows);
+            assert!(
+                chunks.alone_chunks <= 2,
+                "{} of {count} chunks parsed alone",
+                chunks.alone_chunks
+            );
+            assert!(chunks.ahead_bytes <= MAX_AHEAD_BYTES);
         });
     }
 }
