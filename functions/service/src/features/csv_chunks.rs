@@ -318,20 +318,19 @@ mod tests {
         s
     }
 
-    #[test]
-    fn a_quote_free_source_is_parsed_ahead_to_its_end() {
+    /// Streams `rows` rows of [`source`] in chunks of `chunk_rows` on a
+    /// two-thread pool, checking the rows and that every chunk but the
+    /// source's last bytes was parsed ahead; returns the reader.
+    fn streamed_ahead(rows: usize, chunk_rows: usize) -> CsvChunks<std::io::Cursor<Vec<u8>>> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(2)
             .build()
             .unwrap();
         pool.install(|| {
-            // About five buffers' worth, eight chunks to a buffer.
-            let rows = 1_000_000;
-            let bytes = source(rows);
-            let options = ReadOptions::default();
-            let mut chunks = CsvChunks::new(&bytes[..], "mem.csv", &options).unwrap();
+            let bytes = std::io::Cursor::new(source(rows));
+            let mut chunks = CsvChunks::new(bytes, "mem.csv", &ReadOptions::default()).unwrap();
             let (mut n, mut count) = (0, 0);
-            while let Some((table, errors, _)) = chunks.next_chunk(20_000).unwrap() {
+            while let Some((table, errors, _)) = chunks.next_chunk(chunk_rows).unwrap() {
                 assert!(errors.is_empty());
                 assert_eq!(table.first_row, n + 1);
                 n += table.n_rows();
@@ -344,35 +343,22 @@ mod tests {
                 "{} of {count} chunks parsed alone",
                 chunks.alone_chunks
             );
-        });
+            chunks
+        })
+    }
+
+    #[test]
+    fn a_quote_free_source_is_parsed_ahead_to_its_end() {
+        // About five buffers' worth, eight chunks to a buffer.
+        streamed_ahead(1_000_000, 20_000);
     }
 
     /// Chunks several times the per-thread bytes (here ~2.7 MiB each) are
     /// parsed ahead too: the region grows to hold one per thread.
     #[test]
     fn chunks_larger_than_the_region_are_parsed_ahead() {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap();
-        pool.install(|| {
-            let rows = 2_000_000;
-            let bytes = source(rows);
-            let mut chunks =
-                CsvChunks::new(&bytes[..], "mem.csv", &ReadOptions::default()).unwrap();
-            let (mut n, mut count) = (0, 0);
-            while let Some((table, _, _)) = chunks.next_chunk(200_000).unwrap() {
-                assert_eq!(table.first_row, n + 1);
-                n += table.n_rows();
-                count += 1;
-            }
-            assert_eq!(n, rows);
-            assert!(
-                chunks.alone_chunks <= 2,
-                "{} of {count} chunks parsed alone",
-                chunks.alone_chunks
-            );
-            assert!(chunks.ahead_bytes <= MAX_AHEAD_BYTES);
-        });
+        let chunks = streamed_ahead(2_000_000, 200_000);
+        assert!(chunks.ahead_bytes > 2 * AHEAD_BYTES_PER_THREAD);
+        assert!(chunks.ahead_bytes <= MAX_AHEAD_BYTES);
     }
 }
