@@ -60,7 +60,11 @@ impl<'a> LogLoss<'a> {
                 return (*cost, grad.clone());
             }
         }
-        let (cost, grad) = self.evaluate(w.as_slice().unwrap_or(&w.to_vec()));
+        // The solver's points are contiguous; a copy only for one that is not.
+        let (cost, grad) = match w.as_slice() {
+            Some(w) => self.evaluate(w),
+            None => self.evaluate(&w.to_vec()),
+        };
         let grad = Array1::from(grad);
         *last = Some((w.clone(), cost, grad.clone()));
         (cost, grad)
