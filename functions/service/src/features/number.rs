@@ -172,7 +172,11 @@ fn take_sign(buf: &[u8], i: &mut usize) -> bool {
 /// Returns the value and the index just past the number, or `None` when the
 /// bytes are not such a number or the value cannot be computed exactly by the
 /// fast path; the caller then looks at the whole cell with [`parse_cell`].
-#[inline]
+///
+/// The common short cell is read inline in the caller's loop; the rest out
+/// of line ([`long_decimal`]), so the result stays in a register rather
+/// than passing through memory.
+#[inline(always)]
 pub(crate) fn fast_decimal(buf: &[u8], pos: usize) -> Option<(f64, usize)> {
     // The sign without a branch: signs are random in real data, and a
     // mispredicted branch per cell cost as much as the rest of the window.
@@ -182,6 +186,13 @@ pub(crate) fn fast_decimal(buf: &[u8], pos: usize) -> Option<(f64, usize)> {
     if let Some((value, end)) = short_decimal(buf, pos + usize::from(negative | (lead == b'+'))) {
         return Some((f64::from_bits(value.to_bits() | sign_bit), end));
     }
+    long_decimal(buf, pos)
+}
+
+/// [`fast_decimal`] digit by digit: exponents, long mantissas, the end of
+/// the buffer.
+#[inline(never)]
+fn long_decimal(buf: &[u8], pos: usize) -> Option<(f64, usize)> {
     let mut i = pos;
     let negative = take_sign(buf, &mut i);
     let mut mantissa: u64 = 0;
