@@ -668,9 +668,9 @@ impl FoldedModel {
     /// [`Self::score_row`] of each of `rows`, in order. Column by column:
     /// each feature's cells are read in one sweep, which keeps the columns
     /// streaming through the cache where row by row every row touched every
-    /// column; each row still adds its contributions in feature order and
-    /// stops at its first failing feature, so its result is exactly that of
-    /// scoring it alone.
+    /// column; each row still adds its contributions in feature order, and
+    /// a row's first failing feature gives its error (its later sums are
+    /// never read), so its result is exactly that of scoring it alone.
     fn score_rows_of<I>(
         &self,
         bound: &[Bound<'_>],
