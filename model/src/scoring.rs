@@ -543,7 +543,7 @@ impl FoldedModel {
     }
 
     /// [`Self::contribution`] with the error not yet named: the hot loops
-    /// carry a byte-sized fault and name field and row only on failure.
+    /// carry a small [`Fault`] and name field and row only on failure.
     #[inline]
     fn try_contribution(
         &self,
@@ -685,14 +685,17 @@ impl FoldedModel {
             ..CompactScore::default()
         };
         let mut scores: Vec<CompactScore> = rows.clone().map(|_| start).collect();
-        // Each row's first failing feature; a failed row's later sums are
-        // never read. Kept apart so the sweeps below run over plain scores.
-        let mut faults: Vec<Option<(usize, Fault)>> = vec![None; scores.len()];
-        let mut any_fault = false;
+        // Each row's first failing feature (allocated at the first fault); a
+        // failed row's later sums are never read. Kept apart so the sweeps
+        // below run over plain scores.
+        let n = scores.len();
+        let mut faults: Vec<Option<(usize, Fault)>> = Vec::new();
         for (f, b) in bound.iter().enumerate() {
             let (param, required) = (&self.params[f], self.required[f]);
             let mut fail = |k: usize, fault: Fault| {
-                any_fault = true;
+                if faults.is_empty() {
+                    faults.resize(n, None);
+                }
                 faults[k].get_or_insert((f, fault));
             };
             let add = |s: &mut CompactScore, (c, outside): (f64, bool)| {
@@ -746,10 +749,8 @@ impl FoldedModel {
             .enumerate()
             .map(|(k, (mut s, i))| {
                 let row = Some(table.row_number(i));
-                if any_fault {
-                    if let Some((f, fault)) = faults[k] {
-                        return Err(self.fault_error(fault, f, bound[f].cell(i), row));
-                    }
+                if let Some(&Some((f, fault))) = faults.get(k) {
+                    return Err(self.fault_error(fault, f, bound[f].cell(i), row));
                 }
                 if !self.pairs.is_empty() {
                     self.add_pairs(&mut s, |f| bound[f].cell(i), |_, _| ());
@@ -1173,7 +1174,7 @@ impl Scorer {
         out.clear();
         out.resize(table.n_rows(), CompactScore::default());
         // Blocks of rows on the thread pool, each scored column by column
-        // with one allocation per block; the errors come back in row order.
+        // with a few allocations per block; the errors come back in row order.
         out.par_chunks_mut(BLOCK)
             .enumerate()
             .flat_map_iter(|(b, block)| {

@@ -78,11 +78,12 @@ fn low_bytes(n: usize) -> u128 {
 }
 
 /// The common cell in one 16-byte window, without a loop per digit:
-/// `digits[.digits]` (at most 15 digits) at `buf[i..]` followed by a byte
-/// that is not a digit, `.`, `e` or `E`. Returns the unsigned value and the
-/// index past the number, or `None` for anything else (no 16 bytes left,
-/// an exponent, more digits): [`fast_decimal`]'s loop then reads it. Both
-/// compute the same mantissa and power of ten, so the same bits.
+/// `digits[.digits]` at `buf[i..]`, followed inside the window by a byte
+/// that is not a digit, `.`, `e` or `E` (so at most 15 digits, 14 with a
+/// point). Returns the unsigned value and the index past the number, or
+/// `None` for anything else (no 16 bytes left, an exponent, more digits):
+/// [`long_decimal`] then reads it. Both compute the same mantissa and power
+/// of ten, so the same bits.
 #[inline(always)]
 fn short_decimal(buf: &[u8], i: usize) -> Option<(f64, usize)> {
     // Two word loads straight into registers (a 16-byte array would go
@@ -322,8 +323,10 @@ mod tests {
 
     /// Decimals of every length from 1 to 17 digits, with the point at every
     /// place, signs and exponents, read both with 16 bytes of room after them
-    /// (the one-window path) and at the end of the buffer (the digit loop):
-    /// both give std's bits, or leave the cell to the slow path.
+    /// behind one of several terminators (the one-window path) and at the
+    /// end of the buffer (the digit loop): both give std's bits and the digit
+    /// loop's result, or leave the cell to the slow path; every plain decimal
+    /// that fits the window is read by it.
     #[test]
     fn window_and_loop_agree_with_std() {
         let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -333,36 +336,65 @@ mod tests {
             state ^= state << 17;
             state
         };
+        // Terminators the window must stop at, each with room after it.
+        let tails = [
+            ",1234567890123456789",
+            "\n1234567890123456789",
+            "\r\n123456789012345678",
+            ";1234567890123456789",
+            "\"xxxxxxxxxxxxxxxxxxx",
+            "\u{e9}xxxxxxxxxxxxxxxxxx",
+            "-1234567890123456789",
+        ];
+        let bits = |r: Option<(f64, usize)>| r.map(|(v, end)| (v.to_bits(), end));
         for _ in 0..200_000 {
             let len = (next() % 17 + 1) as usize;
-            let mut s: String = (0..len)
+            let mut body: String = (0..len)
                 .map(|_| char::from(b'0' + (next() % 10) as u8))
                 .collect();
             let point = (next() % (len as u64 + 2)) as usize;
             if point <= len {
-                s.insert(point, '.');
+                body.insert(point, '.');
             }
-            match next() % 6 {
-                0 => s.insert(0, '-'),
-                1 => s.insert(0, '+'),
-                2 => s.push_str(&format!("e{}", next() % 30)),
-                3 => s.push_str(&format!("E-{}", next() % 30)),
-                _ => {}
-            }
+            let sign = ["-", "+", ""][(next() % 3) as usize];
+            let exponent = match next() % 4 {
+                0 => format!("e{}", next() % 30),
+                1 => format!("E-{}", next() % 30),
+                _ => String::new(),
+            };
+            let s = format!("{sign}{body}{exponent}");
             let Ok(expected) = s.parse::<f64>() else {
                 continue;
             };
-            for tail in [",1234567890123456789", ""] {
+            let tail = tails[(next() % tails.len() as u64) as usize];
+            for tail in [tail, ""] {
                 let cell = format!("{s}{tail}");
-                match fast_decimal(cell.as_bytes(), 0) {
+                let got = fast_decimal(cell.as_bytes(), 0);
+                assert_eq!(bits(got), bits(long_decimal(cell.as_bytes(), 0)), "{cell}");
+                match got {
                     Some((v, end)) => {
                         assert_eq!(end, s.len(), "{cell}");
                         assert_eq!(v.to_bits(), expected.to_bits(), "{cell}");
                     }
-                    None => assert_eq!(parse_cell(s.as_bytes()), CellNumber::Finite(expected)),
+                    None => match parse_cell(s.as_bytes()) {
+                        CellNumber::Finite(v) => assert_eq!(v.to_bits(), expected.to_bits()),
+                        other => panic!("{s}: {other:?}"),
+                    },
                 }
             }
+            // Every plain decimal that fits the window is read by it.
+            if exponent.is_empty() && body.len() <= 15 {
+                let cell = format!("{s}{tail}");
+                let window = short_decimal(cell.as_bytes(), sign.len());
+                assert!(window.is_some(), "{cell}");
+            }
         }
+        for cell in [".", "+", "-", "-.", "+-5", "--5", "-e5"] {
+            let padded = format!("{cell},1234567890123456789");
+            assert_eq!(fast_decimal(padded.as_bytes(), 0), None, "{cell}");
+        }
+        let negative_zero = fast_decimal(b"-0,1234567890123456789", 0);
+        assert_eq!(bits(negative_zero), Some(((-0.0f64).to_bits(), 2)));
     }
 
     #[test]
