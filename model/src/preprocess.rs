@@ -194,13 +194,28 @@ pub(crate) enum FeatureData<'a> {
 
 /// Extracts a feature column as its resolved kind, naming the row and column
 /// of any cell that does not fit.
+/// Position of the first infinite value of `v`. Blocks are tested whole,
+/// without an early exit, so the test vectorises; only the block holding
+/// one is searched value by value.
+fn first_infinite(v: &[f64]) -> Option<usize> {
+    const BLOCK: usize = 1024;
+    let block = v
+        .chunks(BLOCK)
+        .position(|b| b.iter().fold(false, |any, x| any | x.is_infinite()))?;
+    let start = block * BLOCK;
+    v[start..]
+        .iter()
+        .position(|x| x.is_infinite())
+        .map(|i| start + i)
+}
+
 pub(crate) fn feature_data<'a>(table: &'a Table, col: &ResolvedColumn) -> Result<FeatureData<'a>> {
     let column = table
         .column(&col.name)
         .ok_or_else(|| crate::schema::missing_column(table, &col.name))?;
     let data = match (col.kind, &column.values) {
         (ColumnKind::Numeric, ColumnValues::Numeric(v)) => {
-            if let Some(i) = v.iter().position(|x| x.is_infinite()) {
+            if let Some(i) = first_infinite(v) {
                 return Err(Error::NotANumber {
                     row: table.row_number(i),
                     column: col.name.clone(),

@@ -19,20 +19,18 @@ fn by_class(rows: &[usize], labels: &[bool]) -> [Vec<usize>; 2] {
 /// class (rounded) in the holdout. Both parts are sorted ascending.
 pub fn stratified_split(labels: &[bool], fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let (mut train, mut holdout) = (Vec::new(), Vec::new());
-    let mut classes = [Vec::new(), Vec::new()];
-    for (r, &y) in labels.iter().enumerate() {
-        classes[usize::from(y)].push(r);
-    }
-    for mut class in classes {
+    let mut in_holdout = vec![false; labels.len()];
+    let all: Vec<usize> = (0..labels.len()).collect();
+    for mut class in by_class(&all, labels) {
         class.shuffle(&mut rng);
         let k = ((class.len() as f64) * fraction).round() as usize;
-        let (h, t) = class.split_at(k.min(class.len()));
-        holdout.extend_from_slice(h);
-        train.extend_from_slice(t);
+        for &r in &class[..k.min(class.len())] {
+            in_holdout[r] = true;
+        }
     }
-    train.sort_unstable();
-    holdout.sort_unstable();
+    // Marked, then read off in row order: both parts come out sorted
+    // without sorting them.
+    let (holdout, train) = all.into_iter().partition(|&r| in_holdout[r]);
     (train, holdout)
 }
 
@@ -75,6 +73,34 @@ pub fn stratified_folds(rows: &[usize], labels: &[bool], k: usize, seed: u64) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn split_matches_cutting_the_shuffled_classes_and_sorting() {
+        // The split as first written: shuffle each class, cut, sort the parts.
+        fn by_sorting(labels: &[bool], fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let (mut train, mut holdout) = (Vec::new(), Vec::new());
+            let all: Vec<usize> = (0..labels.len()).collect();
+            for mut class in by_class(&all, labels) {
+                class.shuffle(&mut rng);
+                let k = ((class.len() as f64) * fraction).round() as usize;
+                let (h, t) = class.split_at(k.min(class.len()));
+                holdout.extend_from_slice(h);
+                train.extend_from_slice(t);
+            }
+            train.sort_unstable();
+            holdout.sort_unstable();
+            (train, holdout)
+        }
+        for (n, fraction, seed) in [(0, 0.2, 1), (1, 0.5, 2), (997, 0.2, 3), (5000, 0.33, 4)] {
+            let labels: Vec<bool> = (0..n).map(|i| (i * 7919) % 13 < 4).collect();
+            assert_eq!(
+                stratified_split(&labels, fraction, seed),
+                by_sorting(&labels, fraction, seed),
+                "{n} rows, fraction {fraction}, seed {seed}"
+            );
+        }
+    }
 
     #[test]
     fn split_is_stratified_disjoint_and_seeded() {

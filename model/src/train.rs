@@ -41,7 +41,7 @@ use crate::preprocess::{feature_data, FeatureData, FeaturePrep, PrepOptions, Pre
 use crate::reference::{BandShares, FeatureImportance, HoldoutProfile, ReferenceBins};
 pub use crate::sample::Population;
 use crate::sample::RowSample;
-use crate::schema::Schema;
+use crate::schema::{ResolvedColumn, Schema};
 use crate::scoring::{FoldedModel, Scorer};
 use crate::split::stratified_split;
 use crate::table::Table;
@@ -327,11 +327,13 @@ fn prepare<'a>(
     labels: &[bool],
 ) -> Result<Prepared<'a>> {
     let cols = schema.resolve(table, &config.id_column, &config.label_column)?;
-    let data: Vec<FeatureData<'_>> = cols
-        .iter()
-        .map(|c| feature_data(table, c))
-        .collect::<Result<_>>()?;
-    let (train_rows, holdout_rows) = split_rows(labels, config)?;
+    // The split is one thread's work (a seeded shuffle); the columns are
+    // converted beside it.
+    let (data, split) = rayon::join(
+        || feature_columns(table, &cols),
+        || split_rows(labels, config),
+    );
+    let (data, (train_rows, holdout_rows)) = (data?, split?);
     let opts = PrepOptions {
         min_level_count: config.min_level_count,
         skew_threshold: config.skew_threshold,
@@ -349,6 +351,18 @@ fn prepare<'a>(
         train_rows,
         holdout_rows,
     })
+}
+
+/// The data of each of `cols`, converted side by side on the pool. The
+/// error reported is the first column's in order, as on one thread.
+///
+/// # Errors
+/// A cell error naming the row and column.
+fn feature_columns<'a>(table: &'a Table, cols: &[ResolvedColumn]) -> Result<Vec<FeatureData<'a>>> {
+    use rayon::prelude::*;
+    let data: Vec<Result<FeatureData<'a>>> =
+        cols.par_iter().map(|c| feature_data(table, c)).collect();
+    data.into_iter().collect()
 }
 
 /// The stratified (training, holdout) split of the rows.

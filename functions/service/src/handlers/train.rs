@@ -216,6 +216,7 @@ pub async fn handle_train_with(
         let current = models.current().await?;
         gate_verdict(settings.gate, &outcome, &table, &stored.model_id, current)
     };
+    crate::blocking::drop_detached(table);
     let promoted = if verdict.promote && !verdict.already_current {
         models
             .promote(&stored.model_id, Some(&stored.sha256))
