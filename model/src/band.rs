@@ -1,5 +1,6 @@
 //! Risk bands: the three buckets CS teams work from.
 
+use crate::reference::order_statistics;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -197,24 +198,27 @@ impl BandCutoffs {
                 high_share,
                 medium_share,
             } => {
-                let mut p: Vec<f64> = holdout_probs.to_vec();
-                p.sort_unstable_by(|a, b| b.total_cmp(a));
-                let kth = |share: f64| -> f64 {
-                    if p.is_empty() {
-                        return 1.0;
-                    }
-                    let k = ((share * p.len() as f64).ceil() as usize).clamp(1, p.len());
-                    p[k - 1]
+                // The k-th highest scores, selected rather than sorted for.
+                let n = holdout_probs.len();
+                let k = |share: f64| ((share * n as f64).ceil() as usize).clamp(1, n.max(1));
+                let (k_high, k_medium) = (k(high_share), k(high_share + medium_share));
+                // As ascending ranks n - k: medium's (the larger k) first.
+                let [medium_kth, high_kth] = if n == 0 {
+                    [1.0, 1.0]
+                } else {
+                    let ranks = [n - k_medium.max(k_high), n - k_high];
+                    let at = order_statistics(&mut holdout_probs.to_vec(), &ranks);
+                    [at[0], at[1]]
                 };
                 let high = if high_share <= 0.0 {
                     f64::INFINITY.min(1.0 + f64::EPSILON)
                 } else {
-                    kth(high_share)
+                    high_kth
                 };
                 let medium = if high_share + medium_share <= 0.0 {
                     high
                 } else {
-                    kth(high_share + medium_share)
+                    medium_kth
                 };
                 BandCutoffs {
                     high,
@@ -229,6 +233,48 @@ impl BandCutoffs {
 #[cfg(test)]
 mod policy_tests {
     use super::*;
+
+    #[test]
+    fn quantile_cutoffs_are_the_kth_highest_scores() {
+        // The cutoffs as a sort gives them: the k-th highest, k = ceil(share x n).
+        fn by_sorting(probs: &[f64], high_share: f64, medium_share: f64) -> (f64, f64) {
+            let mut p = probs.to_vec();
+            p.sort_unstable_by(|a, b| b.total_cmp(a));
+            let kth =
+                |share: f64| p[((share * p.len() as f64).ceil() as usize).clamp(1, p.len()) - 1];
+            (
+                kth(high_share),
+                kth(high_share + medium_share).min(kth(high_share)),
+            )
+        }
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        for n in [1, 2, 3, 10, 11, 997, 5000] {
+            // Scores on a coarse grid, so that ties sit at the cutoffs too.
+            let probs: Vec<f64> = (0..n)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (state % 50) as f64 / 50.0
+                })
+                .collect();
+            for (high, medium) in [
+                (0.1, 0.2),
+                (0.05, 0.0),
+                (0.3, 0.7),
+                (1.0, 0.0),
+                (0.001, 0.5),
+            ] {
+                let policy = BandPolicy::quantile(high, medium).unwrap();
+                let cut = BandCutoffs::from_policy(policy, &probs);
+                assert_eq!(
+                    (cut.high, cut.medium),
+                    by_sorting(&probs, high, medium),
+                    "n {n}, shares {high} {medium}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn one_set_of_rules_for_every_policy() {

@@ -1,6 +1,7 @@
 //! Holdout metrics. Every function takes labels (`true` = churned) and
 //! predicted churn probabilities of equal length.
 
+use crate::reference::total_order_key;
 use serde::{Deserialize, Serialize};
 
 /// Counts at one probability cutoff (`predicted churn` = probability >= cutoff).
@@ -101,13 +102,13 @@ impl Metrics {
 
 /// Indices sorted by descending score; NaN-free input assumed (total order anyway).
 fn order_desc(probs: &[f64]) -> Vec<u32> {
-    let mut idx: Vec<u32> = (0..probs.len() as u32).collect();
-    idx.sort_unstable_by(|&a, &b| {
-        probs[b as usize]
-            .total_cmp(&probs[a as usize])
-            .then(a.cmp(&b))
-    });
-    idx
+    // (descending key, index) pairs sorted in place: no comparison reads a
+    // score through an index. `!` reverses the key's order without overflow.
+    let mut keyed: Vec<(i64, u32)> = (0..probs.len() as u32)
+        .map(|i| (!total_order_key(probs[i as usize]), i))
+        .collect();
+    keyed.sort_unstable();
+    keyed.into_iter().map(|(_, i)| i).collect()
 }
 
 /// ROC AUC by the rank-sum (Mann-Whitney) formula with average ranks for
@@ -259,6 +260,32 @@ pub fn ece(labels: &[bool], probs: &[f64], bins: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn descending_order_is_total_order_then_index() {
+        let probs = [
+            0.5,
+            -0.0,
+            0.0,
+            1.0,
+            0.5,
+            f64::MIN_POSITIVE,
+            -1.0,
+            0.25,
+            1.0,
+            0.5,
+            0.0,
+            -0.0,
+        ];
+        let mut expected: Vec<u32> = (0..probs.len() as u32).collect();
+        expected.sort_by(|&a, &b| {
+            probs[b as usize]
+                .total_cmp(&probs[a as usize])
+                .then(a.cmp(&b))
+        });
+        assert_eq!(order_desc(&probs), expected);
+        assert_eq!(order_desc(&[]), Vec::<u32>::new());
+    }
 
     #[test]
     fn auc_counts_ties_as_half() {

@@ -9,7 +9,9 @@
 
 use crate::error::{Error, Result};
 use crate::product::{FoldedPair, Part, PartArg, MAX_PARTS};
-use crate::reference::{decile_ranks, decile_shares, order_statistics, Bins, ReferenceBins};
+use crate::reference::{
+    decile_ranks, decile_shares, order_statistics, total_order_key, Bins, ReferenceBins,
+};
 use crate::schema::{ColumnKind, ResolvedColumn};
 use crate::table::{ColumnValues, Table};
 use serde::{Deserialize, Serialize};
@@ -934,12 +936,6 @@ fn bracketed_order_statistics(v: &[f64], ranks: &[usize]) -> Option<Vec<f64>> {
     }
     let shifted: Vec<usize> = ranks.iter().map(|r| r - below).collect();
     Some(order_statistics(&mut inside, &shifted))
-}
-
-/// An integer ordered as `f64::total_cmp` orders floats (its own mapping).
-fn total_order_key(x: f64) -> i64 {
-    let bits = x.to_bits() as i64;
-    bits ^ (((bits >> 63) as u64) >> 1) as i64
 }
 
 /// Nearest-rank decile edges of every `ceil(len / max)`-th value of `v`

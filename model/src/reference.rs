@@ -118,6 +118,13 @@ pub(crate) fn order_statistics(v: &mut [f64], ranks: &[usize]) -> Vec<f64> {
     out
 }
 
+/// An integer ordered as `f64::total_cmp` orders floats (its own mapping):
+/// sorting by it compares integers, not floats.
+pub(crate) fn total_order_key(x: f64) -> i64 {
+    let bits = x.to_bits() as i64;
+    bits ^ (((bits >> 63) as u64) >> 1) as i64
+}
+
 /// 0-based ranks of the nearest-rank 10th..90th percentiles of `n` values.
 pub(crate) fn decile_ranks(n: usize) -> Vec<usize> {
     if n == 0 {

@@ -79,10 +79,10 @@ type FastHash = std::hash::BuildHasherDefault<FxHasher>;
 /// miss per id; a sort of 16-byte pairs streams), then confirms equal hashes
 /// with `same`. Returns (row, first row) of the duplicate with the smallest row.
 fn first_duplicate(
-    mut keys: Vec<(u64, usize)>,
+    keys: Vec<(u64, usize)>,
     same: impl Fn(usize, usize) -> bool,
 ) -> Option<(usize, usize)> {
-    keys.par_sort_unstable();
+    let keys = sorted_by_hash(keys);
     let mut best: Option<(usize, usize)> = None;
     for group in keys.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
         // Within a group rows ascend, so the first match is the first occurrence.
@@ -97,6 +97,46 @@ fn first_duplicate(
         }
     }
     best
+}
+
+/// `keys` sorted. They are first distributed by their hash's top bits
+/// (uniform: the hash is finalised) into buckets of a few thousand, in one
+/// counting pass and one scatter; the buckets then lie in order and each is
+/// sorted in cache, side by side on the pool.
+fn sorted_by_hash(mut keys: Vec<(u64, usize)>) -> Vec<(u64, usize)> {
+    const PER_BUCKET: usize = 4096;
+    let bits = (keys.len() / PER_BUCKET).max(1).ilog2().min(16);
+    if bits == 0 {
+        keys.par_sort_unstable();
+        return keys;
+    }
+    let bucket = |h: u64| (h >> (64 - bits)) as usize;
+    let mut ends = vec![0usize; 1 << bits];
+    for &(h, _) in &keys {
+        ends[bucket(h)] += 1;
+    }
+    let mut next = Vec::with_capacity(ends.len());
+    let mut total = 0;
+    for end in &mut ends {
+        next.push(total);
+        total += *end;
+        *end = total;
+    }
+    let mut out = vec![(0, 0); keys.len()];
+    for &k in &keys {
+        let b = bucket(k.0);
+        out[next[b]] = k;
+        next[b] += 1;
+    }
+    let mut buckets = Vec::with_capacity(ends.len());
+    let (mut rest, mut start) = (out.as_mut_slice(), 0);
+    for &end in &ends {
+        let (bucket, tail) = std::mem::take(&mut rest).split_at_mut(end - start);
+        buckets.push(bucket);
+        (rest, start) = (tail, end);
+    }
+    buckets.into_par_iter().for_each(|b| b.sort_unstable());
+    out
 }
 
 /// `(hash, row)` of every value, rows in parallel blocks; the error of the
@@ -215,4 +255,20 @@ pub(crate) fn check_balance(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucketed_sort_is_a_sort() {
+        for n in [0, 1, 4095, 8192, 50_000, 300_000] {
+            // Hashes of (row / 3): runs of equal hashes, as duplicates make.
+            let keys: Vec<(u64, usize)> = (0..n).map(|r| (fx_hash(&(r / 3)), r)).collect();
+            let mut expected = keys.clone();
+            expected.sort_unstable();
+            assert_eq!(sorted_by_hash(keys), expected, "{n} keys");
+        }
+    }
 }
