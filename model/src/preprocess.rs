@@ -194,8 +194,6 @@ pub(crate) enum FeatureData<'a> {
     Cat(Cow<'a, [Option<String>]>),
 }
 
-/// Extracts a feature column as its resolved kind, naming the row and column
-/// of any cell that does not fit.
 /// Position of the first infinite value of `v`. Blocks are tested whole,
 /// without an early exit, so the test vectorises; only the block holding
 /// one is searched value by value.
@@ -211,6 +209,8 @@ fn first_infinite(v: &[f64]) -> Option<usize> {
         .map(|i| start + i)
 }
 
+/// Extracts a feature column as its resolved kind, naming the row and column
+/// of any cell that does not fit.
 pub(crate) fn feature_data<'a>(table: &'a Table, col: &ResolvedColumn) -> Result<FeatureData<'a>> {
     let column = table
         .column(&col.name)
@@ -1118,6 +1118,39 @@ mod tests {
         assert_eq!(cp.most_common, OTHER_LEVEL);
         assert!(fit.columns.is_empty());
         assert_eq!(fit.missing_share, 0.0);
+    }
+
+    #[test]
+    fn first_infinite_is_the_first_position() {
+        let n = 5000;
+        let cases: [&[usize]; 8] = [
+            &[],
+            &[0],
+            &[1023],
+            &[1024],
+            &[2047],
+            &[4999],
+            &[3000, 2100],
+            &[5, 7],
+        ];
+        for at in cases {
+            let mut v: Vec<f64> = (0..n)
+                .map(|i| if i % 7 == 0 { f64::NAN } else { i as f64 })
+                .collect();
+            for (k, &i) in at.iter().enumerate() {
+                v[i] = if k % 2 == 0 {
+                    f64::NEG_INFINITY
+                } else {
+                    f64::INFINITY
+                };
+            }
+            assert_eq!(
+                first_infinite(&v),
+                v.iter().position(|x| x.is_infinite()),
+                "{at:?}"
+            );
+        }
+        assert_eq!(first_infinite(&[]), None);
     }
 
     #[test]

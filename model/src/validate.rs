@@ -102,7 +102,8 @@ fn first_duplicate(
 /// `keys` sorted. They are first distributed by their hash's top bits
 /// (uniform: the hash is finalised) into buckets of a few thousand, in one
 /// counting pass and one scatter; the buckets then lie in order and each is
-/// sorted in cache, side by side on the pool.
+/// sorted in cache, side by side on the pool. The scatter needs a second
+/// buffer as large as `keys` (16 MB per million ids), freed on return.
 fn sorted_by_hash(mut keys: Vec<(u64, usize)>) -> Vec<(u64, usize)> {
     const PER_BUCKET: usize = 4096;
     let bits = (keys.len() / PER_BUCKET).max(1).ilog2().min(16);

@@ -6,7 +6,8 @@
 //! request id. Every hand-off in this crate goes through [`spawn`], [`run`]
 //! or [`TraceContext::run`], which re-enter the caller's span (and its
 //! subscriber, for callers that installed one only for their own thread, as
-//! tests do) on the other thread.
+//! tests do) on the other thread; [`drop_detached`] alone does not, as it
+//! only frees memory and logs nothing.
 
 use tracing::{Dispatch, Span};
 

@@ -257,14 +257,12 @@ impl DynamoFlagStore {
                     .await
             }
             WriteStrategy::Batch => {
-                let mut chunks: Vec<Vec<Pending>> = Vec::new();
-                let mut rest = pending;
-                while !rest.is_empty() {
-                    let tail = rest.split_off(rest.len().min(BATCH_WRITE_MAX));
-                    chunks.push(rest);
-                    rest = tail;
-                }
-                let outcomes: Vec<_> = stream::iter(chunks)
+                // Batches cut as they are sent, each its own 25-row vector.
+                // (Cutting them all up front with `split_off` left every
+                // batch holding the capacity of all the rows after it:
+                // hundreds of MiB for a 4096-row chunk.)
+                let outcomes: Vec<_> = stream::iter(pending)
+                    .chunks(BATCH_WRITE_MAX)
                     .map(|c| self.put_batch(c, deadline))
                     .buffer_unordered(self.concurrency)
                     .collect()
