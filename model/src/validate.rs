@@ -112,29 +112,30 @@ fn sorted_by_hash(mut keys: Vec<(u64, usize)>) -> Vec<(u64, usize)> {
         return keys;
     }
     let bucket = |h: u64| (h >> (64 - bits)) as usize;
-    let mut ends = vec![0usize; 1 << bits];
+    let mut counts = vec![0usize; 1 << bits];
     for &(h, _) in &keys {
-        ends[bucket(h)] += 1;
+        counts[bucket(h)] += 1;
     }
-    let mut next = Vec::with_capacity(ends.len());
-    let mut total = 0;
-    for end in &mut ends {
-        next.push(total);
-        total += *end;
-        *end = total;
-    }
+    // Where each bucket's next key goes: its start, then one further per key.
+    let mut next: Vec<usize> = counts
+        .iter()
+        .scan(0, |start, &c| {
+            *start += c;
+            Some(*start - c)
+        })
+        .collect();
     let mut out = vec![(0, 0); keys.len()];
     for &k in &keys {
         let b = bucket(k.0);
         out[next[b]] = k;
         next[b] += 1;
     }
-    let mut buckets = Vec::with_capacity(ends.len());
-    let (mut rest, mut start) = (out.as_mut_slice(), 0);
-    for &end in &ends {
-        let (bucket, tail) = std::mem::take(&mut rest).split_at_mut(end - start);
+    let mut buckets = Vec::with_capacity(counts.len());
+    let mut rest = out.as_mut_slice();
+    for &c in &counts {
+        let (bucket, tail) = std::mem::take(&mut rest).split_at_mut(c);
         buckets.push(bucket);
-        (rest, start) = (tail, end);
+        rest = tail;
     }
     buckets.into_par_iter().for_each(|b| b.sort_unstable());
     out
